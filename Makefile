@@ -1,0 +1,94 @@
+# normsharp — plain Makefile.
+#   make                    release build (float32 network math): ./normsharp, build/libnormsharp.a
+#   make PRECISION=double   network math in double (used by the derivative tests)
+#   make SAN=1              AddressSanitizer + UndefinedBehaviorSanitizer
+#   make MPI=1              sweeps across MPI ranks (needs OpenMPI's mpicc)
+#   make test               install missing deps, run the suite: float, double, double+sanitizers
+#   make demo               install missing deps, run the headline experiment and its report
+PRECISION ?= float
+SAN ?= 0
+MPI ?= 0
+
+PKGS := openblas lapacke zlib cmocka
+CC := cc
+ifeq ($(MPI),1)
+  CC := mpicc
+endif
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lglpk -ldsdp -lm -lpthread
+
+VARIANT := $(PRECISION)
+ifeq ($(PRECISION),double)
+  CFLAGS += -DNS_DOUBLE=1
+endif
+ifeq ($(SAN),1)
+  CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+  VARIANT := $(VARIANT)-san
+endif
+ifeq ($(MPI),1)
+  CFLAGS += -DNS_MPI=1
+  VARIANT := $(VARIANT)-mpi
+endif
+
+# TAG lets several builds of one variant coexist (e.g. make TAG=-mine)
+TAG ?=
+B := build/$(VARIANT)$(TAG)
+LIB_SRC := $(sort $(wildcard src/core/*.c src/data/*.c src/model/*.c src/curvature/*.c \
+             src/train/*.c src/sweep/*.c src/report/*.c src/dln/*.c))
+CLI_SRC := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+LIB := $(B)/libnormsharp.a
+BIN := $(B)/normsharp
+
+.PHONY: all lib tests test test-one deps demo reproduce bench clean
+all: $(BIN)
+ifeq ($(VARIANT)$(TAG),float)
+	@ln -sf $(BIN) normsharp
+	@ln -sf $(LIB) build/libnormsharp.a
+endif
+
+lib: $(LIB)
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+$(B)/tests/%: tests/%.c tests/testutil.h $(LIB) $(BIN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+tests: $(TEST_BIN)
+# One variant's suite (used by `make test`).
+test-one: $(TEST_BIN)
+	@tests/run.sh $(B)
+
+deps:
+	@scripts/install-deps
+
+test: deps
+	@$(MAKE) --no-print-directory test-one PRECISION=float
+	@$(MAKE) --no-print-directory test-one PRECISION=double
+	@$(MAKE) --no-print-directory test-one PRECISION=double SAN=1
+	@tests/summarize.sh build/float build/double build/double-san
+
+demo: deps all
+	@scripts/demo
+
+reproduce: deps all
+	@scripts/reproduce
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh
+
+clean:
+	rm -rf build normsharp

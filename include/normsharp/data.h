@@ -1,0 +1,77 @@
+// normsharp/data.h — datasets prepared exactly as SPEC §1 says:
+// /255 -> standardize with full-training-split statistics -> --classes K -> first N / first M.
+#ifndef NORMSHARP_DATA_H
+#define NORMSHARP_DATA_H
+#include "normsharp/common.h"
+
+#define NS_FASHION_DIR "/usr/share/datasets/fashion-mnist"
+
+typedef enum { NS_LOSS_MSE = 0, NS_LOSS_CE = 1 } ns_loss_kind;
+const char *ns_loss_name(ns_loss_kind k);                 // "mse" / "ce"
+int ns_loss_parse(const char *s, ns_loss_kind *out);      // "mse", "ce" (or "cross-entropy")
+
+// What to load. Defaults (ns_data_opts_default): fashion-mnist, n=5000, n_test=-1 (all),
+// classes=-1 (all), loss mse, data_dir NULL (the Debian package dir for fashion-mnist).
+typedef struct {
+    const char *dataset;   // "fashion-mnist", "mnist", "cifar10"
+    const char *data_dir;  // required for mnist/cifar10
+    long n;                // training subset size
+    long n_test;           // test subset size, -1 = all
+    int classes;           // keep labels < classes, -1 = all
+    ns_loss_kind loss;
+} ns_data_opts;
+void ns_data_opts_default(ns_data_opts *o);
+
+// A prepared dataset. Row-major: example i's features are x[i*d .. i*d+d-1], with
+// d = c*h*w in PyTorch's (C,H,W) order. y: labels. t: one-hot targets (n x k), always
+// filled (used by MSE).
+typedef struct {
+    char name[32];
+    int c, h, w;           // input shape
+    int d;                 // features = c*h*w
+    int k;                 // number of classes (after --classes)
+    long n, n_test;
+    real *x_train, *x_test;
+    int *y_train, *y_test;
+    real *t_train, *t_test;
+    // statistics of the full training split used to standardize (length d)
+    double *feat_mean, *feat_std;
+    long n_train_full, n_test_full;  // sizes of the files before subsetting
+    // Check of step 2, measured on the standardized full training split (before --classes):
+    // mean over features of the per-feature mean (~0) and of the per-feature population
+    // std (1 per feature, 0 for a constant one).
+    double full_mean, full_std;
+} ns_dataset;
+
+int ns_data_load(const ns_data_opts *o, ns_dataset *ds);
+void ns_data_free(ns_dataset *ds);
+
+// ---- raw readers (exposed for tests) -----------------------------------------------
+// IDX (raw or gzip, detected by the gzip magic). Returns bytes (uint8 data only) and dims.
+typedef struct {
+    int ndim;
+    long dims[4];
+    long count;            // product of dims
+    unsigned char *data;
+} ns_idx;
+int ns_idx_read(const char *path, ns_idx *out);
+void ns_idx_free(ns_idx *x);
+// CIFAR-10 binary: records of 1 label byte + 3072 pixel bytes.
+int ns_cifar_read(const char *path, unsigned char **pixels, int **labels, long *count);
+
+// Preprocessing core on raw uint8 pixels (exposed for the hand-worked test):
+// x = (p/255 - mean_j)/std_j with mean/std over the n_full training rows (std=0 -> 1).
+int ns_prep_standardize(const unsigned char *train_px, long n_full, int d,
+                        double *mean, double *std);
+
+// ---- synthetic data for the DLN lab (SPEC §6) ----------------------------------------
+// X (n x d, row-major) iid N(0,1); beta* s-sparse with value 1/sqrt(s) on the first s
+// coordinates... of a random support; y = X beta* + noise*N(0,1). All from `seed`.
+typedef struct {
+    int n, d, s;
+    double noise;
+    double *X, *y, *beta_star;
+} ns_synth;
+int ns_synth_sparse(int n, int d, int s, double noise, uint64_t seed, ns_synth *out);
+void ns_synth_free(ns_synth *s);
+#endif

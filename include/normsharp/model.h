@@ -1,0 +1,67 @@
+// normsharp/model.h — networks from architecture strings (SPEC §3), with exact gradients
+// and exact Hessian-vector products (Pearlmutter's R-operator, forward-over-reverse).
+// All parameters live in one contiguous buffer theta, laid out tensor after tensor in
+// PyTorch's state_dict order and layouts (fc1.weight (out,in), fc1.bias, conv1.weight
+// (out,in,3,3), ...).
+#ifndef NORMSHARP_MODEL_H
+#define NORMSHARP_MODEL_H
+#include "normsharp/common.h"
+#include "normsharp/data.h"
+
+typedef struct ns_model ns_model;
+
+typedef struct {
+    char name[32];      // "fc1.weight", "conv2.bias", ...
+    int ndim;
+    int shape[4];
+    size_t offset;      // into theta
+    size_t size;        // number of elements
+} ns_tensor_info;
+
+typedef struct {
+    char arch[128];     // e.g. "fc-tanh-200-200", "cnn-relu-32-32-avgpool"
+    char param[16];     // "standard", "ntk", "mup"
+    double init_scale;
+    uint64_t seed;
+    int c, h, w;        // input shape
+    int k;              // outputs = classes
+} ns_model_config;
+
+// Build the model and draw theta_0 (depends only on arch, param, init_scale, seed).
+int ns_model_create(const ns_model_config *cfg, ns_model **out);
+void ns_model_free(ns_model *m);
+const ns_model_config *ns_model_cfg(const ns_model *m);
+size_t ns_model_nparams(const ns_model *m);
+real *ns_model_theta(ns_model *m);     // the flat parameter vector (read/write)
+int ns_model_ntensors(const ns_model *m);
+const ns_tensor_info *ns_model_tensor(const ns_model *m, int i);
+// Validate an architecture string without building (for early option errors).
+int ns_arch_check(const char *arch);
+
+// A batch: x (n x d), labels y (n), one-hot targets t (n x k; MSE). Loss as SPEC §2.
+typedef struct {
+    const real *x;
+    const int *y;
+    const real *t;
+    long n;
+    ns_loss_kind loss;
+} ns_batch;
+
+// Loss and accuracy at the current theta (either output pointer may be NULL).
+int ns_model_loss(ns_model *m, const ns_batch *b, double *loss, double *acc);
+// grad := dL/dtheta (overwritten), plus loss and accuracy.
+int ns_model_grad(ns_model *m, const ns_batch *b, real *grad, double *loss, double *acc);
+// hv := H v, H the Hessian of the loss over the batch at theta. Exact (R-operator).
+int ns_model_hvp(ns_model *m, const ns_batch *b, const real *v, real *hv);
+
+// ---- weights directory: model.json + one NumPy .npy (format 1.0) per tensor ------------
+// `extra_json` (may be NULL) is an already-formatted JSON object body appended to
+// model.json under "data" (dataset conventions: dataset, n, classes, loss, ...).
+int ns_weights_save(const ns_model *m, const char *dir, const ns_data_opts *data);
+// Load: reads model.json, builds the model, reads every tensor, checks shapes.
+// If `data` is non-NULL it is filled with the saved dataset conventions.
+int ns_weights_load(const char *dir, ns_model **out, ns_data_opts *data);
+// .npy helpers (float32 '<f4' or float64 '<f8', C order)
+int ns_npy_write(const char *path, const real *x, int ndim, const int *shape);
+int ns_npy_read(const char *path, real *x, int ndim, const int *shape);
+#endif

@@ -1,0 +1,42 @@
+// normsharp/sweep.h — the shared sweep runner used by `normsharp sweep` and
+// `normsharp dln sweep`: runs in parallel processes (--jobs), resume, progress, sweep.csv.
+#ifndef NORMSHARP_SWEEP_H
+#define NORMSHARP_SWEEP_H
+#include "normsharp/common.h"
+
+typedef struct ns_progress ns_progress;
+// Called by a run from time to time; cheap; p may be NULL.
+void ns_progress_step(ns_progress *p, long step, double loss);
+
+// Run i: do the work and write everything into run_dir (which the runner creates).
+// The run must write run_dir/summary.json LAST, atomically: its presence marks the run
+// finished, so a rerun of the sweep skips it. Return 0, or an NS_E* code on a real error
+// (divergence is a result, not an error).
+typedef int (*ns_run_fn)(void *ctx, int i, const char *run_dir, ns_progress *p);
+// Append the CSV row for finished run i (no newline) read from run_dir's files.
+typedef int (*ns_row_fn)(void *ctx, int i, const char *run_dir, ns_buf *line);
+// Short human label of run i for progress lines, e.g. "lr=0.01 seed=0".
+typedef void (*ns_label_fn)(void *ctx, int i, char *out, size_t cap);
+
+typedef struct {
+    int n_runs;
+    char **run_dirs;        // n_runs directories
+    ns_run_fn run;
+    ns_row_fn row;
+    ns_label_fn label;
+    void *ctx;
+    int jobs;               // parallel worker processes (>= 1)
+    const char *csv_path;   // sweep.csv / dln.csv, written atomically at the end
+    const char *csv_header; // header line, no newline
+    int quiet;              // no progress output (e.g. --json)
+} ns_sweep;
+
+typedef struct {
+    int done, skipped, failed;
+    double seconds;
+} ns_sweep_stats;
+
+// Runs every unfinished run, then writes the CSV with one row per finished run, in run
+// order. Results do not depend on `jobs`. Returns 0 if every run finished, else an error.
+int ns_sweep_run(const ns_sweep *s, ns_sweep_stats *stats);
+#endif

@@ -1,0 +1,51 @@
+// normsharp <command> [options] — dispatch to the commands.
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *about;
+} command;
+
+static const command commands[] = {
+    {"data", cmd_data, "prepare a dataset and print its summary"},
+    {"init", cmd_init, "draw theta_0 for an architecture and save it"},
+    {"sharpness", cmd_sharpness, "loss, norms, sharpness, top-k eigenvalues and trace of saved weights"},
+    {"train", cmd_train, "full-batch GD (or momentum/SGD) at one learning rate"},
+    {"flow", cmd_flow, "gradient flow by RK4; predicts the critical learning rate eta_c"},
+    {"sweep", cmd_sweep, "GD over a grid of learning rates and seeds"},
+    {"dln", cmd_dln, "the diagonal linear network lab (train, theory, sweep)"},
+    {"report", cmd_report, "figures and report.md from a results directory"},
+};
+#define NCMD ((int)(sizeof commands / sizeof commands[0]))
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "normsharp %s — norm versus sharpness under gradient descent\n\n"
+            "usage: normsharp <command> [options]\n"
+            "       normsharp <command> --help\n"
+            "       normsharp --version\n\ncommands:\n",
+            NS_VERSION);
+    for (int i = 0; i < NCMD; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].about);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("normsharp %s (%s network math)\n", NS_VERSION, NS_REAL_NAME);
+        return 0;
+    }
+    for (int i = 0; i < NCMD; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "normsharp: unknown command '%s'; run 'normsharp --help' for the list.\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,145 @@
+// The option parser shared by every command: --name VALUE or --name=VALUE, strict numbers,
+// one sentence and exit status 2 for anything it does not understand.
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+#include "cli.h"
+
+void ns_cli_init(ns_cli *c, const char *cmd, const char *usage, const char *about) {
+    memset(c, 0, sizeof *c);
+    c->cmd = cmd;
+    c->usage = usage;
+    c->about = about;
+}
+
+ns_opt *ns_cli_add(ns_cli *c, const char *name, ns_opt_type t, void *ptr, double lo, double hi,
+                   const char *metavar, const char *help) {
+    if (c->nopt >= NS_MAX_OPTS) {
+        fprintf(stderr, "normsharp: internal error: too many options for '%s'\n", c->cmd);
+        abort();
+    }
+    ns_opt *o = &c->opt[c->nopt++];
+    *o = (ns_opt){name, t, ptr, lo, hi, metavar, help, 0};
+    return o;
+}
+
+void ns_cli_add_data(ns_cli *c, ns_data_opts *o) {
+    ns_cli_add(c, "dataset", OPT_STR, &o->dataset, 0, 0, "NAME", "fashion-mnist (default), mnist or cifar10");
+    ns_cli_add(c, "data-dir", OPT_STR, &o->data_dir, 0, 0, "DIR", "directory of the dataset files (required for mnist, cifar10)");
+    ns_cli_add(c, "n", OPT_LONG, &o->n, 1, 1e9, "N", "training subset: the first N examples (default 5000)");
+    ns_cli_add(c, "n-test", OPT_LONG, &o->n_test, 1, 1e9, "M", "test subset: the first M examples (default all)");
+    ns_cli_add(c, "classes", OPT_INT, &o->classes, 2, 1000, "K", "keep only examples with label < K");
+}
+
+static void print_help(const ns_cli *c) {
+    printf("usage: %s\n\n%s\n\noptions:\n", c->usage, c->about);
+    for (int i = 0; i < c->nopt; i++) {
+        const ns_opt *o = &c->opt[i];
+        char left[64];
+        if (o->type == OPT_FLAG) snprintf(left, sizeof left, "--%s", o->name);
+        else snprintf(left, sizeof left, "--%s %s", o->name, o->metavar ? o->metavar : "X");
+        printf("  %-24s %s\n", left, o->help ? o->help : "");
+    }
+    printf("  %-24s %s\n", "--help", "show this help");
+}
+
+int ns_cli_usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("normsharp: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n", stderr);
+    va_end(ap);
+    return 2;
+}
+
+static int set_value(ns_opt *o, const char *flag, const char *val) {
+    int rc = 0;
+    switch (o->type) {
+    case OPT_FLAG: *(int *)o->ptr = 1; break;
+    case OPT_STR:
+        if (!*val) return ns_fail(NS_EINVAL, "%s expects a value, got an empty string", flag);
+        *(const char **)o->ptr = val;
+        break;
+    case OPT_DOUBLE: rc = ns_parse_double(val, o->lo, o->hi, flag, (double *)o->ptr); break;
+    case OPT_LONG: {
+        double hi = o->hi > 9.2e18 ? 9.2e18 : o->hi, lo = o->lo < -9.2e18 ? -9.2e18 : o->lo;
+        rc = ns_parse_long(val, (long)lo, (long)hi, flag, (long *)o->ptr);
+        break;
+    }
+    case OPT_INT: {
+        double hi = o->hi > 2147483647.0 ? 2147483647.0 : o->hi, lo = o->lo < -2147483648.0 ? -2147483648.0 : o->lo;
+        rc = ns_parse_int(val, (int)lo, (int)hi, flag, (int *)o->ptr);
+        break;
+    }
+    case OPT_U64: rc = ns_parse_u64(val, flag, (uint64_t *)o->ptr); break;
+    }
+    return rc;
+}
+
+int ns_cli_parse(ns_cli *c, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            print_help(c);
+            return -1;
+        }
+        if (strncmp(a, "--", 2) != 0 || a[2] == 0) {
+            if (c->npos < c->max_pos && c->npos < 8) {
+                c->pos[c->npos++] = a;
+                continue;
+            }
+            return ns_cli_usage_error("unexpected argument '%s' for 'normsharp %s'; see 'normsharp %s --help'.",
+                                      a, c->cmd, c->cmd);
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        ns_opt *o = NULL;
+        for (int k = 0; k < c->nopt; k++)
+            if (strlen(c->opt[k].name) == nlen && !strncmp(c->opt[k].name, name, nlen)) o = &c->opt[k];
+        if (!o)
+            return ns_cli_usage_error("unknown option '%.*s' for 'normsharp %s'; see 'normsharp %s --help'.",
+                                      (int)nlen + 2, a, c->cmd, c->cmd);
+        char flag[80];
+        snprintf(flag, sizeof flag, "--%s", o->name);
+        const char *val = NULL;
+        if (o->type == OPT_FLAG) {
+            if (eq) return ns_cli_usage_error("%s takes no value.", flag);
+        } else if (eq) {
+            val = eq + 1;
+        } else {
+            if (i + 1 >= argc) return ns_cli_usage_error("%s needs a value (%s).", flag, o->metavar ? o->metavar : "X");
+            val = argv[++i];
+        }
+        if (set_value(o, flag, val)) return ns_cli_usage_error("%s.", ns_errmsg());
+        o->seen = 1;
+    }
+    return 0;
+}
+
+const ns_opt *ns_cli_opt(const ns_cli *c, const char *name) {
+    for (int k = 0; k < c->nopt; k++)
+        if (!strcmp(c->opt[k].name, name)) return &c->opt[k];
+    return NULL;
+}
+
+int ns_cli_seen(const ns_cli *c, const char *name) {
+    const ns_opt *o = ns_cli_opt(c, name);
+    return o && o->seen;
+}
+
+int ns_cli_report(int code) {
+    if (code == 0) return 0;
+    const char *m = ns_errmsg();
+    size_t n = strlen(m);
+    fprintf(stderr, "normsharp: %s%s\n", m, n && m[n - 1] == '.' ? "" : ".");
+    return code == NS_EINVAL ? 2 : 1;
+}
+
+void ns_cli_set_threads(int threads) {
+    if (threads > 0) openblas_set_num_threads(threads);
+}

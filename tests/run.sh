@@ -1,0 +1,28 @@
+#!/bin/sh
+# Run every test binary of one build variant: tests/run.sh build/<variant>
+# Prints each suite's cmocka output, then "<variant>: N passed, M failed".
+B="$1"
+[ -d "$B/tests" ] || { echo "run.sh: no tests built in $B" >&2; exit 2; }
+export NS_BIN="$PWD/$B/normsharp"
+export NS_TEST_TMP="$(mktemp -d /tmp/normsharp-test.XXXXXX)"
+export NS_SRC="$PWD"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+pass=0; fail=0; failed_suites=""
+for t in "$B"/tests/test_*; do
+  [ -x "$t" ] || continue
+  case "$t" in *.d|*.o) continue ;; esac
+  out="$NS_TEST_TMP/$(basename "$t").log"
+  "$t" > "$out" 2>&1
+  rc=$?
+  cat "$out"
+  p=$(grep -o '\[  PASSED  \] [0-9]* test' "$out" | tail -1 | tr -dc '0-9')
+  f=$(grep -o '\[  FAILED  \] [0-9]* test(s), listed' "$out" | tail -1 | tr -dc '0-9')
+  pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0}))
+  if [ $rc -ne 0 ] && [ -z "$f" ]; then fail=$((fail + 1)); fi
+  [ $rc -ne 0 ] && failed_suites="$failed_suites $(basename "$t")"
+done
+echo "$pass $fail" > "$B/tests/result.txt"
+echo "$(basename "$B"): $pass passed, $fail failed"
+rm -rf "$NS_TEST_TMP"
+[ -z "$failed_suites" ] || { echo "failing suites:$failed_suites"; exit 1; }
