@@ -61,7 +61,7 @@ $(BIN): $(CLI_OBJ) $(LIB)
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
-$(B)/tests/%: tests/%.c tests/testutil.h $(LIB) $(BIN)
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB) $(BIN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -8,12 +8,12 @@
 #include "normsharp/common.h"
 #include "normsharp/data.h"
 
-typedef enum { OPT_FLAG, OPT_STR, OPT_DOUBLE, OPT_LONG, OPT_INT, OPT_U64 } ns_opt_type;
+typedef enum { OPT_FLAG, OPT_STR, OPT_DOUBLE, OPT_LONG, OPT_INT, OPT_U64, OPT_LOSS } ns_opt_type;
 
 typedef struct {
     const char *name;     // long name without dashes, e.g. "lr"
     ns_opt_type type;
-    void *ptr;            // int* for FLAG, const char** for STR, double*, long*, int*, uint64_t*
+    void *ptr;            // int* for FLAG, const char** for STR, double*, long*, int*, uint64_t*, ns_loss_kind* for LOSS
     double lo, hi;        // accepted range for numbers (inclusive)
     const char *metavar;  // e.g. "ETA"
     const char *help;     // one line

@@ -32,6 +32,7 @@ void ns_cli_add_data(ns_cli *c, ns_data_opts *o) {
     ns_cli_add(c, "n", OPT_LONG, &o->n, 1, 1e9, "N", "training subset: the first N examples (default 5000)");
     ns_cli_add(c, "n-test", OPT_LONG, &o->n_test, 1, 1e9, "M", "test subset: the first M examples (default all)");
     ns_cli_add(c, "classes", OPT_INT, &o->classes, 2, 1000, "K", "keep only examples with label < K");
+    ns_cli_add(c, "loss", OPT_LOSS, &o->loss, 0, 0, "LOSS", "mse (default) or ce (cross-entropy)");
 }
 
 static void print_help(const ns_cli *c) {
@@ -76,6 +77,10 @@ static int set_value(ns_opt *o, const char *flag, const char *val) {
         break;
     }
     case OPT_U64: rc = ns_parse_u64(val, flag, (uint64_t *)o->ptr); break;
+    case OPT_LOSS:
+        if (ns_loss_parse(val, (ns_loss_kind *)o->ptr))
+            rc = ns_fail(NS_EINVAL, "%s must be mse or ce, got '%s'", flag, val);
+        break;
     }
     return rc;
 }

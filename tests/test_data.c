@@ -1,0 +1,567 @@
+// test_data.c — the data part: IDX and CIFAR readers on files written here, the SPEC §1
+// preprocessing order on a hand-worked example, every rejected input, the synthetic
+// sparse-regression task, and (when installed) the real Fashion-MNIST files.
+#include "testutil.h"
+#include "data_fixtures.h"
+#include "normsharp/data.h"
+
+// The call failed with `code` and its message contains `part`.
+#define EXPECT_ERR(call, code, part)                                                              \
+    do {                                                                                          \
+        int _rc = (call);                                                                         \
+        if (_rc != (code)) fail_msg("%s returned %d, expected %d (%s)", #call, _rc, (code), ns_errmsg()); \
+        if (!strstr(ns_errmsg(), (part))) fail_msg("message '%s' lacks '%s'", ns_errmsg(), (part));   \
+    } while (0)
+
+static char *path_in(const char *dir, const char *name) {
+    static char p[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
+    return p[k];
+}
+
+static const unsigned char px12[12] = {0, 1, 2, 3, 4, 5, 250, 251, 252, 253, 254, 255};
+static const uint32_t dims322[3] = {3, 2, 2};
+
+// ---- IDX ------------------------------------------------------------------------------
+
+static void idx_reader_reads_raw_and_gzip_files_alike(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    for (int gz = 0; gz < 2; gz++) {
+        char *p = path_in(dir, gz ? "a.gz" : "a");
+        fx_idx(p, gz, 8, 3, dims322, px12, 12);
+        ns_idx x;
+        assert_int_equal(ns_idx_read(p, &x), NS_OK);
+        assert_int_equal(x.ndim, 3);
+        assert_int_equal(x.dims[0], 3);
+        assert_int_equal(x.dims[1], 2);
+        assert_int_equal(x.dims[2], 2);
+        assert_int_equal(x.count, 12);
+        assert_memory_equal(x.data, px12, 12);
+        ns_idx_free(&x);
+        assert_null(x.data);
+    }
+}
+
+static void idx_reader_rejects_wrong_magic(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    char *p = path_in(dir, "float.idx");
+    fx_idx(p, 0, 0x0d, 3, dims322, px12, 12);  // type 0x0d = float32, not ubyte
+    ns_idx x;
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "magic is 00 00 0d 03");
+    assert_non_null(strstr(ns_errmsg(), p));
+    p = path_in(dir, "text.gz");
+    fx_write(p, 1, "hello world, not idx", 20);
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "is not an IDX file");
+    assert_null(x.data);
+}
+
+static void idx_reader_rejects_truncated_data_with_counts(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    char *p = path_in(dir, "short");
+    fx_idx(p, 0, 8, 3, dims322, px12, 7);
+    ns_idx x;
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "is truncated: expected 12 bytes of data, found 7");
+    assert_non_null(strstr(ns_errmsg(), p));
+    p = path_in(dir, "short.gz");
+    fx_idx(p, 1, 8, 3, dims322, px12, 7);
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "is truncated: expected 12 bytes of data, found 7");
+    // a header cut in the middle of the dimensions
+    p = path_in(dir, "header");
+    fx_write(p, 0, "\0\0\x08\x03\0\0\0\x03\0\0", 10);
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "is truncated");
+    p = path_in(dir, "empty");
+    fx_write(p, 0, "", 0);
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "is truncated");
+}
+
+static void idx_reader_rejects_bytes_beyond_the_declared_data(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    char *p = path_in(dir, "long");
+    uint32_t dims[3] = {2, 2, 2};
+    fx_idx(p, 0, 8, 3, dims, px12, 12);
+    ns_idx x;
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "4 bytes after the 8 bytes");
+}
+
+static void idx_reader_rejects_overflowing_dimensions(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    char *p = path_in(dir, "huge");
+    uint32_t dims[4] = {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu};
+    fx_idx(p, 0, 8, 4, dims, px12, 12);
+    ns_idx x;
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "header dimensions overflow");
+    // large but representable: reported as truncation, without allocating the declared size
+    uint32_t big[3] = {60000000u, 28, 28};
+    fx_idx(p, 0, 8, 3, big, px12, 12);
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "expected 47040000000 bytes of data, found 12");
+}
+
+static void idx_reader_rejects_corrupt_gzip(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    unsigned char px[4096];
+    for (int i = 0; i < 4096; i++) px[i] = (unsigned char)(i * 31 % 251);
+    uint32_t dims[3] = {4, 32, 32};
+    ns_idx x;
+    // damaged CRC in the gzip trailer: the data decompress, the check fails
+    char *p = path_in(dir, "crc.gz");
+    fx_idx(p, 1, 8, 3, dims, px, sizeof px);
+    fx_flip(p, -8);
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "corrupt gzip stream in");
+    assert_non_null(strstr(ns_errmsg(), p));
+    // damaged deflate data in the middle of the stream
+    p = path_in(dir, "mid.gz");
+    fx_idx(p, 1, 8, 3, dims, px, sizeof px);
+    fx_flip(p, 40);
+    fx_flip(p, 41);
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "corrupt gzip stream in");
+    assert_null(x.data);
+}
+
+static void idx_reader_rejects_gzip_cut_short(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    unsigned char px[4096];
+    for (int i = 0; i < 4096; i++) px[i] = (unsigned char)(i * 31 % 251);
+    uint32_t dims[3] = {4, 32, 32};
+    char *p = path_in(dir, "cut.gz");
+    fx_idx(p, 1, 8, 3, dims, px, sizeof px);
+    fx_cut(p, 100);
+    ns_idx x;
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "is truncated");
+    // everything but the 8-byte trailer: all data present, the end marker missing
+    fx_idx(p, 1, 8, 3, dims, px, sizeof px);
+    FILE *f = fopen(p, "rb");
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fclose(f);
+    fx_cut(p, len - 8);
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "is truncated");
+}
+
+static void idx_reader_names_a_missing_file(void **state) {
+    (void)state;
+    ns_idx x;
+    EXPECT_ERR(ns_idx_read("/nonexistent/normsharp/file", &x), NS_EIO, "/nonexistent/normsharp/file");
+}
+
+// ---- CIFAR ----------------------------------------------------------------------------
+
+static void cifar_reader_splits_labels_and_pixels(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    char *p = path_in(dir, "b.bin");
+    const unsigned char lab[3] = {9, 0, 4};
+    fx_cifar(p, 3, 100, lab, 0);
+    unsigned char *px;
+    int *y;
+    long n;
+    assert_int_equal(ns_cifar_read(p, &px, &y, &n), NS_OK);
+    assert_int_equal(n, 3);
+    for (int r = 0; r < 3; r++) {
+        assert_int_equal(y[r], lab[r]);
+        for (int q = 0; q < 3072; q++)
+            if (px[r * 3072 + q] != fx_cifar_px(100 + r, q)) fail_msg("record %d pixel %d differs", r, q);
+    }
+    free(px);
+    free(y);
+}
+
+static void cifar_reader_rejects_size_not_multiple_of_3073(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    char *p = path_in(dir, "odd.bin");
+    fx_cifar(p, 2, 0, NULL, 5);
+    unsigned char *px;
+    int *y;
+    long n;
+    EXPECT_ERR(ns_cifar_read(p, &px, &y, &n), NS_EFORMAT, "6151 bytes is not a positive multiple of the 3073-byte record");
+    assert_non_null(strstr(ns_errmsg(), p));
+    assert_null(px);
+    p = path_in(dir, "empty.bin");
+    fx_write(p, 0, "", 0);
+    EXPECT_ERR(ns_cifar_read(p, &px, &y, &n), NS_EFORMAT, "not a positive multiple");
+}
+
+static void cifar_reader_rejects_label_above_9(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    char *p = path_in(dir, "lab.bin");
+    const unsigned char lab[2] = {3, 10};
+    fx_cifar(p, 2, 0, lab, 0);
+    unsigned char *px;
+    int *y;
+    long n;
+    EXPECT_ERR(ns_cifar_read(p, &px, &y, &n), NS_EFORMAT, "record 1 has label 10");
+}
+
+static void cifar_dataset_concatenates_batches_in_order_with_chw_shape(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    fx_cifar_dir(dir, 2);
+    ns_data_opts o;
+    ns_data_opts_default(&o);
+    o.dataset = "cifar10";
+    o.data_dir = dir;
+    o.n = 10;
+    ns_dataset ds;
+    assert_int_equal(ns_data_load(&o, &ds), NS_OK);
+    assert_int_equal(ds.c, 3);
+    assert_int_equal(ds.h, 32);
+    assert_int_equal(ds.w, 32);
+    assert_int_equal(ds.d, 3072);
+    assert_int_equal(ds.n_train_full, 10);
+    assert_int_equal(ds.n_test_full, 2);
+    assert_int_equal(ds.n_test, 2);
+    for (long i = 0; i < 10; i++) {
+        assert_int_equal(ds.y_train[i], i % 10);  // record i of the concatenation
+        for (int j = 0; j < 3072; j += 97) {      // undo the standardization: the raw byte again
+            double p = (ds.x_train[i * 3072 + j] * ds.feat_std[j] + ds.feat_mean[j]) * 255.0;
+            if (fabs(p - fx_cifar_px(i, j)) > 1e-3) fail_msg("row %ld feature %d: %g", i, j, p);
+        }
+    }
+    ns_data_free(&ds);
+    // a missing batch is named
+    char *p = path_in(dir, "data_batch_4.bin");
+    remove(p);
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EIO, "data_batch_4.bin");
+}
+
+// ---- preprocessing (SPEC §1) ------------------------------------------------------------
+
+static void prep_standardizes_with_population_std_and_centres_constant_features(void **state) {
+    (void)state;
+    double mean[4], std[4];
+    assert_int_equal(ns_prep_standardize(fx_hand_train, 4, 4, mean, std), NS_OK);
+    const double m[4] = {0.5, 0.2, 0.25, 0.25}, s[4] = {0.5, 1.0, sqrt(3) / 4, sqrt(3) / 4};
+    for (int j = 0; j < 4; j++) {
+        TU_ASSERT_REL(mean[j], m[j], 1e-15);
+        TU_ASSERT_REL(std[j], s[j], 1e-15);
+    }
+    EXPECT_ERR(ns_prep_standardize(fx_hand_train, 0, 4, mean, std), NS_EINVAL, "cannot standardize");
+}
+
+// /255 -> standardize over all 4 training rows -> keep labels < 2 -> first 3. Filtering
+// first would give feature 0 the mean 1/3 and x = -0.707 instead of -1.
+static void preprocessing_standardizes_full_split_before_class_filter(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    fx_hand_dir(dir, 0);
+    ns_data_opts o;
+    ns_data_opts_default(&o);
+    o.dataset = "mnist";
+    o.data_dir = dir;
+    o.n = 3;
+    o.classes = 2;
+    ns_dataset ds;
+    assert_int_equal(ns_data_load(&o, &ds), NS_OK);
+    assert_int_equal(ds.k, 2);
+    assert_int_equal(ds.d, 4);
+    assert_int_equal(ds.c * ds.h * ds.w, 4);
+    assert_int_equal(ds.n, 3);
+    assert_int_equal(ds.n_train_full, 4);
+    const double r3 = sqrt(3.0);
+    const double want[3][4] = {{-1, 0, -1 / r3, r3}, {1, 0, -1 / r3, -1 / r3}, {-1, 0, r3, -1 / r3}};
+    const int want_y[3] = {0, 1, 0};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ds.y_train[i], want_y[i]);
+        for (int j = 0; j < 4; j++)
+            if (fabs(ds.x_train[i * 4 + j] - want[i][j]) > 1e-6)
+                fail_msg("x[%d][%d] = %.9g, expected %.9g", i, j, (double)ds.x_train[i * 4 + j], want[i][j]);
+        for (int c = 0; c < 2; c++) assert_true(ds.t_train[i * 2 + c] == (c == want_y[i] ? 1 : 0));
+    }
+    // the test split uses the training statistics and the same filter (label 3 dropped)
+    assert_int_equal(ds.n_test, 1);
+    assert_int_equal(ds.n_test_full, 2);
+    const double want_test[4] = {1, -0.2, r3, r3};
+    for (int j = 0; j < 4; j++) assert_true(fabs(ds.x_test[j] - want_test[j]) < 1e-6);
+    assert_int_equal(ds.y_test[0], 1);
+    // the measured check on the full standardized split: means 0, stds 1,0,1,1
+    assert_true(fabs(ds.full_mean) < 1e-7);
+    assert_true(fabs(ds.full_std - 0.75) < 1e-6);
+    ns_data_free(&ds);
+
+    o.n = 4;
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EINVAL, "--n 4 is larger than the 3 training examples available with --classes 2");
+    o.n = 3;
+    o.n_test = 2;
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EINVAL, "--n-test 2 is larger than the 1 test examples available");
+}
+
+static void dataset_takes_first_n_and_m_without_class_filter(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    fx_hand_dir(dir, 1);  // gzip this time
+    ns_data_opts o;
+    ns_data_opts_default(&o);
+    o.dataset = "mnist";
+    o.data_dir = dir;
+    o.n = 2;
+    o.n_test = 1;
+    o.loss = NS_LOSS_CE;
+    ns_dataset ds;
+    assert_int_equal(ns_data_load(&o, &ds), NS_OK);
+    assert_int_equal(ds.k, 10);
+    assert_int_equal(ds.n, 2);
+    assert_int_equal(ds.n_test, 1);
+    assert_int_equal(ds.y_train[1], 1);
+    assert_true(ds.t_train[1 * 10 + 1] == 1);  // one-hot filled for CE too
+    assert_true(fabs(ds.x_train[4] - 1.0) < 1e-6);
+    ns_data_free(&ds);
+    o.n = 5;
+    o.n_test = -1;
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EINVAL, "--n 5 is larger than the 4 training examples available");
+}
+
+static void dataset_accepts_dotted_idx_file_names(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    uint32_t d4[3] = {4, 2, 2}, d2[3] = {2, 2, 2}, n4 = 4, n2 = 2;
+    fx_idx(path_in(dir, "train-images.idx3-ubyte"), 0, 8, 3, d4, fx_hand_train, 16);
+    fx_idx(path_in(dir, "train-labels.idx1-ubyte"), 0, 8, 1, &n4, fx_hand_train_y, 4);
+    fx_idx(path_in(dir, "t10k-images.idx3-ubyte.gz"), 1, 8, 3, d2, fx_hand_test, 8);
+    fx_idx(path_in(dir, "t10k-labels.idx1-ubyte.gz"), 1, 8, 1, &n2, fx_hand_test_y, 2);
+    ns_data_opts o;
+    ns_data_opts_default(&o);
+    o.dataset = "mnist";
+    o.data_dir = dir;
+    o.n = 4;
+    ns_dataset ds;
+    assert_int_equal(ns_data_load(&o, &ds), NS_OK);
+    assert_int_equal(ds.n_test, 2);
+    ns_data_free(&ds);
+}
+
+// ---- datasets that must be rejected -------------------------------------------------------
+
+static void dataset_rejects_image_and_label_counts_that_disagree(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    fx_hand_dir(dir, 0);
+    fx_idx_pair(dir, "train-images", "train-labels", 0, 4, 2, 2, fx_hand_train, 3, fx_hand_train_y);
+    ns_data_opts o;
+    ns_data_opts_default(&o);
+    o.dataset = "mnist";
+    o.data_dir = dir;
+    o.n = 2;
+    ns_dataset ds;
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EFORMAT, "holds 4 images but");
+    assert_non_null(strstr(ns_errmsg(), "holds 3 labels"));
+    assert_null(ds.x_train);
+}
+
+static void dataset_rejects_labels_outside_0_to_9(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    fx_hand_dir(dir, 0);
+    const unsigned char bad[4] = {0, 1, 12, 0};
+    fx_idx_pair(dir, "train-images", "train-labels", 0, 4, 2, 2, fx_hand_train, 4, bad);
+    ns_data_opts o;
+    ns_data_opts_default(&o);
+    o.dataset = "mnist";
+    o.data_dir = dir;
+    o.n = 2;
+    ns_dataset ds;
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EFORMAT, "label 2 is 12");
+}
+
+static void dataset_rejects_test_images_of_another_size(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    fx_hand_dir(dir, 0);
+    fx_idx_pair(dir, "t10k-images", "t10k-labels", 0, 2, 1, 4, fx_hand_test, 2, fx_hand_test_y);
+    ns_data_opts o;
+    ns_data_opts_default(&o);
+    o.dataset = "mnist";
+    o.data_dir = dir;
+    o.n = 2;
+    ns_dataset ds;
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EFORMAT, "are 1 x 4 but the training images are 2 x 2");
+}
+
+static void dataset_rejects_missing_directory_files_and_bad_options(void **state) {
+    (void)state;
+    ns_data_opts o;
+    ns_data_opts_default(&o);
+    ns_dataset ds;
+    o.dataset = "mnist";
+    o.data_dir = "/nonexistent/normsharp/dir";
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EIO, "data directory /nonexistent/normsharp/dir does not exist");
+    o.data_dir = NULL;
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EINVAL, "needs --data-dir");
+    o.dataset = "svhn";
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EINVAL, "unknown dataset 'svhn'");
+    const char *dir = tu_tmpdir();
+    o.dataset = "mnist";
+    o.data_dir = dir;
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EIO, "has no train-images-idx3-ubyte");
+    fx_hand_dir(dir, 0);
+    o.n = 0;
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EINVAL, "--n must be at least 1");
+    o.n = 2;
+    o.classes = 11;
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EINVAL, "--classes must be between 2 and 10");
+}
+
+static void loss_names_round_trip(void **state) {
+    (void)state;
+    ns_loss_kind k;
+    assert_int_equal(ns_loss_parse("mse", &k), NS_OK);
+    assert_int_equal(k, NS_LOSS_MSE);
+    assert_string_equal(ns_loss_name(k), "mse");
+    assert_int_equal(ns_loss_parse("cross-entropy", &k), NS_OK);
+    assert_int_equal(k, NS_LOSS_CE);
+    assert_int_equal(ns_loss_parse("ce", &k), NS_OK);
+    assert_string_equal(ns_loss_name(k), "ce");
+    EXPECT_ERR(ns_loss_parse("l1", &k), NS_EINVAL, "got 'l1'");
+    ns_data_opts o;
+    ns_data_opts_default(&o);
+    assert_string_equal(o.dataset, "fashion-mnist");
+    assert_int_equal(o.n, 5000);
+    assert_int_equal(o.n_test, -1);
+    assert_int_equal(o.classes, -1);
+    assert_int_equal(o.loss, NS_LOSS_MSE);
+}
+
+// ---- the real files -------------------------------------------------------------------
+
+static void fashion_mnist_has_60000_and_10000_images_of_28x28_and_standardizes(void **state) {
+    (void)state;
+    if (!fx_fashion_present()) skip();
+    ns_data_opts o;
+    ns_data_opts_default(&o);
+    o.n = 1000;
+    o.n_test = 1000;
+    ns_dataset ds;
+    assert_int_equal(ns_data_load(&o, &ds), NS_OK);
+    assert_string_equal(ds.name, "fashion-mnist");
+    assert_int_equal(ds.n_train_full, 60000);
+    assert_int_equal(ds.n_test_full, 10000);
+    assert_int_equal(ds.c, 1);
+    assert_int_equal(ds.h, 28);
+    assert_int_equal(ds.w, 28);
+    assert_int_equal(ds.d, 784);
+    assert_int_equal(ds.k, 10);
+    assert_true(fabs(ds.full_mean) < 1e-6);
+    assert_true(fabs(ds.full_std - 1.0) < 1e-3);
+    // the well-known pixel mean of Fashion-MNIST's training split is 0.2860
+    double m = 0;
+    for (int j = 0; j < 784; j++) m += ds.feat_mean[j] / 784;
+    assert_true(fabs(m - 0.2860) < 5e-4);
+    long counts[10] = {0};
+    for (long i = 0; i < ds.n; i++) counts[ds.y_train[i]]++;
+    for (int c = 0; c < 10; c++) assert_true(counts[c] > 50);
+    ns_data_free(&ds);
+}
+
+// ---- synthetic sparse regression ------------------------------------------------------------
+
+static void synth_is_deterministic_per_seed_with_support_of_size_s(void **state) {
+    (void)state;
+    ns_synth a, b, c;
+    assert_int_equal(ns_synth_sparse(20, 30, 3, 0.0, 7, &a), NS_OK);
+    assert_int_equal(ns_synth_sparse(20, 30, 3, 0.0, 7, &b), NS_OK);
+    assert_int_equal(ns_synth_sparse(20, 30, 3, 0.0, 8, &c), NS_OK);
+    assert_memory_equal(a.X, b.X, 20 * 30 * sizeof(double));
+    assert_memory_equal(a.y, b.y, 20 * sizeof(double));
+    assert_memory_equal(a.beta_star, b.beta_star, 30 * sizeof(double));
+    assert_true(memcmp(a.X, c.X, 20 * 30 * sizeof(double)) != 0);
+    int support = 0;
+    for (int j = 0; j < 30; j++) {
+        if (a.beta_star[j] != 0) {
+            support++;
+            TU_ASSERT_REL(a.beta_star[j], 1 / sqrt(3.0), 1e-15);
+        }
+    }
+    assert_int_equal(support, 3);
+    for (int i = 0; i < 20; i++) {  // noise 0: y = X beta*
+        double dot = 0;
+        for (int j = 0; j < 30; j++) dot += a.X[i * 30 + j] * a.beta_star[j];
+        TU_ASSERT_REL(a.y[i], dot, 1e-12);
+    }
+    // the noise only changes y: X and the support come first in the stream
+    ns_synth e;
+    assert_int_equal(ns_synth_sparse(20, 30, 3, 0.5, 7, &e), NS_OK);
+    assert_memory_equal(a.X, e.X, 20 * 30 * sizeof(double));
+    assert_memory_equal(a.beta_star, e.beta_star, 30 * sizeof(double));
+    assert_true(memcmp(a.y, e.y, 20 * sizeof(double)) != 0);
+    ns_synth_free(&a);
+    ns_synth_free(&b);
+    ns_synth_free(&c);
+    ns_synth_free(&e);
+}
+
+static void synth_entries_look_standard_normal(void **state) {
+    (void)state;
+    ns_synth a;
+    assert_int_equal(ns_synth_sparse(100, 1000, 5, 0.1, 1, &a), NS_OK);
+    double s1 = 0, s2 = 0, N = 100.0 * 1000;
+    for (int i = 0; i < 100 * 1000; i++) {
+        s1 += a.X[i];
+        s2 += a.X[i] * a.X[i];
+    }
+    assert_true(fabs(s1 / N) < 0.02);
+    assert_true(fabs(s2 / N - 1) < 0.03);
+    double norm2 = 0;
+    for (int j = 0; j < 1000; j++) norm2 += a.beta_star[j] * a.beta_star[j];
+    TU_ASSERT_REL(norm2, 1.0, 1e-12);  // ||beta*|| = 1
+    ns_synth_free(&a);
+}
+
+static void synth_rejects_bad_sizes_and_noise(void **state) {
+    (void)state;
+    ns_synth a;
+    EXPECT_ERR(ns_synth_sparse(0, 10, 1, 0, 1, &a), NS_EINVAL, "n must be at least 1");
+    EXPECT_ERR(ns_synth_sparse(10, 0, 0, 0, 1, &a), NS_EINVAL, "d must be at least 1");
+    EXPECT_ERR(ns_synth_sparse(10, 5, 6, 0, 1, &a), NS_EINVAL, "sparsity s must be between 0 and d = 5, got 6");
+    EXPECT_ERR(ns_synth_sparse(10, 5, -1, 0, 1, &a), NS_EINVAL, "got -1");
+    EXPECT_ERR(ns_synth_sparse(10, 5, 1, -0.1, 1, &a), NS_EINVAL, "noise level");
+    EXPECT_ERR(ns_synth_sparse(10, 5, 1, NAN, 1, &a), NS_EINVAL, "noise level");
+    EXPECT_ERR(ns_synth_sparse(10, 5, 1, INFINITY, 1, &a), NS_EINVAL, "noise level");
+    assert_null(a.X);
+    // s = 0 and s = d are both valid
+    assert_int_equal(ns_synth_sparse(3, 4, 0, 0, 1, &a), NS_OK);
+    for (int j = 0; j < 4; j++) assert_true(a.beta_star[j] == 0);
+    ns_synth_free(&a);
+    assert_int_equal(ns_synth_sparse(3, 4, 4, 0, 1, &a), NS_OK);
+    for (int j = 0; j < 4; j++) TU_ASSERT_REL(a.beta_star[j], 0.5, 1e-15);
+    ns_synth_free(&a);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(idx_reader_reads_raw_and_gzip_files_alike),
+        cmocka_unit_test(idx_reader_rejects_wrong_magic),
+        cmocka_unit_test(idx_reader_rejects_truncated_data_with_counts),
+        cmocka_unit_test(idx_reader_rejects_bytes_beyond_the_declared_data),
+        cmocka_unit_test(idx_reader_rejects_overflowing_dimensions),
+        cmocka_unit_test(idx_reader_rejects_corrupt_gzip),
+        cmocka_unit_test(idx_reader_rejects_gzip_cut_short),
+        cmocka_unit_test(idx_reader_names_a_missing_file),
+        cmocka_unit_test(cifar_reader_splits_labels_and_pixels),
+        cmocka_unit_test(cifar_reader_rejects_size_not_multiple_of_3073),
+        cmocka_unit_test(cifar_reader_rejects_label_above_9),
+        cmocka_unit_test(cifar_dataset_concatenates_batches_in_order_with_chw_shape),
+        cmocka_unit_test(prep_standardizes_with_population_std_and_centres_constant_features),
+        cmocka_unit_test(preprocessing_standardizes_full_split_before_class_filter),
+        cmocka_unit_test(dataset_takes_first_n_and_m_without_class_filter),
+        cmocka_unit_test(dataset_accepts_dotted_idx_file_names),
+        cmocka_unit_test(dataset_rejects_image_and_label_counts_that_disagree),
+        cmocka_unit_test(dataset_rejects_labels_outside_0_to_9),
+        cmocka_unit_test(dataset_rejects_test_images_of_another_size),
+        cmocka_unit_test(dataset_rejects_missing_directory_files_and_bad_options),
+        cmocka_unit_test(loss_names_round_trip),
+        cmocka_unit_test(fashion_mnist_has_60000_and_10000_images_of_28x28_and_standardizes),
+        cmocka_unit_test(synth_is_deterministic_per_seed_with_support_of_size_s),
+        cmocka_unit_test(synth_entries_look_standard_normal),
+        cmocka_unit_test(synth_rejects_bad_sizes_and_noise),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
