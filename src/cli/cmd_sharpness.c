@@ -1,8 +1,172 @@
-// PLACEHOLDER: replaced by the real command.
+// normsharp sharpness — load saved weights and their data, and measure (SPEC §4) the
+// training loss and accuracy, the norms, the top of the Hessian spectrum (Lanczos with
+// full reorthogonalization on exact HVPs over the whole training subset) and the trace.
 #include <stdio.h>
+#include <string.h>
 #include "cli.h"
+#include "normsharp/measure.h"
+#include "normsharp/model.h"
+
+typedef struct {
+    const char *weights;
+    const ns_data_opts *data;
+    const ns_measure_opts *mo;
+    const ns_model *m;
+    double load_seconds, seconds;
+} run_info;
+
+// Data options: those given on the command line, the rest from model.json.
+static void merge_data(ns_data_opts *d, const ns_data_opts *cli, const ns_data_opts *saved, const ns_cli *c) {
+    *d = *saved;
+    if (ns_cli_seen(c, "dataset")) {
+        d->dataset = cli->dataset;
+        // a data directory saved for another dataset does not carry over
+        if (!saved->dataset || strcmp(saved->dataset, cli->dataset)) d->data_dir = NULL;
+    }
+    if (ns_cli_seen(c, "data-dir")) d->data_dir = cli->data_dir;
+    if (ns_cli_seen(c, "n")) d->n = cli->n;
+    if (ns_cli_seen(c, "n-test")) d->n_test = cli->n_test;
+    if (ns_cli_seen(c, "classes")) d->classes = cli->classes;
+    if (ns_cli_seen(c, "loss")) d->loss = cli->loss;
+}
+
+static int check_fit(const ns_model *m, const ns_dataset *ds, const char *dir) {
+    const ns_model_config *cfg = ns_model_cfg(m);
+    if (cfg->c != ds->c || cfg->h != ds->h || cfg->w != ds->w)
+        return ns_fail(NS_EINVAL, "the weights in %s take %dx%dx%d inputs but %s has %dx%dx%d images; "
+                                  "pass the dataset the model was made for", dir, cfg->c, cfg->h, cfg->w, ds->name,
+                       ds->c, ds->h, ds->w);
+    if (cfg->k != ds->k)
+        return ns_fail(NS_EINVAL, "the weights in %s have %d outputs but the data has %d classes; "
+                                  "pass --classes %d (or the dataset the model was made for)", dir, cfg->k, ds->k,
+                       cfg->k);
+    return NS_OK;
+}
+
+static void print_json(const run_info *r, const ns_measurement *x) {
+    const ns_model_config *cfg = ns_model_cfg(r->m);
+    ns_buf b = {0};
+    ns_json j;
+    ns_json_begin(&j, &b);
+    ns_json_obj(&j, NULL);
+    ns_json_str(&j, "program", "normsharp");
+    ns_json_str(&j, "version", NS_VERSION);
+    ns_json_str(&j, "kind", "sharpness");
+    ns_json_str(&j, "weights", r->weights);
+    ns_json_str(&j, "arch", cfg->arch);
+    ns_json_int(&j, "nparams", (long long)ns_model_nparams(r->m));
+    ns_json_str(&j, "precision", NS_REAL_NAME);
+    ns_json_obj(&j, "data");
+    ns_json_str(&j, "dataset", r->data->dataset);
+    if (r->data->data_dir) ns_json_str(&j, "data_dir", r->data->data_dir);
+    else ns_json_null(&j, "data_dir");
+    ns_json_int(&j, "n", r->data->n);
+    if (r->data->n_test >= 0) ns_json_int(&j, "n_test", r->data->n_test);
+    else ns_json_null(&j, "n_test");
+    if (r->data->classes > 0) ns_json_int(&j, "classes", r->data->classes);
+    else ns_json_null(&j, "classes");
+    ns_json_str(&j, "loss", ns_loss_name(r->data->loss));
+    ns_json_end(&j);
+    ns_json_obj(&j, "eig");
+    ns_json_str(&j, "method", ns_eig_method_name(r->mo->method));
+    ns_json_int(&j, "k", r->mo->eig.k);
+    ns_json_num(&j, "tol", r->mo->eig.tol);
+    ns_json_int(&j, "max_iter", r->mo->eig.max_iter);
+    ns_json_num(&j, "seed", (double)r->mo->eig.seed);
+    ns_json_int(&j, "trace_probes", r->mo->trace_probes);
+    ns_json_end(&j);
+    ns_measurement_json(&j, "final", x);
+    ns_json_obj(&j, "timing");
+    ns_json_num(&j, "load_seconds", r->load_seconds);
+    ns_json_num(&j, "loss_seconds", x->seconds_loss);
+    ns_json_num(&j, "eig_seconds", x->seconds_eig);
+    ns_json_num(&j, "trace_seconds", x->seconds_trace);
+    ns_json_num(&j, "seconds", r->seconds);
+    ns_json_end(&j);
+    ns_json_end(&j);
+    ns_buf_append(&b, "\n", 1);
+    if (!b.oom) fwrite(b.data, 1, b.len, stdout);
+    ns_buf_free(&b);
+}
+
+static void print_text(const run_info *r, const ns_measurement *x) {
+    const ns_model_config *cfg = ns_model_cfg(r->m);
+    printf("weights         %s (%s, %zu parameters, %s)\n", r->weights, cfg->arch, ns_model_nparams(r->m),
+           NS_REAL_NAME);
+    printf("data            %s, n %ld, loss %s\n", r->data->dataset, r->data->n, ns_loss_name(r->data->loss));
+    ns_measurement_print(stdout, x);
+    printf("total           %.2f s (loading %.2f s)\n", r->seconds, r->load_seconds);
+}
+
 int cmd_sharpness(int argc, char **argv) {
-    (void)argc; (void)argv;
-    fprintf(stderr, "normsharp: 'sharpness' is not implemented yet.\n");
-    return 1;
+    const char *weights = NULL, *method = "lanczos";
+    int json = 0, threads = 0;
+    ns_measure_opts mo;
+    ns_measure_opts_default(&mo);
+    mo.eig.k = 3;
+    mo.trace_probes = 10;
+    ns_data_opts cli_data;
+    ns_data_opts_default(&cli_data);
+    ns_cli c;
+    ns_cli_init(&c, "sharpness",
+                "normsharp sharpness --weights DIR [data options] [--k K] [--tol T] [--max-iter M] "
+                "[--trace-probes P] [--seed S] [--method lanczos|power] [--json]",
+                "Load a weights directory and its data (the data options default to those saved in model.json) "
+                "and print the training loss and accuracy, the l1 and l2 norms (total and per tensor), "
+                "lambda_max, the sharpness max|lambda|, the top-k eigenvalues with their residual norms, the "
+                "number of Hessian-vector products, whether the eigensolver converged, and the Hutchinson "
+                "trace with its standard error. Hessians are exact (R-operator HVPs) over the whole "
+                "training subset.");
+    ns_cli_add(&c, "weights", OPT_STR, &weights, 0, 0, "DIR", "weights directory (normsharp init, or a run's weights/)");
+    ns_cli_add_data(&c, &cli_data);
+    ns_cli_add(&c, "k", OPT_INT, &mo.eig.k, 1, 1000, "K", "how many top eigenvalues to report (default 3)");
+    ns_cli_add(&c, "tol", OPT_DOUBLE, &mo.eig.tol, 1e-14, 0.5, "T",
+               "relative residual at which an eigenvalue counts as converged (default 1e-4)");
+    ns_cli_add(&c, "max-iter", OPT_INT, &mo.eig.max_iter, 1, 100000, "M",
+               "Hessian-vector products at most (default 100 for lanczos, 1000 for power)");
+    ns_cli_add(&c, "trace-probes", OPT_INT, &mo.trace_probes, 0, 1000000, "P",
+               "Hutchinson probes for the trace (default 10; 0 skips it)");
+    ns_cli_add(&c, "seed", OPT_U64, &mo.eig.seed, 0, 0, "S", "seed of the start vector and the probes (default 0)");
+    ns_cli_add(&c, "method", OPT_STR, &method, 0, 0, "M", "lanczos (default) or power");
+    ns_cli_add(&c, "threads", OPT_INT, &threads, 0, 4096, "T", "BLAS threads (default: all cores)");
+    ns_cli_add(&c, "json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON object instead of text");
+    NS_CLI_PARSE(&c, argc, argv);
+    if (!weights) return ns_cli_usage_error("sharpness needs --weights DIR (a directory written by normsharp init).");
+    if (ns_eig_method_parse(method, &mo.method) || mo.method == NS_EIG_NONE)
+        return ns_cli_usage_error("--method must be lanczos or power, got '%s'.", method);
+    if (mo.method == NS_EIG_POWER && !ns_cli_seen(&c, "max-iter")) mo.eig.max_iter = 1000;
+    mo.trace_seed = mo.eig.seed;
+    ns_cli_set_threads(threads);
+
+    double t0 = ns_now();
+    ns_model *m = NULL;
+    ns_data_opts saved, data;
+    ns_dataset ds = {0};
+    int loaded = 0;
+    int rc = ns_weights_load(weights, &m, &saved);
+    if (!rc) {
+        merge_data(&data, &cli_data, &saved, &c);
+        rc = ns_data_load(&data, &ds);
+        loaded = rc == 0;
+    }
+    if (!rc) rc = check_fit(m, &ds, weights);
+    run_info r = {.weights = weights, .data = &data, .mo = &mo, .m = m, .load_seconds = ns_now() - t0};
+    if (!rc) {
+        ns_batch train = ns_batch_train(&ds, data.loss), test = ns_batch_test(&ds, data.loss);
+        ns_measurement x;
+        rc = ns_measure(m, &train, &test, &mo, &x);
+        r.seconds = ns_now() - t0;
+        if (!rc) {
+            if (json) print_json(&r, &x);
+            else print_text(&r, &x);
+            if (x.have_eig && !x.eig.converged)
+                fprintf(stderr, "normsharp: warning: %s did not reach --tol %g within %d Hessian-vector products; "
+                                "raise --max-iter for a converged estimate.\n",
+                        ns_eig_method_name(mo.method), mo.eig.tol, mo.eig.max_iter);
+            ns_measurement_free(&x);
+        }
+    }
+    if (loaded) ns_data_free(&ds);
+    if (m) ns_model_free(m);
+    return ns_cli_report(rc);
 }

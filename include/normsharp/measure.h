@@ -1,0 +1,79 @@
+// normsharp/measure.h — measure a network at its current theta (SPEC §4): training and
+// test loss/accuracy, l1/l2 norms (total and per tensor), the top of the Hessian
+// spectrum (Lanczos with a warm start, or power iteration) and the Hutchinson trace.
+// One code path serves `normsharp sharpness`, the "final" blocks of `train`/`flow`
+// summaries and the sweep, so every number is computed and named the same way.
+#ifndef NORMSHARP_MEASURE_H
+#define NORMSHARP_MEASURE_H
+#include <stdio.h>
+#include "normsharp/curvature.h"
+#include "normsharp/model.h"
+
+// ---- the training-loss Hessian as an operator on double vectors ----------------------
+// Wraps ns_model_hvp (network precision) as an ns_matvec_fn (double), converting both ways.
+typedef struct {
+    ns_model *m;
+    const ns_batch *b;
+    size_t n;          // parameters
+    real *v, *hv;      // scratch, length n
+} ns_hessian_op;
+int ns_hessian_op_init(ns_hessian_op *op, ns_model *m, const ns_batch *b);
+void ns_hessian_op_free(ns_hessian_op *op);
+int ns_hessian_matvec(void *op, const double *v, double *out, size_t n);  // ctx = ns_hessian_op*
+
+// Batch views of a prepared dataset (no copies).
+ns_batch ns_batch_train(const ns_dataset *ds, ns_loss_kind loss);
+ns_batch ns_batch_test(const ns_dataset *ds, ns_loss_kind loss);
+
+// l1 = sum |theta_j|, l2 = sqrt(sum theta_j^2), in double; per-tensor arrays (length
+// ns_model_ntensors) may be NULL.
+void ns_model_norms(ns_model *m, double *l1, double *l2, double *l1_tensor, double *l2_tensor);
+
+// ---- options -------------------------------------------------------------------------
+typedef enum { NS_EIG_NONE = 0, NS_EIG_LANCZOS = 1, NS_EIG_POWER = 2 } ns_eig_method;
+int ns_eig_method_parse(const char *s, ns_eig_method *out);   // "lanczos", "power", "none"
+const char *ns_eig_method_name(ns_eig_method m);
+
+typedef struct {
+    ns_eig_method method;   // default NS_EIG_LANCZOS
+    ns_lanczos_opts eig;    // k (default 1), tol (1e-4), max_iter (100), seed (0), warm (NULL)
+    int trace_probes;       // Hutchinson probes; 0 (default) = no trace
+    uint64_t trace_seed;    // default 0
+} ns_measure_opts;
+void ns_measure_opts_default(ns_measure_opts *o);
+
+// Only the spectrum (e.g. for trajectory rows every eig_every steps). Pass the previous
+// r->vec_max as o->eig.warm to warm-start. r is freed with ns_eig_result_free.
+int ns_measure_eig(ns_model *m, const ns_batch *train, const ns_measure_opts *o, ns_eig_result *r);
+
+// ---- the full measurement --------------------------------------------------------------
+typedef struct {
+    double train_loss, train_acc, train_err;
+    double test_loss, test_err;      // NaN without a test batch
+    double l1, l2;
+    int ntensors;
+    char (*names)[32];               // tensor names, for the per-tensor norms
+    double *l1_tensor, *l2_tensor;
+    int have_eig;                    // 0 when not asked for, or the loss is not finite
+    ns_eig_method method;
+    ns_eig_result eig;
+    double trace, trace_stderr;      // NaN when not measured
+    int trace_probes;
+    double seconds_loss, seconds_eig, seconds_trace;
+} ns_measurement;
+
+// Measures everything o asks for at the model's current theta. `test` may be NULL.
+// If the training loss is not finite (a diverged run) the spectrum and trace are skipped
+// (reported as not measured) and the call still succeeds.
+int ns_measure(ns_model *m, const ns_batch *train, const ns_batch *test, const ns_measure_opts *o,
+               ns_measurement *out);
+void ns_measurement_free(ns_measurement *x);
+
+// Writes x as the JSON object `key` with the key names of docs/OUTPUTS.md's "final" block
+// (train_loss, train_acc, train_err, test_loss, test_err, l1, l2, lambda_max, sharpness,
+// top_k, top_k_resid, trace, trace_stderr, eig_iters, eig_converged, l1_per_tensor,
+// l2_per_tensor) plus lambda_min and lambda_min_resid. Not measured -> null.
+void ns_measurement_json(ns_json *j, const char *key, const ns_measurement *x);
+// Human-readable report, one quantity per line.
+void ns_measurement_print(FILE *f, const ns_measurement *x);
+#endif

@@ -1,0 +1,12 @@
+// internal.h — helpers shared by the estimators in src/curvature (not a public API).
+#ifndef NORMSHARP_CURVATURE_INTERNAL_H
+#define NORMSHARP_CURVATURE_INTERNAL_H
+#include "normsharp/curvature.h"
+
+// Validate dimension and options; `who` names the estimator in the message.
+int ns_curv_check(size_t n, const ns_lanczos_opts *o, const char *who);
+// v := warm/||warm|| and return 1, or, without a usable warm vector, a seeded Gaussian
+// unit vector (NS_STREAM_LANCZOS) and return 0.
+int ns_curv_start(double *v, size_t n, const ns_lanczos_opts *o);
+int ns_curv_all_finite(const double *v, size_t n);
+#endif

@@ -1,0 +1,200 @@
+// Measuring a network at its current theta: the one place that computes and names the
+// quantities of SPEC §4, shared by `sharpness`, `train`, `flow` and the sweep.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "normsharp/measure.h"
+
+ns_batch ns_batch_train(const ns_dataset *ds, ns_loss_kind loss) {
+    return (ns_batch){.x = ds->x_train, .y = ds->y_train, .t = ds->t_train, .n = ds->n, .loss = loss};
+}
+
+ns_batch ns_batch_test(const ns_dataset *ds, ns_loss_kind loss) {
+    return (ns_batch){.x = ds->x_test, .y = ds->y_test, .t = ds->t_test, .n = ds->n_test, .loss = loss};
+}
+
+void ns_model_norms(ns_model *m, double *l1, double *l2, double *l1_tensor, double *l2_tensor) {
+    const real *theta = ns_model_theta(m);
+    double s1 = 0, s2 = 0;
+    for (int t = 0; t < ns_model_ntensors(m); t++) {
+        const ns_tensor_info *ti = ns_model_tensor(m, t);
+        double t1 = 0, t2 = 0;
+        for (size_t i = 0; i < ti->size; i++) {
+            double x = theta[ti->offset + i];
+            t1 += fabs(x);
+            t2 += x * x;
+        }
+        if (l1_tensor) l1_tensor[t] = t1;
+        if (l2_tensor) l2_tensor[t] = sqrt(t2);
+        s1 += t1;
+        s2 += t2;
+    }
+    if (l1) *l1 = s1;
+    if (l2) *l2 = sqrt(s2);
+}
+
+int ns_eig_method_parse(const char *s, ns_eig_method *out) {
+    static const char *names[] = {"none", "lanczos", "power"};
+    for (int i = 0; i < 3; i++)
+        if (s && !strcmp(s, names[i])) {
+            *out = (ns_eig_method)i;
+            return NS_OK;
+        }
+    return ns_fail(NS_EINVAL, "unknown eigenvalue method '%s'; expected lanczos, power or none.", s ? s : "");
+}
+
+const char *ns_eig_method_name(ns_eig_method m) {
+    return m == NS_EIG_LANCZOS ? "lanczos" : m == NS_EIG_POWER ? "power" : "none";
+}
+
+void ns_measure_opts_default(ns_measure_opts *o) {
+    o->method = NS_EIG_LANCZOS;
+    ns_lanczos_opts_default(&o->eig);
+    o->trace_probes = 0;
+    o->trace_seed = 0;
+}
+
+int ns_measure_eig(ns_model *m, const ns_batch *train, const ns_measure_opts *o, ns_eig_result *r) {
+    memset(r, 0, sizeof *r);
+    if (o->method == NS_EIG_NONE) return ns_fail(NS_EINVAL, "ns_measure_eig: no eigenvalue method chosen.");
+    ns_hessian_op op;
+    int rc = ns_hessian_op_init(&op, m, train);
+    if (rc) return rc;
+    if (o->method == NS_EIG_POWER)
+        rc = ns_power_iteration(ns_hessian_matvec, &op, op.n, &o->eig, r);
+    else
+        rc = ns_lanczos(ns_hessian_matvec, &op, op.n, &o->eig, r);
+    ns_hessian_op_free(&op);
+    return rc;
+}
+
+static int measure_trace(ns_model *m, const ns_batch *train, const ns_measure_opts *o, ns_measurement *x) {
+    ns_hessian_op op;
+    int rc = ns_hessian_op_init(&op, m, train);
+    if (rc) return rc;
+    rc = ns_hutchinson_trace(ns_hessian_matvec, &op, op.n, o->trace_probes, o->trace_seed, &x->trace,
+                             &x->trace_stderr);
+    ns_hessian_op_free(&op);
+    return rc;
+}
+
+static int measure_norms(ns_model *m, ns_measurement *x) {
+    int nt = ns_model_ntensors(m);
+    x->ntensors = nt;
+    x->names = ns_calloc((size_t)nt, sizeof *x->names);
+    x->l1_tensor = ns_calloc((size_t)nt, sizeof(double));
+    x->l2_tensor = ns_calloc((size_t)nt, sizeof(double));
+    if (!x->names || !x->l1_tensor || !x->l2_tensor) return NS_ENOMEM;
+    for (int t = 0; t < nt; t++) snprintf(x->names[t], sizeof x->names[t], "%s", ns_model_tensor(m, t)->name);
+    ns_model_norms(m, &x->l1, &x->l2, x->l1_tensor, x->l2_tensor);
+    return NS_OK;
+}
+
+int ns_measure(ns_model *m, const ns_batch *train, const ns_batch *test, const ns_measure_opts *o,
+               ns_measurement *x) {
+    memset(x, 0, sizeof *x);
+    x->test_loss = x->test_err = x->trace = x->trace_stderr = NAN;
+    x->method = o->method;
+    double t0 = ns_now();
+    int rc = ns_model_loss(m, train, &x->train_loss, &x->train_acc);
+    if (!rc && test && test->n > 0) {
+        double acc;
+        rc = ns_model_loss(m, test, &x->test_loss, &acc);
+        x->test_err = 1 - acc;
+    }
+    x->train_err = 1 - x->train_acc;
+    if (!rc) rc = measure_norms(m, x);
+    x->seconds_loss = ns_now() - t0;
+    int finite = isfinite(x->train_loss);
+    if (!rc && finite && o->method != NS_EIG_NONE) {
+        t0 = ns_now();
+        rc = ns_measure_eig(m, train, o, &x->eig);
+        x->have_eig = rc == 0;
+        x->seconds_eig = ns_now() - t0;
+    }
+    if (!rc && finite && o->trace_probes > 0) {
+        t0 = ns_now();
+        x->trace_probes = o->trace_probes;
+        rc = measure_trace(m, train, o, x);
+        x->seconds_trace = ns_now() - t0;
+    }
+    if (rc) ns_measurement_free(x);
+    return rc;
+}
+
+void ns_measurement_free(ns_measurement *x) {
+    if (!x) return;
+    free(x->names);
+    free(x->l1_tensor);
+    free(x->l2_tensor);
+    x->names = NULL;
+    x->l1_tensor = x->l2_tensor = NULL;
+    ns_eig_result_free(&x->eig);
+    x->have_eig = 0;
+}
+
+static void json_per_tensor(ns_json *j, const char *key, const ns_measurement *x, const double *v) {
+    ns_json_obj(j, key);
+    for (int t = 0; t < x->ntensors && v; t++) ns_json_num(j, x->names[t], v[t]);
+    ns_json_end(j);
+}
+
+void ns_measurement_json(ns_json *j, const char *key, const ns_measurement *x) {
+    const ns_eig_result *e = x->have_eig ? &x->eig : NULL;
+    ns_json_obj(j, key);
+    ns_json_num(j, "train_loss", x->train_loss);
+    ns_json_num(j, "train_acc", x->train_acc);
+    ns_json_num(j, "train_err", x->train_err);
+    ns_json_num(j, "test_loss", x->test_loss);
+    ns_json_num(j, "test_err", x->test_err);
+    ns_json_num(j, "l1", x->l1);
+    ns_json_num(j, "l2", x->l2);
+    ns_json_num(j, "lambda_max", e ? e->lambda_max : NAN);
+    ns_json_num(j, "sharpness", e ? e->sharpness : NAN);
+    ns_json_num(j, "lambda_min", e ? e->lambda_min : NAN);
+    ns_json_num(j, "lambda_min_resid", e ? e->resid_min : NAN);
+    if (e) {
+        ns_json_arr(j, "top_k");
+        for (int i = 0; i < e->k; i++) ns_json_num(j, NULL, e->top[i]);
+        ns_json_end(j);
+        ns_json_arr(j, "top_k_resid");
+        for (int i = 0; i < e->k; i++) ns_json_num(j, NULL, e->top_resid[i]);
+        ns_json_end(j);
+    } else {
+        ns_json_null(j, "top_k");
+        ns_json_null(j, "top_k_resid");
+    }
+    ns_json_num(j, "trace", x->trace);
+    ns_json_num(j, "trace_stderr", x->trace_stderr);
+    if (e) {
+        ns_json_int(j, "eig_iters", e->iters);
+        ns_json_bool(j, "eig_converged", e->converged);
+    } else {
+        ns_json_null(j, "eig_iters");
+        ns_json_null(j, "eig_converged");
+    }
+    json_per_tensor(j, "l1_per_tensor", x, x->l1_tensor);
+    json_per_tensor(j, "l2_per_tensor", x, x->l2_tensor);
+    ns_json_end(j);
+}
+
+void ns_measurement_print(FILE *f, const ns_measurement *x) {
+    fprintf(f, "train loss      %.6g\n", x->train_loss);
+    fprintf(f, "train accuracy  %.4f\n", x->train_acc);
+    if (isfinite(x->test_loss)) fprintf(f, "test loss       %.6g\ntest error      %.4f\n", x->test_loss, x->test_err);
+    fprintf(f, "l1              %.6g\nl2              %.6g\n", x->l1, x->l2);
+    for (int t = 0; t < x->ntensors; t++)
+        fprintf(f, "  %-20s l1 %-12.6g l2 %.6g\n", x->names[t], x->l1_tensor[t], x->l2_tensor[t]);
+    if (x->have_eig) {
+        const ns_eig_result *e = &x->eig;
+        fprintf(f, "lambda_max      %.8g\n", e->lambda_max);
+        fprintf(f, "lambda_min      %.8g   (residual %.3g)\n", e->lambda_min, e->resid_min);
+        fprintf(f, "max|lambda|     %.8g   (sharpness)\n", e->sharpness);
+        for (int i = 0; i < e->k; i++) fprintf(f, "  top %-3d %-16.10g residual %.3g\n", i + 1, e->top[i], e->top_resid[i]);
+        fprintf(f, "%s: %d Hessian-vector products, %s (%.2f s)\n", ns_eig_method_name(x->method), e->iters,
+                e->converged ? "converged" : "NOT converged", x->seconds_eig);
+    }
+    if (x->trace_probes > 0)
+        fprintf(f, "trace           %.6g +- %.3g (Hutchinson, %d probes, %.2f s)\n", x->trace, x->trace_stderr,
+                x->trace_probes, x->seconds_trace);
+}

@@ -1,0 +1,135 @@
+// layers.h — the layers of normsharp's networks (internal to src/model/).
+//
+// Every layer file holds, side by side, the whole calculus of one layer y = f(x; W):
+//   forward    y = f(x; W)
+//   backward   vector-Jacobian product: gx = (df/dx)^T gy, and gW += (df/dW)^T gy
+//   rforward   tangent of the forward pass along a parameter direction V (Pearlmutter's
+//              R-operator, R{q} = d/dt q(theta + t v) at t = 0):  Ry = df/dx Rx + df/dW V
+//   rbackward  tangent of the backward pass: from gy and R{gy} it gives gx, R{gx} and adds
+//              R{gW} — the layer's block of the Hessian-vector product H v — into hW.
+// Forward, then rforward, then the loss's g and R{g}, then rbackward from the head down
+// give H v exactly in one sweep (forward-over-reverse; no finite differences).
+//
+// Conventions (llm.c): outputs first, then inputs, then weights, then sizes. Activations
+// are row-major (n, features), batched over all n examples of the pass. Parameter gradients
+// (gW, gb, hW, hb) accumulate (+=); activation gradients (gx, R{gx}) are overwritten.
+// A NULL Rx means "this input does not depend on theta" (the data); a NULL output (gx,
+// R{gx}, gW, ...) means "not needed" and is skipped (e.g. gx for the first layer).
+#ifndef NORMSHARP_LAYERS_H
+#define NORMSHARP_LAYERS_H
+#include <cblas.h>
+#include "normsharp/common.h"
+#include "normsharp/data.h"
+
+#ifdef NS_DOUBLE
+#define NS_GEMM cblas_dgemm
+#else
+#define NS_GEMM cblas_sgemm
+#endif
+
+// gb[j] += sum_i g[i][j] for g (n, width), summed in double.
+void ns_colsum_add(real *gb, const real *g, long n, int width);
+
+// ---- dense.c: y = wmul * x W^T + b ---------------------------------------------------
+// x is (n,in), W is (out,in), b is (out), y is (n,out). wmul is the parameterization's
+// forward multiplier (1 for standard, 1/sqrt(fan_in) for ntk).
+void ns_dense_forward(real *y, const real *x, const real *w, const real *b, real wmul,
+                      long n, int in, int out);
+// gW += wmul gy^T x, gb += colsum gy, gx = wmul gy W (if gx != NULL).
+void ns_dense_backward(real *gx, real *gw, real *gb, const real *gy, const real *x,
+                       const real *w, real wmul, long n, int in, int out);
+// Ry = wmul (Rx W^T + x V^T) + vb.
+void ns_dense_rforward(real *ry, const real *x, const real *rx, const real *w,
+                       const real *vw, const real *vb, real wmul, long n, int in, int out);
+// hW += wmul (Rgy^T x + gy^T Rx), hb += colsum Rgy,
+// gx = wmul gy W, Rgx = wmul (Rgy W + gy V) (if gx, rgx != NULL).
+void ns_dense_rbackward(real *gx, real *rgx, real *hw, real *hb, const real *gy,
+                        const real *rgy, const real *x, const real *rx, const real *w,
+                        const real *vw, real wmul, long n, int in, int out);
+
+// ---- act.c: a = sigma(z), elementwise over len = n * width values ---------------------
+typedef enum {
+    NS_ACT_LINEAR, NS_ACT_RELU, NS_ACT_TANH, NS_ACT_ELU, NS_ACT_SOFTPLUS, NS_ACT_GELU
+} ns_act_kind;
+#define NS_ACT_NAMES "relu, tanh, elu, softplus, gelu or linear"
+int ns_act_parse(const char *s, ns_act_kind *out);  // 0, or -1 if unknown (no message)
+const char *ns_act_name(ns_act_kind k);
+void ns_act_forward(ns_act_kind k, real *a, const real *z, size_t len);
+// gz = sigma'(z) ga. In place allowed (gz == ga). a = sigma(z) from the forward pass.
+void ns_act_backward(ns_act_kind k, real *gz, const real *ga, const real *z, const real *a,
+                     size_t len);
+// Ra = sigma'(z) Rz. In place allowed.
+void ns_act_rforward(ns_act_kind k, real *ra, const real *rz, const real *z, const real *a,
+                     size_t len);
+// gz = sigma' ga, Rgz = sigma' Rga + sigma'' Rz ga. In place allowed.
+void ns_act_rbackward(ns_act_kind k, real *gz, real *rgz, const real *ga, const real *rga,
+                      const real *z, const real *rz, const real *a, size_t len);
+
+// ---- conv3x3.c: 3x3 convolution, stride 1, zero padding 1, via im2col + GEMM ----------
+// Input (n, c, h, w) if nchw (the dataset's layout) else (n, h, w, c); output always
+// (n, h, w, co) ("channels last", so that the GEMM writes it directly). W is
+// (co, c, 3, 3) as PyTorch's Conv2d. `cols` is a workspace of cols_cap values, at least
+// h*w*c*9 (one example); bigger workspaces let each GEMM cover more examples.
+typedef struct {
+    int c, h, w, co;
+    int nchw;
+} ns_conv_shape;
+void ns_conv3x3_forward(real *y, const real *x, const real *w, const real *b, real wmul,
+                        long n, const ns_conv_shape *s, real *cols, size_t cols_cap);
+void ns_conv3x3_backward(real *gx, real *gw, real *gb, const real *gy, const real *x,
+                         const real *w, real wmul, long n, const ns_conv_shape *s,
+                         real *cols, size_t cols_cap);
+void ns_conv3x3_rforward(real *ry, const real *x, const real *rx, const real *w,
+                         const real *vw, const real *vb, real wmul, long n,
+                         const ns_conv_shape *s, real *cols, size_t cols_cap);
+void ns_conv3x3_rbackward(real *gx, real *rgx, real *hw, real *hb, const real *gy,
+                          const real *rgy, const real *x, const real *rx, const real *w,
+                          const real *vw, real wmul, long n, const ns_conv_shape *s,
+                          real *cols, size_t cols_cap);
+
+// ---- pool.c: 2x2 pooling, stride 2, channels last: x (n,h,w,c) -> y (n,h/2,w/2,c) -------
+// As PyTorch (floor): an odd last row/column is dropped. Max pooling records in `arg` the
+// window position (0..3, row-major, first maximum wins) that each output came from; the
+// R- and backward passes route through it (the map is linear once the routing is fixed).
+typedef enum { NS_POOL_AVG, NS_POOL_MAX } ns_pool_kind;
+void ns_pool_forward(ns_pool_kind k, real *y, unsigned char *arg, const real *x, long n,
+                     int h, int w, int c);
+void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned char *arg,
+                      long n, int h, int w, int c);
+void ns_pool_rforward(ns_pool_kind k, real *ry, const real *rx, const unsigned char *arg,
+                      long n, int h, int w, int c);
+void ns_pool_rbackward(ns_pool_kind k, real *gx, real *rgx, const real *gy, const real *rgy,
+                       const unsigned char *arg, long n, int h, int w, int c);
+
+// ---- flatten.c: channels-last (n,h,w,c) -> PyTorch's flatten order (n, c*h*w) ------------
+void ns_flatten_forward(real *y, const real *x, long n, int h, int w, int c);
+void ns_flatten_backward(real *gx, const real *gy, long n, int h, int w, int c);
+void ns_flatten_rforward(real *ry, const real *rx, long n, int h, int w, int c);
+void ns_flatten_rbackward(real *gx, real *rgx, const real *gy, const real *rgy, long n,
+                          int h, int w, int c);
+
+// ---- loss.c: SPEC §2, on outputs f (n,k) ---------------------------------------------
+// MSE l_i = 0.5 ||f_i - t_i||^2; CE l_i = -log softmax(f_i)[y_i]. The loss is
+// L = scale * sum_i l_i with scale = 1/n_total (a pass may cover part of the batch).
+// Adds sum_i l_i to *loss_sum and the count of argmax(f_i) == label to *correct (the label
+// is y_i, or argmax t_i when y is NULL). If g != NULL: g = scale dl/df. If rg != NULL:
+// rg = scale (d2l/df2) Rf. Returns 0, or NS_EINVAL if the labels/targets it needs are
+// missing or a label is out of range.
+int ns_loss_eval(ns_loss_kind kind, real *g, real *rg, const real *f, const real *rf,
+                 const int *y, const real *t, long n, int k, double scale, double *loss_sum,
+                 long *correct);
+
+// ---- arch.c: architecture strings (SPEC §3) ----------------------------------------------
+#define NS_MAX_HIDDEN 32        // hidden layers / conv blocks
+#define NS_MAX_WIDTH 65536      // hidden width of an fc layer
+#define NS_MAX_CHANNELS 4096    // channels of a conv layer
+typedef struct {
+    int cnn;                    // 0: fc, 1: cnn
+    ns_act_kind act;
+    ns_pool_kind pool;          // cnn only; avgpool unless the string ends in -maxpool
+    int nhidden;
+    int width[NS_MAX_HIDDEN];
+} ns_arch;
+// Parse and validate; on failure return NS_EINVAL with a sentence naming the fault.
+int ns_arch_parse(const char *s, ns_arch *out);
+#endif

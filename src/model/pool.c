@@ -1,0 +1,86 @@
+// pool.c — 2x2 pooling with stride 2 on channels-last tensors x (n,h,w,c) -> y (n,h/2,w/2,c).
+//   avg: y = (x00 + x01 + x10 + x11) / 4                 (linear)
+//   max: y = x_arg, arg = first position of the maximum   (linear once arg is fixed)
+// Since both maps are linear in x for a fixed routing, the tangent passes are the same
+// maps: Ry = P Rx, and the backward pass is the transpose: gx = P^T gy, R{gx} = P^T R{gy}.
+// Max pooling is piecewise linear, so its second derivative is zero almost everywhere and
+// the routing recorded by the forward pass is all that the Hessian needs.
+#include <string.h>
+#include "layers.h"
+
+// Offset (in values) of window position q (0..3, row-major) from the window's top-left.
+static inline long window_offset(int q, int w, int c) {
+    return (long)(q >> 1) * w * c + (long)(q & 1) * c;
+}
+
+// Runs the statement (...) for every output value: o = its index in y, i = index of the window's
+// top-left input in x, with ch the channel.
+#define FOR_EACH_WINDOW(n, h, w, c, ...)                                               \
+    do {                                                                                \
+        int h2_ = (h) / 2, w2_ = (w) / 2;                                               \
+        for (long e_ = 0; e_ < (n); e_++)                                               \
+            for (int oy_ = 0; oy_ < h2_; oy_++)                                         \
+                for (int ox_ = 0; ox_ < w2_; ox_++) {                                   \
+                    long o0_ = ((e_ * h2_ + oy_) * w2_ + ox_) * (c);                    \
+                    long i0_ = ((e_ * (h) + 2 * oy_) * (w) + 2 * ox_) * (long)(c);      \
+                    for (int ch = 0; ch < (c); ch++) {                                  \
+                        long o = o0_ + ch, i = i0_ + ch;                                \
+                        __VA_ARGS__;                                                    \
+                    }                                                                   \
+                }                                                                       \
+    } while (0)
+
+void ns_pool_forward(ns_pool_kind k, real *y, unsigned char *arg, const real *x, long n,
+                     int h, int w, int c) {
+    long d01 = window_offset(1, w, c), d10 = window_offset(2, w, c), d11 = window_offset(3, w, c);
+    if (k == NS_POOL_AVG) {
+        FOR_EACH_WINDOW(n, h, w, c, y[o] = (real)0.25 * (x[i] + x[i + d01] + x[i + d10] + x[i + d11]));
+        return;
+    }
+    FOR_EACH_WINDOW(n, h, w, c, {
+        int best = 0;
+        real m = x[i];
+        for (int q = 1; q < 4; q++) {
+            real v = x[i + window_offset(q, w, c)];
+            if (v > m) {
+                m = v;
+                best = q;
+            }
+        }
+        y[o] = m;
+        arg[o] = (unsigned char)best;
+    });
+}
+
+void ns_pool_rforward(ns_pool_kind k, real *ry, const real *rx, const unsigned char *arg,
+                      long n, int h, int w, int c) {
+    if (k == NS_POOL_AVG) {
+        ns_pool_forward(k, ry, NULL, rx, n, h, w, c);
+        return;
+    }
+    FOR_EACH_WINDOW(n, h, w, c, ry[o] = rx[i + window_offset(arg[o], w, c)]);
+}
+
+// gx (n,h,w,c) is overwritten; inputs outside every window (odd edges) get 0.
+void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned char *arg,
+                      long n, int h, int w, int c) {
+    memset(gx, 0, sizeof *gx * (size_t)n * h * w * c);
+    if (k == NS_POOL_AVG) {
+        long d01 = window_offset(1, w, c), d10 = window_offset(2, w, c), d11 = window_offset(3, w, c);
+        FOR_EACH_WINDOW(n, h, w, c, {
+            real q = (real)0.25 * gy[o];
+            gx[i] = q;
+            gx[i + d01] = q;
+            gx[i + d10] = q;
+            gx[i + d11] = q;
+        });
+        return;
+    }
+    FOR_EACH_WINDOW(n, h, w, c, gx[i + window_offset(arg[o], w, c)] = gy[o]);
+}
+
+void ns_pool_rbackward(ns_pool_kind k, real *gx, real *rgx, const real *gy, const real *rgy,
+                       const unsigned char *arg, long n, int h, int w, int c) {
+    ns_pool_backward(k, gx, gy, arg, n, h, w, c);
+    ns_pool_backward(k, rgx, rgy, arg, n, h, w, c);
+}

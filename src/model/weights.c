@@ -1,0 +1,277 @@
+// A weights directory: model.json (how to rebuild the model and which data it belongs
+// to) plus one NumPy .npy file per tensor, named after the tensor ("fc1.weight.npy"),
+// with PyTorch's names, shapes and C-order layouts, so
+//     sd = {name: torch.from_numpy(numpy.load(f"{dir}/{name}.npy")) for name in names}
+// loads into the equivalent PyTorch model. model.json is written last, so its presence
+// marks a complete directory.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "normsharp/model.h"
+
+#define SEED_EXACT_MAX 9007199254740992.0  // 2^53: larger seeds are stored as strings
+
+// ---- saving ----------------------------------------------------------------------------
+static void json_data(ns_json *j, const ns_data_opts *d) {
+    if (!d) {
+        ns_json_null(j, "data");
+        return;
+    }
+    ns_json_obj(j, "data");
+    ns_json_str(j, "dataset", d->dataset ? d->dataset : "fashion-mnist");
+    if (d->data_dir) ns_json_str(j, "data_dir", d->data_dir);
+    else ns_json_null(j, "data_dir");
+    ns_json_int(j, "n", d->n);
+    if (d->n_test >= 0) ns_json_int(j, "n_test", d->n_test);
+    else ns_json_null(j, "n_test");  // all
+    if (d->classes > 0) ns_json_int(j, "classes", d->classes);
+    else ns_json_null(j, "classes");  // all
+    ns_json_str(j, "loss", ns_loss_name(d->loss));
+    ns_json_end(j);
+}
+
+static void model_json(ns_buf *b, const ns_model *m, const ns_data_opts *data) {
+    const ns_model_config *cfg = ns_model_cfg(m);
+    ns_json j;
+    ns_json_begin(&j, b);
+    ns_json_obj(&j, NULL);
+    ns_json_str(&j, "program", "normsharp");
+    ns_json_str(&j, "version", NS_VERSION);
+    ns_json_str(&j, "kind", "weights");
+    ns_json_str(&j, "arch", cfg->arch);
+    ns_json_str(&j, "param", cfg->param);
+    ns_json_num(&j, "init_scale", cfg->init_scale);
+    if ((double)cfg->seed < SEED_EXACT_MAX) {
+        ns_json_int(&j, "seed", (long long)cfg->seed);
+    } else {
+        char s[32];
+        snprintf(s, sizeof s, "%llu", (unsigned long long)cfg->seed);
+        ns_json_str(&j, "seed", s);
+    }
+    ns_json_arr(&j, "input_shape");
+    ns_json_int(&j, NULL, cfg->c);
+    ns_json_int(&j, NULL, cfg->h);
+    ns_json_int(&j, NULL, cfg->w);
+    ns_json_end(&j);
+    ns_json_int(&j, "classes", cfg->k);
+    ns_json_str(&j, "precision", NS_REAL_NAME);
+    ns_json_int(&j, "nparams", (long long)ns_model_nparams(m));
+    ns_json_arr(&j, "tensors");
+    for (int t = 0; t < ns_model_ntensors(m); t++) {
+        const ns_tensor_info *ti = ns_model_tensor(m, t);
+        char file[64];
+        snprintf(file, sizeof file, "%s.npy", ti->name);
+        ns_json_obj(&j, NULL);
+        ns_json_str(&j, "name", ti->name);
+        ns_json_arr(&j, "shape");
+        for (int d = 0; d < ti->ndim; d++) ns_json_int(&j, NULL, ti->shape[d]);
+        ns_json_end(&j);
+        ns_json_str(&j, "file", file);
+        ns_json_end(&j);
+    }
+    ns_json_end(&j);
+    json_data(&j, data);
+    ns_json_end(&j);
+    ns_buf_append(b, "\n", 1);
+}
+
+int ns_weights_save(const ns_model *m, const char *dir, const ns_data_opts *data) {
+    int rc = ns_mkdirs(dir);
+    if (rc) return rc;
+    // ns_model_theta has no const variant; theta is only read here.
+    const real *theta = ns_model_theta((ns_model *)m);
+    char path[4096];
+    for (int t = 0; t < ns_model_ntensors(m); t++) {
+        const ns_tensor_info *ti = ns_model_tensor(m, t);
+        if ((rc = ns_path(path, sizeof path, "%s/%s.npy", dir, ti->name))) return rc;
+        if ((rc = ns_npy_write(path, theta + ti->offset, ti->ndim, ti->shape))) return rc;
+    }
+    ns_buf b = {0};
+    model_json(&b, m, data);
+    if (b.oom) rc = ns_fail(NS_ENOMEM, "out of memory while formatting %s/model.json.", dir);
+    if (!rc) rc = ns_path(path, sizeof path, "%s/model.json", dir);
+    if (!rc) rc = ns_write_file_atomic(path, b.data, b.len);
+    ns_buf_free(&b);
+    return rc;
+}
+
+// ---- loading ---------------------------------------------------------------------------
+// Strings handed out in ns_data_opts must outlive this call: keep one copy of each
+// distinct string for the life of the process (a handful at most).
+static const char *intern(const char *s) {
+    static char **pool;
+    static int npool;
+    for (int i = 0; i < npool; i++)
+        if (!strcmp(pool[i], s)) return pool[i];
+    char **p = ns_realloc(pool, (size_t)(npool + 1) * sizeof *p);
+    if (!p) return NULL;
+    pool = p;
+    if (!(pool[npool] = ns_strdup(s))) return NULL;
+    return pool[npool++];
+}
+
+// An integer field in [lo, hi]; `def` when missing or null (fail if def < lo).
+static int get_int(const ns_jval *o, const char *key, long lo, long hi, long def, const char *file, long *out) {
+    const ns_jval *v = ns_jget(o, key);
+    if (!v || v->type == NS_JNULL) {
+        if (def < lo) return ns_fail(NS_EFORMAT, "%s: missing \"%s\".", file, key);
+        *out = def;
+        return NS_OK;
+    }
+    if (v->type != NS_JNUM || v->num != floor(v->num) || v->num < lo || v->num > hi)
+        return ns_fail(NS_EFORMAT, "%s: \"%s\" must be an integer in [%ld, %ld].", file, key, lo, hi);
+    *out = (long)v->num;
+    return NS_OK;
+}
+
+static int get_str(const ns_jval *o, const char *key, const char *file, int required, const char **out) {
+    const ns_jval *v = ns_jget(o, key);
+    if (!v || v->type == NS_JNULL) {
+        if (required) return ns_fail(NS_EFORMAT, "%s: missing \"%s\".", file, key);
+        *out = NULL;
+        return NS_OK;
+    }
+    if (v->type != NS_JSTR) return ns_fail(NS_EFORMAT, "%s: \"%s\" must be a string.", file, key);
+    *out = v->str;
+    return NS_OK;
+}
+
+static int copy_field(char *dst, size_t cap, const char *src, const char *key, const char *file) {
+    if (strlen(src) >= cap) return ns_fail(NS_EFORMAT, "%s: \"%s\" is too long.", file, key);
+    memcpy(dst, src, strlen(src) + 1);
+    return NS_OK;
+}
+
+static int read_seed(const ns_jval *o, const char *file, uint64_t *seed) {
+    const ns_jval *v = ns_jget(o, "seed");
+    if (v && v->type == NS_JSTR) {
+        if (ns_parse_u64(v->str, "seed", seed))
+            return ns_fail(NS_EFORMAT, "%s: \"seed\" must be a non-negative integer.", file);
+        return NS_OK;
+    }
+    if (v && v->type == NS_JNUM && v->num >= 0 && v->num < SEED_EXACT_MAX && v->num == floor(v->num)) {
+        *seed = (uint64_t)v->num;
+        return NS_OK;
+    }
+    return ns_fail(NS_EFORMAT, "%s: missing or invalid \"seed\".", file);
+}
+
+static int read_config(const ns_jval *root, const char *file, ns_model_config *cfg) {
+    const char *s = NULL;
+    long v;
+    int rc;
+    memset(cfg, 0, sizeof *cfg);
+    if ((rc = get_str(root, "arch", file, 1, &s)) || (rc = copy_field(cfg->arch, sizeof cfg->arch, s, "arch", file)))
+        return rc;
+    if ((rc = get_str(root, "param", file, 0, &s))) return rc;
+    if ((rc = copy_field(cfg->param, sizeof cfg->param, s ? s : "standard", "param", file))) return rc;
+    const ns_jval *sc = ns_jget(root, "init_scale");
+    cfg->init_scale = 1.0;
+    if (sc && sc->type != NS_JNULL) {
+        if (sc->type != NS_JNUM || !isfinite(sc->num))
+            return ns_fail(NS_EFORMAT, "%s: \"init_scale\" must be a finite number.", file);
+        cfg->init_scale = sc->num;
+    }
+    if ((rc = read_seed(root, file, &cfg->seed))) return rc;
+    const ns_jval *shape = ns_jget(root, "input_shape");
+    if (!shape || shape->type != NS_JARR || shape->n != 3)
+        return ns_fail(NS_EFORMAT, "%s: \"input_shape\" must be an array [channels, height, width].", file);
+    int *dims[3] = {&cfg->c, &cfg->h, &cfg->w};
+    for (int i = 0; i < 3; i++) {
+        const ns_jval *d = &shape->items[i];
+        if (d->type != NS_JNUM || d->num != floor(d->num) || d->num < 1 || d->num > 65536)
+            return ns_fail(NS_EFORMAT, "%s: \"input_shape\" entries must be positive integers.", file);
+        *dims[i] = (int)d->num;
+    }
+    if ((rc = get_int(root, "classes", 1, 1 << 20, -1, file, &v))) return rc;
+    cfg->k = (int)v;
+    return NS_OK;
+}
+
+// The tensor list in model.json, when present, must describe the rebuilt model exactly.
+static int check_tensors(const ns_jval *root, const ns_model *m, const char *file) {
+    const ns_jval *ts = ns_jget(root, "tensors");
+    if (!ts || ts->type == NS_JNULL) return NS_OK;
+    if (ts->type != NS_JARR || ts->n != ns_model_ntensors(m))
+        return ns_fail(NS_EFORMAT, "%s: \"tensors\" lists %d tensors but %s has %d.", file,
+                       ts->type == NS_JARR ? ts->n : 0, ns_model_cfg(m)->arch, ns_model_ntensors(m));
+    for (int t = 0; t < ts->n; t++) {
+        const ns_tensor_info *ti = ns_model_tensor(m, t);
+        const char *name = ns_jstr(&ts->items[t], "name", "");
+        const ns_jval *sh = ns_jget(&ts->items[t], "shape");
+        int same = !strcmp(name, ti->name) && sh && sh->type == NS_JARR && sh->n == ti->ndim;
+        for (int d = 0; same && d < ti->ndim; d++) same = sh->items[d].type == NS_JNUM && sh->items[d].num == ti->shape[d];
+        if (!same)
+            return ns_fail(NS_EFORMAT, "%s: tensor %d is listed as '%s' but the model's is %s with another shape or name.",
+                           file, t + 1, name, ti->name);
+    }
+    return NS_OK;
+}
+
+static int read_data(const ns_jval *root, const char *file, ns_data_opts *d) {
+    ns_data_opts_default(d);
+    const ns_jval *o = ns_jget(root, "data");
+    if (!o || o->type == NS_JNULL) return NS_OK;
+    if (o->type != NS_JOBJ) return ns_fail(NS_EFORMAT, "%s: \"data\" must be an object.", file);
+    const char *s = NULL;
+    long v;
+    int rc;
+    if ((rc = get_str(o, "dataset", file, 0, &s))) return rc;
+    if (s && !(d->dataset = intern(s))) return NS_ENOMEM;
+    if ((rc = get_str(o, "data_dir", file, 0, &s))) return rc;
+    if (s && !(d->data_dir = intern(s))) return NS_ENOMEM;
+    if ((rc = get_int(o, "n", 1, 1L << 40, d->n, file, &v))) return rc;
+    d->n = v;
+    if ((rc = get_int(o, "n_test", -1, 1L << 40, -1, file, &v))) return rc;
+    d->n_test = v;
+    if ((rc = get_int(o, "classes", -1, 1 << 20, -1, file, &v))) return rc;
+    d->classes = (int)v;
+    if ((rc = get_str(o, "loss", file, 0, &s))) return rc;
+    if (s && ns_loss_parse(s, &d->loss)) return ns_fail(NS_EFORMAT, "%s: unknown loss '%s'.", file, s);
+    return NS_OK;
+}
+
+// Re-issue the current error with the file named first (copying: the message buffer is
+// also the destination).
+static int prefix_error(int rc, const char *file) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", ns_errmsg());
+    return ns_fail(rc, "%s: %s", file, msg);
+}
+
+int ns_weights_load(const char *dir, ns_model **out, ns_data_opts *data) {
+    *out = NULL;
+    char file[4096], path[4096];
+    int rc = ns_path(file, sizeof file, "%s/model.json", dir);
+    if (rc) return rc;
+    if (!ns_is_dir(dir)) return ns_fail(NS_EIO, "weights directory %s does not exist.", dir);
+    if (!ns_exists(file))
+        return ns_fail(NS_EIO, "%s is missing; is %s a weights directory (normsharp init / train --save-weights)?",
+                       file, dir);
+    ns_jval root;
+    if ((rc = ns_json_parse_file(file, &root))) return rc;
+    ns_model_config cfg;
+    ns_model *m = NULL;
+    if (root.type != NS_JOBJ) rc = ns_fail(NS_EFORMAT, "%s: expected a JSON object.", file);
+    if (!rc) rc = read_config(&root, file, &cfg);
+    if (!rc && (rc = ns_model_create(&cfg, &m))) rc = prefix_error(rc, file);
+    if (!rc) rc = check_tensors(&root, m, file);
+    if (!rc && data) rc = read_data(&root, file, data);
+    real *theta = m ? ns_model_theta(m) : NULL;
+    for (int t = 0; !rc && t < ns_model_ntensors(m); t++) {
+        const ns_tensor_info *ti = ns_model_tensor(m, t);
+        if ((rc = ns_path(path, sizeof path, "%s/%s.npy", dir, ti->name))) break;
+        if (!ns_exists(path)) {
+            rc = ns_fail(NS_EIO, "%s is missing: the weights of tensor %s (%s).", path, ti->name, cfg.arch);
+            break;
+        }
+        rc = ns_npy_read(path, theta + ti->offset, ti->ndim, ti->shape);
+    }
+    ns_jval_free(&root);
+    if (rc) {
+        if (m) ns_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return NS_OK;
+}

@@ -1,0 +1,304 @@
+// test_hvp.c — the model's gradient and exact Hessian-vector product (R-operator) against
+// finite differences, hand-computed Hessians, and the symmetry of the Hessian they build.
+#include <lapacke.h>
+#include "testutil.h"
+#include "normsharp/model.h"
+#include "normsharp/rng.h"
+
+typedef struct {
+    ns_model *m;
+    ns_batch b;
+    real *x, *t;
+    int *y;
+    size_t p;
+} setup;
+
+static setup make(const char *arch, const char *param, int c, int h, int w, int k, long n,
+                  ns_loss_kind loss, uint64_t seed) {
+    setup s;
+    memset(&s, 0, sizeof s);
+    ns_model_config cfg = {.init_scale = 1, .seed = seed, .c = c, .h = h, .w = w, .k = k};
+    snprintf(cfg.arch, sizeof cfg.arch, "%s", arch);
+    snprintf(cfg.param, sizeof cfg.param, "%s", param);
+    if (ns_model_create(&cfg, &s.m)) fail_msg("%s: %s", arch, ns_errmsg());
+    long d = (long)c * h * w;
+    s.p = ns_model_nparams(s.m);
+    s.x = test_malloc(sizeof *s.x * (size_t)(n * d));
+    s.t = test_calloc((size_t)(n * k), sizeof *s.t);
+    s.y = test_malloc(sizeof *s.y * (size_t)n);
+    ns_rng r;
+    ns_rng_seed(&r, seed, NS_STREAM_TEST);
+    for (long i = 0; i < n * d; i++) s.x[i] = (real)ns_rng_normal(&r);
+    for (long i = 0; i < n; i++) s.t[i * k + (s.y[i] = (int)ns_rng_below(&r, (uint64_t)k))] = 1;
+    s.b = (ns_batch){.x = s.x, .y = s.y, .t = s.t, .n = n, .loss = loss};
+    return s;
+}
+
+static void release(setup *s) {
+    ns_model_free(s->m);
+    test_free(s->x), test_free(s->t), test_free(s->y);
+}
+
+static real *vec(size_t n) { return test_calloc(n ? n : 1, sizeof(real)); }
+
+static real *random_vec(size_t n, uint64_t seed) {
+    real *v = vec(n);
+    ns_rng r;
+    ns_rng_seed(&r, seed, NS_STREAM_TEST);
+    for (size_t i = 0; i < n; i++) v[i] = (real)ns_rng_normal(&r);
+    return v;
+}
+
+// max_i |a_i - b_i| / max(|b_i|, 1e-3 max_j |b_j|)
+static double vec_rel_err(const real *a, const real *b, size_t n) {
+    double big = 0, worst = 0;
+    for (size_t i = 0; i < n; i++) big = fmax(big, fabs((double)b[i]));
+    for (size_t i = 0; i < n; i++) {
+        double den = fmax(fabs((double)b[i]), 1e-3 * big);
+        worst = fmax(worst, fabs((double)a[i] - b[i]) / (den > 0 ? den : 1e-300));
+    }
+    return worst;
+}
+
+#define ASSERT_VEC_CLOSE(what, a, b, n, tol)                                              \
+    do {                                                                                  \
+        double e_ = vec_rel_err(a, b, n);                                                 \
+        if (!(e_ <= (tol))) fail_msg("%s: relative error %.3g > %.3g", what, e_, (double)(tol)); \
+    } while (0)
+
+// Central differences of the loss along each coordinate.
+static void fd_gradient(setup *s, real *out, double eps) {
+    real *th = ns_model_theta(s->m);
+    for (size_t i = 0; i < s->p; i++) {
+        real keep = th[i];
+        double lp, lm;
+        th[i] = keep + (real)eps;
+        assert_int_equal(ns_model_loss(s->m, &s->b, &lp, NULL), 0);
+        th[i] = keep - (real)eps;
+        assert_int_equal(ns_model_loss(s->m, &s->b, &lm, NULL), 0);
+        th[i] = keep;
+        out[i] = (real)((lp - lm) / (2 * eps));
+    }
+}
+
+// Central differences of the gradient along v: (g(theta + eps v) - g(theta - eps v)) / 2eps.
+static void fd_hvp(setup *s, const real *v, real *out, double eps) {
+    real *th = ns_model_theta(s->m), *keep = vec(s->p), *gp = vec(s->p), *gm = vec(s->p);
+    memcpy(keep, th, sizeof *th * s->p);
+    for (size_t i = 0; i < s->p; i++) th[i] = keep[i] + (real)eps * v[i];
+    assert_int_equal(ns_model_grad(s->m, &s->b, gp, NULL, NULL), 0);
+    for (size_t i = 0; i < s->p; i++) th[i] = keep[i] - (real)eps * v[i];
+    assert_int_equal(ns_model_grad(s->m, &s->b, gm, NULL, NULL), 0);
+    memcpy(th, keep, sizeof *th * s->p);
+    for (size_t i = 0; i < s->p; i++) out[i] = (gp[i] - gm[i]) / (real)(2 * eps);
+    test_free(keep), test_free(gp), test_free(gm);
+}
+
+static const char *loss_name(ns_loss_kind l) { return l == NS_LOSS_MSE ? "mse" : "ce"; }
+
+// gradient vs FD of the loss, and H v vs FD of the gradient, for one model and both losses
+static void check_model(const char *arch, const char *param, int c, int h, int w, long n,
+                        uint64_t seed) {
+    for (int li = 0; li < 2; li++) {
+        ns_loss_kind loss = li ? NS_LOSS_CE : NS_LOSS_MSE;
+        setup s = make(arch, param, c, h, w, 3, n, loss, seed);
+        char what[160];
+        real *g = vec(s.p), *fd = vec(s.p), *hv = vec(s.p);
+        real *v = random_vec(s.p, seed + 100);
+        double loss_g, loss_l, acc_g, acc_l;
+        assert_int_equal(ns_model_grad(s.m, &s.b, g, &loss_g, &acc_g), 0);
+        assert_int_equal(ns_model_loss(s.m, &s.b, &loss_l, &acc_l), 0);
+        assert_true(loss_g == loss_l && acc_g == acc_l);
+        fd_gradient(&s, fd, 1e-5);
+        snprintf(what, sizeof what, "gradient of %s (%s, %s)", arch, param, loss_name(loss));
+        ASSERT_VEC_CLOSE(what, g, fd, s.p, 1e-6);
+        assert_int_equal(ns_model_hvp(s.m, &s.b, v, hv), 0);
+        fd_hvp(&s, v, fd, 1e-6);
+        snprintf(what, sizeof what, "H v of %s (%s, %s)", arch, param, loss_name(loss));
+        ASSERT_VEC_CLOSE(what, hv, fd, s.p, 1e-6);
+        test_free(g), test_free(fd), test_free(hv), test_free(v);
+        release(&s);
+    }
+}
+
+static void gradient_and_hvp_match_finite_differences_for_tanh_mlp(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    check_model("fc-tanh-5-4", "standard", 1, 2, 3, 7, 1);
+}
+
+static void gradient_and_hvp_match_finite_differences_for_relu_mlp(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    check_model("fc-relu-6-5", "standard", 1, 2, 3, 7, 2);  // generic inputs: no kinks hit
+}
+
+static void gradient_and_hvp_match_finite_differences_for_softplus_elu_gelu_linear_mlps(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    check_model("fc-softplus-5-4", "standard", 1, 2, 3, 7, 3);
+    check_model("fc-elu-5", "standard", 1, 2, 3, 7, 4);
+    check_model("fc-gelu-4-4", "standard", 1, 2, 3, 7, 5);
+    check_model("fc-linear-3", "standard", 1, 2, 3, 7, 6);
+    check_model("fc-tanh", "standard", 1, 2, 3, 7, 7);  // no hidden layer: a linear model
+}
+
+static void gradient_and_hvp_match_finite_differences_under_ntk_and_mup(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    check_model("fc-tanh-5-4", "ntk", 1, 2, 3, 7, 8);
+    check_model("fc-tanh-5-4", "mup", 1, 2, 3, 7, 9);
+}
+
+static void gradient_and_hvp_match_finite_differences_for_small_cnns(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    check_model("cnn-tanh-2-avgpool", "standard", 1, 6, 6, 3, 10);
+    check_model("cnn-tanh-2-maxpool", "standard", 1, 6, 6, 3, 11);
+    check_model("cnn-relu-2-3-maxpool", "standard", 2, 6, 5, 2, 12);  // odd width, 2 blocks
+    check_model("cnn-softplus-2-2", "ntk", 1, 5, 6, 2, 13);
+}
+
+// f = w x + b, MSE: L = mean 0.5 (w x_i + b - 1)^2, so H = mean [[x^2, x], [x, 1]].
+static void linear_model_has_the_hand_computed_hessian(void **state) {
+    (void)state;
+    setup s = make("fc-linear", "standard", 1, 1, 1, 1, 3, NS_LOSS_MSE, 20);
+    assert_int_equal((int)s.p, 2);
+    double xx[3] = {0.5, -2, 2.5}, sx = 0, sxx = 0;
+    for (int i = 0; i < 3; i++) s.x[i] = (real)xx[i], sx += xx[i] / 3, sxx += xx[i] * xx[i] / 3;
+    real e[2][2] = {{1, 0}, {0, 1}}, hv[2];
+    double want[2][2] = {{sxx, sx}, {sx, 1}};
+    for (int j = 0; j < 2; j++) {
+        assert_int_equal(ns_model_hvp(s.m, &s.b, e[j], hv), 0);
+        for (int i = 0; i < 2; i++) TU_ASSERT_REL(hv[i], want[i][j], sizeof(real) == 8 ? 1e-14 : 1e-6);
+    }
+    release(&s);
+}
+
+// f = w2 tanh(w1 x + b1) + b2 on one example with target y, MSE: L = 0.5 (f - y)^2,
+// H = J^T J + (f - y) d2f, with a = tanh(u), s = 1 - a^2, s' = -2 a s:
+//   J = (w2 s x, w2 s, a, 1);  d2f[w1][w1] = w2 s' x^2, [w1][b1] = w2 s' x, [w1][w2] = s x,
+//   [b1][b1] = w2 s', [b1][w2] = s, every other entry 0.
+static void tanh_unit_has_the_hand_computed_hessian(void **state) {
+    (void)state;
+    setup s = make("fc-tanh-1", "standard", 1, 1, 1, 1, 1, NS_LOSS_MSE, 21);
+    assert_int_equal((int)s.p, 4);  // fc1.weight, fc1.bias, fc2.weight, fc2.bias
+    double x = 0.7, y = 1, w1 = 1.3, b1 = -0.4, w2 = 0.8, b2 = 0.1;
+    s.x[0] = (real)x;
+    real *th = ns_model_theta(s.m);
+    th[0] = (real)w1, th[1] = (real)b1, th[2] = (real)w2, th[3] = (real)b2;
+    double a = tanh(w1 * x + b1), sd = 1 - a * a, s2 = -2 * a * sd, r = w2 * a + b2 - y;
+    double J[4] = {w2 * sd * x, w2 * sd, a, 1};
+    double D[4][4] = {{w2 * s2 * x * x, w2 * s2 * x, sd * x, 0},
+                      {w2 * s2 * x, w2 * s2, sd, 0},
+                      {sd * x, sd, 0, 0},
+                      {0, 0, 0, 0}};
+    real e[4], hv[4];
+    for (int j = 0; j < 4; j++) {
+        for (int i = 0; i < 4; i++) e[i] = i == j;
+        assert_int_equal(ns_model_hvp(s.m, &s.b, e, hv), 0);
+        for (int i = 0; i < 4; i++) {
+            double want = J[i] * J[j] + r * D[i][j];
+            if (fabs(hv[i] - want) > (sizeof(real) == 8 ? 1e-14 : 1e-6))
+                fail_msg("H[%d][%d] = %.17g, by hand %.17g", i, j, (double)hv[i], want);
+        }
+    }
+    release(&s);
+}
+
+// The dense Hessian of a 139-parameter net, one HVP per column: symmetric, and its spectrum.
+static void dense_hessian_from_hvps_is_symmetric(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    for (int li = 0; li < 2; li++) {
+        ns_loss_kind loss = li ? NS_LOSS_CE : NS_LOSS_MSE;
+        setup s = make("fc-tanh-8-8", "standard", 1, 2, 2, 3, 20, loss, 30);
+        int p = (int)s.p;
+        assert_int_equal(p, 4 * 8 + 8 + 8 * 8 + 8 + 8 * 3 + 3);
+        double *H = test_malloc(sizeof *H * (size_t)p * p), *ev = test_malloc(sizeof *ev * (size_t)p);
+        real *e = vec(s.p), *col = vec(s.p);
+        for (int j = 0; j < p; j++) {
+            e[j] = 1;
+            assert_int_equal(ns_model_hvp(s.m, &s.b, e, col), 0);
+            e[j] = 0;
+            for (int i = 0; i < p; i++) H[(size_t)i * p + j] = col[i];
+        }
+        double big = 0, asym = 0;
+        for (int i = 0; i < p; i++)
+            for (int j = 0; j < p; j++) {
+                big = fmax(big, fabs(H[(size_t)i * p + j]));
+                asym = fmax(asym, fabs(H[(size_t)i * p + j] - H[(size_t)j * p + i]));
+            }
+        if (asym > 1e-10 * big) fail_msg("max |H - H^T| = %.3g, max |H| = %.3g", asym, big);
+        double trace = 0;
+        for (int i = 0; i < p; i++) trace += H[(size_t)i * p + i];
+        assert_int_equal(LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', p, H, p, ev), 0);
+        double sum = 0;
+        for (int i = 0; i < p; i++) sum += ev[i];
+        TU_ASSERT_REL(sum, trace, 1e-9);
+        print_message("fc-tanh-8-8, %s, n=20: lambda_max %.12g, next %.12g %.12g, lambda_min "
+                      "%.12g, trace %.12g\n", loss_name(loss), ev[p - 1], ev[p - 2], ev[p - 3],
+                      ev[0], trace);
+        test_free(H), test_free(ev), test_free(e), test_free(col);
+        release(&s);
+    }
+}
+
+// Passes over the batch in chunks give the loss, gradient and H v of the whole batch.
+static void results_do_not_depend_on_the_chunk_size(void **state) {
+    (void)state;
+    const char *archs[] = {"fc-gelu-6-5", "cnn-elu-2-maxpool"};
+    for (int a = 0; a < 2; a++) {
+        setup s = make(archs[a], "standard", 1, 4, 4, 3, 11, NS_LOSS_CE, 40);
+        real *g1 = vec(s.p), *g2 = vec(s.p), *h1 = vec(s.p), *h2 = vec(s.p);
+        real *v = random_vec(s.p, 41);
+        double l1, l2, a1, a2;
+        unsetenv("NS_MODEL_CHUNK");
+        assert_int_equal(ns_model_grad(s.m, &s.b, g1, &l1, &a1), 0);
+        assert_int_equal(ns_model_hvp(s.m, &s.b, v, h1), 0);
+        setenv("NS_MODEL_CHUNK", "3", 1);
+        assert_int_equal(ns_model_grad(s.m, &s.b, g2, &l2, &a2), 0);
+        assert_int_equal(ns_model_hvp(s.m, &s.b, v, h2), 0);
+        unsetenv("NS_MODEL_CHUNK");
+        double tol = sizeof(real) == 8 ? 1e-12 : 1e-4;
+        TU_ASSERT_REL(l1, l2, tol);
+        assert_true(a1 == a2);
+        ASSERT_VEC_CLOSE("chunked gradient", g2, g1, s.p, tol);
+        ASSERT_VEC_CLOSE("chunked H v", h2, h1, s.p, tol);
+        test_free(g1), test_free(g2), test_free(h1), test_free(h2), test_free(v);
+        release(&s);
+    }
+}
+
+// H v is linear in v: H (2 u - 3 w) = 2 H u - 3 H w, in float as well as in double.
+static void hvp_is_linear_in_v(void **state) {
+    (void)state;
+    setup s = make("fc-tanh-7-5", "standard", 1, 3, 3, 4, 9, NS_LOSS_MSE, 50);
+    real *u = random_vec(s.p, 51), *w = random_vec(s.p, 52), *c = vec(s.p);
+    real *hu = vec(s.p), *hw = vec(s.p), *hc = vec(s.p), *want = vec(s.p);
+    for (size_t i = 0; i < s.p; i++) c[i] = 2 * u[i] - 3 * w[i];
+    assert_int_equal(ns_model_hvp(s.m, &s.b, u, hu), 0);
+    assert_int_equal(ns_model_hvp(s.m, &s.b, w, hw), 0);
+    assert_int_equal(ns_model_hvp(s.m, &s.b, c, hc), 0);
+    for (size_t i = 0; i < s.p; i++) want[i] = 2 * hu[i] - 3 * hw[i];
+    ASSERT_VEC_CLOSE("H (2u - 3w)", hc, want, s.p, sizeof(real) == 8 ? 1e-12 : 1e-4);
+    test_free(u), test_free(w), test_free(c), test_free(hu), test_free(hw), test_free(hc),
+        test_free(want);
+    release(&s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(gradient_and_hvp_match_finite_differences_for_tanh_mlp),
+        cmocka_unit_test(gradient_and_hvp_match_finite_differences_for_relu_mlp),
+        cmocka_unit_test(gradient_and_hvp_match_finite_differences_for_softplus_elu_gelu_linear_mlps),
+        cmocka_unit_test(gradient_and_hvp_match_finite_differences_under_ntk_and_mup),
+        cmocka_unit_test(gradient_and_hvp_match_finite_differences_for_small_cnns),
+        cmocka_unit_test(linear_model_has_the_hand_computed_hessian),
+        cmocka_unit_test(tanh_unit_has_the_hand_computed_hessian),
+        cmocka_unit_test(dense_hessian_from_hvps_is_symmetric),
+        cmocka_unit_test(results_do_not_depend_on_the_chunk_size),
+        cmocka_unit_test(hvp_is_linear_in_v),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

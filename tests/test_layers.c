@@ -1,0 +1,530 @@
+// test_layers.c — every layer's backward and tangent passes against central finite
+// differences of its forward pass (double build), and the float tanh's accuracy.
+#include "testutil.h"
+#include "../src/model/layers.h"
+#include "normsharp/rng.h"
+
+// ---- a layer under test: y = F(x, p), p = weights and biases in one vector ---------------
+typedef struct {
+    long nx, np, ny;
+    void *ctx;
+    void (*fwd)(void *ctx, real *y, const real *x, const real *p);
+    // gx = (dF/dx)^T gy (overwrite), gp += (dF/dp)^T gy
+    void (*bwd)(void *ctx, real *gx, real *gp, const real *gy, const real *x, const real *p);
+    // Ry = dF/dx Rx + dF/dp V
+    void (*rfwd)(void *ctx, real *ry, const real *x, const real *rx, const real *p,
+                 const real *v);
+    // gx, R{gx} (overwrite) and hp += R{gp}
+    void (*rbwd)(void *ctx, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
+                 const real *x, const real *rx, const real *p, const real *v);
+} layer_ut;
+
+static real *rnd(long n, ns_rng *r, double scale) {
+    real *v = test_malloc(sizeof *v * (size_t)(n ? n : 1));
+    for (long i = 0; i < n; i++) v[i] = (real)(scale * ns_rng_normal(r));
+    return v;
+}
+
+static real *zeros(long n) {
+    real *v = test_calloc((size_t)(n ? n : 1), sizeof *v);
+    return v;
+}
+
+// max_i |a_i - b_i| / max(|b_i|, 1e-3 max_j |b_j|): relative error with a floor for the
+// components that are tiny against the rest.
+static double vec_rel_err(const real *a, const real *b, long n) {
+    double big = 0, worst = 0;
+    for (long i = 0; i < n; i++) big = fmax(big, fabs((double)b[i]));
+    for (long i = 0; i < n; i++) {
+        double den = fmax(fabs((double)b[i]), 1e-3 * big);
+        if (den == 0) den = 1e-300;
+        worst = fmax(worst, fabs((double)a[i] - b[i]) / den);
+    }
+    return worst;
+}
+
+#define ASSERT_VEC_CLOSE(a, b, n, tol)                                                    \
+    do {                                                                                  \
+        double e_ = vec_rel_err(a, b, n);                                                 \
+        if (!(e_ <= (tol))) fail_msg("%s vs %s: relative error %.3g > %.3g", #a, #b, e_,  \
+                                     (double)(tol));                                      \
+    } while (0)
+
+static const double EPS = 1e-5;
+
+// y(x + t Rx, p + t V) at t = +eps and -eps: the central difference of F along (Rx, V)
+static void fd_forward(const layer_ut *L, real *out, const real *x, const real *rx,
+                       const real *p, const real *v) {
+    real *xp = zeros(L->nx), *pp = zeros(L->np), *y1 = zeros(L->ny), *y2 = zeros(L->ny);
+    for (int s = 0; s < 2; s++) {
+        double t = s ? -EPS : EPS;
+        for (long i = 0; i < L->nx; i++) xp[i] = x[i] + (real)t * (rx ? rx[i] : 0);
+        for (long i = 0; i < L->np; i++) pp[i] = p[i] + (real)t * v[i];
+        L->fwd(L->ctx, s ? y2 : y1, xp, pp);
+    }
+    for (long i = 0; i < L->ny; i++) out[i] = (y1[i] - y2[i]) / (real)(2 * EPS);
+    test_free(xp), test_free(pp), test_free(y1), test_free(y2);
+}
+
+// The checks every layer must pass, on random (generic) x, p, directions and cotangents.
+static void check_layer(const layer_ut *L, uint64_t seed, double xscale) {
+    ns_rng r;
+    ns_rng_seed(&r, seed, NS_STREAM_TEST);
+    real *x = rnd(L->nx, &r, xscale), *p = rnd(L->np, &r, 0.5), *gy = rnd(L->ny, &r, 1);
+    real *rx = rnd(L->nx, &r, 1), *v = rnd(L->np, &r, 1), *rgy = rnd(L->ny, &r, 1);
+    real *gx = zeros(L->nx), *gp = zeros(L->np), *y = zeros(L->ny);
+
+    // 1. backward = gradient of J = <gy, F(x,p)>: FD along each coordinate of x and p
+    L->bwd(L->ctx, gx, gp, gy, x, p);
+    real *fdx = zeros(L->nx), *fdp = zeros(L->np), *e = zeros(L->nx > L->np ? L->nx : L->np);
+    real *dy = zeros(L->ny), *none_x = zeros(L->nx), *none_p = zeros(L->np);
+    for (long i = 0; i < L->nx; i++) {
+        e[i] = 1;
+        fd_forward(L, dy, x, e, p, none_p);
+        double s = 0;
+        for (long j = 0; j < L->ny; j++) s += (double)gy[j] * dy[j];
+        fdx[i] = (real)s;
+        e[i] = 0;
+    }
+    for (long i = 0; i < L->np; i++) {
+        e[i] = 1;
+        fd_forward(L, dy, x, none_x, p, e);
+        double s = 0;
+        for (long j = 0; j < L->ny; j++) s += (double)gy[j] * dy[j];
+        fdp[i] = (real)s;
+        e[i] = 0;
+    }
+    ASSERT_VEC_CLOSE(gx, fdx, L->nx, 1e-6);
+    if (L->np) ASSERT_VEC_CLOSE(gp, fdp, L->np, 1e-6);
+
+    // 2. rforward = directional derivative of F along (Rx, V)
+    real *ry = zeros(L->ny), *fdry = zeros(L->ny);
+    L->rfwd(L->ctx, ry, x, rx, p, v);
+    fd_forward(L, fdry, x, rx, p, v);
+    ASSERT_VEC_CLOSE(ry, fdry, L->ny, 1e-6);
+
+    // 3. rbackward = directional derivative of the backward pass along (Rx, V, R{gy})
+    real *gx2 = zeros(L->nx), *rgx = zeros(L->nx), *hp = zeros(L->np);
+    L->rbwd(L->ctx, gx2, rgx, hp, gy, rgy, x, rx, p, v);
+    ASSERT_VEC_CLOSE(gx2, gx, L->nx, 1e-12);
+    real *xs = zeros(L->nx), *ps = zeros(L->np), *gys = zeros(L->ny);
+    real *gxa = zeros(L->nx), *gxb = zeros(L->nx), *gpa = zeros(L->np), *gpb = zeros(L->np);
+    for (int s = 0; s < 2; s++) {
+        double t = s ? -EPS : EPS;
+        for (long i = 0; i < L->nx; i++) xs[i] = x[i] + (real)t * rx[i];
+        for (long i = 0; i < L->np; i++) ps[i] = p[i] + (real)t * v[i];
+        for (long i = 0; i < L->ny; i++) gys[i] = gy[i] + (real)t * rgy[i];
+        L->bwd(L->ctx, s ? gxb : gxa, s ? gpb : gpa, gys, xs, ps);
+    }
+    for (long i = 0; i < L->nx; i++) gxa[i] = (gxa[i] - gxb[i]) / (real)(2 * EPS);
+    for (long i = 0; i < L->np; i++) gpa[i] = (gpa[i] - gpb[i]) / (real)(2 * EPS);
+    ASSERT_VEC_CLOSE(rgx, gxa, L->nx, 1e-6);
+    if (L->np) ASSERT_VEC_CLOSE(hp, gpa, L->np, 1e-6);
+
+    real *all[] = {x, p, gy, rx, v, rgy, gx, gp, y, fdx, fdp, e, dy, none_x, none_p, ry, fdry,
+                   gx2, rgx, hp, xs, ps, gys, gxa, gxb, gpa, gpb};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) test_free(all[i]);
+}
+
+// ---- dense --------------------------------------------------------------------------------
+typedef struct {
+    long n;
+    int in, out;
+    real wmul;
+} dense_ctx;
+
+static void dense_fwd(void *c, real *y, const real *x, const real *p) {
+    dense_ctx *d = c;
+    ns_dense_forward(y, x, p, p + d->in * d->out, d->wmul, d->n, d->in, d->out);
+}
+static void dense_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
+    dense_ctx *d = c;
+    ns_dense_backward(gx, gp, gp + d->in * d->out, gy, x, p, d->wmul, d->n, d->in, d->out);
+}
+static void dense_rfwd(void *c, real *ry, const real *x, const real *rx, const real *p,
+                       const real *v) {
+    dense_ctx *d = c;
+    ns_dense_rforward(ry, x, rx, p, v, v + d->in * d->out, d->wmul, d->n, d->in, d->out);
+}
+static void dense_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
+                       const real *x, const real *rx, const real *p, const real *v) {
+    dense_ctx *d = c;
+    ns_dense_rbackward(gx, rgx, hp, hp + d->in * d->out, gy, rgy, x, rx, p, v, d->wmul, d->n,
+                       d->in, d->out);
+}
+
+static void dense_matches_finite_differences(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    dense_ctx d = {.n = 5, .in = 4, .out = 3, .wmul = 1};
+    layer_ut L = {5 * 4, 4 * 3 + 3, 5 * 3, &d, dense_fwd, dense_bwd, dense_rfwd, dense_rbwd};
+    check_layer(&L, 1, 1);
+    d.wmul = (real)0.37;  // an ntk-style forward multiplier
+    check_layer(&L, 2, 1);
+}
+
+// The forward pass is the plain matrix product: checked against a hand loop.
+static void dense_forward_computes_wmul_x_wT_plus_b(void **state) {
+    (void)state;
+    real x[2 * 3] = {1, 2, 3, -1, 0.5, 2};
+    real w[2 * 3] = {0.5, -1, 2, 1, 1, 1};
+    real b[2] = {0.25, -0.5};
+    real y[4];
+    ns_dense_forward(y, x, w, b, 2, 2, 3, 2);
+    real want[4] = {2 * (0.5 - 2 + 6) + 0.25, 2 * (1 + 2 + 3) - 0.5,
+                    2 * (-0.5 - 0.5 + 4) + 0.25, 2 * (-1 + 0.5 + 2) - 0.5};
+    for (int i = 0; i < 4; i++) assert_true(fabs(y[i] - want[i]) < 1e-5);
+}
+
+// ---- activations ---------------------------------------------------------------------------
+typedef struct {
+    ns_act_kind k;
+    long len;
+    real *a;  // forward output kept for the derivative passes
+} act_ctx;
+
+static void act_fwd(void *c, real *y, const real *x, const real *p) {
+    (void)p;
+    act_ctx *a = c;
+    ns_act_forward(a->k, y, x, (size_t)a->len);
+}
+static void act_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
+    (void)gp, (void)p;
+    act_ctx *a = c;
+    ns_act_forward(a->k, a->a, x, (size_t)a->len);
+    ns_act_backward(a->k, gx, gy, x, a->a, (size_t)a->len);
+}
+static void act_rfwd(void *c, real *ry, const real *x, const real *rx, const real *p,
+                     const real *v) {
+    (void)p, (void)v;
+    act_ctx *a = c;
+    ns_act_forward(a->k, a->a, x, (size_t)a->len);
+    ns_act_rforward(a->k, ry, rx, x, a->a, (size_t)a->len);
+}
+static void act_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
+                     const real *x, const real *rx, const real *p, const real *v) {
+    (void)hp, (void)p, (void)v;
+    act_ctx *a = c;
+    ns_act_forward(a->k, a->a, x, (size_t)a->len);
+    ns_act_rbackward(a->k, gx, rgx, gy, rgy, x, rx, a->a, (size_t)a->len);
+}
+
+static void check_activation(ns_act_kind k, uint64_t seed) {
+    act_ctx a = {.k = k, .len = 40};
+    a.a = zeros(a.len);
+    layer_ut L = {a.len, 0, a.len, &a, act_fwd, act_bwd, act_rfwd, act_rbwd};
+    check_layer(&L, seed, 2);  // values over both branches of relu and elu
+    test_free(a.a);
+}
+
+static void every_activation_matches_finite_differences(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    ns_act_kind kinds[] = {NS_ACT_LINEAR, NS_ACT_RELU, NS_ACT_TANH, NS_ACT_ELU, NS_ACT_SOFTPLUS,
+                           NS_ACT_GELU};
+    for (int i = 0; i < 6; i++) check_activation(kinds[i], 10 + (uint64_t)i);
+}
+
+// The activations' values at known points (gelu is the exact erf form, as PyTorch's default).
+static void activations_have_their_textbook_values(void **state) {
+    (void)state;
+    real z[4] = {-1.5, -0.2, 0.3, 2.0}, a[4];
+    double tol = sizeof(real) == 4 ? 3e-7 : 1e-15;
+    ns_act_forward(NS_ACT_GELU, a, z, 4);
+    for (int i = 0; i < 4; i++)
+        TU_ASSERT_REL(a[i], z[i] * 0.5 * (1 + erf(z[i] / sqrt(2.0))), tol * 4);
+    ns_act_forward(NS_ACT_SOFTPLUS, a, z, 4);
+    for (int i = 0; i < 4; i++) TU_ASSERT_REL(a[i], log1p(exp((double)z[i])), tol * 4);
+    ns_act_forward(NS_ACT_ELU, a, z, 4);
+    for (int i = 0; i < 4; i++) TU_ASSERT_REL(a[i], z[i] > 0 ? z[i] : expm1((double)z[i]), tol * 4);
+    ns_act_forward(NS_ACT_RELU, a, z, 4);
+    for (int i = 0; i < 4; i++) assert_true(a[i] == (z[i] > 0 ? z[i] : 0));
+    ns_act_forward(NS_ACT_LINEAR, a, z, 4);
+    for (int i = 0; i < 4; i++) assert_true(a[i] == z[i]);
+}
+
+// float: the vectorized tanh is within 3 ulp of the exact value everywhere (and propagates
+// NaN, saturates at +-1); double: it is libm's tanh.
+static void tanh_is_accurate_to_a_few_ulp(void **state) {
+    (void)state;
+    enum { N = 200003 };
+    real *z = test_malloc(sizeof *z * N), *a = test_malloc(sizeof *a * N);
+    ns_rng r;
+    ns_rng_seed(&r, 3, NS_STREAM_TEST);
+    for (int i = 0; i < N; i++) {
+        double mag = exp(ns_rng_uniform_in(&r, log(1e-30), log(30.0)));  // log-uniform |z|
+        z[i] = (real)(ns_rng_uniform(&r) < 0.5 ? -mag : mag);
+    }
+    z[0] = 0, z[1] = (real)-0.0, z[2] = (real)0.5, z[3] = (real)-0.5, z[4] = (real)INFINITY;
+    z[5] = (real)-INFINITY, z[6] = (real)NAN, z[7] = (real)9.0, z[8] = (real)1e6;
+    ns_act_forward(NS_ACT_TANH, a, z, N);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        double ref = tanh((double)z[i]);
+        if (isnan(ref)) {
+            assert_true(isnan(a[i]));
+            continue;
+        }
+        // the spacing of `real` numbers at ref (subnormals: the smallest spacing)
+        int bits = sizeof(real) == 4 ? 24 : 53, emin = sizeof(real) == 4 ? -126 : -1022;
+        int ex = ref == 0 ? emin : ilogb(ref);
+        double ulp = ldexp(1.0, (ex < emin ? emin : ex) - (bits - 1));
+        worst = fmax(worst, fabs(a[i] - ref) / ulp);
+    }
+    assert_true(signbit(a[1]));
+    assert_true(a[4] == 1 && a[5] == -1);
+    if (sizeof(real) == 4) {
+        if (worst > 3) fail_msg("float tanh is off by %.2f ulp", worst);
+    } else {
+        if (worst > 0.5) fail_msg("double tanh is off by %.2f ulp", worst);
+    }
+    test_free(z), test_free(a);
+}
+
+// ---- convolution ---------------------------------------------------------------------------
+typedef struct {
+    long n;
+    ns_conv_shape s;
+    real *cols;
+    size_t cap;
+} conv_ctx;
+
+static long conv_nw(const conv_ctx *c) { return (long)c->s.co * c->s.c * 9; }
+
+static void conv_fwd(void *c, real *y, const real *x, const real *p) {
+    conv_ctx *k = c;
+    ns_conv3x3_forward(y, x, p, p + conv_nw(k), (real)0.8, k->n, &k->s, k->cols, k->cap);
+}
+static void conv_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
+    conv_ctx *k = c;
+    ns_conv3x3_backward(gx, gp, gp + conv_nw(k), gy, x, p, (real)0.8, k->n, &k->s, k->cols,
+                        k->cap);
+}
+static void conv_rfwd(void *c, real *ry, const real *x, const real *rx, const real *p,
+                      const real *v) {
+    conv_ctx *k = c;
+    ns_conv3x3_rforward(ry, x, rx, p, v, v + conv_nw(k), (real)0.8, k->n, &k->s, k->cols, k->cap);
+}
+static void conv_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
+                      const real *x, const real *rx, const real *p, const real *v) {
+    conv_ctx *k = c;
+    ns_conv3x3_rbackward(gx, rgx, hp, hp + conv_nw(k), gy, rgy, x, rx, p, v, (real)0.8, k->n,
+                         &k->s, k->cols, k->cap);
+}
+
+static void check_conv(int nchw, size_t cap_examples) {
+    conv_ctx k = {.n = 3, .s = {.c = 2, .h = 4, .w = 5, .co = 3, .nchw = nchw}};
+    k.cap = cap_examples * (size_t)(k.s.h * k.s.w * k.s.c * 9);
+    k.cols = zeros((long)k.cap);
+    long hw = (long)k.s.h * k.s.w;
+    layer_ut L = {k.n * hw * k.s.c, conv_nw(&k) + k.s.co, k.n * hw * k.s.co, &k,
+                  conv_fwd, conv_bwd, conv_rfwd, conv_rbwd};
+    check_layer(&L, 20 + (uint64_t)nchw, 1);
+    test_free(k.cols);
+}
+
+static void conv3x3_matches_finite_differences(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    check_conv(1, 1);  // channels-first input, one example per GEMM
+    check_conv(0, 2);  // channels-last input, groups of 2 (and a last group of 1)
+    check_conv(1, 8);  // all examples in one GEMM
+}
+
+// A 3x3 convolution with zero padding, against the textbook sum, PyTorch's layouts.
+static void conv3x3_is_the_padded_cross_correlation(void **state) {
+    (void)state;
+    ns_conv_shape s = {.c = 2, .h = 3, .w = 4, .co = 2, .nchw = 1};
+    ns_rng r;
+    ns_rng_seed(&r, 4, NS_STREAM_TEST);
+    real *x = rnd(2 * 3 * 4, &r, 1), *w = rnd(2 * 2 * 9, &r, 1), b[2] = {0.5, -0.25};
+    real y[3 * 4 * 2], cols[3 * 4 * 2 * 9];
+    ns_conv3x3_forward(y, x, w, b, 1, 1, &s, cols, sizeof cols / sizeof *cols);
+    for (int co = 0; co < 2; co++)
+        for (int yy = 0; yy < 3; yy++)
+            for (int xx = 0; xx < 4; xx++) {
+                double want = b[co];
+                for (int ci = 0; ci < 2; ci++)
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            int iy = yy + ky - 1, ix = xx + kx - 1;
+                            if (iy < 0 || iy >= 3 || ix < 0 || ix >= 4) continue;
+                            want += w[((co * 2 + ci) * 3 + ky) * 3 + kx] * x[(ci * 3 + iy) * 4 + ix];
+                        }
+                assert_true(fabs(y[(yy * 4 + xx) * 2 + co] - want) < 1e-5);  // output (h,w,c)
+            }
+    test_free(x), test_free(w);
+}
+
+// ---- pooling and flatten ------------------------------------------------------------------
+typedef struct {
+    ns_pool_kind k;
+    long n;
+    int h, w, c;
+    unsigned char *arg;
+} pool_ctx;
+
+static void pool_fwd(void *c, real *y, const real *x, const real *p) {
+    (void)p;
+    pool_ctx *q = c;
+    ns_pool_forward(q->k, y, q->arg, x, q->n, q->h, q->w, q->c);
+}
+static void pool_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
+    (void)gp;
+    pool_ctx *q = c;
+    real *y = zeros(q->n * (q->h / 2) * (q->w / 2) * q->c);
+    pool_fwd(c, y, x, p);
+    ns_pool_backward(q->k, gx, gy, q->arg, q->n, q->h, q->w, q->c);
+    test_free(y);
+}
+static void pool_rfwd(void *c, real *ry, const real *x, const real *rx, const real *p,
+                      const real *v) {
+    (void)v;
+    pool_ctx *q = c;
+    real *y = zeros(q->n * (q->h / 2) * (q->w / 2) * q->c);
+    pool_fwd(c, y, x, p);
+    ns_pool_rforward(q->k, ry, rx, q->arg, q->n, q->h, q->w, q->c);
+    test_free(y);
+}
+static void pool_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
+                      const real *x, const real *rx, const real *p, const real *v) {
+    (void)hp, (void)rx, (void)v;
+    pool_ctx *q = c;
+    real *y = zeros(q->n * (q->h / 2) * (q->w / 2) * q->c);
+    pool_fwd(c, y, x, p);
+    ns_pool_rbackward(q->k, gx, rgx, gy, rgy, q->arg, q->n, q->h, q->w, q->c);
+    test_free(y);
+}
+
+static void pooling_matches_finite_differences(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    for (int k = 0; k < 2; k++) {
+        pool_ctx q = {.k = k ? NS_POOL_MAX : NS_POOL_AVG, .n = 2, .h = 5, .w = 4, .c = 3};
+        long ny = q.n * (q.h / 2) * (q.w / 2) * q.c;
+        q.arg = test_malloc((size_t)ny);
+        layer_ut L = {q.n * q.h * q.w * q.c, 0, ny, &q, pool_fwd, pool_bwd, pool_rfwd, pool_rbwd};
+        check_layer(&L, 30 + (uint64_t)k, 1);  // odd height: the last row is dropped
+        test_free(q.arg);
+    }
+}
+
+static void maxpool_routes_through_the_first_maximum(void **state) {
+    (void)state;
+    // one example, 2x2 window, 1 channel: max at position 2 (row 1, col 0), tie with 3
+    real x[4] = {0.5, -1, 2, 2}, y[1], gx[4], gy[1] = {3};
+    unsigned char arg[1];
+    ns_pool_forward(NS_POOL_MAX, y, arg, x, 1, 2, 2, 1);
+    assert_true(y[0] == 2 && arg[0] == 2);
+    ns_pool_backward(NS_POOL_MAX, gx, gy, arg, 1, 2, 2, 1);
+    assert_true(gx[0] == 0 && gx[1] == 0 && gx[2] == 3 && gx[3] == 0);
+    ns_pool_forward(NS_POOL_AVG, y, NULL, x, 1, 2, 2, 1);
+    assert_true(fabs(y[0] - 0.875) < 1e-7);
+}
+
+static void flatten_uses_pytorch_channel_height_width_order(void **state) {
+    (void)state;
+    // channels-last (h=2, w=3, c=2): value = 100 c + 10 y + x
+    real x[12], y[12], back[12];
+    for (int yy = 0; yy < 2; yy++)
+        for (int xx = 0; xx < 3; xx++)
+            for (int c = 0; c < 2; c++) x[(yy * 3 + xx) * 2 + c] = (real)(100 * c + 10 * yy + xx);
+    ns_flatten_forward(y, x, 1, 2, 3, 2);
+    for (int c = 0; c < 2; c++)
+        for (int yy = 0; yy < 2; yy++)
+            for (int xx = 0; xx < 3; xx++)
+                assert_true(y[(c * 2 + yy) * 3 + xx] == (real)(100 * c + 10 * yy + xx));
+    ns_flatten_backward(back, y, 1, 2, 3, 2);  // the inverse permutation
+    assert_memory_equal(back, x, sizeof x);
+}
+
+// ---- losses --------------------------------------------------------------------------------
+static void check_loss(ns_loss_kind kind, uint64_t seed) {
+    enum { N = 4, K = 3 };
+    ns_rng r;
+    ns_rng_seed(&r, seed, NS_STREAM_TEST);
+    real *f = rnd(N * K, &r, 1.5), *rf = rnd(N * K, &r, 1), t[N * K] = {0};
+    int y[N];
+    for (int i = 0; i < N; i++) t[i * K + (y[i] = (int)ns_rng_below(&r, K))] = 1;
+    real g[N * K], rg[N * K], fd[N * K], ga[N * K], gb[N * K], fp[N * K];
+    double scale = 1.0 / N, sum = 0, s1, s2;
+    long correct = 0;
+    assert_int_equal(ns_loss_eval(kind, g, rg, f, rf, y, t, N, K, scale, &sum, &correct), 0);
+    for (int i = 0; i < N * K; i++) {  // gradient: FD of scale * sum
+        memcpy(fp, f, sizeof fp);
+        fp[i] = f[i] + (real)EPS;
+        s1 = 0, ns_loss_eval(kind, NULL, NULL, fp, NULL, y, t, N, K, scale, &s1, &correct);
+        fp[i] = f[i] - (real)EPS;
+        s2 = 0, ns_loss_eval(kind, NULL, NULL, fp, NULL, y, t, N, K, scale, &s2, &correct);
+        fd[i] = (real)(scale * (s1 - s2) / (2 * EPS));
+    }
+    ASSERT_VEC_CLOSE(g, fd, N * K, 1e-6);
+    for (int s = 0; s < 2; s++) {  // tangent: FD of g along Rf
+        for (int i = 0; i < N * K; i++) fp[i] = f[i] + (real)(s ? -EPS : EPS) * rf[i];
+        s1 = 0, ns_loss_eval(kind, s ? gb : ga, NULL, fp, NULL, y, t, N, K, scale, &s1, &correct);
+    }
+    for (int i = 0; i < N * K; i++) fd[i] = (ga[i] - gb[i]) / (real)(2 * EPS);
+    ASSERT_VEC_CLOSE(rg, fd, N * K, 1e-6);
+    test_free(f), test_free(rf);
+}
+
+static void losses_match_finite_differences(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    check_loss(NS_LOSS_MSE, 40);
+    check_loss(NS_LOSS_CE, 41);
+}
+
+// SPEC §2 by hand: two examples, two classes.
+static void losses_are_scaled_as_the_spec_says(void **state) {
+    (void)state;
+    real f[4] = {1, 3, 0.5, -0.5}, t[4] = {1, 0, 1, 0};
+    int y[2] = {0, 0};
+    double sum = 0;
+    long correct = 0;
+    assert_int_equal(ns_loss_eval(NS_LOSS_MSE, NULL, NULL, f, NULL, y, t, 2, 2, 0.5, &sum, &correct), 0);
+    TU_ASSERT_REL(sum / 2, 0.5 * (0.5 * (0 + 9) + 0.5 * (0.25 + 0.25)), 1e-12);
+    assert_int_equal(correct, 1);
+    sum = 0, correct = 0;
+    assert_int_equal(ns_loss_eval(NS_LOSS_CE, NULL, NULL, f, NULL, y, NULL, 2, 2, 0.5, &sum, &correct), 0);
+    double l0 = log(exp(1.0) + exp(3.0)) - 1, l1 = log(exp(0.5) + exp(-0.5)) - 0.5;
+    TU_ASSERT_REL(sum / 2, 0.5 * (l0 + l1), 1e-7);
+    assert_int_equal(correct, 1);
+    // MSE without labels takes them from the one-hot targets
+    sum = 0, correct = 0;
+    assert_int_equal(ns_loss_eval(NS_LOSS_MSE, NULL, NULL, f, NULL, NULL, t, 2, 2, 0.5, &sum, &correct), 0);
+    assert_int_equal(correct, 1);
+}
+
+static void loss_rejects_missing_targets_and_bad_labels(void **state) {
+    (void)state;
+    real f[2] = {1, 2};
+    int bad[1] = {5};
+    double sum = 0;
+    long correct = 0;
+    assert_int_equal(ns_loss_eval(NS_LOSS_MSE, NULL, NULL, f, NULL, NULL, NULL, 1, 2, 1, &sum, &correct), NS_EINVAL);
+    assert_non_null(strstr(ns_errmsg(), "targets"));
+    assert_int_equal(ns_loss_eval(NS_LOSS_CE, NULL, NULL, f, NULL, NULL, NULL, 1, 2, 1, &sum, &correct), NS_EINVAL);
+    assert_non_null(strstr(ns_errmsg(), "labels"));
+    assert_int_equal(ns_loss_eval(NS_LOSS_CE, NULL, NULL, f, NULL, bad, NULL, 1, 2, 1, &sum, &correct), NS_EINVAL);
+    assert_non_null(strstr(ns_errmsg(), "label (5)"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(dense_forward_computes_wmul_x_wT_plus_b),
+        cmocka_unit_test(dense_matches_finite_differences),
+        cmocka_unit_test(every_activation_matches_finite_differences),
+        cmocka_unit_test(activations_have_their_textbook_values),
+        cmocka_unit_test(tanh_is_accurate_to_a_few_ulp),
+        cmocka_unit_test(conv3x3_matches_finite_differences),
+        cmocka_unit_test(conv3x3_is_the_padded_cross_correlation),
+        cmocka_unit_test(pooling_matches_finite_differences),
+        cmocka_unit_test(maxpool_routes_through_the_first_maximum),
+        cmocka_unit_test(flatten_uses_pytorch_channel_height_width_order),
+        cmocka_unit_test(losses_match_finite_differences),
+        cmocka_unit_test(losses_are_scaled_as_the_spec_says),
+        cmocka_unit_test(loss_rejects_missing_targets_and_bad_labels),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,183 @@
+// `normsharp init` and `normsharp sharpness` end to end on a tiny MNIST-style dataset
+// written by the test (28x28 images, so the known mnist shape applies).
+#include "testutil.h"
+#include "data_fixtures.h"
+#include "normsharp/measure.h"
+#include "normsharp/model.h"
+
+static char data_dir[256];
+
+static int make_data(void **state) {
+    (void)state;
+    snprintf(data_dir, sizeof data_dir, "%s", tu_tmpdir());
+    enum { NTR = 60, NTE = 20, D = 28 * 28 };
+    unsigned char *px = malloc((size_t)NTR * D), ytr[NTR], yte[NTE];
+    uint32_t s = 12345;
+    for (size_t i = 0; i < (size_t)NTR * D; i++) px[i] = (unsigned char)((s = s * 1103515245u + 12345u) >> 24);
+    for (int i = 0; i < NTR; i++) ytr[i] = (unsigned char)(i % 10);
+    for (int i = 0; i < NTE; i++) yte[i] = (unsigned char)((3 * i) % 10);
+    fx_idx_pair(data_dir, "train-images", "train-labels", 1, NTR, 28, 28, px, NTR, ytr);
+    fx_idx_pair(data_dir, "t10k-images", "t10k-labels", 0, NTE, 28, 28, px, NTE, yte);
+    free(px);
+    return 0;
+}
+
+// `normsharp init` of fc-tanh-4 for that data into a fresh directory; returns it.
+static const char *init_weights(const char *extra) {
+    static char dir[300];
+    snprintf(dir, sizeof dir, "%s/w", tu_tmpdir());
+    char out[4096];
+    int rc = tu_run(out, sizeof out, "init --arch fc-tanh-4 --seed 3 --dataset mnist --data-dir %s --n 50 --out %s %s",
+                    data_dir, dir, extra);
+    if (rc != 0) fail_msg("init failed (%d): %s", rc, out);
+    return dir;
+}
+
+// Run a command expected to print one JSON object, and parse it.
+static void run_json(ns_jval *v, const char *fmt, const char *a, const char *b) {
+    static char out[1 << 16];
+    char args[2048];
+    snprintf(args, sizeof args, fmt, a, b);
+    int rc = tu_run(out, sizeof out, "%s", args);
+    if (rc != 0) fail_msg("normsharp %s exited %d: %s", args, rc, out);
+    if (ns_json_parse(out, strlen(out), "normsharp output", v)) fail_msg("not JSON (%s): %s", ns_errmsg(), out);
+}
+
+static void init_json_describes_the_saved_theta_0(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    ns_jval v;
+    char w[400];
+    snprintf(w, sizeof w, "%s/w0", dir);
+    run_json(&v, "init --arch fc-relu-7 --dataset cifar10 --classes 4 --seed 9 --out %s --json%s", w, "");
+    assert_int_equal((int)ns_jnum(&v, "nparams", 0), 3 * 32 * 32 * 7 + 7 + 7 * 4 + 4);
+    assert_int_equal((int)ns_jnum(&v, "classes", 0), 4);
+    ns_jval_free(&v);
+    ns_model *m = NULL;
+    ns_data_opts d;
+    assert_int_equal(ns_weights_load(w, &m, &d), 0);
+    assert_string_equal(d.dataset, "cifar10");
+    assert_int_equal(d.classes, 4);
+    // theta_0 is the model's own draw for that seed
+    ns_model_config cfg = *ns_model_cfg(m);
+    ns_model *fresh = NULL;
+    assert_int_equal(ns_model_create(&cfg, &fresh), 0);
+    assert_memory_equal(ns_model_theta(m), ns_model_theta(fresh), ns_model_nparams(m) * sizeof(real));
+    ns_model_free(m);
+    ns_model_free(fresh);
+}
+
+static void sharpness_json_matches_an_in_process_measurement(void **state) {
+    (void)state;
+    const char *w = init_weights("--loss ce");
+    ns_jval v;
+    run_json(&v, "sharpness --weights %s --k 2 --tol 1e-9 --max-iter 400 --trace-probes 5 --seed 4 --json%s", w, "");
+    // the data options came from model.json
+    const ns_jval *data = ns_jget(&v, "data");
+    assert_string_equal(ns_jstr(data, "dataset", ""), "mnist");
+    assert_int_equal((int)ns_jnum(data, "n", 0), 50);
+    assert_string_equal(ns_jstr(data, "loss", ""), "ce");
+    const ns_jval *f = ns_jget(&v, "final");
+    assert_non_null(f);
+    assert_true(ns_jget(f, "eig_converged")->num == 1);
+
+    ns_model *m = NULL;
+    ns_data_opts d;
+    assert_int_equal(ns_weights_load(w, &m, &d), 0);
+    ns_dataset ds;
+    assert_int_equal(ns_data_load(&d, &ds), 0);
+    ns_batch train = ns_batch_train(&ds, d.loss);
+    ns_measure_opts o;
+    ns_measure_opts_default(&o);
+    o.eig.k = 2;
+    o.eig.tol = 1e-9;
+    o.eig.max_iter = 400;
+    o.eig.seed = o.trace_seed = 4;
+    o.trace_probes = 5;
+    ns_measurement x;
+    assert_int_equal(ns_measure(m, &train, NULL, &o, &x), 0);
+    TU_ASSERT_REL(ns_jnum(f, "sharpness", 0), x.eig.sharpness, 1e-12);
+    TU_ASSERT_REL(ns_jnum(f, "lambda_max", 0), x.eig.lambda_max, 1e-12);
+    TU_ASSERT_REL(ns_jnum(f, "train_loss", 0), x.train_loss, 1e-12);
+    TU_ASSERT_REL(ns_jnum(f, "trace", 0), x.trace, 1e-12);
+    TU_ASSERT_REL(ns_jnum(f, "l2", 0), x.l2, 1e-12);
+    assert_int_equal(ns_jget(f, "top_k")->n, 2);
+    assert_true(ns_jnum(f, "test_err", -1) >= 0);  // the test split was measured too
+    ns_measurement_free(&x);
+    ns_data_free(&ds);
+    ns_model_free(m);
+
+    // the power method finds the same sharpness (to what float32 HVPs allow)
+    ns_jval p;
+    const char *ptol = sizeof(real) == 8 ? "1e-10" : "1e-5";
+    run_json(&p, "sharpness --weights %s --method power --tol %s --max-iter 5000 --trace-probes 0 --json", w, ptol);
+    const ns_jval *pf = ns_jget(&p, "final");
+    TU_ASSERT_REL(ns_jnum(pf, "sharpness", 0), ns_jnum(f, "sharpness", 1), sizeof(real) == 8 ? 1e-6 : 1e-4);
+    assert_string_equal(ns_jstr(ns_jget(&p, "eig"), "method", ""), "power");
+    assert_true(ns_jget(pf, "trace")->type == NS_JNULL);
+    ns_jval_free(&p);
+    ns_jval_free(&v);
+}
+
+static void sharpness_options_override_the_saved_data_conventions(void **state) {
+    (void)state;
+    const char *w = init_weights("");
+    ns_jval v;
+    run_json(&v, "sharpness --weights %s --n 30 --n-test 7 --loss ce --k 1 --json%s", w, "");
+    const ns_jval *data = ns_jget(&v, "data");
+    assert_int_equal((int)ns_jnum(data, "n", 0), 30);
+    assert_int_equal((int)ns_jnum(data, "n_test", 0), 7);
+    assert_string_equal(ns_jstr(data, "loss", ""), "ce");
+    ns_jval_free(&v);
+}
+
+static void sharpness_text_names_every_quantity(void **state) {
+    (void)state;
+    const char *w = init_weights("");
+    char out[1 << 15];
+    assert_int_equal(tu_run(out, sizeof out, "sharpness --weights %s --k 2", w), 0);
+    const char *want[] = {"train loss", "train accuracy", "l1", "l2", "fc1.weight", "fc2.bias", "lambda_max",
+                          "max|lambda|", "top 1", "top 2", "residual", "Hessian-vector products", "trace"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (!strstr(out, want[i])) fail_msg("'%s' missing from:\n%s", want[i], out);
+}
+
+static void usage_errors_exit_2_and_runtime_errors_exit_1(void **state) {
+    (void)state;
+    const char *w = init_weights("");
+    char out[4096];
+    assert_int_equal(tu_run(out, sizeof out, "sharpness"), 2);
+    assert_non_null(strstr(out, "--weights"));
+    assert_int_equal(tu_run(out, sizeof out, "sharpness --weights %s --method lobpcg", w), 2);
+    assert_int_equal(tu_run(out, sizeof out, "sharpness --weights %s --k 0", w), 2);
+    assert_int_equal(tu_run(out, sizeof out, "sharpness --weights %s --bogus", w), 2);
+    assert_int_equal(tu_run(out, sizeof out, "init --out /tmp/x"), 2);
+    assert_int_equal(tu_run(out, sizeof out, "init --arch fc-tanh-4"), 2);
+    assert_int_equal(tu_run(out, sizeof out, "init --arch fc-nope-4 --out %s/x", w), 2);
+    assert_int_equal(tu_run(out, sizeof out, "init --arch fc-tanh-4 --dataset svhn --out %s/x", w), 2);
+    assert_int_equal(tu_run(out, sizeof out, "init --arch fc-tanh-4 --param weird --out %s/x", w), 2);
+    // a model for 10 classes cannot be measured on 3
+    assert_int_equal(tu_run(out, sizeof out, "sharpness --weights %s --classes 3 --n 10", w), 2);
+    assert_non_null(strstr(out, "10 outputs"));
+    // runtime failures name the file
+    assert_int_equal(tu_run(out, sizeof out, "sharpness --weights %s/nowhere", w), 1);
+    assert_non_null(strstr(out, "nowhere"));
+    char path[512];
+    snprintf(path, sizeof path, "%s/fc2.weight.npy", w);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(tu_run(out, sizeof out, "sharpness --weights %s", w), 1);
+    assert_non_null(strstr(out, "fc2.weight.npy"));
+    assert_int_equal(tu_run(out, sizeof out, "sharpness --help"), 0);
+    assert_int_equal(tu_run(out, sizeof out, "init --help"), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(init_json_describes_the_saved_theta_0),
+        cmocka_unit_test(sharpness_json_matches_an_in_process_measurement),
+        cmocka_unit_test(sharpness_options_override_the_saved_data_conventions),
+        cmocka_unit_test(sharpness_text_names_every_quantity),
+        cmocka_unit_test(usage_errors_exit_2_and_runtime_errors_exit_1),
+    };
+    return cmocka_run_group_tests(tests, make_data, NULL);
+}
