@@ -259,6 +259,13 @@ static void bad_configurations_are_rejected_with_a_clear_message(void **state) {
             fail_msg("'%s': message \"%s\" does not say \"%s\"", bad[i].cfg.arch, ns_errmsg(), bad[i].says);
     }
     assert_int_equal(ns_model_create(NULL, NULL), NS_EINVAL);
+    // 32 conv blocks pool 32 times: refused (and no shift overflows on the way)
+    char deep[128] = "cnn-relu";
+    for (int i = 0; i < 32; i++) strcat(deep, "-1");
+    ns_model_config cfg = config(deep, "standard", 1, 28, 28, 10, 1, 0);
+    ns_model *m = NULL;
+    assert_int_equal(ns_model_create(&cfg, &m), NS_EINVAL);
+    assert_non_null(strstr(ns_errmsg(), "pools 32 times"));
 }
 
 static void bad_batches_are_rejected_without_a_crash(void **state) {

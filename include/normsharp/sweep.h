@@ -7,6 +7,12 @@
 typedef struct ns_progress ns_progress;
 // Called by a run from time to time; cheap; p may be NULL.
 void ns_progress_step(ns_progress *p, long step, double loss);
+// Progress of a single run outside a sweep (`normsharp train`, `flow`): an updating line
+// "LABEL: step N loss X" on stderr when it is a terminal, nothing otherwise. NULL if the
+// allocation fails (ns_progress_step accepts NULL). ns_progress_console_end clears the
+// line and frees p.
+ns_progress *ns_progress_console(const char *label);
+void ns_progress_console_end(ns_progress *p);
 
 // Run i: do the work and write everything into run_dir (which the runner creates).
 // The run must write run_dir/summary.json LAST, atomically: its presence marks the run

@@ -1,8 +1,118 @@
-// PLACEHOLDER: replaced by the real command.
+// normsharp report DIR [--json] [--coords I,J]: read every result under DIR, draw the figures
+// with gnuplot into DIR/report/, write report.md and index.html, print the findings.
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "normsharp/report.h"
 #include "cli.h"
+
+static const char *kind_name(ns_exp_kind k) {
+    return k == NS_EXP_SWEEP ? "sweep" : k == NS_EXP_TRAIN ? "train" : "dln";
+}
+
+static int parse_coords(const char *s, ns_report_opts *o) {
+    const char *comma = strchr(s, ',');
+    char a[32];
+    if (!comma || (size_t)(comma - s) >= sizeof a)
+        return ns_cli_usage_error("--coords expects two coordinates I,J (1-based), got '%s'.", s);
+    snprintf(a, sizeof a, "%.*s", (int)(comma - s), s);
+    int i, j;
+    if (ns_parse_int(a, 1, 1000000000, "--coords", &i) || ns_parse_int(comma + 1, 1, 1000000000, "--coords", &j))
+        return ns_cli_usage_error("%s.", ns_errmsg());
+    if (i == j) return ns_cli_usage_error("--coords needs two different coordinates, got '%s'.", s);
+    o->coord_i = i - 1;
+    o->coord_j = j - 1;
+    return 0;
+}
+
+static void print_json(const ns_report *r, const ns_report_out *out, const char *error) {
+    ns_buf b = {0};
+    ns_json j;
+    ns_json_begin(&j, &b);
+    ns_json_obj(&j, NULL);
+    ns_json_str(&j, "dir", r->dir);
+    ns_json_str(&j, "report", out->md);
+    ns_json_str(&j, "index", out->html);
+    ns_json_int(&j, "figures_scripted", out->nfig);
+    ns_json_arr(&j, "figures");
+    for (int i = 0; i < out->npng; i++) ns_json_str(&j, NULL, out->png[i]);
+    ns_json_end(&j);
+    if (error) ns_json_str(&j, "error", error);
+    else ns_json_null(&j, "error");
+    ns_json_arr(&j, "experiments");
+    for (int k = 0; k < r->nexp; k++) {
+        ns_findings f;
+        ns_report_findings(r, k, &f);
+        ns_json_obj(&j, NULL);
+        ns_json_str(&j, "title", r->exp[k].title);
+        ns_json_str(&j, "kind", kind_name(r->exp[k].kind));
+        ns_json_str(&j, "dir", r->exp[k].dir);
+        ns_json_int(&j, "runs", r->exp[k].nrun);
+        ns_findings_json(&f, &j, "findings");
+        ns_json_end(&j);
+    }
+    ns_json_end(&j);
+    ns_json_end(&j);
+    if (b.data) printf("%s\n", b.data);
+    ns_buf_free(&b);
+}
+
+static void print_text(const ns_report *r, const ns_report_out *out) {
+    if (out->md[0])
+        printf("report: %s (open %s to view the %d figure%s)\n", out->md, out->html, out->npng, out->npng == 1 ? "" : "s");
+    for (int k = 0; k < r->nexp; k++) {
+        ns_findings f;
+        ns_buf b = {0};
+        ns_report_findings(r, k, &f);
+        ns_findings_text(&f, &b);
+        printf("\n%s [%s]\n", r->exp[k].title, kind_name(r->exp[k].kind));
+        for (char *p = b.data; p && *p;) {
+            char *nl = strchr(p, '\n');
+            printf("  %.*s\n", nl ? (int)(nl - p) : (int)strlen(p), p);
+            if (!nl) break;
+            p = nl + 1;
+        }
+        ns_buf_free(&b);
+    }
+}
+
 int cmd_report(int argc, char **argv) {
-    (void)argc; (void)argv;
-    fprintf(stderr, "normsharp: 'report' is not implemented yet.\n");
-    return 1;
+    ns_cli c;
+    int json = 0;
+    const char *coords = NULL;
+    ns_cli_init(&c, "report", "normsharp report DIR [--json] [--coords I,J]",
+                "Reads every result under DIR (sweep.csv with its runs, flow and train summaries, DLN dln.csv and\n"
+                "theory.json), draws the figures with gnuplot into DIR/report/ (PNG and SVG, each with its gnuplot\n"
+                "script and data), writes DIR/report/report.md and index.html, and prints the findings: eta_c\n"
+                "predicted and observed, whether the sharpness follows 2/eta above eta_c, whether the l1 norm grows\n"
+                "there, the best learning rate, and for a DLN whether it beats both minimizers.");
+    c.max_pos = 1;
+    ns_cli_add(&c, "json", OPT_FLAG, &json, 0, 0, NULL, "print the report's paths and findings as JSON");
+    ns_cli_add(&c, "coords", OPT_STR, &coords, 0, 0, "I,J",
+               "DLN: draw coordinates beta_I, beta_J (1-based) of the GD solutions and minimizers");
+    NS_CLI_PARSE(&c, argc, argv);
+    if (c.npos != 1) return ns_cli_usage_error("report needs one results directory: normsharp report DIR.");
+    ns_report_opts o;
+    ns_report_opts_default(&o);
+    if (coords) {
+        int rc = parse_coords(coords, &o);
+        if (rc) return rc;
+    }
+    ns_report r;
+    int rc = ns_report_load(c.pos[0], &r);
+    if (rc) return ns_cli_report(rc);
+    ns_report_out out;
+    rc = ns_report_write(&r, &o, &out);
+    char *error = rc ? ns_strdup(ns_errmsg()) : NULL;
+    if (json) print_json(&r, &out, error);
+    else print_text(&r, &out);
+    fflush(stdout);
+    if (rc) {
+        ns_fail(rc, "%s", error ? error : "the report could not be written");
+        rc = ns_cli_report(rc);
+    }
+    free(error);
+    ns_report_out_free(&out);
+    ns_report_free(&r);
+    return rc;
 }

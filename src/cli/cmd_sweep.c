@@ -1,8 +1,546 @@
-// PLACEHOLDER: replaced by the real command.
+// normsharp sweep — the protocol of SPEC §5: for every seed, theta_0 once; optionally the
+// gradient flow from it (s_GF, eta_c); then GD from that same theta_0 at every learning
+// rate of a grid; one run directory each and a sweep.csv, through the shared runner
+// (parallel workers, resume, progress). Ends with a table and the observed transition.
+#include <math.h>
 #include <stdio.h>
-#include "cli.h"
+#include <stdlib.h>
+#include <string.h>
+#include "train_cli.h"
+
+#define SWEEP_CSV_HEADER                                                                            \
+    "eta,seed,status,steps,train_loss,train_err,test_loss,test_err,l1,l2,lambda_max,sharpness,"    \
+    "two_over_eta,trace,avg_train_loss,avg_test_err,avg_l1,avg_l2,avg_sharpness,dec_train_loss,"   \
+    "dec_test_err,dec_l1,dec_l2,dec_sharpness,seconds"
+#define FLOW_CSV_HEADER "seed,status,steps,time,s_gf,eta_c,train_loss,sharpness,seconds"
+
+typedef struct {
+    train_cli *t;
+    const ns_train_opts *gd;
+    const ns_flow_opts *flow;
+    const ns_dataset *ds;
+    int nseeds;
+    uint64_t *seeds;
+    ns_model **models;      // one per seed, at theta_0
+    real **theta0;          // a copy of each theta_0, restored before every run
+    double *s_gf, *eta_c;   // per seed, from the flow (NaN without --flow)
+    // the runs of the current phase (flows: one per seed; GD: seed-major, eta ascending)
+    int n;
+    int *seed_of;
+    double *eta;
+    char **dirs;
+} sweep_ctx;
+
+static void restore_theta0(sweep_ctx *c, int k) {
+    memcpy(ns_model_theta(c->models[k]), c->theta0[k], ns_model_nparams(c->models[k]) * sizeof(real));
+}
+
+static void gd_opts_for(const sweep_ctx *c, int i, ns_train_opts *o) {
+    int k = c->seed_of[i];
+    *o = *c->gd;
+    o->lr = c->eta[i];
+    o->seed = c->seeds[k];
+    o->save_weights = c->t->save_weights;
+    o->weights_from = c->t->weights;
+    train_cli_measure_opts(c->t, c->seeds[k], &o->final, &o->eig);
+}
+
+static void flow_opts_for(const sweep_ctx *c, int k, ns_flow_opts *o) {
+    *o = *c->flow;
+    o->seed = c->seeds[k];
+    o->save_weights = c->t->save_weights;
+    o->weights_from = c->t->weights;
+    train_cli_measure_opts(c->t, c->seeds[k], &o->final, &o->eig);
+}
+
+// ---- the two kinds of runs ----------------------------------------------------------------
+
+static int run_gd(void *ctx, int i, const char *dir, ns_progress *p) {
+    sweep_ctx *c = ctx;
+    int k = c->seed_of[i];
+    ns_train_opts o;
+    gd_opts_for(c, i, &o);
+    restore_theta0(c, k);
+    ns_train_result r;
+    int rc = ns_train_run(c->models[k], c->ds, &c->t->data, &o, dir, p, &r);
+    ns_train_result_free(&r);
+    return rc;
+}
+
+static int run_flow(void *ctx, int i, const char *dir, ns_progress *p) {
+    sweep_ctx *c = ctx;
+    ns_flow_opts o;
+    flow_opts_for(c, i, &o);
+    restore_theta0(c, i);
+    ns_flow_result r;
+    int rc = ns_flow_run(c->models[i], c->ds, &c->t->data, &o, dir, p, &r);
+    ns_flow_result_free(&r);
+    return rc;
+}
+
+static void label_gd(void *ctx, int i, char *out, size_t cap) {
+    sweep_ctx *c = ctx;
+    snprintf(out, cap, "lr=%g seed=%llu", c->eta[i], (unsigned long long)c->seeds[c->seed_of[i]]);
+}
+
+static void label_flow(void *ctx, int i, char *out, size_t cap) {
+    sweep_ctx *c = ctx;
+    snprintf(out, cap, "flow seed=%llu", (unsigned long long)c->seeds[i]);
+}
+
+// ---- CSV rows from the runs' summary.json ----------------------------------------------------
+
+static void cell(ns_buf *b, double x) {
+    ns_buf_append(b, ",", 1);
+    if (isnan(x)) return;  // null in the summary: not measured
+    char s[32];
+    ns_fmt_double(s, x);
+    ns_buf_printf(b, "%s", s);
+}
+
+static int load_summary(const char *dir, ns_jval *doc) {
+    char p[4200];
+    int rc = ns_path(p, sizeof p, "%s/summary.json", dir);
+    return rc ? rc : ns_json_parse_file(p, doc);
+}
+
+static int row_gd(void *ctx, int i, const char *dir, ns_buf *line) {
+    sweep_ctx *c = ctx;
+    ns_jval d;
+    int rc = load_summary(dir, &d);
+    if (rc) return rc;
+    const ns_jval *f = ns_jget(&d, "final"), *a = ns_jget(&d, "averaged"), *x = ns_jget(&d, "decayed"),
+                  *tm = ns_jget(&d, "timing");
+    char eta[32];
+    ns_fmt_double(eta, c->eta[i]);
+    ns_buf_printf(line, "%s,%llu,%s", eta, (unsigned long long)c->seeds[c->seed_of[i]], ns_jstr(&d, "status", ""));
+    cell(line, ns_jnum(&d, "steps", NAN));
+    static const char *fkeys[] = {"train_loss", "train_err", "test_loss", "test_err", "l1", "l2", "lambda_max", "sharpness"};
+    for (int k = 0; k < 8; k++) cell(line, ns_jnum(f, fkeys[k], NAN));
+    cell(line, 2 / c->eta[i]);
+    cell(line, ns_jnum(f, "trace", NAN));
+    static const char *akeys[] = {"train_loss", "test_err", "l1", "l2", "sharpness"};
+    for (int k = 0; k < 5; k++) cell(line, ns_jnum(a, akeys[k], NAN));
+    for (int k = 0; k < 5; k++) cell(line, ns_jnum(x, akeys[k], NAN));
+    cell(line, ns_jnum(tm, "seconds", NAN));
+    ns_jval_free(&d);
+    return 0;
+}
+
+static int row_flow(void *ctx, int i, const char *dir, ns_buf *line) {
+    sweep_ctx *c = ctx;
+    ns_jval d;
+    int rc = load_summary(dir, &d);
+    if (rc) return rc;
+    ns_buf_printf(line, "%llu,%s", (unsigned long long)c->seeds[i], ns_jstr(&d, "status", ""));
+    cell(line, ns_jnum(&d, "steps", NAN));
+    cell(line, ns_jnum(&d, "time", NAN));
+    cell(line, ns_jnum(&d, "s_gf", NAN));
+    cell(line, ns_jnum(&d, "eta_c", NAN));
+    cell(line, ns_jnum(ns_jget(&d, "final"), "train_loss", NAN));
+    cell(line, ns_jnum(ns_jget(&d, "final"), "sharpness", NAN));
+    cell(line, ns_jnum(ns_jget(&d, "timing"), "seconds", NAN));
+    ns_jval_free(&d);
+    return 0;
+}
+
+// ---- resume safety: a finished run must have been made with the same options ---------------
+
+// The config run i would write (flows: i is the seed index).
+static int expected_config(sweep_ctx *c, int i, int flow, ns_jval *out) {
+    ns_buf b = {0};
+    ns_json j;
+    ns_json_begin(&j, &b);
+    ns_json_obj(&j, NULL);
+    if (flow) {
+        ns_flow_opts o;
+        flow_opts_for(c, i, &o);
+        ns_flow_config_json(&j, c->models[i], c->ds, &c->t->data, &o);
+    } else {
+        ns_train_opts o;
+        gd_opts_for(c, i, &o);
+        ns_train_config_json(&j, c->models[c->seed_of[i]], c->ds, &c->t->data, &o);
+    }
+    ns_json_end(&j);
+    int rc = b.oom ? NS_ENOMEM : ns_json_parse(b.data, b.len, "the expected config", out);
+    ns_buf_free(&b);
+    return rc;
+}
+
+// Returns 0, or an exit status after printing which finished run disagrees.
+static int check_finished_runs(sweep_ctx *c, int flow) {
+    for (int i = 0; i < c->n; i++) {
+        char p[4200], why[512];
+        if (ns_path(p, sizeof p, "%s/summary.json", c->dirs[i]) || !ns_exists(p)) continue;
+        ns_jval want;
+        int rc = expected_config(c, i, flow, &want);
+        if (rc) return ns_cli_report(rc);
+        int ok = ns_config_matches(p, ns_jget(&want, "config"), why, sizeof why);
+        ns_jval_free(&want);
+        if (!ok)
+            return ns_cli_usage_error("the finished run in '%s' was made with other options (%s); "
+                                      "choose another --out or remove that directory.", c->dirs[i], why);
+    }
+    return 0;
+}
+
+// ---- the grid ---------------------------------------------------------------------------------
+
+static int parse_seeds(const char *s, uint64_t **out, int *n) {
+    int cnt = 1;
+    for (const char *q = s; *q; q++) cnt += *q == ',';
+    uint64_t *v = ns_calloc((size_t)cnt, sizeof *v);
+    if (!v) return NS_ENOMEM;
+    const char *q = s;
+    for (int i = 0; i < cnt; i++) {
+        const char *e = strchr(q, ',');
+        char tok[32];
+        size_t len = e ? (size_t)(e - q) : strlen(q);
+        if (len == 0 || len >= sizeof tok) {
+            free(v);
+            return ns_fail(NS_EINVAL, "--seeds expects a list like 0,1,2, got '%s'", s);
+        }
+        memcpy(tok, q, len);
+        tok[len] = 0;
+        if (ns_parse_u64(tok, "--seeds", &v[i])) {
+            free(v);
+            return NS_EINVAL;
+        }
+        for (int j = 0; j < i; j++)
+            if (v[j] == v[i]) {
+                free(v);
+                return ns_fail(NS_EINVAL, "--seeds lists seed %s twice", tok);
+            }
+        q = e ? e + 1 : q + len;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// K log-spaced points from eta_c / span to eta_c * span (eta_c itself when K is odd).
+static void grid_around(double eta_c, double span, int k, double *out) {
+    for (int j = 0; j < k; j++) out[j] = k == 1 ? eta_c : eta_c * pow(span, 2.0 * j / (k - 1) - 1);
+}
+
+// Lays out the GD runs: seed-major, eta ascending; dirs OUT/.../seed_<s>/lr_<%g>.
+static int layout_gd_runs(sweep_ctx *c, const char *root, const double *grid, int ngrid, int around, double span) {
+    int per = around > 0 ? around : ngrid;
+    c->n = c->nseeds * per;
+    c->seed_of = ns_calloc((size_t)c->n, sizeof(int));
+    c->eta = ns_calloc((size_t)c->n, sizeof(double));
+    c->dirs = ns_calloc((size_t)c->n, sizeof(char *));
+    if (!c->seed_of || !c->eta || !c->dirs) return NS_ENOMEM;
+    for (int k = 0; k < c->nseeds; k++) {
+        double *e = c->eta + (size_t)k * per;
+        if (around > 0) {
+            if (!(c->eta_c[k] > 0) || !isfinite(c->eta_c[k]))
+                return ns_fail(NS_EIO, "the flow of seed %llu gave no usable eta_c (%g); use an explicit --lr grid",
+                               (unsigned long long)c->seeds[k], c->eta_c[k]);
+            grid_around(c->eta_c[k], span, around, e);
+        } else {
+            memcpy(e, grid, sizeof(double) * (size_t)ngrid);
+        }
+        qsort(e, (size_t)per, sizeof(double), cmp_double);
+        for (int j = 0; j < per; j++) {
+            int i = k * per + j;
+            c->seed_of[i] = k;
+            char d[4200];
+            int rc = ns_path(d, sizeof d, "%s/seed_%llu/lr_%g", root, (unsigned long long)c->seeds[k], e[j]);
+            if (rc) return rc;
+            for (int q = k * per; q < i; q++)
+                if (!strcmp(c->dirs[q], d))
+                    return ns_fail(NS_EINVAL, "learning rates %.17g and %.17g share the directory name lr_%g; "
+                                   "use fewer or more distinct values", c->eta[q], e[j], e[j]);
+            if (!(c->dirs[i] = ns_strdup(d))) return NS_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static void free_runs(sweep_ctx *c) {
+    for (int i = 0; c->dirs && i < c->n; i++) free(c->dirs[i]);
+    free(c->dirs);
+    free(c->seed_of);
+    free(c->eta);
+    c->dirs = NULL;
+    c->seed_of = NULL;
+    c->eta = NULL;
+    c->n = 0;
+}
+
+// ---- phases ----------------------------------------------------------------------------------
+
+static int run_phase(sweep_ctx *c, int flow, const char *csv, int jobs, int quiet) {
+    ns_sweep s = {.n_runs = c->n, .run_dirs = c->dirs, .run = flow ? run_flow : run_gd, .row = flow ? row_flow : row_gd,
+                  .label = flow ? label_flow : label_gd, .ctx = c, .jobs = jobs, .csv_path = csv,
+                  .csv_header = flow ? FLOW_CSV_HEADER : SWEEP_CSV_HEADER, .quiet = quiet};
+    ns_sweep_stats st;
+    int rc = ns_sweep_run(&s, &st);
+    if (!quiet)
+        fprintf(stderr, "%s: %d done, %d already finished, %d failed (%.1f s)\n", flow ? "flows" : "sweep", st.done,
+                st.skipped, st.failed, st.seconds);
+    return rc;
+}
+
+static int flow_phase(sweep_ctx *c, const char *root, int jobs, int quiet) {
+    c->n = c->nseeds;
+    c->dirs = ns_calloc((size_t)c->n, sizeof(char *));
+    if (!c->dirs) return ns_cli_report(NS_ENOMEM);
+    for (int k = 0; k < c->nseeds; k++) {
+        char d[4200];
+        if (ns_path(d, sizeof d, "%s/seed_%llu/flow", root, (unsigned long long)c->seeds[k]) ||
+            !(c->dirs[k] = ns_strdup(d)))
+            return ns_cli_report(NS_ENOMEM);
+    }
+    int rc = check_finished_runs(c, 1);
+    if (rc) return rc;
+    char csv[4200];
+    if ((rc = ns_path(csv, sizeof csv, "%s/flow.csv", root)) || (rc = run_phase(c, 1, csv, jobs, quiet)))
+        return ns_cli_report(rc);
+    for (int k = 0; k < c->nseeds; k++) {
+        ns_jval d;
+        if ((rc = load_summary(c->dirs[k], &d))) return ns_cli_report(rc);
+        c->s_gf[k] = ns_jnum(&d, "s_gf", NAN);
+        c->eta_c[k] = ns_jnum(&d, "eta_c", NAN);
+        ns_jval_free(&d);
+    }
+    free_runs(c);
+    return 0;
+}
+
+// ---- the closing table --------------------------------------------------------------------------
+
+typedef struct {
+    double eta, sharpness, l1, test_err;
+    char status[16];
+    int finished;
+} run_view;
+
+static void view_of(const sweep_ctx *c, int i, run_view *v) {
+    memset(v, 0, sizeof *v);
+    v->eta = c->eta[i];
+    v->sharpness = v->l1 = v->test_err = NAN;
+    ns_jval d;
+    if (load_summary(c->dirs[i], &d)) {
+        snprintf(v->status, sizeof v->status, "missing");
+        return;
+    }
+    const ns_jval *f = ns_jget(&d, "final");
+    v->finished = 1;
+    snprintf(v->status, sizeof v->status, "%s", ns_jstr(&d, "status", "?"));
+    v->sharpness = ns_jnum(f, "sharpness", NAN);
+    v->l1 = ns_jnum(f, "l1", NAN);
+    v->test_err = ns_jnum(f, "test_err", NAN);
+    ns_jval_free(&d);
+}
+
+// The observed transition: the smallest eta whose final sharpness is more than 10% below
+// s_GF and within 10% of 2/eta (the run has left the flow and sits at the EoS).
+static double transition_eta(const run_view *v, int n, double s_gf) {
+    if (!(s_gf > 0)) return NAN;
+    for (int j = 0; j < n; j++) {
+        if (!v[j].finished || !strcmp(v[j].status, "diverged") || isnan(v[j].sharpness)) continue;
+        double two = 2 / v[j].eta;
+        if (v[j].sharpness < 0.9 * s_gf && fabs(v[j].sharpness - two) <= 0.1 * two) return v[j].eta;
+    }
+    return NAN;
+}
+
+static void report(const sweep_ctx *c, const char *root, int json) {
+    int per = c->n / (c->nseeds ? c->nseeds : 1);
+    run_view *v = ns_calloc((size_t)(per ? per : 1), sizeof *v);
+    if (!v) return;
+    ns_buf b = {0};
+    ns_json j;
+    if (json) {
+        ns_json_begin(&j, &b);
+        ns_json_obj(&j, NULL);
+        ns_json_str(&j, "dir", root);
+        ns_json_arr(&j, "seeds");
+    }
+    for (int k = 0; k < c->nseeds; k++) {
+        for (int q = 0; q < per; q++) view_of(c, k * per + q, &v[q]);
+        double tr = transition_eta(v, per, c->s_gf[k]);
+        if (json) {
+            ns_json_obj(&j, NULL);
+            ns_json_int(&j, "seed", (long long)c->seeds[k]);
+            ns_json_num(&j, "s_gf", c->s_gf[k]);
+            ns_json_num(&j, "eta_c", c->eta_c[k]);
+            ns_json_num(&j, "transition_eta", tr);
+            ns_json_arr(&j, "runs");
+            for (int q = 0; q < per; q++) {
+                ns_json_obj(&j, NULL);
+                ns_json_num(&j, "eta", v[q].eta);
+                ns_json_str(&j, "status", v[q].status);
+                ns_json_num(&j, "sharpness", v[q].sharpness);
+                ns_json_num(&j, "two_over_eta", 2 / v[q].eta);
+                ns_json_num(&j, "l1", v[q].l1);
+                ns_json_num(&j, "test_err", v[q].test_err);
+                ns_json_end(&j);
+            }
+            ns_json_end(&j);
+            ns_json_end(&j);
+            continue;
+        }
+        printf("seed %llu\n", (unsigned long long)c->seeds[k]);
+        printf("  %-12s %-10s %12s %12s %12s %9s\n", "eta", "status", "sharpness", "2/eta", "l1", "test_err");
+        for (int q = 0; q < per; q++)
+            printf("  %-12.6g %-10s %12.5g %12.5g %12.6g %9.4f\n", v[q].eta, v[q].status, v[q].sharpness,
+                   2 / v[q].eta, v[q].l1, v[q].test_err);
+        if (isnan(c->s_gf[k])) {
+            printf("  (run with --flow for s_GF, the predicted eta_c and the observed transition)\n");
+        } else {
+            printf("  gradient flow: s_GF = %.6g, predicted eta_c = 2/s_GF = %.6g\n", c->s_gf[k], c->eta_c[k]);
+            if (isnan(tr))
+                printf("  observed transition: none in this grid (no final sharpness >10%% below s_GF and within 10%% of 2/eta)\n");
+            else
+                printf("  observed transition: eta = %.6g (smallest eta whose final sharpness is >10%% below s_GF and within 10%% of 2/eta)\n", tr);
+        }
+    }
+    if (json) {
+        ns_json_end(&j);
+        ns_json_end(&j);
+        ns_buf_append(&b, "\n", 1);
+        if (b.data) fputs(b.data, stdout);
+    } else {
+        printf("results in %s/sweep.csv\n", root);
+    }
+    ns_buf_free(&b);
+    free(v);
+}
+
+// ---- the command --------------------------------------------------------------------------------
+
 int cmd_sweep(int argc, char **argv) {
-    (void)argc; (void)argv;
-    fprintf(stderr, "normsharp: 'sweep' is not implemented yet.\n");
-    return 1;
+    train_cli t;
+    train_cli_init(&t);
+    ns_train_opts gd;
+    ns_train_opts_default(&gd);
+    ns_flow_opts fl;
+    ns_flow_opts_default(&fl);
+    const char *lr = NULL, *seeds_s = "0";
+    int jobs = 1, flow = 0, around = 0;
+    double span = 8;
+    ns_cli c;
+    ns_cli_init(&c, "sweep", "normsharp sweep (--lr GRID | --flow --lr-around K) --out OUT [options]",
+                "Gradient descent from the same theta_0 (per seed) at every learning rate of a grid. Run directories "
+                "OUT/<dataset>/<arch>/<loss>/seed_<s>/lr_<eta>/ and OUT/<dataset>/<arch>/<loss>/sweep.csv. "
+                "--flow first integrates the gradient flow of each seed (its s_GF predicts eta_c = 2/s_GF, in "
+                "seed_<s>/flow/ and flow.csv); --lr-around K then uses K log-spaced rates from eta_c/F to "
+                "eta_c*F (--lr-span F, default 8). Runs go to --jobs worker processes, one OpenBLAS thread each, "
+                "so results do not depend on --jobs. Rerunning the same command resumes: finished runs are kept.");
+    ns_cli_add(&c, "lr", OPT_STR, &lr, 0, 0, "GRID", "learning rates: a list 0.01,0.02 or a log range A:B:K");
+    ns_cli_add(&c, "seeds", OPT_STR, &seeds_s, 0, 0, "LIST", "seeds of theta_0, e.g. 0,1,2 (default 0)");
+    ns_cli_add(&c, "jobs", OPT_INT, &jobs, 1, 4096, "N", "parallel worker processes (default 1)");
+    ns_cli_add(&c, "flow", OPT_FLAG, &flow, 0, 0, NULL, "run the gradient flow of each seed first (needs --loss-goal)");
+    ns_cli_add(&c, "lr-around", OPT_INT, &around, 1, 10000, "K", "with --flow: K log-spaced rates centred on eta_c");
+    ns_cli_add(&c, "lr-span", OPT_DOUBLE, &span, 1.000001, 1e6, "F", "--lr-around covers eta_c/F .. eta_c*F (default 8)");
+    ns_cli_add(&c, "rk-c", OPT_DOUBLE, &fl.rk_c, 1e-9, 2.7, "C", "flow step h = min(C / S, h_max) (default 0.5)");
+    ns_cli_add(&c, "h-max", OPT_DOUBLE, &fl.h_max, 1e-12, INFINITY, "H", "largest flow step (default 1)");
+    ns_cli_add(&c, "flow-eig-every", OPT_LONG, &fl.eig_every, 1, 1e15, "K", "flow: re-estimate S every K steps (default 5)");
+    ns_cli_add(&c, "flow-max-time", OPT_DOUBLE, &fl.max_time, 1e-300, INFINITY, "T", "flow: stop at time T");
+    ns_cli_add(&c, "flow-max-steps", OPT_LONG, &fl.max_steps, 0, 1e15, "N", "flow: stop after N steps (default 1000000)");
+    train_cli_add_model(&c, &t, 0);
+    train_cli_add_data(&c, &t);
+    train_cli_add_gd(&c, &gd);
+    train_cli_add_measure(&c, &t);
+    train_cli_add_output(&c, &t, 0);
+    int quiet = 0;
+    ns_cli_add(&c, "quiet", OPT_FLAG, &quiet, 0, 0, NULL, "no progress output (implied by --json)");
+    int rc = ns_cli_parse(&c, argc, argv);
+    if (rc) return rc < 0 ? 0 : rc;
+    quiet |= t.json;
+
+    double *grid = NULL;
+    int ngrid = 0;
+    if (!lr == !ns_cli_seen(&c, "lr-around"))
+        return ns_cli_usage_error("give the learning rates either as --lr GRID or as --flow --lr-around K.");
+    if (ns_cli_seen(&c, "lr-around") && !flow) return ns_cli_usage_error("--lr-around needs --flow (it centres the grid on eta_c).");
+    if (flow && !ns_cli_seen(&c, "loss-goal"))
+        return ns_cli_usage_error("--flow measures s_GF until the training loss reaches --loss-goal EPS; give --loss-goal.");
+    if (gd.nesterov && !(gd.momentum > 0)) return ns_cli_usage_error("--nesterov needs --momentum > 0.");
+    if (lr && ns_parse_grid(lr, 1, "--lr", &grid, &ngrid)) return ns_cli_usage_error("%s.", ns_errmsg());
+    uint64_t *seeds = NULL;
+    int nseeds = 0;
+    if (parse_seeds(seeds_s, &seeds, &nseeds)) {
+        free(grid);
+        return ns_cli_usage_error("%s.", ns_errmsg());
+    }
+    if ((rc = train_cli_check(&t))) {
+        free(grid);
+        free(seeds);
+        return rc;
+    }
+    fl.loss_goal = gd.loss_goal;
+
+    ns_dataset ds = {0};
+    sweep_ctx x = {.t = &t, .gd = &gd, .flow = &fl, .ds = &ds, .nseeds = nseeds, .seeds = seeds};
+    int status = 0;
+    char root[4200];
+    if ((rc = ns_data_load(&t.data, &ds))) {
+        status = ns_cli_report(rc);
+        goto done;
+    }
+    if (gd.batch > ds.n) {
+        status = ns_cli_usage_error("--batch %ld is larger than the training set (%ld examples).", gd.batch, ds.n);
+        goto done;
+    }
+    x.models = ns_calloc((size_t)nseeds, sizeof *x.models);
+    x.theta0 = ns_calloc((size_t)nseeds, sizeof *x.theta0);
+    x.s_gf = ns_calloc((size_t)nseeds, sizeof(double));
+    x.eta_c = ns_calloc((size_t)nseeds, sizeof(double));
+    if (!x.models || !x.theta0 || !x.s_gf || !x.eta_c) {
+        status = ns_cli_report(NS_ENOMEM);
+        goto done;
+    }
+    for (int k = 0; k < nseeds; k++) {
+        x.s_gf[k] = x.eta_c[k] = NAN;
+        if ((rc = train_cli_model(&t, &ds, seeds[k], &x.models[k]))) {
+            status = ns_cli_report(rc);
+            goto done;
+        }
+        size_t n = ns_model_nparams(x.models[k]);
+        if (!(x.theta0[k] = ns_malloc(n * sizeof(real)))) {
+            status = ns_cli_report(NS_ENOMEM);
+            goto done;
+        }
+        memcpy(x.theta0[k], ns_model_theta(x.models[k]), n * sizeof(real));
+    }
+    if ((rc = ns_path(root, sizeof root, "%s/%s/%s/%s", t.out, ds.name, ns_model_cfg(x.models[0])->arch,
+                      ns_loss_name(t.data.loss)))) {
+        status = ns_cli_report(rc);
+        goto done;
+    }
+    if (flow && (status = flow_phase(&x, root, jobs, quiet))) goto done;
+    if ((rc = layout_gd_runs(&x, root, grid, ngrid, around, span))) {
+        status = ns_cli_report(rc);
+        goto done;
+    }
+    if ((status = check_finished_runs(&x, 0))) goto done;
+    char csv[4200];
+    if ((rc = ns_path(csv, sizeof csv, "%s/sweep.csv", root))) {
+        status = ns_cli_report(rc);
+        goto done;
+    }
+    rc = run_phase(&x, 0, csv, jobs, quiet);
+    report(&x, root, t.json);
+    status = ns_cli_report(rc);
+done:
+    free_runs(&x);
+    for (int k = 0; k < nseeds && x.models; k++) ns_model_free(x.models[k]);
+    for (int k = 0; k < nseeds && x.theta0; k++) free(x.theta0[k]);
+    free(x.models);
+    free(x.theta0);
+    free(x.s_gf);
+    free(x.eta_c);
+    free(seeds);
+    free(grid);
+    ns_data_free(&ds);
+    return status;
 }

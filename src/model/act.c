@@ -10,6 +10,7 @@
 // The backward and tangent passes are these derivatives applied elementwise:
 //   gz = sigma' ga,   Ra = sigma' Rz,   R{gz} = sigma' R{ga} + sigma'' Rz ga.
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include "layers.h"
 
@@ -37,11 +38,26 @@ static inline double sigmoid(double z) {
     return e / (1.0 + e);
 }
 
+// max(z, 0), keeping NaN, without a branch (the signs of pre-activations are a coin flip,
+// which a branch predictor cannot learn): z's bits, masked to zero where z <= 0.
+static inline real relu(real z) {
+#ifdef NS_DOUBLE
+    typedef uint64_t bits;
+#else
+    typedef uint32_t bits;
+#endif
+    bits b;
+    memcpy(&b, &z, sizeof b);
+    b &= (bits)0 - (bits)!(z <= 0);
+    memcpy(&z, &b, sizeof z);
+    return z;
+}
+
 // sigma(z). Scalar; the float build's tanh has a vectorized path below.
 static inline real act_value(ns_act_kind k, real z) {
     double x = z;
     switch (k) {
-    case NS_ACT_RELU: return z > 0 ? z : 0;
+    case NS_ACT_RELU: return relu(z);
     case NS_ACT_TANH: return (real)tanh(x);
     case NS_ACT_ELU: return z > 0 ? z : (real)expm1(x);
     case NS_ACT_SOFTPLUS: return (real)(fmax(x, 0.0) + log1p(exp(-fabs(x))));
@@ -120,7 +136,9 @@ ALWAYS_INLINE void rbackward_loop(ns_act_kind k, real *gz, real *rgz, const real
     for (size_t i = 0; i < len; i++) {
         real d1, d2, g = ga[i];
         act_derivs(k, z[i], a[i], &d1, &d2);
-        rgz[i] = d1 * rga[i] + d2 * rz[i] * g;
+        real rg = d1 * rga[i];
+        if (k != NS_ACT_RELU && k != NS_ACT_LINEAR) rg += d2 * rz[i] * g;  // else sigma'' = 0
+        rgz[i] = rg;
         gz[i] = d1 * g;
     }
 }

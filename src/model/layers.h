@@ -68,24 +68,25 @@ void ns_act_rbackward(ns_act_kind k, real *gz, real *rgz, const real *ga, const 
 // ---- conv3x3.c: 3x3 convolution, stride 1, zero padding 1, via im2col + GEMM ----------
 // Input (n, c, h, w) if nchw (the dataset's layout) else (n, h, w, c); output always
 // (n, h, w, co) ("channels last", so that the GEMM writes it directly). W is
-// (co, c, 3, 3) as PyTorch's Conv2d. `cols` is a workspace of cols_cap values, at least
-// h*w*c*9 (one example); bigger workspaces let each GEMM cover more examples.
+// (co, c, 3, 3) as PyTorch's Conv2d. `ws` is a workspace of ws_cap values, at least
+// ns_conv3x3_workspace(s, 1); ns_conv3x3_workspace(s, g) lets each GEMM cover g examples.
 typedef struct {
     int c, h, w, co;
     int nchw;
 } ns_conv_shape;
+size_t ns_conv3x3_workspace(const ns_conv_shape *s, long examples);
 void ns_conv3x3_forward(real *y, const real *x, const real *w, const real *b, real wmul,
-                        long n, const ns_conv_shape *s, real *cols, size_t cols_cap);
+                        long n, const ns_conv_shape *s, real *ws, size_t ws_cap);
 void ns_conv3x3_backward(real *gx, real *gw, real *gb, const real *gy, const real *x,
                          const real *w, real wmul, long n, const ns_conv_shape *s,
-                         real *cols, size_t cols_cap);
+                         real *ws, size_t ws_cap);
 void ns_conv3x3_rforward(real *ry, const real *x, const real *rx, const real *w,
                          const real *vw, const real *vb, real wmul, long n,
-                         const ns_conv_shape *s, real *cols, size_t cols_cap);
+                         const ns_conv_shape *s, real *ws, size_t ws_cap);
 void ns_conv3x3_rbackward(real *gx, real *rgx, real *hw, real *hb, const real *gy,
                           const real *rgy, const real *x, const real *rx, const real *w,
                           const real *vw, real wmul, long n, const ns_conv_shape *s,
-                          real *cols, size_t cols_cap);
+                          real *ws, size_t ws_cap);
 
 // ---- pool.c: 2x2 pooling, stride 2, channels last: x (n,h,w,c) -> y (n,h/2,w/2,c) -------
 // As PyTorch (floor): an odd last row/column is dropped. Max pooling records in `arg` the

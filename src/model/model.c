@@ -26,6 +26,7 @@
 #include "normsharp/rng.h"
 
 #define MAX_INPUT_DIM (1L << 26)
+#define MAX_ACTIVATIONS (1L << 28)  // values of one layer's output, per example
 #define MAX_PARAMS ((size_t)1 << 31)
 #define WORKSPACE_BUDGET ((size_t)512 << 20)  // bytes of activation buffers per pass
 #define COLS_BUDGET ((size_t)4 << 20)         // values of im2col patches per GEMM
@@ -109,10 +110,11 @@ static int build(ns_model *m) {
     long d = (long)cfg->c * cfg->h * cfg->w;
     int fc_index = 1;
     if (a->cnn) {
-        int pools = nh, need = 1 << pools;
+        int pools = nh;
+        long need = 1L << pools;
         if (cfg->h < need || cfg->w < need)
             return ns_fail(NS_EINVAL, "architecture '%s' pools %d time%s, so it needs inputs of "
-                           "at least %dx%d pixels; these are %dx%d", cfg->arch, pools,
+                           "at least %ldx%ld pixels; these are %dx%d", cfg->arch, pools,
                            pools == 1 ? "" : "s", need, need, cfg->h, cfg->w);
         int c = cfg->c, h = cfg->h, w = cfg->w;
         for (int i = 0; i < nh; i++) {
@@ -150,6 +152,10 @@ static int build(ns_model *m) {
                        MAX_PARAMS);
     m->maxd = 1;
     for (int l = 0; l < m->nlayers; l++) {
+        if (m->layers[l].dout > MAX_ACTIVATIONS)
+            return ns_fail(NS_EINVAL, "architecture '%s' on %dx%dx%d inputs has a layer of %ld "
+                           "values per example; at most %ld are supported", cfg->arch, cfg->c,
+                           cfg->h, cfg->w, m->layers[l].dout, MAX_ACTIVATIONS);
         if (m->layers[l].dout > m->maxd) m->maxd = m->layers[l].dout;
         if (l > 0 && m->layers[l].din > m->maxd) m->maxd = m->layers[l].din;
     }
@@ -268,28 +274,31 @@ static long chunk_size(const ns_model *m, long n, int with_r) {
     long most = (long)(WORKSPACE_BUDGET / bytes);
     const char *env = getenv("NS_MODEL_CHUNK");
     if (env && atol(env) > 0 && atol(env) < most) most = atol(env);
+    if (most > 1L << 24) most = 1L << 24;  // keeps every GEMM dimension an int
     if (most < 1) most = 1;
     return n < most ? n : most;
 }
 
 static int ensure_workspace(ns_model *m, long nb, int with_r) {
     if (nb <= m->cap && (m->cap_r || !with_r)) return 0;
-    if (nb < m->cap) nb = m->cap;
     with_r = with_r || m->cap_r;
+    long keep = chunk_size(m, m->cap, with_r);  // what the old capacity allows, with tangents
+    if (nb < keep) nb = keep;
     free(m->ws);
     free(m->args);
     m->ws = NULL;
     m->args = NULL;
     m->cap = 0;
     m->cap_r = 0;
-    // im2col patches: at least one example of the widest convolution
+    // convolution workspace: im2col patches of as many examples as COLS_BUDGET allows
     size_t cols = 0;
     for (int l = 0; l < m->nlayers; l++) {
         const layer *L = &m->layers[l];
         if (L->kind != L_CONV) continue;
-        size_t one = (size_t)L->conv.h * L->conv.w * L->conv.c * 9;
-        size_t want = one * (size_t)nb < COLS_BUDGET ? one * (size_t)nb : COLS_BUDGET;
-        if (want < one) want = one;
+        long per = (long)L->conv.h * L->conv.w * L->conv.c * 9;
+        long g = (long)(COLS_BUDGET / (size_t)per);
+        if (g > nb) g = nb;
+        size_t want = ns_conv3x3_workspace(&L->conv, g);
         if (want > cols) cols = want;
     }
     size_t args = 0;

@@ -38,17 +38,13 @@ void ns_pool_forward(ns_pool_kind k, real *y, unsigned char *arg, const real *x,
         return;
     }
     FOR_EACH_WINDOW(n, h, w, c, {
-        int best = 0;
-        real m = x[i];
-        for (int q = 1; q < 4; q++) {
-            real v = x[i + window_offset(q, w, c)];
-            if (v > m) {
-                m = v;
-                best = q;
-            }
-        }
+        real m = x[i], v;
+        unsigned char best = 0;
+        if ((v = x[i + d01]) > m) m = v, best = 1;
+        if ((v = x[i + d10]) > m) m = v, best = 2;
+        if ((v = x[i + d11]) > m) m = v, best = 3;
         y[o] = m;
-        arg[o] = (unsigned char)best;
+        arg[o] = best;
     });
 }
 

@@ -1,0 +1,135 @@
+// bench_model.c — times the network passes on random data and compares them with sgemm.
+//   bench_model [ARCH [N [REPS [mse|ce]]]]     defaults: fc-tanh-200-200 5000 20 mse
+// Inputs are 1x28x28 (Fashion-MNIST's shape), 10 classes. Build against a float library:
+//   make TAG=-nn -j2
+//   cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude $(pkg-config --cflags openblas)
+//      bench/bench_model.c build/float-nn/libnormsharp.a
+//      $(pkg-config --libs openblas lapacke zlib) -lglpk -ldsdp -lm -lpthread -o bench_model
+// Prints the median time of each pass, its GFLOP/s counted two ways (the flops the passes
+// do, and the customary 3x forward flops for a gradient), and the rate of an sgemm of the
+// workload's largest shape, measured the same way. OpenBLAS threads: OPENBLAS_NUM_THREADS.
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "normsharp/model.h"
+#include "normsharp/rng.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+// Median seconds of one sgemm C (m,n) = A (m,k) B^T over reps runs.
+static double time_sgemm(int m, int n, int k, int reps) {
+    float *a = calloc((size_t)m * k, sizeof *a), *b = calloc((size_t)n * k, sizeof *b);
+    float *c = calloc((size_t)m * n, sizeof *c);
+    double *t = calloc((size_t)reps, sizeof *t);
+    for (size_t i = 0; i < (size_t)m * k; i++) a[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < (size_t)n * k; i++) b[i] = (float)(i % 5) * 0.1f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1, a, k, b, k, 0, c, n);
+    for (int r = 0; r < reps; r++) {
+        double t0 = ns_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1, a, k, b, k, 0, c, n);
+        t[r] = ns_now() - t0;
+    }
+    double s = median(t, reps);
+    free(a), free(b), free(c), free(t);
+    return s;
+}
+
+int main(int argc, char **argv) {
+    const char *arch = argc > 1 ? argv[1] : "fc-tanh-200-200";
+    long n = argc > 2 ? atol(argv[2]) : 5000;
+    int reps = argc > 3 ? atoi(argv[3]) : 20;
+    ns_loss_kind loss = argc > 4 && strcmp(argv[4], "ce") == 0 ? NS_LOSS_CE : NS_LOSS_MSE;
+    if (n < 1 || reps < 1) {
+        fprintf(stderr, "usage: bench_model [ARCH [N [REPS [mse|ce]]]]\n");
+        return 2;
+    }
+    ns_model_config cfg = {.init_scale = 1, .seed = 0, .c = 1, .h = 28, .w = 28, .k = 10};
+    snprintf(cfg.arch, sizeof cfg.arch, "%s", arch);
+    snprintf(cfg.param, sizeof cfg.param, "standard");
+    ns_model *m;
+    if (ns_model_create(&cfg, &m)) {
+        fprintf(stderr, "bench_model: %s\n", ns_errmsg());
+        return 1;
+    }
+    int d = cfg.c * cfg.h * cfg.w, k = cfg.k;
+    size_t p = ns_model_nparams(m);
+    real *x = malloc(sizeof *x * (size_t)n * d), *t = calloc((size_t)n * k, sizeof *t);
+    int *y = malloc(sizeof *y * (size_t)n);
+    real *g = malloc(sizeof *g * p), *v = malloc(sizeof *v * p), *hv = malloc(sizeof *hv * p);
+    double *times = calloc((size_t)reps, sizeof *times);
+    ns_rng rng;
+    ns_rng_seed(&rng, 1, NS_STREAM_DATA);
+    for (size_t i = 0; i < (size_t)n * d; i++) x[i] = (real)ns_rng_normal(&rng);
+    for (long i = 0; i < n; i++) t[i * k + (y[i] = (int)ns_rng_below(&rng, (uint64_t)k))] = 1;
+    for (size_t i = 0; i < p; i++) v[i] = (real)ns_rng_normal(&rng);
+    ns_batch b = {.x = x, .y = y, .t = t, .n = n, .loss = loss};
+
+    // Flops of the passes: a dense or conv layer of P weights costs 2 n P per product.
+    // forward 1 product per layer; gradient: forward + weight gradient + input gradient
+    // (none for the first layer); H v: forward, 2 tangent products (1 for the first layer),
+    // input gradient, and 2 + 2 for the tangents of the weight and input gradients
+    // (1 + 0 for the first layer). Convolutions count patches as rows.
+    double f_fwd = 0, f_grad = 0, f_hvp = 0;
+    int first = 1;
+    for (int i = 0; i < ns_model_ntensors(m); i++) {
+        const ns_tensor_info *ti = ns_model_tensor(m, i);
+        if (strstr(ti->name, ".bias")) continue;
+        double prod = 2.0 * (double)n * (double)ti->size;  // one GEMM's flops (dense layer)
+        f_fwd += prod;
+        f_grad += first ? 2 * prod : 3 * prod;
+        f_hvp += first ? 3 * prod : 8 * prod;
+        first = 0;
+    }
+    int conv = strncmp(arch, "cnn", 3) == 0;
+
+    double loss_v, acc;
+    const char *names[3] = {"loss (forward)", "gradient", "hvp"};
+    double med[3];
+    for (int pass = 0; pass < 3; pass++) {
+        for (int r = -2; r < reps; r++) {  // two warm-up runs
+            double t0 = ns_now();
+            int rc = pass == 0   ? ns_model_loss(m, &b, &loss_v, &acc)
+                     : pass == 1 ? ns_model_grad(m, &b, g, &loss_v, &acc)
+                                 : ns_model_hvp(m, &b, v, hv);
+            if (rc) {
+                fprintf(stderr, "bench_model: %s\n", ns_errmsg());
+                return 1;
+            }
+            if (r >= 0) times[r] = ns_now() - t0;
+        }
+        med[pass] = median(times, reps);
+    }
+    printf("%s, n=%ld, %zu parameters, %s, %s, loss %s, median of %d runs\n", arch, n, p,
+           NS_REAL_NAME, getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "default threads",
+           loss == NS_LOSS_CE ? "ce" : "mse", reps);
+    double flops[3] = {f_fwd, f_grad, f_hvp};
+    for (int pass = 0; pass < 3; pass++) {
+        printf("  %-15s %8.2f ms", names[pass], med[pass] * 1e3);
+        if (!conv) printf("  %6.1f GFLOP/s done", flops[pass] / med[pass] * 1e-9);
+        if (!conv && pass == 1) printf("  %6.1f GFLOP/s as 3x forward", 3 * f_fwd / med[pass] * 1e-9);
+        printf("\n");
+    }
+    printf("  hvp / gradient time: %.2f\n", med[2] / med[1]);
+    // The reference: an sgemm of the first layer's forward shape (n x d) (d x W1).
+    const ns_tensor_info *w1 = ns_model_tensor(m, 0);
+    int out1 = w1->shape[0], in1 = (int)(w1->size / (size_t)out1);
+    if (!conv && n <= 1 << 20) {
+        double s = time_sgemm((int)n, out1, in1, reps);
+        double rate = 2.0 * n * out1 * in1 / s * 1e-9;
+        printf("  sgemm %ldx%dx%d  %8.2f ms  %6.1f GFLOP/s\n", n, out1, in1, s * 1e3, rate);
+        printf("  gradient at %.0f%% (flops done) / %.0f%% (3x forward) of the sgemm rate\n",
+               100 * f_grad / med[1] * 1e-9 / rate, 100 * 3 * f_fwd / med[1] * 1e-9 / rate);
+    }
+    free(x), free(t), free(y), free(g), free(v), free(hv), free(times);
+    ns_model_free(m);
+    return 0;
+}

@@ -1,0 +1,231 @@
+// normsharp/dln.h — the diagonal linear network lab (SPEC §6): three models with closed-form
+// calculus, GD and gradient flow, exact sharpness, and the reference interpolators
+// (min-l1, min-l2, min-sharpness, hypentropy, Even et al., generalization-optimal).
+// Everything is double precision, whatever PRECISION the networks use.
+//
+// Loss L(beta) = (1/(2n)) ||X beta - y||^2, X (n x d, row-major). With r = X beta - y,
+// g = X^T r / n is the gradient of L with respect to beta.
+#ifndef NORMSHARP_DLN_H
+#define NORMSHARP_DLN_H
+#include "normsharp/common.h"
+#include "normsharp/sweep.h"
+
+// ---- models --------------------------------------------------------------------------
+// Parameters theta, per coordinate i (d coordinates):
+//   SHARED  beta_i = w_i^2                    theta = [w]     (d)   init w = alpha
+//   PM      beta_i = u_i^D - v_i^D (D=depth)  theta = [u; v]  (2d)  init u = v = alpha
+//   UV      beta_i = u_i v_i                  theta = [u; v]  (2d)  init u = sqrt(2) alpha, v = 0
+typedef enum { NS_DLN_SHARED = 0, NS_DLN_PM = 1, NS_DLN_UV = 2 } ns_dln_kind;
+
+typedef struct {
+    ns_dln_kind kind;
+    int depth;      // D for PM (>= 2); 2 otherwise
+    double alpha;   // initialization scale (> 0)
+} ns_dln_model;
+
+// "shared", "pm" (alias "woodworth", "uu-vv"), "uv" (alias "even").
+int ns_dln_model_parse(const char *s, ns_dln_kind *out);
+const char *ns_dln_model_name(ns_dln_kind k);
+// Checks depth and alpha; returns NS_EINVAL with a sentence on bad values.
+int ns_dln_model_check(const ns_dln_model *m);
+int ns_dln_nparams(const ns_dln_model *m, int d);  // d or 2d
+
+// The training data the loss sees.
+typedef struct {
+    int n, d;
+    const double *X;  // n x d, row-major
+    const double *y;  // n
+} ns_dln_data;
+
+// Loss, residual and beta-gradient at one point.
+typedef struct {
+    double *beta;  // d
+    double *r;     // n: X beta - y
+    double *g;     // d: X^T r / n
+    double loss;
+} ns_dln_point;
+int ns_dln_point_alloc(ns_dln_point *p, int n, int d);
+void ns_dln_point_free(ns_dln_point *p);
+
+void ns_dln_init(const ns_dln_model *m, int d, double *theta);
+void ns_dln_beta(const ns_dln_model *m, int d, const double *theta, double *beta);
+// Fills pt from theta: beta, r, g (two cblas_dgemv), loss.
+void ns_dln_eval(const ns_dln_model *m, const ns_dln_data *t, const double *theta, ns_dln_point *pt);
+// grad := dL/dtheta = (dbeta/dtheta)^T g, from an evaluated point.
+void ns_dln_grad(const ns_dln_model *m, int d, const double *theta, const ns_dln_point *pt, double *grad);
+// hv := H v. H = (1/n) J^T J + blockdiag_i(g_i d^2 beta_i / dtheta_i^2), J = dbeta/dtheta
+// composed with X. `work` has n + d doubles.
+void ns_dln_hvp(const ns_dln_model *m, const ns_dln_data *t, const double *theta, const ns_dln_point *pt,
+                const double *v, double *hv, double *work);
+// The dense Hessian (p x p row-major, p = nparams). O(p^2 n).
+int ns_dln_hessian(const ns_dln_model *m, const ns_dln_data *t, const double *theta, const ns_dln_point *pt,
+                   double *H);
+
+// ---- sharpness -----------------------------------------------------------------------
+// Exact spectrum ends of the training-loss Hessian.
+//  * "dense" (p <= dense_max): all eigenvalues of the dense Hessian (LAPACKE_dsyevd).
+//  * "secular" (larger p, and the flow): H = B + (1/n) J^T J with B block diagonal (1x1 or
+//    2x2 per coordinate), so lambda > lambda_max(B) is an eigenvalue of H iff 1 is an
+//    eigenvalue of M(lambda) = (1/n) X diag(w(lambda)) X^T, w_i = j_i^T (lambda - B_i)^-1 j_i
+//    (j_i = dbeta_i/dtheta_i). lambda_max(H) is the root of mu_max(M(lambda)) = 1, found by
+//    a safeguarded Newton iteration on n x n eigenproblems — exact at any point, and at an
+//    interpolator (B = 0) it reduces to (1/n) lambda_max(X diag(|j_i|^2) X^T). lambda_min is
+//    only bracketed: lambda_min(B) <= lambda_min(H) <= min(lambda_max(B), lambda_max(H)).
+//    The sharpness max(|lambda_max|, |lambda_min|) is exact whenever lambda_max(H) >=
+//    -lambda_min(B) (always near an interpolator); otherwise it is reported as the upper
+//    bound -lambda_min(B) with exact = 0.
+typedef struct {
+    double lambda_max, lambda_min;  // lambda_min: exact (dense) or the lower bound (secular)
+    double sharpness;               // max |lambda|
+    double trace;                   // exact: (1/n) ||J||_F^2 + tr B
+    int exact;                      // sharpness exact (not a bound)
+    const char *method;             // "dense" or "secular"
+} ns_dln_sharp;
+#define NS_DLN_DENSE_MAX 2000
+// dense_max: largest p for the dense route (0 = always secular, NS_DLN_DENSE_MAX by default).
+int ns_dln_sharpness(const ns_dln_model *m, const ns_dln_data *t, const double *theta, const ns_dln_point *pt,
+                     int dense_max, ns_dln_sharp *out);
+// Sharpness at an interpolator beta realized by the minimal-norm parameters of model m:
+// (1/n) lambda_max(X diag(kappa(beta)) X^T), kappa = |dbeta_i/dtheta_i|^2 at that realization:
+// SHARED 4 beta (needs beta >= 0, else NaN), PM D^2 |beta|^(2-2/D), UV 2 |beta|.
+int ns_dln_sharpness_of_beta(const ns_dln_model *m, const ns_dln_data *t, const double *beta, double *out);
+// lambda_max(X diag(w) X^T) for w >= 0 (n x n eigenproblem; a sum when n = 1).
+int ns_dln_lambda_max_xwx(const ns_dln_data *t, const double *w, double *out);
+
+// ---- training: GD and gradient flow ---------------------------------------------------
+typedef enum { NS_DLN_CONVERGED = 0, NS_DLN_MAX_STEPS = 1, NS_DLN_DIVERGED = 2 } ns_dln_status;
+const char *ns_dln_status_name(ns_dln_status s);  // "converged", "max_steps", "diverged"
+
+typedef struct {
+    double eta;            // GD step
+    double loss_goal;      // stop when L <= loss_goal
+    long max_steps;
+    double diverge_factor; // diverged if L > diverge_factor * L(theta_0) or non-finite (1e6)
+    int flow;              // gradient flow (RK4) instead of GD
+    double flow_c;         // flow step h = min(flow_c / S, flow_hmax)
+    double flow_hmax;
+    long log_every;        // trajectory row every k steps (0 = none)
+    long eig_every;        // sharpness on trajectory rows every k steps (0 = never); flow: S refresh
+    ns_progress *progress; // may be NULL
+} ns_dln_train_opts;
+void ns_dln_train_opts_default(ns_dln_train_opts *o);
+
+typedef struct {
+    ns_dln_status status;
+    long steps;            // GD steps (flow: RK4 steps) taken
+    long diverged_at;      // step of divergence, -1 if none
+    double loss0, loss;    // initial and final training loss
+    double *theta;         // final parameters (nparams)
+    double *beta;          // final beta (d)
+    // log of alpha_inf^2 per coordinate, read off the run (NULL for SHARED or D > 2):
+    //   UV: alpha^2 prod_k |1 - eta^2 g_k,i^2| = |u_i^2 - v_i^2| / 2,
+    //   PM (D = 2): alpha^2 prod_k |1 - 4 eta^2 g_k,i^2| = |u_i v_i|,
+    // g_k = X^T r_k / n the beta-gradient at step k (coordinate i). Flow: log alpha^2.
+    double *log_alpha_inf_sq;
+    double time;           // flow: integrated time; GD: steps * eta
+    double s_max;          // flow: largest sharpness seen before the loss first reached the goal
+    double seconds;
+    ns_buf traj;           // trajectory.csv body (header included) if log_every > 0
+} ns_dln_train_result;
+void ns_dln_train_result_free(ns_dln_train_result *r);
+// Trajectory columns (GD and flow): step,time,h,train_loss,l1,l2,sharpness
+int ns_dln_train(const ns_dln_model *m, const ns_dln_data *t, const ns_dln_train_opts *o,
+                 ns_dln_train_result *r);
+// One GD step theta -= eta * grad at the evaluated point pt (grad: scratch of nparams).
+void ns_dln_gd_step(const ns_dln_model *m, int d, double *theta, const ns_dln_point *pt, double eta,
+                    double *grad);
+
+// ---- reference interpolators (on {X beta = y}) ---------------------------------------
+// min sum_i w_i |beta_i| s.t. X beta = y (w = NULL: all ones; nonneg: also beta >= 0).
+// GLPK simplex on the split beta = p - q, p, q >= 0.
+int ns_dln_min_weighted_l1(const ns_dln_data *t, const double *w, int nonneg, double *beta);
+// min ||beta||_2 s.t. X beta = y (pseudo-inverse, LAPACKE_dgelsd). Fails if no interpolator.
+int ns_dln_min_l2(const ns_dln_data *t, double *beta);
+// min lambda_max(X diag(s) X^T) s.t. X beta = y, s >= |beta| (nonneg: s = beta >= 0).
+// SDP with DSDP after eliminating X beta = y through a null-space basis; an LP when n = 1.
+// *value = lambda_max(X diag(|beta|) X^T) at the returned beta.
+int ns_dln_min_sharpness(const ns_dln_data *t, int nonneg, double *beta, double *value);
+// Mirror-flow limits: beta_i = c_i phi((X^T nu)_i) with X beta = y, where phi = sinh (the
+// hypentropy argmin of sum_i [beta_i asinh(beta_i/c_i) - sqrt(beta_i^2 + c_i^2) + c_i], which is
+// Woodworth's Q_alpha for c = 2 alpha^2) or phi = exp (the entropy potential, beta >= 0).
+// log_c holds log c_i (so tiny scales do not underflow). Damped Newton on the convex dual
+// until ||X beta - y||_inf <= 1e-10 * max(1, ||y||_inf).
+typedef enum { NS_MIRROR_SINH = 0, NS_MIRROR_EXP = 1 } ns_mirror_kind;
+int ns_dln_mirror_solve(const ns_dln_data *t, ns_mirror_kind k, const double *log_c, double *beta);
+// The gradient-flow prediction for model m from its initialization (Woodworth et al.):
+// SHARED exp with c = alpha^2; PM (D = 2) sinh with c = 2 alpha^2; UV sinh with c = alpha^2.
+// log_alpha_sq (may be NULL) replaces log alpha^2 per coordinate: the Even et al. prediction
+// at alpha_inf (pass ns_dln_train_result.log_alpha_inf_sq). NS_EINVAL for PM with D > 2.
+int ns_dln_flow_prediction(const ns_dln_model *m, const ns_dln_data *t, const double *log_alpha_sq, double *beta);
+// min (beta - beta*)^T Sigma (beta - beta*) s.t. X beta = y (nonneg: beta >= 0), diagonal Sigma.
+// Closed form without signs; semismooth Newton on the dual with beta >= 0.
+int ns_dln_gen_opt(const ns_dln_data *t, const double *sigma_diag, const double *beta_star, int nonneg,
+                   double *beta);
+// (beta - beta*)^T Sigma (beta - beta*) + noise^2 (sigma_diag NULL = identity).
+double ns_dln_gen_err(int d, const double *beta, const double *beta_star, const double *sigma_diag,
+                      double noise);
+
+// ---- tasks ---------------------------------------------------------------------------
+typedef enum { NS_TASK_SINGLE = 0, NS_TASK_SPARSE = 1, NS_TASK_CSV = 2 } ns_dln_task_kind;
+const char *ns_dln_task_name(ns_dln_task_kind k);
+
+// What the command line asked for (lists are "a,b,c" strings; NULL = not given).
+typedef struct {
+    ns_dln_task_kind kind;
+    int n, d, s;           // sparse: sizes (0, 0, -1 = from the preset); single: d when x is drawn
+    double noise;          // label noise sigma (also the sigma^2 of the generalization error)
+    uint64_t seed;
+    const char *preset;    // "woodworth" (100,1000,5), "even" (20,30,3)
+    const char *x_list;    // single: the data point
+    const char *beta_star_list;
+    const char *sigma_list;  // diagonal of Sigma (length d, or one value for all)
+    const char *x_csv, *y_csv, *beta_star_csv;
+} ns_dln_task_opts;
+void ns_dln_task_opts_default(ns_dln_task_opts *o);
+
+typedef struct {
+    ns_dln_task_kind kind;
+    int n, d, s;
+    double noise;
+    uint64_t seed;
+    double *X, *y;         // n x d, n
+    double *beta_star;     // d, NULL if unknown (csv without a teacher)
+    double *sigma_diag;    // d (ones for identity)
+} ns_dln_task;
+// Build the task. Option problems: NS_EINVAL; file problems: NS_EIO / NS_EFORMAT.
+//  single: x from x_list, else d entries uniform in [0.5, 2] (distinct, positive);
+//          beta* from beta_star_list, else d entries uniform in [0, 1]; y = <beta*, x> + noise*N(0,1).
+//  sparse: ns_synth_sparse(n, d, s, noise, seed).
+//  csv:    X from x_csv (n rows of d numbers), y from y_csv (n rows of one number).
+int ns_dln_task_make(const ns_dln_task_opts *o, ns_dln_task *t);
+void ns_dln_task_free(ns_dln_task *t);
+static inline ns_dln_data ns_dln_task_data(const ns_dln_task *t) {
+    ns_dln_data d = {t->n, t->d, t->X, t->y};
+    return d;
+}
+// A numeric CSV file: rows of comma-separated finite numbers, all rows equally long
+// (blank lines and lines starting with '#' are skipped). *rows x *cols, row-major.
+int ns_dln_read_csv(const char *path, double **out, int *rows, int *cols);
+
+// ---- the reference table -------------------------------------------------------------
+enum { NS_REF_MIN_L1, NS_REF_MIN_L2, NS_REF_MIN_SHARP, NS_REF_HYPENTROPY, NS_REF_GEN_OPT, NS_REF_COUNT };
+typedef struct {
+    const char *name;      // "min_l1", "min_l2", "min_sharpness", "hypentropy", "gen_opt"
+    int ok;                // computed
+    char note[160];        // why not, if !ok
+    double *beta;          // d
+    double l1, sharpness, gen_err, residual;  // residual = ||X beta - y||_inf
+} ns_dln_ref;
+typedef struct {
+    ns_dln_ref ref[NS_REF_COUNT];
+    double seconds;
+} ns_dln_theory;
+// All references for model m on the task. Restricted to beta >= 0 for SHARED (the
+// realizable set). A reference that cannot be computed is left !ok with a note; only
+// allocation failures are errors.
+int ns_dln_theory_compute(const ns_dln_model *m, const ns_dln_task *t, ns_dln_theory *th);
+void ns_dln_theory_free(ns_dln_theory *th);
+double ns_dln_l1(int d, const double *x);
+double ns_dln_l2(int d, const double *x);
+double ns_dln_dist(int d, const double *a, const double *b);  // ||a - b||_2
+#endif

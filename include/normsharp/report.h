@@ -1,0 +1,171 @@
+// normsharp/report.h — read what train, flow, sweep and the DLN lab wrote under a
+// directory (docs/OUTPUTS.md), compute the findings of the paper's protocol from those
+// files, and draw the figures with gnuplot into DIR/report/.
+//
+//   ns_report r; ns_report_load(dir, &r);          // walk DIR, read every result
+//   ns_findings f; ns_report_findings(&r, k, &f);  // the five findings of experiment k
+//   ns_report_write(&r, &opts, &out);             // figures, report.md, index.html
+//   ns_report_free(&r);
+#ifndef NORMSHARP_REPORT_H
+#define NORMSHARP_REPORT_H
+#include "normsharp/common.h"
+
+// ---- CSV tables (a header line, then comma-separated cells; no quoting) ---------------
+typedef struct {
+    int ncol, nrow;
+    char **head;   // ncol column names
+    char **cell;   // nrow * ncol cells, row-major; "" where the file left a cell empty
+    char *text;    // owns every string above
+} ns_table;
+// Every row must have as many cells as the header; the error names the file and line.
+int ns_table_read(const char *path, ns_table *t);
+int ns_table_col(const ns_table *t, const char *name);          // -1 if absent
+double ns_table_num(const ns_table *t, int row, int col);       // NAN if absent/empty/not a number
+const char *ns_table_str(const ns_table *t, int row, int col);  // "" if absent
+void ns_table_free(ns_table *t);
+
+// ---- results --------------------------------------------------------------------------
+// What one run (one learning rate of a sweep, one train run, or one DLN run) ended with.
+// Values that were not measured are NAN.
+typedef struct {
+    double eta;
+    long seed;
+    char status[16];  // converged | max_steps | acc_goal | diverged
+    long steps;
+    double train_loss, train_err, test_loss, test_err;  // DLN: test_err = generalization error
+    double l1, l2, lambda_max, sharpness, trace;
+    double avg_train_loss, avg_test_err, avg_l1, avg_l2, avg_sharpness;  // mean of last m iterates
+    double dec_train_loss, dec_test_err, dec_l1, dec_l2, dec_sharpness;  // after the decayed phase
+    double dist_min_l1, dist_min_sharp;  // DLN: distance of beta to the two minimizers
+    char *dir;                           // the run's directory, NULL if it is not on disk
+    double *beta;                        // DLN: the run's beta (summary.json "beta"), or NULL
+    int d;                               // length of beta
+} ns_rep_run;
+// A run "converged" if it reached its goal (status converged or acc_goal).
+int ns_rep_converged(const ns_rep_run *r);
+int ns_rep_diverged(const ns_rep_run *r);
+
+// Configuration of a network experiment (summary.json "config"); unknown: "" / -1 / NAN.
+typedef struct {
+    char dataset[64], arch[128], loss[32], param[32];
+    long seed, n;
+    double init_scale;
+} ns_rep_config;
+
+// A gradient-flow directory (summary.json kind "flow").
+typedef struct {
+    char *dir;
+    ns_rep_config cfg;
+    double s_gf, eta_c;
+    int used;  // attached to an experiment
+} ns_rep_flow;
+
+// DLN reference solutions of theory.json, in this order.
+enum { NS_REF_MIN_L1, NS_REF_MIN_L2, NS_REF_MIN_SHARP, NS_REF_HYPENTROPY, NS_REF_GEN_OPT, NS_NREF };
+extern const char *const ns_ref_key[NS_NREF];    // theory.json keys: "min_l1", ...
+extern const char *const ns_ref_label[NS_NREF];  // "min-l1 interpolator", ...
+typedef struct {
+    int present;
+    double l1, sharpness, gen_err;  // NAN if theory.json does not give them
+    double *beta;                   // NULL if absent
+    int d;
+} ns_rep_ref;
+
+typedef enum { NS_EXP_SWEEP, NS_EXP_TRAIN, NS_EXP_DLN } ns_exp_kind;
+
+// One experiment: the runs of one seed of a network sweep, a group of standalone train
+// runs with the same configuration, or one DLN lab sweep. Runs are sorted by eta.
+typedef struct {
+    ns_exp_kind kind;
+    char *dir;    // where its files are (the sweep.csv / dln.csv directory)
+    char *title;  // for figures: dataset, architecture, loss, seed (DLN: the task)
+    char *tag;    // unique, file-name safe stem of its figures
+    ns_rep_config cfg;
+    ns_rep_run *run;
+    int nrun;
+    int flow;  // index into ns_report.flow, or -1
+    // DLN only (theory.json)
+    ns_rep_ref ref[NS_NREF];
+    double theory_s_gf;  // theory.json "s_gf" if present, else NAN
+    int dln_n, dln_d;    // task n and d (-1 if unknown)
+} ns_rep_exp;
+
+typedef struct {
+    char *dir;
+    ns_rep_exp *exp;
+    int nexp;
+    ns_rep_flow *flow;
+    int nflow;
+} ns_report;
+
+// Walk DIR recursively (not into DIR/report, hidden directories or weights/) and read every
+// sweep.csv (with its runs' summary.json for the configuration), dln.csv (+ theory.json and
+// runs/lr_*/summary.json), flow summary.json and standalone train summary.json. A directory
+// without any result is an error (NS_EIO) whose message says what was looked for.
+int ns_report_load(const char *dir, ns_report *r);
+void ns_report_free(ns_report *r);
+
+// ---- findings ---------------------------------------------------------------------------
+// Thresholds of the findings (SPEC §4-5): "within 10% of 2/eta" is |S - 2/eta| <= 0.1 * 2/eta;
+// "below s_GF by more than 10%" is S < 0.9 s_GF.
+#define NS_EOS_TOL 0.10
+
+typedef enum { NS_SGF_NONE, NS_SGF_FLOW, NS_SGF_THEORY, NS_SGF_GF_SOLUTION } ns_sgf_source;
+
+typedef struct {
+    // 1. critical learning rate
+    double s_gf;            // largest sharpness along the gradient flow (NAN if unknown)
+    ns_sgf_source s_gf_from;
+    double eta_c_pred;      // 2 / s_gf
+    double s_ref;           // the flat-regime sharpness used for eta_c observed: s_gf, or
+    int s_ref_from_flow;    //   (no prediction) the final sharpness of the smallest finished eta
+    double eta_c_obs;       // smallest eta with S < 0.9 s_ref and S within 10% of 2/eta (NAN: none)
+    double eta_c;           // the split used below: predicted if known, else observed (NAN: none)
+    // 2. sharpness at 2/eta above eta_c
+    int n_above, n_follow;  // converged runs with eta > eta_c; of them within 10% of 2/eta
+    // 3. l1 growth above eta_c
+    int n_l1;               // converged runs above eta_c with a finite l1
+    double l1_rho;          // Spearman rank correlation of l1 with eta (NAN if n_l1 < 3)
+    int l1_up, l1_steps;    // consecutive (in eta) pairs where l1 increases / all pairs
+    // 4. best generalization (test error; DLN: generalization error), converged runs only
+    int n_converged, n_diverged, n_runs;
+    double best_eta, best_err, best_loss;
+    int best_position;      // -1 smallest converged eta, +1 largest, 0 strictly inside, 2 none
+    // 5. DLN: does the best GD solution beat both minimizers?
+    int is_dln;
+    double gen_min_l1, gen_min_sharp;  // NAN if theory.json lacks them
+    int beats_both;                    // 1 yes, 0 no, -1 unknown
+} ns_findings;
+
+// Computes the findings of experiment k from what ns_report_load read.
+void ns_report_findings(const ns_report *r, int k, ns_findings *f);
+// One line per finding (4 for a network experiment, 5 for a DLN), each ending in '\n'.
+void ns_findings_text(const ns_findings *f, ns_buf *out);
+// The findings as one JSON object (key may be NULL inside an array).
+void ns_findings_json(const ns_findings *f, ns_json *j, const char *key);
+
+// Spearman rank correlation of y with x (ties get their mean rank); NAN if n < 2 or a
+// variable is constant.
+double ns_spearman(const double *x, const double *y, int n);
+
+// ---- figures and documents --------------------------------------------------------------
+typedef struct {
+    int coord_i, coord_j;  // 0-based beta coordinates for the DLN interpolation picture; -1: auto
+    const char *gnuplot;   // program to run (default "gnuplot")
+} ns_report_opts;
+void ns_report_opts_default(ns_report_opts *o);
+
+typedef struct {
+    char **png;  // paths of the PNGs drawn (the SVG next to each)
+    int npng;
+    int nfig;    // figures scripted (drawn or not)
+    char md[4096], html[4096];
+} ns_report_out;
+
+// Writes DIR/report/: for every figure NAME.gp (gnuplot script), data/NAME_*.dat, and,
+// drawn by gnuplot, NAME.png and NAME.svg; then report.md and index.html. gnuplot's
+// messages go to DIR/report/gnuplot.log. If gnuplot is missing or fails, the documents are
+// still written and the call returns NS_EIO with a sentence saying so.
+int ns_report_write(const ns_report *r, const ns_report_opts *o, ns_report_out *out);
+void ns_report_out_free(ns_report_out *out);
+#endif

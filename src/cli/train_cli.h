@@ -1,0 +1,44 @@
+// train_cli.h — the options that `train`, `flow` and `sweep` share (defined in
+// cmd_train.c), so the three commands spell and check them the same way.
+#ifndef NORMSHARP_TRAIN_CLI_H
+#define NORMSHARP_TRAIN_CLI_H
+#include "cli.h"
+#include "normsharp/train.h"
+
+typedef struct {
+    // the model: theta_0 from (arch, param, init_scale, seed) or from --weights
+    const char *arch, *param, *weights;
+    double init_scale;
+    uint64_t seed;
+    // the data
+    ns_data_opts data;
+    const char *loss;       // --loss (parsed into data.loss by train_cli_check)
+    // measurements
+    int top_k, trace_probes, eig_iters;
+    double eig_tol;
+    double track_tol;       // Lanczos tolerance of the tracked sharpness (rows, flow step)
+    // output and machine
+    const char *out;
+    int json, threads, save_weights;
+} train_cli;
+
+void train_cli_init(train_cli *t);
+// --arch --param --init-scale --weights (and --seed if with_seed).
+void train_cli_add_model(ns_cli *c, train_cli *t, int with_seed);
+// --dataset --data-dir --n --n-test --classes --loss.
+void train_cli_add_data(ns_cli *c, train_cli *t);
+// --top-k --trace-probes --eig-tol --eig-iters --track-tol.
+void train_cli_add_measure(ns_cli *c, train_cli *t);
+// --out --json --save-weights (and --threads if with_threads: sweeps fix 1 per run).
+void train_cli_add_output(ns_cli *c, train_cli *t, int with_threads);
+// Everything about stopping and recording GD (not --lr): --momentum ... --decay-factor.
+void train_cli_add_gd(ns_cli *c, ns_train_opts *o);
+// Validates the shared options after parsing; returns 0 or an exit status (2) after
+// printing the message. Creates --out (an unwritable one is a usage error).
+int train_cli_check(train_cli *t);
+// Fills the measurement options (final: top-k and trace; trajectory: k = 1).
+void train_cli_measure_opts(const train_cli *t, uint64_t seed, ns_measure_opts *final, ns_measure_opts *eig);
+// theta_0 for `seed`: built from the architecture, or loaded from --weights; checked
+// against the data's input shape and classes.
+int train_cli_model(const train_cli *t, const ns_dataset *ds, uint64_t seed, ns_model **out);
+#endif

@@ -1,0 +1,315 @@
+// dln/refsol.c — reference interpolators that need only linear algebra (min-l2, the
+// generalization-optimal one), the generalization error, and the whole reference table.
+#include <cblas.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "normsharp/dln.h"
+#include "dln_internal.h"
+
+static int no_interpolator(const ns_dln_data *t, double miss) {
+    return ns_fail(NS_EINVAL, "no interpolator exists: X beta = y has no solution (n = %d, d = %d; the "
+                   "least-squares fit misses by %g)", t->n, t->d, miss);
+}
+
+int ns_dln_min_l2(const ns_dln_data *t, double *beta) {
+    int n = t->n, d = t->d, ldb = n > d ? n : d;
+    double *A = ns_malloc(sizeof(double) * (size_t)n * (size_t)d);
+    double *b = ns_calloc((size_t)ldb, sizeof(double));
+    double *s = ns_malloc(sizeof(double) * (size_t)(n < d ? n : d));
+    int rc = NS_ENOMEM;
+    if (A && b && s) {
+        memcpy(A, t->X, sizeof(double) * (size_t)n * (size_t)d);
+        memcpy(b, t->y, sizeof(double) * (size_t)n);
+        lapack_int rank;
+        int info = LAPACKE_dgelsd(LAPACK_ROW_MAJOR, n, d, 1, A, d, b, 1, s, -1, &rank);
+        if (info != 0) {
+            rc = ns_fail(NS_ESOLVER, "LAPACK dgelsd failed on the %d x %d data matrix (info %d)", n, d, info);
+        } else {
+            memcpy(beta, b, sizeof(double) * (size_t)d);
+            double miss = dln_residual_inf(t, beta);
+            rc = miss > 1e-8 * dln_y_scale(t) ? no_interpolator(t, miss) : NS_OK;
+        }
+    }
+    free(A);
+    free(b);
+    free(s);
+    return rc;
+}
+
+double ns_dln_gen_err(int d, const double *beta, const double *beta_star, const double *sigma_diag,
+                      double noise) {
+    if (!beta_star) return NAN;
+    double e = 0;
+    for (int i = 0; i < d; i++) {
+        double diff = beta[i] - beta_star[i];
+        e += (sigma_diag ? sigma_diag[i] : 1.0) * diff * diff;
+    }
+    return e + noise * noise;
+}
+
+// Solve the SPD system A x = b (n x n, A destroyed) by Cholesky; on failure (singular
+// directions) retry with a relative ridge of 1e-12 * trace / n.
+int dln_spd_solve(double *A, int n, double *b) {
+    double *A0 = ns_malloc(sizeof(double) * (size_t)n * (size_t)n), *b0 = ns_malloc(sizeof(double) * (size_t)n);
+    if (!A0 || !b0) {
+        free(A0);
+        free(b0);
+        return NS_ENOMEM;
+    }
+    memcpy(A0, A, sizeof(double) * (size_t)n * (size_t)n);
+    memcpy(b0, b, sizeof(double) * (size_t)n);
+    int info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', n, 1, A, n, b, 1);
+    if (info > 0) {
+        double tr = 0;
+        for (int k = 0; k < n; k++) tr += A0[(size_t)k * n + k];
+        for (int k = 0; k < n; k++) A0[(size_t)k * n + k] += 1e-12 * (tr > 0 ? tr / n : 1);
+        memcpy(A, A0, sizeof(double) * (size_t)n * (size_t)n);
+        memcpy(b, b0, sizeof(double) * (size_t)n);
+        info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', n, 1, A, n, b, 1);
+    }
+    free(A0);
+    free(b0);
+    return info == 0 ? NS_OK : ns_fail(NS_ESOLVER, "a %d x %d linear system is singular (LAPACK dposv info %d)", n, n, info);
+}
+
+// Without signs: beta = beta* + Sigma^-1 X^T lam, (X Sigma^-1 X^T) lam = y - X beta*.
+// With beta >= 0 the dual of the QP is maximized by a semismooth Newton method:
+//   beta(lam) = max(0, beta* + Sigma^-1 X^T lam),  dual gradient = y - X beta(lam),
+//   generalized Hessian = -X_A Sigma_A^-1 X_A^T on the active set A = {beta_i > 0},
+// with backtracking on the (concave, piecewise quadratic) dual function.
+static double gen_dual(const ns_dln_data *t, const double *sig, const double *bs, const double *lam,
+                       double *beta, double *z) {
+    int n = t->n, d = t->d;
+    cblas_dgemv(CblasRowMajor, CblasTrans, n, d, 1.0, t->X, d, lam, 1, 0.0, z, 1);
+    double f = 0;
+    for (int i = 0; i < d; i++) {
+        double b = bs[i] + z[i] / sig[i];
+        beta[i] = b > 0 ? b : 0;
+        double diff = beta[i] - bs[i];
+        f += 0.5 * sig[i] * diff * diff - z[i] * beta[i];
+    }
+    for (int k = 0; k < n; k++) f += lam[k] * t->y[k];
+    return f;
+}
+
+int ns_dln_gen_opt(const ns_dln_data *t, const double *sigma_diag, const double *beta_star, int nonneg,
+                   double *beta) {
+    int n = t->n, d = t->d;
+    double *sig = ns_malloc(sizeof(double) * (size_t)d), *z = ns_malloc(sizeof(double) * (size_t)d);
+    double *lam = ns_calloc((size_t)n, sizeof(double)), *step = ns_malloc(sizeof(double) * (size_t)n);
+    double *A = ns_malloc(sizeof(double) * (size_t)n * (size_t)n), *trial = ns_malloc(sizeof(double) * (size_t)n);
+    double *bt = ns_malloc(sizeof(double) * (size_t)d);
+    int rc = NS_ENOMEM;
+    if (!sig || !z || !lam || !step || !A || !trial || !bt) goto done;
+    for (int i = 0; i < d; i++) sig[i] = sigma_diag ? sigma_diag[i] : 1.0;
+    double tol = 1e-11 * dln_y_scale(t);
+    rc = NS_OK;
+    if (!nonneg) {
+        for (int i = 0; i < d; i++) bt[i] = 1 / sig[i];
+        double *work = ns_malloc(sizeof(double) * (size_t)n * (size_t)d);
+        if (!work) {
+            rc = NS_ENOMEM;
+            goto done;
+        }
+        dln_xwx(t, bt, A, work);
+        free(work);
+        for (int k = 0; k < n; k++) step[k] = t->y[k];
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, n, d, -1.0, t->X, d, beta_star, 1, 1.0, step, 1);
+        if ((rc = dln_spd_solve(A, n, step))) goto done;
+        cblas_dgemv(CblasRowMajor, CblasTrans, n, d, 1.0, t->X, d, step, 1, 0.0, z, 1);
+        for (int i = 0; i < d; i++) beta[i] = beta_star[i] + z[i] / sig[i];
+        double miss = dln_residual_inf(t, beta);
+        if (miss > 1e-8 * dln_y_scale(t)) rc = no_interpolator(t, miss);
+        goto done;
+    }
+    double f = gen_dual(t, sig, beta_star, lam, beta, z);
+    int it;
+    for (it = 0; it < 500; it++) {
+        // gradient of the dual: y - X beta
+        for (int k = 0; k < n; k++) step[k] = t->y[k];
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, n, d, -1.0, t->X, d, beta, 1, 1.0, step, 1);
+        double gmax = 0;
+        for (int k = 0; k < n; k++) gmax = fmax(gmax, fabs(step[k]));
+        if (gmax <= tol) break;
+        memcpy(trial, step, sizeof(double) * (size_t)n);  // keep the gradient
+        for (int i = 0; i < d; i++) bt[i] = beta[i] > 0 ? 1 / sig[i] : 0;
+        double *work = ns_malloc(sizeof(double) * (size_t)n * (size_t)d);
+        if (!work) {
+            rc = NS_ENOMEM;
+            goto done;
+        }
+        dln_xwx(t, bt, A, work);
+        free(work);
+        double tr = 0;
+        for (int k = 0; k < n; k++) tr += A[(size_t)k * n + k];
+        for (int k = 0; k < n; k++) A[(size_t)k * n + k] += 1e-10 * (tr > 0 ? tr / n : 1);
+        if ((rc = dln_spd_solve(A, n, step))) goto done;
+        double slope = 0;
+        for (int k = 0; k < n; k++) slope += step[k] * trial[k];
+        double a = 1;
+        int accepted = 0;
+        for (int ls = 0; ls < 60; ls++, a *= 0.5) {
+            for (int k = 0; k < n; k++) trial[k] = lam[k] + a * step[k];
+            double ft = gen_dual(t, sig, beta_star, trial, bt, z);
+            if (ft >= f + 1e-4 * a * slope) {
+                memcpy(lam, trial, sizeof(double) * (size_t)n);
+                memcpy(beta, bt, sizeof(double) * (size_t)d);
+                f = ft;
+                accepted = 1;
+                break;
+            }
+        }
+        if (!accepted) break;
+    }
+    if (dln_residual_inf(t, beta) > 1e-8 * dln_y_scale(t))
+        rc = ns_fail(NS_ESOLVER, "the generalization-optimal nonnegative interpolator was not found "
+                     "(residual %g after %d Newton steps); is there a nonnegative interpolator?",
+                     dln_residual_inf(t, beta), it);
+done:
+    free(sig);
+    free(z);
+    free(lam);
+    free(step);
+    free(A);
+    free(trial);
+    free(bt);
+    return rc;
+}
+
+// ---- the reference table -------------------------------------------------------------
+
+static const char *ref_names[NS_REF_COUNT] = {"min_l1", "min_l2", "min_sharpness", "hypentropy", "gen_opt"};
+
+static void ref_skip(ns_dln_ref *r, const char *why) {
+    r->ok = 0;
+    snprintf(r->note, sizeof r->note, "%s", why);
+}
+
+int ns_dln_theory_compute(const ns_dln_model *m, const ns_dln_task *task, ns_dln_theory *th) {
+    memset(th, 0, sizeof *th);
+    double start = ns_now();
+    ns_dln_data t = ns_dln_task_data(task);
+    int d = t.d, nonneg = m->kind == NS_DLN_SHARED;
+    for (int k = 0; k < NS_REF_COUNT; k++) {
+        th->ref[k].name = ref_names[k];
+        th->ref[k].beta = ns_calloc((size_t)d, sizeof(double));
+        th->ref[k].l1 = th->ref[k].sharpness = th->ref[k].gen_err = th->ref[k].residual = NAN;
+        if (!th->ref[k].beta) {
+            ns_dln_theory_free(th);
+            return NS_ENOMEM;
+        }
+    }
+    for (int k = 0; k < NS_REF_COUNT; k++) {
+        ns_dln_ref *r = &th->ref[k];
+        int rc = NS_OK;
+        double value;
+        switch (k) {
+        case NS_REF_MIN_L1: rc = ns_dln_min_weighted_l1(&t, NULL, nonneg, r->beta); break;
+        case NS_REF_MIN_L2: rc = ns_dln_min_l2(&t, r->beta); break;
+        case NS_REF_MIN_SHARP: rc = ns_dln_min_sharpness(&t, nonneg, r->beta, &value); break;
+        case NS_REF_HYPENTROPY: rc = ns_dln_flow_prediction(m, &t, NULL, r->beta); break;
+        case NS_REF_GEN_OPT:
+            if (!task->beta_star) {
+                ref_skip(r, "no teacher beta* is known for this task");
+                continue;
+            }
+            rc = ns_dln_gen_opt(&t, task->sigma_diag, task->beta_star, nonneg, r->beta);
+            break;
+        }
+        if (rc == NS_ENOMEM) {
+            ns_dln_theory_free(th);
+            return rc;
+        }
+        if (rc) {
+            ref_skip(r, ns_errmsg());
+            ns_clear_error();
+            continue;
+        }
+        r->ok = 1;
+        r->l1 = ns_dln_l1(d, r->beta);
+        r->residual = dln_residual_inf(&t, r->beta);
+        r->gen_err = ns_dln_gen_err(d, r->beta, task->beta_star, task->sigma_diag, task->noise);
+        if ((rc = ns_dln_sharpness_of_beta(m, &t, r->beta, &r->sharpness))) {
+            ns_dln_theory_free(th);
+            return rc;
+        }
+        if (k == NS_REF_MIN_L2 && nonneg && isnan(r->sharpness))
+            snprintf(r->note, sizeof r->note, "has negative entries: not realizable by beta = w*w");
+    }
+    th->seconds = ns_now() - start;
+    return NS_OK;
+}
+
+void ns_dln_theory_free(ns_dln_theory *th) {
+    for (int k = 0; k < NS_REF_COUNT; k++) free(th->ref[k].beta);
+    memset(th, 0, sizeof *th);
+}
+
+// A sparse parametrization of {X beta = y}: QR with column pivoting, X P = Q [R11 R12],
+// picks r well-conditioned basic columns B; with the other coordinates z free,
+// beta_B = R11^-1 Q1^T y - R11^-1 R12 z. So N = [-R11^-1 R12; I] (rows in coordinate order)
+// has unit rows for the free coordinates, which keeps the SDP's LP rows sparse.
+int dln_basis_interpolators(const ns_dln_data *t, double *beta0, double **N, int *r) {
+    int n = t->n, d = t->d, k = n < d ? n : d;
+    *N = NULL;
+    double *A = ns_malloc(sizeof(double) * (size_t)n * (size_t)d);
+    double *tau = ns_malloc(sizeof(double) * (size_t)k), *qty = ns_malloc(sizeof(double) * (size_t)n);
+    lapack_int *jpvt = ns_calloc((size_t)d, sizeof(lapack_int));
+    int rc = NS_ENOMEM;
+    if (!A || !tau || !qty || !jpvt) goto done;
+    memcpy(A, t->X, sizeof(double) * (size_t)n * (size_t)d);
+    int info = LAPACKE_dgeqp3(LAPACK_ROW_MAJOR, n, d, A, d, jpvt, tau);
+    if (info != 0) {
+        rc = ns_fail(NS_ESOLVER, "LAPACK dgeqp3 failed on the %d x %d data matrix (info %d)", n, d, info);
+        goto done;
+    }
+    double tol = (n > d ? n : d) * 2.2e-16 * (k > 0 ? fabs(A[0]) : 0);
+    int rank = 0;
+    while (rank < k && fabs(A[(size_t)rank * d + rank]) > tol) rank++;
+    memcpy(qty, t->y, sizeof(double) * (size_t)n);
+    info = LAPACKE_dormqr(LAPACK_ROW_MAJOR, 'L', 'T', n, 1, k, A, d, tau, qty, 1);
+    if (info != 0) {
+        rc = ns_fail(NS_ESOLVER, "LAPACK dormqr failed (info %d)", info);
+        goto done;
+    }
+    int nz = d - rank;
+    double *M = ns_malloc(sizeof(double) * (size_t)rank * (size_t)(nz + 1));  // [R11^-1 R12 | R11^-1 Q1^T y]
+    if (!M) goto done;
+    for (int q = 0; q < rank; q++) {
+        for (int c = 0; c < nz; c++) M[(size_t)q * (nz + 1) + c] = A[(size_t)q * d + rank + c];
+        M[(size_t)q * (nz + 1) + nz] = qty[q];
+    }
+    if (rank > 0)
+        cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, rank, nz + 1, 1.0, A, d, M,
+                    nz + 1);
+    memset(beta0, 0, sizeof(double) * (size_t)d);
+    for (int q = 0; q < rank; q++) beta0[jpvt[q] - 1] = M[(size_t)q * (nz + 1) + nz];
+    double miss = dln_residual_inf(t, beta0);
+    if (miss > 1e-8 * dln_y_scale(t)) {
+        free(M);
+        rc = no_interpolator(t, miss);
+        goto done;
+    }
+    if (nz > 0) {
+        *N = ns_calloc((size_t)d * (size_t)nz, sizeof(double));
+        if (!*N) {
+            free(M);
+            goto done;
+        }
+        for (int q = 0; q < rank; q++)
+            for (int c = 0; c < nz; c++) (*N)[(size_t)(jpvt[q] - 1) * nz + c] = -M[(size_t)q * (nz + 1) + c];
+        for (int c = 0; c < nz; c++) (*N)[(size_t)(jpvt[rank + c] - 1) * nz + c] = 1.0;
+    }
+    free(M);
+    *r = rank;
+    rc = NS_OK;
+done:
+    free(A);
+    free(tau);
+    free(qty);
+    free(jpvt);
+    return rc;
+}

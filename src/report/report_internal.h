@@ -1,0 +1,35 @@
+// Shared by the report's figure and document writers (not part of the library's API).
+#ifndef NORMSHARP_REPORT_INTERNAL_H
+#define NORMSHARP_REPORT_INTERNAL_H
+#include "normsharp/report.h"
+
+typedef struct {
+    char *name;     // file stem: NAME.gp, NAME.png, NAME.svg
+    char *caption;  // one sentence for report.md / index.html
+    int exp;        // experiment index, or -1 - flow index for a standalone flow
+    int drawn;      // gnuplot produced NAME.png
+} rp_figure;
+
+typedef struct {
+    const ns_report *r;
+    const ns_report_opts *o;
+    const ns_findings *f;  // per experiment
+    char rdir[4096];       // DIR/report
+    char log[4200];        // DIR/report/gnuplot.log
+    rp_figure *fig;
+    int nfig;
+    int gnuplot_missing;   // gnuplot could not be started: stop trying
+    int gnuplot_failed;    // a script failed: keep the first message
+    char fail_msg[1024];
+    int rc;                // first hard error (I/O, memory)
+} rp_ctx;
+
+// Every figure of experiment k (the sweep panels, trajectories, flow, DLN pictures).
+void rp_figures_experiment(rp_ctx *c, int k);
+// The figure of a gradient flow that no experiment claimed.
+void rp_figure_standalone_flow(rp_ctx *c, int flow);
+// DIR/report/report.md and DIR/report/index.html from the figures drawn.
+int rp_write_documents(rp_ctx *c, ns_report_out *out);
+// "%.4g", or an em dash for a value that is not a finite number.
+const char *rp_num(char out[32], double x);
+#endif

@@ -1,0 +1,485 @@
+// sweep/runner.c — the shared sweep runner: unfinished runs go to a pool of forked worker
+// processes (at most `jobs` at once, dispatched in index order); children report progress
+// through one pipe each; the CSV is assembled at the end, in run order, from the runs'
+// own files, so it is the same for any --jobs.
+//
+// Bit-identity across --jobs. Each run computes with exactly ONE OpenBLAS thread, for
+// every value of --jobs (1 included). Measured on this machine (OpenBLAS 0.3.21,
+// pthreads, Haswell kernels): cblas_sgemm of a (5000 x 784) by (784 x 200) product
+// differs in ~8% of its entries between 1 and 2 threads (up to 5e-6 absolute), and ddot
+// differs too, while each thread count alone is deterministic. So a run's arithmetic may
+// depend only on a fixed thread count, never on how many runs share the machine; --jobs N
+// is how a sweep uses N cores. (`normsharp train --threads 1` reproduces a sweep run.)
+//
+// Seam for MPI (make MPI=1 defines NS_MPI): ns_sweep_run finds the pending runs, hands
+// them to a dispatcher, and then assembles the CSV. The dispatcher here is the fork pool
+// (dispatch_fork_pool). An MPI build replaces it by dynamic assignment over ranks: rank 0
+// deals out pending indices one at a time, every rank calls execute_run for the indices
+// it receives, and only rank 0 goes on to write the CSV. execute_run is the whole of one
+// run's work and does not depend on where it runs.
+#include <cblas.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <dirent.h>
+#include "normsharp/sweep.h"
+
+#define PROGRESS_INTERVAL 0.25  // seconds between two progress messages of one run
+
+// One message from a worker to the parent. Smaller than PIPE_BUF, so written atomically.
+typedef struct {
+    int kind;  // MSG_STEP or MSG_ERROR
+    int code;  // NS_E* code (MSG_ERROR)
+    long step;
+    double loss;
+    char text[400];
+} progress_msg;
+enum { MSG_STEP = 1, MSG_ERROR = 2 };
+
+struct ns_progress {
+    int fd;            // write end of this run's pipe, -1 if none
+    double next_time;  // throttle: no message before this time
+    int console;       // a single run drawing its own line on a terminal (no pipe)
+    char label[96];
+};
+
+static void send_msg(int fd, const progress_msg *m) {
+    if (fd < 0) return;
+    const char *p = (const char *)m;
+    size_t left = sizeof *m;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;  // the parent is gone; progress is best effort
+        p += w;
+        left -= (size_t)w;
+    }
+}
+
+void ns_progress_step(ns_progress *p, long step, double loss) {
+    if (!p || (p->fd < 0 && !p->console)) return;
+    double now = ns_now();
+    if (now < p->next_time) return;
+    p->next_time = now + PROGRESS_INTERVAL;
+    if (p->console) {
+        fprintf(stderr, "\r\033[K%s: step %ld loss %.4g", p->label, step, loss);
+        fflush(stderr);
+        return;
+    }
+    progress_msg m = {.kind = MSG_STEP, .step = step, .loss = loss};
+    send_msg(p->fd, &m);
+}
+
+ns_progress *ns_progress_console(const char *label) {
+    ns_progress *p = ns_calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->fd = -1;
+    p->console = isatty(STDERR_FILENO);
+    snprintf(p->label, sizeof p->label, "%s", label ? label : "run");
+    return p;
+}
+
+void ns_progress_console_end(ns_progress *p) {
+    if (p && p->console && p->next_time > 0) fputs("\r\033[K", stderr);
+    free(p);
+}
+
+// ---- one run, wherever it executes ------------------------------------------------------
+
+static int summary_path(const char *run_dir, char *out, size_t cap) {
+    return ns_path(out, cap, "%s/summary.json", run_dir);
+}
+
+static int run_finished(const char *run_dir) {
+    char p[4200];
+    return summary_path(run_dir, p, sizeof p) == 0 && ns_exists(p);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    if (ftw->level == 0) return 0;  // keep the run directory itself
+    if (remove(path) != 0) return ns_fail(NS_EIO, "cannot remove stale file '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+// An unfinished run directory is redone from scratch: whatever an interrupted attempt
+// left (trajectory.csv, weights/, *.tmp.<pid>) is removed first.
+static int prepare_run_dir(const char *run_dir) {
+    int rc = ns_mkdirs(run_dir);
+    if (rc) return rc;
+    rc = nftw(run_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (rc > 0) return NS_EIO;  // ns_fail already set by remove_entry
+    if (rc < 0) return ns_fail(NS_EIO, "cannot list run directory '%s': %s", run_dir, strerror(errno));
+    return 0;
+}
+
+static int execute_run(const ns_sweep *s, int i, ns_progress *p) {
+    const char *dir = s->run_dirs[i];
+    int rc = prepare_run_dir(dir);
+    if (rc) return rc;
+    ns_clear_error();
+    rc = s->run(s->ctx, i, dir, p);
+    if (rc) return rc;
+    if (!run_finished(dir))
+        return ns_fail(NS_EIO, "the run returned without writing '%s/summary.json'", dir);
+    return 0;
+}
+
+// ---- the parent's view of the runs ------------------------------------------------------
+
+typedef struct {
+    pid_t pid;       // 0 if the slot is free
+    int run;         // run index
+    int fd;          // read end of the run's pipe
+    double start;
+    long step;       // last reported step, -1 before the first report
+    double loss;
+    int err_code;    // from a MSG_ERROR, 0 if none
+    char err[400];
+} slot;
+
+typedef struct {
+    const ns_sweep *s;
+    int total, finished, skipped, failed;  // finished counts done + skipped + failed
+    int first_error;                       // NS_E* of the first failed run
+    double started, run_seconds;           // run_seconds: sum over runs done here
+    int runs_timed;
+    int tty, quiet, line_shown;
+} tally;
+
+static void label_of(const ns_sweep *s, int i, char *out, size_t cap) {
+    if (s->label) s->label(s->ctx, i, out, cap);
+    else snprintf(out, cap, "run %d", i);
+}
+
+static void fmt_duration(char *out, size_t cap, double sec) {
+    if (!(sec >= 0) || sec > 1e8) snprintf(out, cap, "?");
+    else if (sec < 60) snprintf(out, cap, "%.0fs", sec);
+    else if (sec < 3600) snprintf(out, cap, "%dm%02ds", (int)(sec / 60), (int)sec % 60);
+    else snprintf(out, cap, "%dh%02dm", (int)(sec / 3600), (int)(sec / 60) % 60);
+}
+
+static void clear_line(tally *t) {
+    if (t->tty && t->line_shown) {
+        fputs("\r\033[K", stderr);
+        t->line_shown = 0;
+    }
+}
+
+// The single updating line: runs done/total, each running run's step and loss, the ETA
+// (mean seconds of the runs done so far times what is left, shared among the workers).
+static void draw_line(tally *t, const slot *slots, int nslots, int pending_left, int jobs) {
+    if (!t->tty || t->quiet) return;
+    struct winsize ws;
+    int width = 100;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) width = ws.ws_col;
+    ns_buf b = {0};
+    ns_buf_printf(&b, "sweep %d/%d", t->finished, t->total);
+    if (t->failed) ns_buf_printf(&b, " (%d failed)", t->failed);
+    double now = ns_now(), left = 0;
+    double mean = t->runs_timed ? t->run_seconds / t->runs_timed : -1;
+    for (int k = 0; k < nslots; k++) {
+        if (!slots[k].pid) continue;
+        char lab[96];
+        label_of(t->s, slots[k].run, lab, sizeof lab);
+        if (slots[k].step >= 0) ns_buf_printf(&b, " | %s step %ld loss %.3g", lab, slots[k].step, slots[k].loss);
+        else ns_buf_printf(&b, " | %s starting", lab);
+        if (mean >= 0) left += mean > now - slots[k].start ? mean - (now - slots[k].start) : 0;
+    }
+    char eta[32];
+    fmt_duration(eta, sizeof eta, mean >= 0 ? (left + pending_left * mean) / jobs : -1);
+    ns_buf_printf(&b, " | ETA %s", eta);
+    if (!b.oom && b.data) {
+        if ((int)b.len > width - 1) b.data[width - 1] = 0;
+        fprintf(stderr, "\r\033[K%s", b.data);
+        fflush(stderr);
+        t->line_shown = 1;
+    }
+    ns_buf_free(&b);
+}
+
+// A run ended: count it and say so (a plain line per run off a terminal; failures always).
+static void run_ended(tally *t, int i, int code, const char *why, double seconds) {
+    char lab[128];
+    label_of(t->s, i, lab, sizeof lab);
+    t->finished++;
+    if (code) {
+        t->failed++;
+        if (!t->first_error) t->first_error = code;
+        clear_line(t);
+        fprintf(stderr, "normsharp: sweep run %s failed: %s\n", lab, why);
+        return;
+    }
+    t->run_seconds += seconds;
+    t->runs_timed++;
+    if (!t->tty && !t->quiet)
+        fprintf(stderr, "sweep [%d/%d] %s done in %.1f s\n", t->finished, t->total, lab, seconds);
+}
+
+static void drain(slot *sl) {
+    progress_msg m;
+    for (;;) {
+        ssize_t r = read(sl->fd, &m, sizeof m);
+        if (r < 0 && errno == EINTR) continue;
+        if (r != (ssize_t)sizeof m) return;  // empty (EAGAIN), closed, or a torn message
+        if (m.kind == MSG_STEP) {
+            sl->step = m.step;
+            sl->loss = m.loss;
+        } else if (m.kind == MSG_ERROR) {
+            sl->err_code = m.code ? m.code : NS_EIO;
+            m.text[sizeof m.text - 1] = 0;
+            snprintf(sl->err, sizeof sl->err, "%s", m.text);
+        }
+    }
+}
+
+// The child: die with the parent (so a killed sweep leaves no orphan writing into a run
+// directory that the next attempt clears), one OpenBLAS thread, one run, _exit.
+static void child_main(const ns_sweep *s, int i, int fd, pid_t parent) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    openblas_set_num_threads(1);
+    ns_progress p = {.fd = fd, .next_time = 0};
+    int rc = execute_run(s, i, &p);
+    if (rc) {
+        progress_msg m = {.kind = MSG_ERROR, .code = rc};
+        snprintf(m.text, sizeof m.text, "%s", ns_errmsg());
+        send_msg(fd, &m);
+    }
+    _exit(rc ? 1 : 0);
+}
+
+static int spawn(const ns_sweep *s, int i, slot *slots, int nslots, int k, int lock_fd) {
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        return ns_fail(NS_EIO, "cannot create a pipe for a sweep worker: %s", strerror(errno));
+    fflush(NULL);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(pfd[0]);
+        close(pfd[1]);
+        return ns_fail(NS_EIO, "cannot start a sweep worker process: %s", strerror(e));
+    }
+    if (pid == 0) {
+        close(pfd[0]);
+        if (lock_fd >= 0) close(lock_fd);
+        for (int o = 0; o < nslots; o++)
+            if (slots[o].pid) close(slots[o].fd);
+        child_main(s, i, pfd[1], parent);
+    }
+    close(pfd[1]);
+    fcntl(pfd[0], F_SETFL, fcntl(pfd[0], F_GETFL) | O_NONBLOCK);
+    slots[k] = (slot){.pid = pid, .run = i, .fd = pfd[0], .start = ns_now(), .step = -1};
+    return 0;
+}
+
+// Wait for slot k's child (its pipe has closed, so it is exiting) and account for it.
+static void reap(tally *t, slot *sl) {
+    int st = 0;
+    pid_t r;
+    do r = waitpid(sl->pid, &st, 0);
+    while (r < 0 && errno == EINTR);
+    drain(sl);
+    close(sl->fd);
+    double secs = ns_now() - sl->start;
+    char why[512];
+    int code = 0;
+    if (r < 0) {
+        code = NS_EIO;
+        snprintf(why, sizeof why, "its worker process could not be waited for (%s)", strerror(errno));
+    } else if (WIFSIGNALED(st)) {
+        code = NS_EIO;
+        snprintf(why, sizeof why, "its worker process was killed by signal %d (%s)", WTERMSIG(st),
+                 strsignal(WTERMSIG(st)));
+    } else if (WEXITSTATUS(st) != 0) {
+        code = sl->err_code ? sl->err_code : NS_EIO;
+        if (sl->err[0]) snprintf(why, sizeof why, "%s", sl->err);
+        else snprintf(why, sizeof why, "its worker process exited with status %d", WEXITSTATUS(st));
+    }
+    run_ended(t, sl->run, code, why, secs);
+    sl->pid = 0;
+}
+
+// The dispatcher: every run of `pending` (indices, in order) is carried out in a forked
+// child, at most s->jobs at a time, started in index order.
+static void dispatch_fork_pool(const ns_sweep *s, const int *pending, int npending, tally *t, int lock_fd) {
+    int jobs = s->jobs < 1 ? 1 : s->jobs;
+    int nslots = jobs < npending ? jobs : npending;
+    slot *slots = ns_calloc((size_t)(nslots > 0 ? nslots : 1), sizeof *slots);
+    struct pollfd *pf = ns_calloc((size_t)(nslots > 0 ? nslots : 1), sizeof *pf);
+    if (!slots || !pf) {
+        for (int q = 0; q < npending; q++) run_ended(t, pending[q], NS_ENOMEM, ns_errmsg(), 0);
+        free(slots);
+        free(pf);
+        return;
+    }
+    int next = 0, running = 0;
+    double last_draw = 0;
+    while (next < npending || running > 0) {
+        for (int k = 0; k < nslots && next < npending; k++) {
+            if (slots[k].pid) continue;
+            int i = pending[next++];
+            if (spawn(s, i, slots, nslots, k, lock_fd)) run_ended(t, i, NS_EIO, ns_errmsg(), 0);
+            else running++;
+        }
+        int np = 0;
+        for (int k = 0; k < nslots; k++)
+            if (slots[k].pid) pf[np++] = (struct pollfd){.fd = slots[k].fd, .events = POLLIN};
+        if (np == 0) continue;
+        int pr = poll(pf, (nfds_t)np, t->tty ? 200 : 1000);
+        if (pr < 0 && errno != EINTR) pr = 0;
+        for (int k = 0, q = 0; k < nslots; k++) {
+            if (!slots[k].pid) continue;
+            short ev = pr > 0 ? pf[q].revents : 0;
+            q++;
+            if (ev & POLLIN) drain(&slots[k]);
+            if (ev & (POLLHUP | POLLERR | POLLNVAL)) {
+                reap(t, &slots[k]);
+                running--;
+            }
+        }
+        if (ns_now() - last_draw >= 0.2) {
+            draw_line(t, slots, nslots, npending - next, jobs);
+            last_draw = ns_now();
+        }
+    }
+    clear_line(t);
+    free(slots);
+    free(pf);
+}
+
+// ---- the sweep ------------------------------------------------------------------------
+
+// Directory part of a path ("." if none).
+static void dir_of(const char *path, char *out, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, cap, ".");
+    else if (slash == path) snprintf(out, cap, "/");
+    else snprintf(out, cap, "%.*s", (int)(slash - path), path);
+}
+
+// Two sweeps writing the same CSV at once would clear each other's runs: hold an
+// exclusive lock on the CSV's directory for the whole sweep (released by the kernel
+// when the process dies, so a killed sweep never blocks the next attempt).
+static int lock_dir(const char *dir, int *fd_out) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ns_fail(NS_EIO, "cannot open the sweep directory '%s': %s", dir, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return ns_fail(NS_EIO, "another sweep is writing into '%s'; wait for it to end or choose another --out", dir);
+        return ns_fail(NS_EIO, "cannot lock the sweep directory '%s': %s", dir, strerror(e));
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+// Remove CSV.tmp.<pid> files left by a sweep that was killed while writing the CSV.
+static void remove_stale_csv_tmp(const char *dir, const char *csv_path) {
+    const char *base = strrchr(csv_path, '/');
+    base = base ? base + 1 : csv_path;
+    char prefix[512];
+    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0) continue;
+        char p[4400];
+        if (ns_path(p, sizeof p, "%s/%s", dir, e->d_name) == 0) unlink(p);
+    }
+    closedir(d);
+}
+
+// One CSV row per finished run, in run order, from the runs' own files.
+static int write_csv(const ns_sweep *s, tally *t) {
+    ns_buf b = {0};
+    ns_buf_printf(&b, "%s\n", s->csv_header);
+    for (int i = 0; i < s->n_runs; i++) {
+        if (!run_finished(s->run_dirs[i])) continue;
+        size_t mark = b.len;
+        int rc = s->row(s->ctx, i, s->run_dirs[i], &b);
+        if (rc) {
+            b.len = mark;  // drop a partial row
+            if (b.data) b.data[mark] = 0;
+            t->failed++;
+            if (!t->first_error) t->first_error = rc;
+            char lab[128];
+            label_of(s, i, lab, sizeof lab);
+            fprintf(stderr, "normsharp: sweep run %s has no CSV row: %s\n", lab, ns_errmsg());
+            continue;
+        }
+        ns_buf_append(&b, "\n", 1);
+    }
+    int rc = b.oom ? ns_fail(NS_ENOMEM, "out of memory assembling '%s'", s->csv_path)
+                   : ns_write_file_atomic(s->csv_path, b.data, b.len);
+    ns_buf_free(&b);
+    return rc;
+}
+
+int ns_sweep_run(const ns_sweep *s, ns_sweep_stats *stats) {
+    if (stats) *stats = (ns_sweep_stats){0};
+    if (!s || s->n_runs < 0 || (s->n_runs > 0 && (!s->run_dirs || !s->run)) || !s->row || !s->csv_path ||
+        !s->csv_header)
+        return ns_fail(NS_EINVAL, "ns_sweep_run: incomplete sweep description");
+    if (s->jobs < 1) return ns_fail(NS_EINVAL, "--jobs must be at least 1, got %d", s->jobs);
+    char dir[4096];
+    dir_of(s->csv_path, dir, sizeof dir);
+    int rc = ns_mkdirs(dir);
+    if (rc) return rc;
+    int lock_fd = -1;
+    if ((rc = lock_dir(dir, &lock_fd))) return rc;
+    remove_stale_csv_tmp(dir, s->csv_path);
+
+    tally t = {.s = s, .total = s->n_runs, .started = ns_now(), .quiet = s->quiet};
+    t.tty = !s->quiet && isatty(STDERR_FILENO);
+    int *pending = ns_calloc((size_t)(s->n_runs > 0 ? s->n_runs : 1), sizeof *pending);
+    if (!pending) {
+        close(lock_fd);
+        return NS_ENOMEM;
+    }
+    int npending = 0;
+    for (int i = 0; i < s->n_runs; i++) {
+        if (run_finished(s->run_dirs[i])) {
+            t.skipped++;
+            t.finished++;
+        } else {
+            pending[npending++] = i;
+        }
+    }
+    if (t.skipped && !s->quiet)
+        fprintf(stderr, "sweep: %d of %d runs already finished, %d to do\n", t.skipped, t.total, npending);
+    dispatch_fork_pool(s, pending, npending, &t, lock_fd);
+    free(pending);
+
+    rc = write_csv(s, &t);
+    close(lock_fd);
+    if (stats) {
+        stats->skipped = t.skipped;
+        stats->failed = t.failed;
+        stats->done = t.finished - t.skipped - t.failed;
+        if (stats->done < 0) stats->done = 0;
+        stats->seconds = ns_now() - t.started;
+    }
+    if (rc) return rc;
+    if (t.failed)
+        return ns_fail(t.first_error && t.first_error != NS_EINVAL ? t.first_error : NS_EIO,
+                       "%d of %d sweep runs failed (see above); "
+                       "rerun the same command to retry them, finished runs are kept", t.failed, t.total);
+    return 0;
+}

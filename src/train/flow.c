@@ -1,0 +1,199 @@
+// train/flow.c — gradient flow theta' = -grad L(theta) by classical Runge–Kutta 4 at
+// step h = min(c / S(theta), h_max) (SPEC §4). Its largest sharpness before the loss
+// reaches the goal, s_GF, predicts the critical learning rate eta_c = 2 / s_GF.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "record.h"
+
+void ns_flow_opts_default(ns_flow_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->rk_c = 0.5;
+    o->h_max = 1.0;
+    o->eig_every = 5;
+    o->loss_goal = NAN;
+    o->max_time = INFINITY;
+    o->max_steps = 1000000;
+    o->diverge_factor = 1e3;
+    o->log_every = 1;
+    o->test_every = 100;
+    ns_measure_opts_default(&o->final);
+    o->final.eig.k = 5;
+    o->final.trace_probes = 10;
+    ns_measure_opts_default(&o->eig);
+    o->flush_seconds = 30;
+}
+
+void ns_flow_result_free(ns_flow_result *r) {
+    if (r) ns_buf_free(&r->summary);
+}
+
+typedef struct {
+    size_t n;
+    real *base, *g;        // theta_t; the current stage's gradient
+    double *sum;           // k1 + 2 k2 + 2 k3 + k4
+} rk4_work;
+
+// theta := base - a * g, the point where the next stage's slope is taken.
+static void stage_point(real *theta, const rk4_work *w, double a) {
+    for (size_t i = 0; i < w->n; i++) theta[i] = (real)(w->base[i] - a * w->g[i]);
+}
+
+// One RK4 step of size h for theta' = -g(theta); w->g holds k1 = g(theta_t) on entry.
+//   theta_{t+h} = theta_t - h/6 (k1 + 2 k2 + 2 k3 + k4),
+//   k2 = g(theta_t - h/2 k1), k3 = g(theta_t - h/2 k2), k4 = g(theta_t - h k3).
+static int rk4_step(ns_model *m, const ns_batch *train, rk4_work *w, double h) {
+    real *theta = ns_model_theta(m);
+    memcpy(w->base, theta, w->n * sizeof(real));
+    for (size_t i = 0; i < w->n; i++) w->sum[i] = w->g[i];
+    static const double at[3] = {0.5, 0.5, 1.0}, weight[3] = {2, 2, 1};
+    for (int s = 0; s < 3; s++) {
+        stage_point(theta, w, at[s] * h);
+        double loss, acc;
+        int rc = ns_model_grad(m, train, w->g, &loss, &acc);
+        if (rc) return rc;
+        for (size_t i = 0; i < w->n; i++) w->sum[i] += weight[s] * w->g[i];
+    }
+    for (size_t i = 0; i < w->n; i++) theta[i] = (real)(w->base[i] - h / 6 * w->sum[i]);
+    return 0;
+}
+
+static int should(long t, long every) { return every > 0 && t % every == 0; }
+
+static int check_opts(const ns_flow_opts *o) {
+    if (!(o->rk_c > 0) || !isfinite(o->rk_c)) return ns_fail(NS_EINVAL, "--rk-c must be a finite number > 0, got %g", o->rk_c);
+    if (!(o->h_max > 0)) return ns_fail(NS_EINVAL, "--h-max must be > 0, got %g", o->h_max);
+    if (o->eig_every < 1) return ns_fail(NS_EINVAL, "the flow needs the sharpness: --eig-every must be >= 1");
+    if (!(o->max_time > 0)) return ns_fail(NS_EINVAL, "--max-time must be > 0, got %g", o->max_time);
+    if (isnan(o->loss_goal) && isinf(o->max_time) && o->max_steps <= 0)
+        return ns_fail(NS_EINVAL, "the flow needs a --loss-goal, a --max-time or a --max-steps to stop");
+    if (!(o->diverge_factor > 1)) return ns_fail(NS_EINVAL, "--diverge-factor must be > 1, got %g", o->diverge_factor);
+    if (o->eig.method == NS_EIG_NONE) return ns_fail(NS_EINVAL, "the flow needs an eigenvalue method for its step size");
+    return 0;
+}
+
+void ns_flow_config_json(ns_json *j, const ns_model *m, const ns_dataset *ds, const ns_data_opts *data,
+                         const ns_flow_opts *o) {
+    ns_json_obj(j, "config");
+    config_model_data(j, m, ds, data, o->weights_from);
+    ns_json_num(j, "rk_c", o->rk_c);
+    ns_json_num(j, "h_max", o->h_max);
+    ns_json_int(j, "eig_every", o->eig_every);
+    ns_json_num(j, "loss_goal", o->loss_goal);
+    ns_json_num(j, "max_time", o->max_time);
+    ns_json_int(j, "max_steps", o->max_steps);
+    ns_json_num(j, "diverge_factor", o->diverge_factor);
+    ns_json_int(j, "log_every", o->log_every);
+    ns_json_int(j, "test_every", o->test_every);
+    ns_json_num(j, "track_tol", o->eig.eig.tol);
+    ns_json_num(j, "eig_tol", o->final.eig.tol);
+    ns_json_int(j, "top_k", o->final.eig.k);
+    ns_json_int(j, "trace_probes", o->final.trace_probes);
+    ns_json_end(j);
+}
+
+int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, const ns_flow_opts *o,
+                const char *out_dir, ns_progress *p, ns_flow_result *res) {
+    memset(res, 0, sizeof *res);
+    int rc = check_opts(o);
+    if (rc) return rc;
+    double t_start = ns_now();
+    ns_batch train = ns_batch_train(ds, data->loss), test = ns_batch_test(ds, data->loss);
+    int has_test = ds->n_test > 0;
+    size_t n = ns_model_nparams(m);
+    rk4_work w = {.n = n};
+    w.base = ns_malloc(n * sizeof(real));
+    w.g = ns_malloc(n * sizeof(real));
+    w.sum = ns_malloc(n * sizeof(double));
+    double *warm = NULL;
+    traj_writer traj = {0};
+    ns_measurement fin = {0};
+    if (!w.base || !w.g || !w.sum) {
+        rc = NS_ENOMEM;
+        goto done;
+    }
+    if ((rc = traj_init(&traj, TRAJ_FLOW, out_dir, o->flush_seconds))) goto done;
+
+    const char *status = NULL;
+    double time = 0, loss0 = NAN, s_gf = NAN, sharp = NAN;
+    long t;
+    for (t = 0;; t++) {
+        double loss, acc;
+        if ((rc = ns_model_grad(m, &train, w.g, &loss, &acc))) goto done;  // k1
+        if (t == 0) loss0 = loss;
+        if (loss_diverged(loss, loss0, o->diverge_factor)) {
+            status = "diverged";
+            break;
+        }
+        traj_row row = {.step = t, .time = time, .h = NAN, .train_loss = loss, .train_acc = acc};
+        if (should(t, o->eig_every)) {
+            if ((rc = row_eig(m, &train, &o->eig, &warm, &row))) goto done;
+            sharp = row.sharpness;
+            if (!(s_gf >= sharp)) s_gf = sharp;  // s_GF: the largest S so far
+        }
+        if (loss <= o->loss_goal) {
+            status = "converged";
+            break;
+        }
+        if (time >= o->max_time) {
+            status = "max_time";
+            break;
+        }
+        if (t >= o->max_steps) {
+            status = "max_steps";
+            break;
+        }
+        double h = sharp > 0 ? fmin(o->rk_c / sharp, o->h_max) : o->h_max;
+        int last = time + h >= o->max_time;
+        if (last) h = o->max_time - time;  // land exactly on max_time
+        if (should(t, o->log_every)) {
+            row.h = h;
+            row_norms(m, &row);
+            if (has_test && should(t, o->test_every) && (rc = row_test(m, &test, &row))) goto done;
+            if ((rc = traj_append(&traj, &row))) goto done;
+        }
+        if ((rc = rk4_step(m, &train, &w, h))) goto done;
+        time = last ? o->max_time : time + h;
+        ns_progress_step(p, t, loss);
+    }
+    int diverged = !strcmp(status, "diverged");
+    if ((rc = measure_point(m, &train, has_test ? &test : NULL, &o->final, warm, diverged, &fin))) goto done;
+    traj_row row = {.step = t, .time = time, .h = NAN};
+    row_from_measurement(&fin, &row);
+    if ((rc = traj_append(&traj, &row)) || (rc = traj_flush(&traj))) goto done;
+    if (o->save_weights && (rc = save_weights(m, out_dir, data))) goto done;
+
+    ns_json j;
+    summary_begin(&j, &res->summary, "flow");
+    ns_flow_config_json(&j, m, ds, data, o);
+    ns_json_str(&j, "status", status);
+    ns_json_int(&j, "steps", t);
+    ns_json_num(&j, "time", time);
+    ns_json_num(&j, "s_gf", s_gf);
+    ns_json_num(&j, "eta_c", 2 / s_gf);
+    ns_json_num(&j, "initial_loss", loss0);
+    ns_measurement_json(&j, "final", &fin);
+    ns_json_obj(&j, "timing");
+    res->seconds = ns_now() - t_start;
+    ns_json_num(&j, "seconds", res->seconds);
+    ns_json_end(&j);
+    ns_json_end(&j);
+    ns_buf_append(&res->summary, "\n", 1);
+    if ((rc = summary_write(out_dir, &res->summary))) goto done;
+
+    snprintf(res->status, sizeof res->status, "%s", status);
+    res->steps = t;
+    res->time = time;
+    res->s_gf = s_gf;
+    res->eta_c = 2 / s_gf;
+    res->final_loss = fin.train_loss;
+done:
+    ns_measurement_free(&fin);
+    free(w.base);
+    free(w.g);
+    free(w.sum);
+    free(warm);
+    traj_free(&traj);
+    if (rc) ns_buf_free(&res->summary);
+    return rc;
+}

@@ -1,0 +1,209 @@
+// train/record.c — trajectory rows, the summary's common blocks, the divergence rule and
+// the measurement of a point: one implementation for gradient descent and gradient flow.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "record.h"
+
+static const char *traj_header[] = {
+    [TRAJ_GD] = "step,time,train_loss,train_acc,l1,l2,test_loss,test_err,lambda_max,sharpness,step_seconds\n",
+    [TRAJ_FLOW] = "step,time,h,train_loss,train_acc,l1,l2,test_loss,test_err,lambda_max,sharpness\n",
+};
+
+int traj_init(traj_writer *w, traj_kind kind, const char *dir, double flush_seconds) {
+    memset(w, 0, sizeof *w);
+    w->kind = kind;
+    w->flush_seconds = flush_seconds;
+    w->next_flush = ns_now() + flush_seconds;
+    int rc = ns_path(w->path, sizeof w->path, "%s/trajectory.csv", dir);
+    if (rc) return rc;
+    ns_buf_printf(&w->text, "%s", traj_header[kind]);
+    return w->text.oom ? NS_ENOMEM : 0;
+}
+
+// A cell: empty when not measured, else the round-trip number ("nan"/"inf" if not finite).
+static void cell(ns_buf *b, int measured, double x) {
+    ns_buf_append(b, ",", 1);
+    if (!measured) return;
+    if (!isfinite(x)) {
+        ns_buf_printf(b, "%s", isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
+        return;
+    }
+    char s[32];
+    ns_fmt_double(s, x);
+    ns_buf_printf(b, "%s", s);
+}
+
+int traj_append(traj_writer *w, const traj_row *r) {
+    ns_buf *b = &w->text;
+    ns_buf_printf(b, "%ld", r->step);
+    cell(b, 1, r->time);
+    if (w->kind == TRAJ_FLOW) cell(b, 1, r->h);
+    cell(b, 1, r->train_loss);
+    cell(b, 1, r->train_acc);
+    cell(b, 1, r->l1);
+    cell(b, 1, r->l2);
+    cell(b, r->has_test, r->test_loss);
+    cell(b, r->has_test, r->test_err);
+    cell(b, r->has_eig, r->lambda_max);
+    cell(b, r->has_eig, r->sharpness);
+    if (w->kind == TRAJ_GD) cell(b, !isnan(r->step_seconds), r->step_seconds);
+    ns_buf_append(b, "\n", 1);
+    if (b->oom) return ns_fail(NS_ENOMEM, "out of memory recording the trajectory");
+    if (ns_now() >= w->next_flush) return traj_flush(w);
+    return 0;
+}
+
+int traj_flush(traj_writer *w) {
+    w->next_flush = ns_now() + w->flush_seconds;
+    return ns_write_file_atomic(w->path, w->text.data, w->text.len);
+}
+
+void traj_free(traj_writer *w) { ns_buf_free(&w->text); }
+
+void summary_begin(ns_json *j, ns_buf *b, const char *kind) {
+    ns_json_begin(j, b);
+    ns_json_obj(j, NULL);
+    ns_json_str(j, "program", "normsharp");
+    ns_json_str(j, "version", NS_VERSION);
+    ns_json_str(j, "kind", kind);
+}
+
+void config_model_data(ns_json *j, const ns_model *m, const ns_dataset *ds, const ns_data_opts *data,
+                       const char *weights_from) {
+    const ns_model_config *c = ns_model_cfg(m);
+    ns_json_str(j, "arch", c->arch);
+    ns_json_str(j, "param", c->param);
+    ns_json_num(j, "init_scale", c->init_scale);
+    ns_json_int(j, "seed", (long long)c->seed);
+    if (weights_from) ns_json_str(j, "weights_from", weights_from);
+    ns_json_str(j, "dataset", ds->name);
+    ns_json_int(j, "n", ds->n);
+    ns_json_int(j, "n_test", ds->n_test);
+    ns_json_int(j, "classes", ds->k);
+    ns_json_str(j, "loss", ns_loss_name(data->loss));
+    ns_json_str(j, "precision", NS_REAL_NAME);
+    ns_json_int(j, "nparams", (long long)ns_model_nparams(m));
+}
+
+int summary_write(const char *dir, const ns_buf *b) {
+    if (b->oom) return ns_fail(NS_ENOMEM, "out of memory writing the summary of '%s'", dir);
+    char p[4200];
+    int rc = ns_path(p, sizeof p, "%s/summary.json", dir);
+    if (rc) return rc;
+    return ns_write_file_atomic(p, b->data, b->len);
+}
+
+int loss_diverged(double loss, double loss0, double factor) {
+    if (!isfinite(loss)) return 1;
+    return loss0 > 0 && loss > factor * loss0;
+}
+
+void row_norms(ns_model *m, traj_row *r) { ns_model_norms(m, &r->l1, &r->l2, NULL, NULL); }
+
+int row_test(ns_model *m, const ns_batch *test, traj_row *r) {
+    if (!test || test->n <= 0) return 0;
+    double acc;
+    int rc = ns_model_loss(m, test, &r->test_loss, &acc);
+    if (rc) return rc;
+    r->test_err = 1 - acc;
+    r->has_test = 1;
+    return 0;
+}
+
+int row_eig(ns_model *m, const ns_batch *train, const ns_measure_opts *o, double **warm, traj_row *r) {
+    if (o->method == NS_EIG_NONE) return 0;
+    ns_measure_opts oo = *o;
+    oo.eig.warm = *warm;
+    ns_eig_result e;
+    int rc = ns_measure_eig(m, train, &oo, &e);
+    if (rc) return rc;
+    r->lambda_max = e.lambda_max;
+    r->sharpness = e.sharpness;
+    r->has_eig = 1;
+    if (e.vec_max) {  // keep the eigenvector for the next warm start
+        free(*warm);
+        *warm = e.vec_max;
+        e.vec_max = NULL;
+    }
+    ns_eig_result_free(&e);
+    return 0;
+}
+
+int measure_point(ns_model *m, const ns_batch *train, const ns_batch *test, const ns_measure_opts *o,
+                  const double *warm, int diverged, ns_measurement *x) {
+    ns_measure_opts oo = *o;
+    oo.eig.warm = warm;
+    if (diverged) {  // the spectrum of a blown-up point means nothing and may take long
+        oo.method = NS_EIG_NONE;
+        oo.trace_probes = 0;
+    }
+    return ns_measure(m, train, test, &oo, x);
+}
+
+void row_from_measurement(const ns_measurement *x, traj_row *r) {
+    r->train_loss = x->train_loss;
+    r->train_acc = x->train_acc;
+    r->l1 = x->l1;
+    r->l2 = x->l2;
+    r->has_test = !isnan(x->test_loss);
+    r->test_loss = x->test_loss;
+    r->test_err = x->test_err;
+    r->has_eig = x->have_eig;
+    r->lambda_max = x->have_eig ? x->eig.lambda_max : NAN;
+    r->sharpness = x->have_eig ? x->eig.sharpness : NAN;
+}
+
+int save_weights(const ns_model *m, const char *dir, const ns_data_opts *data) {
+    char p[4200];
+    int rc = ns_path(p, sizeof p, "%s/weights", dir);
+    if (rc) return rc;
+    if ((rc = ns_mkdirs(p))) return rc;
+    return ns_weights_save(m, p, data);
+}
+
+// ---- resuming: is a finished run the one we would compute now? -----------------------------
+
+static int jval_equal(const ns_jval *a, const ns_jval *b) {
+    if (a->type != b->type) return 0;
+    switch (a->type) {
+    case NS_JNULL: return 1;
+    case NS_JBOOL:
+    case NS_JNUM: return a->num == b->num;
+    case NS_JSTR: return !strcmp(a->str, b->str);
+    default: return 0;  // config values are scalars
+    }
+}
+
+static void describe(const ns_jval *v, char *out, size_t cap) {
+    if (!v) snprintf(out, cap, "(missing)");
+    else if (v->type == NS_JNUM) snprintf(out, cap, "%.17g", v->num);
+    else if (v->type == NS_JSTR) snprintf(out, cap, "'%s'", v->str);
+    else if (v->type == NS_JBOOL) snprintf(out, cap, "%s", v->num ? "true" : "false");
+    else snprintf(out, cap, "null");
+}
+
+int ns_config_matches(const char *summary_path, const ns_jval *want, char *why, size_t cap) {
+    ns_jval doc;
+    if (ns_json_parse_file(summary_path, &doc)) {
+        snprintf(why, cap, "%s", ns_errmsg());
+        return 0;
+    }
+    const ns_jval *have = ns_jget(&doc, "config");
+    int ok = have && have->type == NS_JOBJ;
+    if (!ok) snprintf(why, cap, "it has no \"config\" object");
+    for (int pass = 0; ok && pass < 2; pass++) {  // keys of want in have, then of have in want
+        const ns_jval *x = pass ? have : want, *y = pass ? want : have;
+        for (int i = 0; ok && i < x->n; i++) {
+            const ns_jval *other = ns_jget(y, x->keys[i]);
+            if (other && jval_equal(&x->items[i], other)) continue;
+            char a[64], b[64];
+            describe(pass ? other : &x->items[i], a, sizeof a);
+            describe(pass ? &x->items[i] : other, b, sizeof b);
+            snprintf(why, cap, "its %s is %s, this command asks for %s", x->keys[i], b, a);
+            ok = 0;
+        }
+    }
+    ns_jval_free(&doc);
+    return ok;
+}

@@ -1,0 +1,504 @@
+// Report: reading result directories (docs/OUTPUTS.md), the findings computed from them,
+// the figures drawn by gnuplot, and the command's messages and exit statuses.
+#include "testutil.h"
+#include "normsharp/report.h"
+
+// ---- synthetic result directories --------------------------------------------------------------
+static void put(const char *root, const char *rel, const char *text) {
+    char path[4096], dir[4096];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    snprintf(dir, sizeof dir, "%s", path);
+    *strrchr(dir, '/') = 0;
+    assert_int_equal(ns_mkdirs(dir), 0);
+    assert_int_equal(ns_write_file_atomic(path, text, strlen(text)), 0);
+}
+
+#define SWEEP_HEADER                                                                                          \
+    "eta,seed,status,steps,train_loss,train_err,test_loss,test_err,l1,l2,lambda_max,sharpness,two_over_eta," \
+    "trace,avg_train_loss,avg_test_err,avg_l1,avg_l2,avg_sharpness,dec_train_loss,dec_test_err,dec_l1,"      \
+    "dec_l2,dec_sharpness,seconds\n"
+
+static const char *CONFIG =
+    "\"config\": {\"arch\": \"fc-tanh-8\", \"param\": \"standard\", \"init_scale\": 1, \"seed\": 0, "
+    "\"dataset\": \"fashion-mnist\", \"n\": 100, \"loss\": \"mse\", \"lr\": %s}";
+
+// Known answers: s_GF = 10 so eta_c = 0.2 predicted; the first eta that ends >10% below
+// s_GF and within 10% of 2/eta is 0.25; above 0.2 the converged runs are 0.25, 0.3, 0.4,
+// 0.5, of which 3 end within 10% of 2/eta (not 0.4: 4.0 vs 5); their l1 = 11, 12, 13,
+// 12.5 has Spearman rho 0.8; the best test error is 0.12 at eta = 0.3. Run 0.15 stopped at
+// the step limit; 0.8 diverged (written with nan and empty cells, as a writer may).
+static void make_sweep(const char *root, int with_diverged) {
+    char csv[4096];
+    snprintf(csv, sizeof csv,
+             SWEEP_HEADER
+             "0.05,0,converged,900,0.009,0,0.30,0.20,10,3,9.8,9.8,40,,0.009,0.21,10,3,9.7,0.009,0.2,10,3,9.8,1\n"
+             "0.1,0,converged,500,0.009,0,0.29,0.19,10.1,3.01,9.9,9.9,20,,0.009,0.2,10.1,3.01,9.8,0.009,0.19,10.1,3.01,9.9,1\n"
+             "0.15,0,max_steps,400,0.02,0,0.28,0.18,10.05,3.02,9.7,9.7,13.33,,,,,,,,,,,,1\n"
+             "0.25,0,converged,300,0.009,0,0.25,0.15,11,3.1,7.9,7.9,8,,0.009,0.15,11,3.1,7.5,0.009,0.15,11,3.1,7.2,1\n"
+             "0.3,0,converged,250,0.009,0,0.22,0.12,12,3.2,6.6,6.6,6.667,,0.009,0.12,12,3.2,6.3,0.009,0.12,12,3.2,6.0,1\n"
+             "0.4,0,converged,200,0.009,0,0.24,0.14,13,3.3,4.0,4.0,5,,0.009,0.14,13,3.3,4.6,0.009,0.14,13,3.3,4.2,1\n"
+             "0.5,0,converged,150,0.009,0,0.26,0.16,12.5,3.25,3.9,3.9,4,,0.009,0.16,12.5,3.25,3.7,0.009,0.16,12.5,3.25,3.5,1\n"
+             "%s",
+             with_diverged ? "0.8,0,diverged,12,nan,,,,,,,,2.5,,,,,,,,,,,,0.1\n" : "");
+    put(root, "fashion-mnist/fc-tanh-8/mse/sweep.csv", csv);
+    const char *lrs[] = {"0.05", "0.3", "0.5"};
+    for (int k = 0; k < 3; k++) {
+        char rel[256], cfg[512], sum[1024];
+        snprintf(cfg, sizeof cfg, CONFIG, lrs[k]);
+        snprintf(sum, sizeof sum, "{\"program\": \"normsharp\", \"kind\": \"train\", %s, \"status\": \"converged\"}", cfg);
+        snprintf(rel, sizeof rel, "fashion-mnist/fc-tanh-8/mse/seed_0/lr_%s/summary.json", lrs[k]);
+        put(root, rel, sum);
+        ns_buf t = {0};
+        ns_buf_printf(&t, "step,time,train_loss,train_acc,l1,l2,test_loss,test_err,lambda_max,sharpness,step_seconds\n");
+        double eta = atof(lrs[k]);
+        for (int s = 0; s <= 100; s++) {
+            double sharp = fmin(2 * s / 10.0, 2 / eta * (1 + 0.05 * sin(s)));
+            if (s % 5 == 0)
+                ns_buf_printf(&t, "%d,%g,%g,0.5,10,3,,,%g,%g,0.01\n", s, s * eta, exp(-0.05 * s), sharp, sharp);
+            else ns_buf_printf(&t, "%d,%g,%g,0.5,10,3,,,,,0.01\n", s, s * eta, exp(-0.05 * s));
+        }
+        snprintf(rel, sizeof rel, "fashion-mnist/fc-tanh-8/mse/seed_0/lr_%s/trajectory.csv", lrs[k]);
+        put(root, rel, t.data);
+        ns_buf_free(&t);
+    }
+    char cfg[512], flow[1024];
+    snprintf(cfg, sizeof cfg, CONFIG, "null");
+    snprintf(flow, sizeof flow,
+             "{\"program\": \"normsharp\", \"kind\": \"flow\", %s, \"s_gf\": 10, \"eta_c\": 0.2, \"status\": \"converged\"}", cfg);
+    put(root, "fashion-mnist/fc-tanh-8/mse/seed_0/flow/summary.json", flow);
+    put(root, "fashion-mnist/fc-tanh-8/mse/seed_0/flow/trajectory.csv",
+        "step,time,h,train_loss,train_acc,l1,l2,test_loss,test_err,lambda_max,sharpness\n"
+        "0,0,0.05,1,0.1,10,3,,,2,2\n1,0.05,0.05,0.8,0.2,10,3,,,5,5\n2,0.1,0.05,0.5,0.4,10,3,,,10,10\n"
+        "3,0.15,0.05,0.1,0.8,10,3,,,9,9\n4,0.2,0.05,0.01,1,10,3,,,8.5,8.5\n");
+}
+
+// A DLN lab with d = 2 and one data point x = (1, 0.5), y = 1: the interpolating set is the
+// line b1 + 0.5 b2 = 1. Known answer: best eta 0.3 with generalization error 0.12 beats
+// min-l1 (0.5) and min-sharpness (0.4).
+static void make_dln(const char *root) {
+    put(root, "dln/dln.csv",
+        "eta,status,steps,l1,sharpness,two_over_eta,gen_err,dist_min_l1,dist_min_sharp,train_loss\n"
+        "0.1,converged,800,1.02,3.98,20,0.45,0.04,0.8,1e-9\n"
+        "0.2,converged,400,1.1,3.8,10,0.3,0.22,0.6,1e-9\n"
+        "0.3,converged,300,1.2,3.6,6.667,0.12,0.45,0.4,1e-9\n"
+        "0.4,converged,200,1.3,3.4,5,0.35,0.67,0.2,1e-9\n"
+        "0.6,diverged,10,,,3.333,,,,inf\n");
+    put(root, "dln/theory.json",
+        "{\"task\": {\"kind\": \"single\", \"n\": 1, \"d\": 2, \"s\": 1, \"noise\": 0, \"seed\": 0, "
+        "\"model\": \"shared\", \"alpha\": 0.01},\n"
+        " \"min_l1\": {\"beta\": [1, 0], \"l1\": 1, \"sharpness\": 4, \"gen_err\": 0.5},\n"
+        " \"min_sharpness\": {\"beta\": [0.6, 0.8], \"l1\": 1.4, \"sharpness\": 3.2, \"gen_err\": 0.4},\n"
+        " \"hypentropy\": {\"beta\": [0.99, 0.02], \"l1\": 1.01, \"sharpness\": 3.9, \"gen_err\": 0.48},\n"
+        " \"gen_opt\": {\"beta\": [0.8, 0.4], \"l1\": 1.2, \"sharpness\": 3.6, \"gen_err\": 0.1}}\n");
+    const char *lr[] = {"0.1", "0.2", "0.3", "0.4"};
+    const char *beta[] = {"[0.98, 0.04]", "[0.9, 0.2]", "[0.8, 0.4]", "[0.7, 0.6]"};
+    for (int k = 0; k < 4; k++) {
+        char rel[256], sum[256];
+        snprintf(rel, sizeof rel, "dln/runs/lr_%s/summary.json", lr[k]);
+        snprintf(sum, sizeof sum, "{\"kind\": \"dln\", \"status\": \"converged\", \"beta\": %s}", beta[k]);
+        put(root, rel, sum);
+    }
+}
+
+static int file_contains(const char *path, const char *needle) {
+    char *text;
+    if (ns_read_file(path, &text, NULL)) return 0;
+    int found = strstr(text, needle) != NULL;
+    free(text);
+    return found;
+}
+
+// PNG: 8-byte signature, then the IHDR chunk: length 13, "IHDR", width, height (big endian).
+static void assert_png(const char *path, unsigned width, unsigned height) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("no PNG at %s", path);
+    unsigned char h[24];
+    size_t got = fread(h, 1, sizeof h, f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    assert_int_equal(got, 24);
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    assert_memory_equal(h, sig, 8);
+    assert_memory_equal(h + 12, "IHDR", 4);
+    unsigned w = (unsigned)h[16] << 24 | (unsigned)h[17] << 16 | (unsigned)h[18] << 8 | h[19];
+    unsigned hh = (unsigned)h[20] << 24 | (unsigned)h[21] << 16 | (unsigned)h[22] << 8 | h[23];
+    assert_int_equal(w, width);
+    assert_int_equal(hh, height);
+    assert_true(size > 5000);  // a drawn figure, not an empty canvas
+}
+
+static void assert_exists(const char *dir, const char *rel) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    if (!ns_exists(path)) fail_msg("missing %s", path);
+}
+
+// ---- findings from files --------------------------------------------------------------------------
+static void findings_of_a_network_sweep_match_the_known_answers(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_sweep(root, 1);
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    assert_int_equal(r.nexp, 1);
+    assert_int_equal(r.exp[0].kind, NS_EXP_SWEEP);
+    assert_int_equal(r.exp[0].nrun, 8);
+    assert_true(r.exp[0].flow >= 0);
+    assert_string_equal(r.exp[0].cfg.arch, "fc-tanh-8");
+    ns_findings f;
+    ns_report_findings(&r, 0, &f);
+    TU_ASSERT_REL(f.eta_c_pred, 0.2, 1e-12);
+    TU_ASSERT_REL(f.s_gf, 10, 1e-12);
+    assert_int_equal(f.s_gf_from, NS_SGF_FLOW);
+    TU_ASSERT_REL(f.eta_c_obs, 0.25, 1e-12);
+    assert_int_equal(f.n_above, 4);
+    assert_int_equal(f.n_follow, 3);
+    assert_int_equal(f.n_l1, 4);
+    TU_ASSERT_REL(f.l1_rho, 0.8, 1e-12);
+    assert_int_equal(f.l1_up, 2);
+    assert_int_equal(f.l1_steps, 3);
+    TU_ASSERT_REL(f.best_eta, 0.3, 1e-12);
+    TU_ASSERT_REL(f.best_err, 0.12, 1e-12);
+    assert_int_equal(f.best_position, 0);
+    assert_int_equal(f.n_converged, 6);
+    assert_int_equal(f.n_diverged, 1);
+    assert_false(f.is_dln);
+    ns_buf b = {0};
+    ns_findings_text(&f, &b);
+    int lines = 0;
+    for (char *p = b.data; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 4);
+    assert_non_null(strstr(b.data, "predicted 0.2 "));
+    assert_non_null(strstr(b.data, "observed 0.25 "));
+    assert_non_null(strstr(b.data, "yes, 3 of 4"));
+    assert_non_null(strstr(b.data, "rho = 0.800"));
+    assert_non_null(strstr(b.data, "best eta: 0.3,"));
+    ns_buf_free(&b);
+    ns_report_free(&r);
+}
+
+static void findings_of_a_dln_say_whether_the_best_eta_beats_both_minimizers(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_dln(root);
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    assert_int_equal(r.nexp, 1);
+    assert_int_equal(r.exp[0].kind, NS_EXP_DLN);
+    assert_int_equal(r.exp[0].dln_d, 2);
+    assert_non_null(r.exp[0].run[0].beta);
+    assert_int_equal(r.exp[0].run[0].d, 2);
+    ns_findings f;
+    ns_report_findings(&r, 0, &f);
+    assert_true(f.is_dln);
+    assert_int_equal(f.s_gf_from, NS_SGF_GF_SOLUTION);
+    TU_ASSERT_REL(f.eta_c_pred, 2 / 3.9, 1e-12);
+    TU_ASSERT_REL(f.best_eta, 0.3, 1e-12);
+    TU_ASSERT_REL(f.best_err, 0.12, 1e-12);
+    TU_ASSERT_REL(f.gen_min_l1, 0.5, 1e-12);
+    TU_ASSERT_REL(f.gen_min_sharp, 0.4, 1e-12);
+    assert_int_equal(f.beats_both, 1);
+    assert_int_equal(f.n_diverged, 1);
+    ns_buf b = {0};
+    ns_findings_text(&f, &b);
+    assert_non_null(strstr(b.data, "DLN best eta beats both minimizers: yes"));
+    ns_buf_free(&b);
+    ns_report_free(&r);
+}
+
+static void observed_eta_c_falls_back_to_the_smallest_eta_without_a_flow(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_sweep(root, 0);
+    char flow[4096];
+    snprintf(flow, sizeof flow, "%s/fashion-mnist/fc-tanh-8/mse/seed_0/flow/summary.json", root);
+    assert_int_equal(unlink(flow), 0);
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    ns_findings f;
+    ns_report_findings(&r, 0, &f);
+    assert_true(isnan(f.eta_c_pred));
+    assert_false(f.s_ref_from_flow);
+    TU_ASSERT_REL(f.s_ref, 9.8, 1e-12);
+    TU_ASSERT_REL(f.eta_c_obs, 0.25, 1e-12);
+    TU_ASSERT_REL(f.eta_c, 0.25, 1e-12);  // the split falls back to the observed eta_c
+    ns_report_free(&r);
+}
+
+static void spearman_gives_tied_values_their_mean_rank(void **state) {
+    (void)state;
+    double x[] = {1, 2, 3, 4}, y[] = {1, 2, 2, 3}, z[] = {4, 3, 2, 1}, c[] = {5, 5, 5, 5};
+    TU_ASSERT_REL(ns_spearman(x, y, 4), 4.5 / sqrt(22.5), 1e-12);
+    TU_ASSERT_REL(ns_spearman(x, z, 4), -1, 1e-12);
+    assert_true(isnan(ns_spearman(x, c, 4)));
+    assert_true(isnan(ns_spearman(x, y, 1)));
+}
+
+static void sweep_with_two_seeds_becomes_two_experiments(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    put(root, "mnist/fc-relu-4/ce/sweep.csv",
+        SWEEP_HEADER "0.1,0,converged,10,0.1,0,0.5,0.2,1,1,2,2,20,,,,,,,,,,,,1\n"
+                     "0.1,1,converged,10,0.1,0,0.5,0.3,1,1,2,2,20,,,,,,,,,,,,1\n"
+                     "0.2,0,converged,10,0.1,0,0.5,0.25,1,1,2,2,10,,,,,,,,,,,,1\n"
+                     "0.2,1,diverged,3,inf,,,,,,,,10,,,,,,,,,,,,1\n");
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    assert_int_equal(r.nexp, 2);
+    assert_int_equal(r.exp[0].cfg.seed, 0);
+    assert_int_equal(r.exp[1].cfg.seed, 1);
+    assert_string_equal(r.exp[1].cfg.dataset, "mnist");  // from the path: no run directories
+    assert_string_equal(r.exp[1].cfg.loss, "ce");
+    assert_int_equal(r.exp[0].nrun, 2);
+    assert_int_equal(r.exp[1].nrun, 2);
+    assert_string_not_equal(r.exp[0].tag, r.exp[1].tag);
+    ns_findings f;
+    ns_report_findings(&r, 0, &f);
+    TU_ASSERT_REL(f.best_eta, 0.1, 1e-12);
+    assert_int_equal(f.best_position, -1);
+    ns_report_findings(&r, 1, &f);
+    assert_int_equal(f.n_diverged, 1);
+    ns_report_free(&r);
+}
+
+static void train_runs_and_a_flow_with_the_same_config_form_one_experiment(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    const char *lrs[] = {"0.4", "0.1"};
+    for (int k = 0; k < 2; k++) {
+        char rel[256], cfg[512], sum[2048];
+        snprintf(cfg, sizeof cfg, CONFIG, lrs[k]);
+        snprintf(sum, sizeof sum,
+                 "{\"kind\": \"train\", %s, \"status\": \"converged\", \"steps\": 10, "
+                 "\"final\": {\"sharpness\": %s, \"l1\": 5, \"test_err\": 0.3}, \"averaged\": null, \"decayed\": null}",
+                 cfg, k ? "9" : "5");
+        snprintf(rel, sizeof rel, "train_%s/summary.json", lrs[k]);
+        put(root, rel, sum);
+    }
+    char cfg[512], flow[1024];
+    snprintf(cfg, sizeof cfg, CONFIG, "null");
+    snprintf(flow, sizeof flow, "{\"kind\": \"flow\", %s, \"s_gf\": 10, \"eta_c\": 0.2}", cfg);
+    put(root, "gf/summary.json", flow);
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    assert_int_equal(r.nexp, 1);
+    assert_int_equal(r.exp[0].kind, NS_EXP_TRAIN);
+    assert_int_equal(r.exp[0].nrun, 2);
+    TU_ASSERT_REL(r.exp[0].run[0].eta, 0.1, 1e-12);  // sorted by eta
+    TU_ASSERT_REL(r.exp[0].run[1].sharpness, 5, 1e-12);
+    assert_int_equal(r.exp[0].flow, 0);
+    assert_true(r.flow[0].used);
+    ns_findings f;
+    ns_report_findings(&r, 0, &f);
+    TU_ASSERT_REL(f.eta_c_pred, 0.2, 1e-12);
+    assert_int_equal(f.n_above, 1);
+    assert_int_equal(f.n_follow, 1);  // 5 = 2/0.4
+    ns_report_free(&r);
+}
+
+static void csv_with_a_short_row_is_rejected_naming_file_and_line(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    put(root, "x/sweep.csv", "eta,seed,status\n0.1,0,converged\n0.2,0\n");
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), NS_EFORMAT);
+    assert_non_null(strstr(ns_errmsg(), "sweep.csv"));
+    assert_non_null(strstr(ns_errmsg(), "line 3"));
+    ns_table t;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/t.csv", root);
+    put(root, "t.csv", "a,b,c\r\n1,,nan\r\n-inf,x,2.5\r\n");
+    assert_int_equal(ns_table_read(path, &t), 0);
+    assert_int_equal(t.nrow, 2);
+    assert_true(isnan(ns_table_num(&t, 0, 1)));  // empty: not measured
+    assert_true(isnan(ns_table_num(&t, 0, 2)));
+    assert_true(isinf(ns_table_num(&t, 1, 0)));
+    assert_true(isnan(ns_table_num(&t, 1, 1)));  // not a number
+    TU_ASSERT_REL(ns_table_num(&t, 1, ns_table_col(&t, "c")), 2.5, 0);
+    assert_int_equal(ns_table_col(&t, "d"), -1);
+    ns_table_free(&t);
+}
+
+// ---- the command ------------------------------------------------------------------------------------
+static void report_of_a_network_sweep_draws_every_figure_cleanly(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_sweep(root, 0);
+    char out[16384], rdir[4096];
+    int rc = tu_run(out, sizeof out, "report %s", root);
+    if (rc != 0) fail_msg("report failed (%d): %s", rc, out);
+    snprintf(rdir, sizeof rdir, "%s/report", root);
+    const char *tag = "fashion-mnist_fc-tanh-8_mse_seed0";
+    const char *figs[] = {"sharpness", "norms", "generalization", "measures", "trajectories", "flow"};
+    for (int i = 0; i < 6; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "%s_%s.png", tag, figs[i]);
+        assert_exists(rdir, rel);
+        snprintf(rel, sizeof rel, "%s_%s.svg", tag, figs[i]);
+        assert_exists(rdir, rel);
+        snprintf(rel, sizeof rel, "%s_%s.gp", tag, figs[i]);
+        assert_exists(rdir, rel);
+    }
+    char png[4400];
+    snprintf(png, sizeof png, "%s/%s_sharpness.png", rdir, tag);
+    assert_png(png, 820, 600);
+    snprintf(png, sizeof png, "%s/%s_measures.png", rdir, tag);
+    assert_png(png, 1560, 660);
+    // gnuplot said nothing but the script headers: no warnings about the data.
+    char log[4400];
+    snprintf(log, sizeof log, "%s/gnuplot.log", rdir);
+    assert_false(file_contains(log, "warning"));
+    assert_false(file_contains(log, "rror"));
+    assert_exists(rdir, "report.md");
+    assert_exists(rdir, "index.html");
+    char md[4400];
+    snprintf(md, sizeof md, "%s/report.md", rdir);
+    assert_true(file_contains(md, "_sharpness.png"));
+    assert_true(file_contains(md, "| 0.3 |"));
+    // The five findings (four for a network) are printed.
+    assert_non_null(strstr(out, "eta_c: predicted 0.2 "));
+    assert_non_null(strstr(out, "sharpness at 2/eta above eta_c: yes"));
+    assert_non_null(strstr(out, "l1 norm grows with eta above eta_c: yes"));
+    assert_non_null(strstr(out, "best eta: 0.3,"));
+}
+
+static void diverged_runs_are_marked_and_never_plotted_as_points(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_sweep(root, 1);
+    char out[16384];
+    int rc = tu_run(out, sizeof out, "report %s", root);
+    if (rc != 0) fail_msg("report failed (%d): %s", rc, out);
+    char gp[4096], dat[4096];
+    snprintf(gp, sizeof gp, "%s/report/fashion-mnist_fc-tanh-8_mse_seed0_sharpness.gp", root);
+    assert_true(file_contains(gp, "diverged: 1 run"));
+    assert_true(file_contains(gp, "at first 0.80000000000000004, graph 0.965"));
+    // No data file of the report holds a point at the diverged eta.
+    for (int k = 0; k < 40; k++) {
+        const char *figs[] = {"sharpness", "norms", "generalization", "measures"};
+        for (int i = 0; i < 4; i++) {
+            snprintf(dat, sizeof dat, "%s/report/data/fashion-mnist_fc-tanh-8_mse_seed0_%s_%d.dat", root, figs[i], k);
+            if (!ns_exists(dat)) continue;
+            char *text;
+            assert_int_equal(ns_read_file(dat, &text, NULL), 0);
+            for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+                if (!strncmp(line, "0.8\t", 4)) fail_msg("%s plots the diverged run: %.40s", dat, line);
+            free(text);
+        }
+    }
+    char md[4096];
+    snprintf(md, sizeof md, "%s/report/report.md", root);
+    assert_true(file_contains(md, "| 0.8 | 2.5 | diverged |"));
+}
+
+static void report_of_a_dln_only_directory_draws_the_interpolating_set(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_dln(root);
+    char out[16384], png[4096];
+    int rc = tu_run(out, sizeof out, "report %s", root);
+    if (rc != 0) fail_msg("report failed (%d): %s", rc, out);
+    const char *figs[] = {"generalization", "l1_sharpness", "interpolators"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(png, sizeof png, "%s/report/dln_dln_%s.png", root, figs[i]);
+        if (!ns_exists(png)) fail_msg("missing %s; output: %s", png, out);
+    }
+    snprintf(png, sizeof png, "%s/report/dln_dln_interpolators.png", root);
+    assert_png(png, 820, 720);
+    // The line b1 + 0.5 b2 = 1 through the known interpolators was drawn.
+    char dat[4096];
+    snprintf(dat, sizeof dat, "%s/report/data/dln_dln_interpolators_0.dat", root);
+    char *text;
+    assert_int_equal(ns_read_file(dat, &text, NULL), 0);
+    double b1, b2;
+    char *row = strchr(text, '\n') + 1;
+    assert_int_equal(sscanf(row, "%lf %lf", &b1, &b2), 2);
+    TU_ASSERT_REL(b1 + 0.5 * b2, 1, 1e-9);
+    free(text);
+    assert_non_null(strstr(out, "DLN best eta beats both minimizers: yes"));
+    assert_non_null(strstr(out, "best eta: 0.3,"));
+}
+
+static void report_json_gives_the_findings(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_sweep(root, 1);
+    make_dln(root);
+    char out[65536];
+    int rc = tu_run(out, sizeof out, "report %s --json", root);
+    if (rc != 0) fail_msg("report failed (%d): %s", rc, out);
+    ns_jval j;
+    if (ns_json_parse(out, strlen(out), "report --json", &j)) fail_msg("%s: %s", ns_errmsg(), out);
+    const ns_jval *exps = ns_jget(&j, "experiments");
+    assert_non_null(exps);
+    assert_int_equal(exps->n, 2);
+    assert_true(ns_jget(&j, "error")->type == NS_JNULL);
+    const ns_jval *net = &exps->items[0], *dln = &exps->items[1];
+    assert_string_equal(ns_jstr(net, "kind", ""), "sweep");
+    const ns_jval *f = ns_jget(net, "findings");
+    TU_ASSERT_REL(ns_jnum(ns_jget(f, "eta_c"), "predicted", 0), 0.2, 1e-12);
+    TU_ASSERT_REL(ns_jnum(ns_jget(f, "eta_c"), "observed", 0), 0.25, 1e-12);
+    TU_ASSERT_REL(ns_jnum(ns_jget(f, "best"), "eta", 0), 0.3, 1e-12);
+    assert_int_equal(ns_jget(f, "lines")->n, 4);
+    f = ns_jget(dln, "findings");
+    assert_true(ns_jget(ns_jget(f, "dln"), "beats_both")->type == NS_JBOOL);
+    assert_int_equal((int)ns_jnum(ns_jget(f, "dln"), "beats_both", -1), 1);
+    assert_int_equal(ns_jget(f, "lines")->n, 5);
+    assert_true(ns_jget(&j, "figures")->n >= 9);
+    ns_jval_free(&j);
+}
+
+static void empty_directory_is_a_clear_error_with_status_1(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    char out[4096];
+    assert_int_equal(tu_run(out, sizeof out, "report %s", root), 1);
+    assert_non_null(strstr(out, "no results under"));
+    assert_non_null(strstr(out, "sweep.csv"));
+    assert_int_equal(tu_run(out, sizeof out, "report %s/does-not-exist", root), 1);
+    assert_non_null(strstr(out, "is not a directory"));
+    assert_int_equal(tu_run(out, sizeof out, "report"), 2);
+    assert_int_equal(tu_run(out, sizeof out, "report %s --coords 3", root), 2);
+    assert_int_equal(tu_run(out, sizeof out, "report %s --coords 2,2", root), 2);
+}
+
+static void missing_gnuplot_is_said_in_one_sentence_and_the_documents_remain(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_dln(root);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "PATH=%s/no-such-bin %s report %s 2>&1", root, tu_bin(), root);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[8192];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    assert_non_null(strstr(out, "gnuplot is not installed"));
+    assert_non_null(strstr(out, "DLN best eta beats both minimizers: yes"));  // findings need no gnuplot
+    char md[4096];
+    snprintf(md, sizeof md, "%s/report/report.md", root);
+    assert_true(file_contains(md, "not drawn"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(findings_of_a_network_sweep_match_the_known_answers),
+        cmocka_unit_test(findings_of_a_dln_say_whether_the_best_eta_beats_both_minimizers),
+        cmocka_unit_test(observed_eta_c_falls_back_to_the_smallest_eta_without_a_flow),
+        cmocka_unit_test(spearman_gives_tied_values_their_mean_rank),
+        cmocka_unit_test(sweep_with_two_seeds_becomes_two_experiments),
+        cmocka_unit_test(train_runs_and_a_flow_with_the_same_config_form_one_experiment),
+        cmocka_unit_test(csv_with_a_short_row_is_rejected_naming_file_and_line),
+        cmocka_unit_test(report_of_a_network_sweep_draws_every_figure_cleanly),
+        cmocka_unit_test(diverged_runs_are_marked_and_never_plotted_as_points),
+        cmocka_unit_test(report_of_a_dln_only_directory_draws_the_interpolating_set),
+        cmocka_unit_test(report_json_gives_the_findings),
+        cmocka_unit_test(empty_directory_is_a_clear_error_with_status_1),
+        cmocka_unit_test(missing_gnuplot_is_said_in_one_sentence_and_the_documents_remain),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,282 @@
+// `normsharp train`, `flow` and `sweep` from the command line, on a tiny slice of
+// Fashion-MNIST (64 examples, a 16-unit network): exit statuses, divergence as a result,
+// reproducibility, --jobs independence, resume after SIGKILL, and bad input.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include "testutil.h"
+
+#define TINY "--arch fc-tanh-16 --n 64 --n-test 64 --top-k 2 --trace-probes 2"
+#define SWEEP_DIR "fashion-mnist/fc-tanh-16/mse"
+
+static char out[65536];
+
+static char *slurp(const char *fmt, const char *a, const char *b) {
+    char p[1024], *data = NULL;
+    snprintf(p, sizeof p, fmt, a, b);
+    if (ns_read_file(p, &data, NULL)) return NULL;
+    return data;
+}
+
+// The CSV without its last column (wall-clock seconds, the one thing that may differ).
+static char *csv_without_seconds(const char *dir) {
+    char *s = slurp("%s/%s/sweep.csv", dir, SWEEP_DIR);
+    if (!s) return NULL;
+    char *w = s;
+    for (char *line = s; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        char *comma = NULL;
+        for (size_t k = 0; k < len; k++)
+            if (line[k] == ',') comma = line + k;
+        size_t keep = comma ? (size_t)(comma - line) : len;
+        memmove(w, line, keep);
+        w += keep;
+        *w++ = '\n';
+        if (!nl) break;
+        line = nl + 1;
+    }
+    *w = 0;
+    return s;
+}
+
+// summary.json with its "timing" block dropped (everything else must be reproducible).
+static char *summary_without_timing(const char *dir) {
+    char *s = slurp("%s/summary.json%s", dir, "");
+    if (!s) return NULL;
+    char *t = strstr(s, "\"timing\"");
+    if (t) *t = 0;
+    return s;
+}
+
+static void train_twice_with_the_same_options_gives_identical_summaries(void **state) {
+    (void)state;
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s", tu_tmpdir());
+    snprintf(b, sizeof b, "%s", tu_tmpdir());
+    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 200 --eig-every 50 --avg-last 5 "
+                            "--decay-steps 10 --out %s", a), 0);
+    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 200 --eig-every 50 --avg-last 5 "
+                            "--decay-steps 10 --out %s", b), 0);
+    char *sa = summary_without_timing(a), *sb = summary_without_timing(b);
+    assert_non_null(sa);
+    assert_non_null(sb);
+    assert_non_null(strstr(sa, "\"status\": \"max_steps\""));
+    assert_string_equal(sa, sb);
+    free(sa);
+    free(sb);
+}
+
+static void train_with_a_huge_eta_ends_diverged_with_its_step_and_exit_status_0(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 1000 --max-steps 100 --json --out %s", d), 0);
+    ns_jval v;
+    assert_int_equal(ns_json_parse(out, strlen(out), "stdout", &v), 0);
+    assert_string_equal(ns_jstr(&v, "status", ""), "diverged");
+    double at = ns_jnum(&v, "diverged_at", -1);
+    assert_true(at >= 1 && at < 100);
+    assert_true(ns_jnum(&v, "steps", -1) == at);
+    ns_jval_free(&v);
+    char *traj = slurp("%s/trajectory.csv%s", d, "");
+    assert_non_null(traj);
+    assert_non_null(strstr(traj, "step,time,train_loss"));
+    free(traj);
+}
+
+static void flow_prints_s_gf_and_eta_c(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    assert_int_equal(tu_run(out, sizeof out, "flow " TINY " --loss-goal 0.2 --json --out %s", d), 0);
+    ns_jval v;
+    assert_int_equal(ns_json_parse(out, strlen(out), "stdout", &v), 0);
+    assert_string_equal(ns_jstr(&v, "status", ""), "converged");
+    double s = ns_jnum(&v, "s_gf", NAN), e = ns_jnum(&v, "eta_c", NAN);
+    assert_true(s > 0);
+    TU_ASSERT_REL(e, 2 / s, 1e-15);
+    assert_true(ns_jnum(ns_jget(&v, "final"), "train_loss", 1) <= 0.2);
+    ns_jval_free(&v);
+}
+
+#define GRID "--lr 0.02:2:5 --max-steps 400 --log-every 50"
+
+static void sweep_csv_is_the_same_for_jobs_1_and_jobs_2(void **state) {
+    (void)state;
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s", tu_tmpdir());
+    snprintf(b, sizeof b, "%s", tu_tmpdir());
+    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " " GRID " --seeds 0,1 --jobs 1 --out %s", a), 0);
+    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " " GRID " --seeds 0,1 --jobs 2 --out %s", b), 0);
+    char *ca = csv_without_seconds(a), *cb = csv_without_seconds(b);
+    assert_non_null(ca);
+    assert_non_null(cb);
+    assert_string_equal(ca, cb);
+    int lines = 0;
+    for (char *p = ca; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 1 + 2 * 5);
+    assert_non_null(strstr(ca, "\n0.02,0,"));
+    assert_non_null(strstr(ca, "\n2,1,diverged,"));
+    free(ca);
+    free(cb);
+}
+
+static void sweep_run_equals_train_with_one_thread(void **state) {
+    (void)state;
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s", tu_tmpdir());
+    snprintf(b, sizeof b, "%s", tu_tmpdir());
+    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " --lr 0.1 --max-steps 300 --seeds 3 --out %s", a), 0);
+    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 300 --seed 3 --threads 1 --out %s", b), 0);
+    char sub[700];
+    snprintf(sub, sizeof sub, "%s/" SWEEP_DIR "/seed_3/lr_0.1", a);
+    char *sa = summary_without_timing(sub), *sb = summary_without_timing(b);
+    assert_non_null(sa);
+    assert_non_null(sb);
+    assert_string_equal(sa, sb);
+    free(sa);
+    free(sb);
+}
+
+static double mtime_of(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return -1;
+    return (double)st.st_mtim.tv_sec + 1e-9 * (double)st.st_mtim.tv_nsec;
+}
+
+#define SLOW "--lr 0.01:0.1:6 --max-steps 3000 --log-every 300"
+
+static void sweep_killed_midway_resumes_without_recomputing_finished_runs(void **state) {
+    (void)state;
+    char ref[512], d[512];
+    snprintf(ref, sizeof ref, "%s", tu_tmpdir());
+    snprintf(d, sizeof d, "%s", tu_tmpdir());
+    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " " SLOW " --jobs 2 --out %s", ref), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        char outarg[600];
+        snprintf(outarg, sizeof outarg, "%s", d);
+        execl(tu_bin(), tu_bin(), "sweep", "--arch", "fc-tanh-16", "--n", "64", "--n-test", "64", "--top-k", "2",
+              "--trace-probes", "2", "--lr", "0.01:0.1:6", "--max-steps", "3000", "--log-every", "300", "--out",
+              outarg, (char *)NULL);
+        _exit(127);
+    }
+    // wait until the first two runs are finished, then kill the sweep outright
+    char s0[700], s1[700];
+    snprintf(s0, sizeof s0, "%s/" SWEEP_DIR "/seed_0/lr_0.01/summary.json", d);
+    snprintf(s1, sizeof s1, "%s/" SWEEP_DIR "/seed_0/lr_0.0158489/summary.json", d);
+    for (int k = 0; k < 12000 && !ns_exists(s1); k++) {
+        struct timespec ts = {0, 5000000L};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(ns_exists(s0) && ns_exists(s1));
+    char csvp[700];
+    snprintf(csvp, sizeof csvp, "%s/" SWEEP_DIR "/sweep.csv", d);
+    assert_false(ns_exists(csvp));  // killed before the end: no CSV yet
+    double m0 = mtime_of(s0), m1 = mtime_of(s1);
+    struct timespec ts = {0, 20000000L};
+    nanosleep(&ts, NULL);
+    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " " SLOW " --out %s", d), 0);
+    assert_non_null(strstr(out, "already finished"));
+    assert_true(mtime_of(s0) == m0 && mtime_of(s1) == m1);  // not recomputed
+    char *ca = csv_without_seconds(ref), *cb = csv_without_seconds(d);
+    assert_non_null(ca);
+    assert_non_null(cb);
+    assert_string_equal(ca, cb);
+    free(ca);
+    free(cb);
+    // every run's files parse
+    const char *etas[] = {"0.01", "0.0158489", "0.0251189", "0.0398107", "0.0630957", "0.1"};
+    for (int i = 0; i < 6; i++) {
+        char p[800];
+        snprintf(p, sizeof p, "%s/" SWEEP_DIR "/seed_0/lr_%s/summary.json", d, etas[i]);
+        ns_jval v;
+        assert_int_equal(ns_json_parse_file(p, &v), 0);
+        ns_jval_free(&v);
+        snprintf(p, sizeof p, "%s/" SWEEP_DIR "/seed_0/lr_%s/trajectory.csv", d, etas[i]);
+        assert_true(ns_exists(p));
+    }
+}
+
+static void sweep_refuses_to_resume_with_different_options(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " --lr 0.1 --max-steps 50 --out %s", d), 0);
+    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " --lr 0.1 --max-steps 60 --out %s", d), 2);
+    assert_non_null(strstr(out, "max_steps"));
+    assert_non_null(strstr(out, "other options"));
+}
+
+static void sweep_with_flow_centres_the_grid_on_eta_c(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " --flow --loss-goal 0.2 --lr-around 3 --lr-span 2 "
+                            "--max-steps 300 --json --out %s", d), 0);
+    ns_jval v;
+    assert_int_equal(ns_json_parse(out, strlen(out), "stdout", &v), 0);
+    const ns_jval *seeds = ns_jget(&v, "seeds");
+    assert_true(seeds && seeds->type == NS_JARR && seeds->n == 1);
+    const ns_jval *s0 = &seeds->items[0], *runs = ns_jget(s0, "runs");
+    double eta_c = ns_jnum(s0, "eta_c", NAN);
+    assert_true(eta_c > 0);
+    assert_true(runs && runs->n == 3);
+    TU_ASSERT_REL(ns_jnum(&runs->items[0], "eta", NAN), eta_c / 2, 1e-12);
+    TU_ASSERT_REL(ns_jnum(&runs->items[1], "eta", NAN), eta_c, 1e-12);
+    TU_ASSERT_REL(ns_jnum(&runs->items[2], "eta", NAN), eta_c * 2, 1e-12);
+    ns_jval_free(&v);
+    char *f = slurp("%s/" SWEEP_DIR "/seed_0/flow/summary.json%s", d, "");
+    assert_non_null(f);
+    free(f);
+}
+
+static void bad_sweep_input_is_a_usage_error_with_exit_status_2(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    char file[600];
+    snprintf(file, sizeof file, "%s/a-file", d);
+    FILE *f = fopen(file, "w");
+    fclose(f);
+    struct {
+        const char *args, *says;
+    } cases[] = {
+        {"--lr ''", "--lr"},
+        {"--lr 0", "--lr"},
+        {"--lr -0.1", "--lr"},
+        {"--lr 0.1,,0.2", "--lr"},
+        {"--lr 0.1 --jobs 0", "--jobs"},
+        {"--lr-around 5", "--flow"},
+        {"", "--lr"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = tu_run(out, sizeof out, "sweep " TINY " %s --out %s/o", cases[i].args, d);
+        if (rc != 2 || !strstr(out, cases[i].says))
+            fail_msg("sweep %s: exit %d, output '%s'", cases[i].args, rc, out);
+    }
+    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " --lr 0.1 --out %s/sub", file), 2);
+    assert_non_null(strstr(out, "--out"));
+    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0 --out %s/t", d), 2);
+    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --out %s/t", d), 2);
+    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --out %s/sub", file), 2);
+    assert_int_equal(tu_run(out, sizeof out, "flow " TINY " --out %s/f", d), 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(train_twice_with_the_same_options_gives_identical_summaries),
+        cmocka_unit_test(train_with_a_huge_eta_ends_diverged_with_its_step_and_exit_status_0),
+        cmocka_unit_test(flow_prints_s_gf_and_eta_c),
+        cmocka_unit_test(sweep_csv_is_the_same_for_jobs_1_and_jobs_2),
+        cmocka_unit_test(sweep_run_equals_train_with_one_thread),
+        cmocka_unit_test(sweep_killed_midway_resumes_without_recomputing_finished_runs),
+        cmocka_unit_test(sweep_refuses_to_resume_with_different_options),
+        cmocka_unit_test(sweep_with_flow_centres_the_grid_on_eta_c),
+        cmocka_unit_test(bad_sweep_input_is_a_usage_error_with_exit_status_2),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
