@@ -171,6 +171,33 @@ static void secular_sharpness_matches_dense_at_non_interpolators(void **state) {
     problem_free(&P);
 }
 
+// The commands' policy (secular unless not certified, then dense) must give the dense
+// sharpness at every point, on a problem large enough (p = 400) to leave the dense-only range.
+static void auto_sharpness_equals_dense_sharpness(void **state) {
+    (void)state;
+    problem P;
+    problem_make(&P, 4, 200, 15);
+    ns_dln_model m = {NS_DLN_PM, 2, 0.1};
+    double theta[400];
+    int secular = 0;
+    for (int rep = 0; rep < 6; rep++) {
+        random_theta(&m, 200, 40 + rep, theta);
+        for (int a = 0; a < 400; a++) theta[a] *= rep < 3 ? 1.0 : 0.1;  // large and small gradients
+        ns_dln_point pt;
+        DLN_OK(ns_dln_point_alloc(&pt, 4, 200));
+        ns_dln_eval(&m, &P.t, theta, &pt);
+        ns_dln_sharp dense, aut;
+        DLN_OK(ns_dln_sharpness(&m, &P.t, theta, &pt, 100000, &dense));
+        DLN_OK(ns_dln_sharpness_auto(&m, &P.t, theta, &pt, NS_DLN_DENSE_MAX, &aut));
+        TU_ASSERT_REL(aut.sharpness, dense.sharpness, 1e-10);
+        assert_true(aut.exact);
+        secular += !strcmp(aut.method, "secular");
+        ns_dln_point_free(&pt);
+    }
+    assert_true(secular > 0);
+    problem_free(&P);
+}
+
 // At an interpolator g = 0, so the Hessian is (1/n) J^T J and the sharpness is
 // (1/n) lambda_max(X diag(|j|^2) X^T): for shared weights and one data point 4 sum beta_i x_i^2.
 static void sharpness_at_interpolator_is_the_n_by_n_reduction(void **state) {
@@ -256,6 +283,7 @@ int main(void) {
         cmocka_unit_test(gradient_and_hessian_match_finite_differences),
         cmocka_unit_test(hvp_matches_dense_hessian),
         cmocka_unit_test(secular_sharpness_matches_dense_at_non_interpolators),
+        cmocka_unit_test(auto_sharpness_equals_dense_sharpness),
         cmocka_unit_test(sharpness_at_interpolator_is_the_n_by_n_reduction),
         cmocka_unit_test(sharpness_of_beta_matches_the_realizing_parameters),
         cmocka_unit_test(model_names_and_bad_parameters_are_rejected),

@@ -420,6 +420,68 @@ static void report_of_a_dln_only_directory_draws_the_interpolating_set(void **st
     assert_non_null(strstr(out, "best eta: 0.3,"));
 }
 
+// A DLN with d coordinates and one data point x = e_2 + e_S (S = 4, or 3 when d = 3; 1-based):
+// min-l1 is e_2, min-sharpness e_S, so they differ most in (2, S); the interpolating set is
+// {beta_2 + beta_S = 1}, a plane when d = 3.
+static void make_dln_wide(const char *root, int d) {
+    int si = d > 3 ? 3 : d - 1;
+    ns_buf th = {0}, l1 = {0}, sh = {0};
+    for (int i = 0; i < d; i++) {
+        ns_buf_printf(&l1, "%s%d", i ? ", " : "", i == 1);
+        ns_buf_printf(&sh, "%s%d", i ? ", " : "", i == si);
+    }
+    ns_buf_printf(&th,
+                  "{\"task\": {\"kind\": \"single\", \"n\": 1, \"d\": %d},\n"
+                  " \"min_l1\": {\"beta\": [%s], \"l1\": 1, \"sharpness\": 4, \"gen_err\": 0.5},\n"
+                  " \"min_sharpness\": {\"beta\": [%s], \"l1\": 1, \"sharpness\": 3, \"gen_err\": 0.4}}\n",
+                  d, l1.data, sh.data);
+    put(root, "wide/theory.json", th.data);
+    put(root, "wide/dln.csv",
+        "eta,status,steps,l1,sharpness,two_over_eta,gen_err,dist_min_l1,dist_min_sharp,train_loss\n"
+        "0.1,converged,100,1,3.9,20,0.45,0.1,1,1e-9\n0.5,converged,100,1,3.5,4,0.3,0.5,0.5,1e-9\n");
+    for (int k = 0; k < 2; k++) {
+        ns_buf b = {0};
+        ns_buf_printf(&b, "{\"beta\": [");
+        for (int i = 0; i < d; i++)
+            ns_buf_printf(&b, "%s%g", i ? ", " : "", i == 1 ? 0.8 - 0.4 * k : i == si ? 0.2 + 0.4 * k : 0.1 * k);
+        ns_buf_printf(&b, "]}");
+        put(root, k ? "wide/runs/lr_0.5/summary.json" : "wide/runs/lr_0.1/summary.json", b.data);
+        ns_buf_free(&b);
+    }
+    ns_buf_free(&th);
+    ns_buf_free(&l1);
+    ns_buf_free(&sh);
+}
+
+static void dln_interpolators_are_drawn_in_3d_and_projected_where_minimizers_differ(void **state) {
+    (void)state;
+    const char *root3 = tu_tmpdir();
+    make_dln_wide(root3, 3);
+    char out[16384], path[4096];
+    int rc = tu_run(out, sizeof out, "report %s", root3);
+    if (rc != 0) fail_msg("report failed (%d): %s", rc, out);
+    snprintf(path, sizeof path, "%s/report/dln_wide_interpolators.gp", root3);
+    assert_true(file_contains(path, "splot "));  // d = 3: the plane in 3D
+    snprintf(path, sizeof path, "%s/report/data/dln_wide_interpolators_0.dat", root3);
+    assert_true(file_contains(path, "mesh of the interpolating set"));
+    snprintf(path, sizeof path, "%s/report/dln_wide_interpolators.png", root3);
+    assert_png(path, 820, 720);
+    snprintf(path, sizeof path, "%s/report/gnuplot.log", root3);
+    assert_false(file_contains(path, "warning"));
+
+    const char *root7 = tu_tmpdir();
+    make_dln_wide(root7, 7);
+    rc = tu_run(out, sizeof out, "report %s", root7);
+    if (rc != 0) fail_msg("report failed (%d): %s", rc, out);
+    snprintf(path, sizeof path, "%s/report/dln_wide_interpolators.gp", root7);
+    assert_true(file_contains(path, "(β_2, β_4) (projection; where the two minimizers differ most)"));
+    rc = tu_run(out, sizeof out, "report %s --coords 5,6", root7);
+    if (rc != 0) fail_msg("report --coords failed (%d): %s", rc, out);
+    assert_true(file_contains(path, "(β_5, β_6) (projection)"));
+    snprintf(path, sizeof path, "%s/report/dln_wide_interpolators.png", root7);
+    assert_png(path, 820, 720);
+}
+
 static void report_json_gives_the_findings(void **state) {
     (void)state;
     const char *root = tu_tmpdir();
@@ -496,6 +558,7 @@ int main(void) {
         cmocka_unit_test(report_of_a_network_sweep_draws_every_figure_cleanly),
         cmocka_unit_test(diverged_runs_are_marked_and_never_plotted_as_points),
         cmocka_unit_test(report_of_a_dln_only_directory_draws_the_interpolating_set),
+        cmocka_unit_test(dln_interpolators_are_drawn_in_3d_and_projected_where_minimizers_differ),
         cmocka_unit_test(report_json_gives_the_findings),
         cmocka_unit_test(empty_directory_is_a_clear_error_with_status_1),
         cmocka_unit_test(missing_gnuplot_is_said_in_one_sentence_and_the_documents_remain),

@@ -75,7 +75,7 @@ static void add_training(ns_cli *c, dln_args *a, int sweep) {
     ns_cli_add(c, "log-every", OPT_LONG, &o->log_every, 0, 1e15, "K", "trajectory.csv row every K steps (default 0 = no trajectory)");
     ns_cli_add(c, "eig-every", OPT_LONG, &o->eig_every, 0, 1e15, "K", "sharpness on trajectory rows at multiples of K (default 0 = never)");
     ns_cli_add(c, "dense-max", OPT_INT, &a->dense_max, 0, 1e6, "P",
-               "final sharpness from the dense Hessian up to P parameters, else the secular route (default 2000)");
+               "dense Hessian eigenvalues allowed up to P parameters when the secular route is not exact (default 2000)");
 }
 
 static void add_output(ns_cli *c, dln_args *a, int out_required, int jobs) {
@@ -266,7 +266,7 @@ static void measure(const ns_dln_model *m, const ns_dln_task *task, const double
     ns_dln_point pt;
     if (ns_dln_point_alloc(&pt, t.n, d) == 0) {
         ns_dln_eval(m, &t, r->theta, &pt);
-        if (ns_dln_sharpness(m, &t, r->theta, &pt, dense_max, &q->sharp)) ns_clear_error();
+        if (ns_dln_sharpness_auto(m, &t, r->theta, &pt, dense_max, &q->sharp)) ns_clear_error();
         ns_dln_point_free(&pt);
     }
     q->gen_err = ns_dln_gen_err(d, r->beta, task->beta_star, task->sigma_diag, task->noise);
@@ -320,7 +320,9 @@ static void json_run(ns_json *j, const dln_args *a, const ns_dln_model *m, const
     ns_json_num(j, "l1", q->l1);
     ns_json_num(j, "l2", q->l2);
     ns_json_num(j, "lambda_max", q->sharp.lambda_max);
-    ns_json_num(j, "lambda_min", q->sharp.lambda_min);
+    // the secular route only bounds lambda_min from below
+    if (!strcmp(q->sharp.method, "dense")) ns_json_num(j, "lambda_min", q->sharp.lambda_min);
+    else ns_json_null(j, "lambda_min");
     ns_json_num(j, "sharpness", q->sharp.sharpness);
     ns_json_bool(j, "sharpness_exact", q->sharp.exact);
     ns_json_str(j, "sharpness_method", q->sharp.method);

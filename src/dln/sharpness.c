@@ -251,3 +251,12 @@ int ns_dln_sharpness(const ns_dln_model *m, const ns_dln_data *t, const double *
     if (ns_dln_nparams(m, t->d) <= dense_max) return sharpness_dense(m, t, theta, pt, out);
     return sharpness_secular(m, t, theta, pt, out);
 }
+
+int ns_dln_sharpness_auto(const ns_dln_model *m, const ns_dln_data *t, const double *theta, const ns_dln_point *pt,
+                          int dense_max, ns_dln_sharp *out) {
+    int p = ns_dln_nparams(m, t->d);
+    if (p <= NS_DLN_DENSE_ALWAYS && p <= dense_max) return ns_dln_sharpness(m, t, theta, pt, dense_max, out);
+    int rc = ns_dln_sharpness(m, t, theta, pt, 0, out);
+    if (rc || out->exact || p > dense_max || !strcmp(out->method, "none")) return rc;
+    return ns_dln_sharpness(m, t, theta, pt, dense_max, out);
+}

@@ -242,7 +242,8 @@ int rp_write_documents(rp_ctx *c, ns_report_out *out) {
         d_heading(&d, 3, "Figures");
         figures_of(&d, c, k);
         if (e->kind == NS_EXP_DLN && e->dln_d > 3 && (c->o->coord_i < 0 || c->o->coord_j < 0))
-            d_para(&d, "The interpolating-set picture needs d = 2 or 3; pass --coords i,j to draw two coordinates of β.");
+            d_para(&d, "d > 3: the interpolators picture projects on the two coordinates where the min-l1 and "
+                       "min-sharpness interpolators differ most; pass --coords I,J to choose others.");
         d_heading(&d, 3, "Runs");
         run_table(&d, e);
         ref_table(&d, e);

@@ -498,6 +498,26 @@ static void interpolating_set(series *s, const double *const *pts, int npts, int
     }
 }
 
+// For d > 3 without --coords: the two coordinates where the min-l1 and min-sharpness
+// interpolators differ most, so the projection shows GD moving between them.
+static int contrast_coords(const ns_rep_exp *e, int d, int *ci, int *cj) {
+    const ns_rep_ref *a = &e->ref[NS_REF_MIN_L1], *b = &e->ref[NS_REF_MIN_SHARP];
+    if (!a->beta || !b->beta || a->d != d || b->d != d) return 0;
+    int best[2] = {-1, -1};
+    for (int i = 0; i < d; i++) {
+        double gap = fabs(a->beta[i] - b->beta[i]);
+        if (best[0] < 0 || gap > fabs(a->beta[best[0]] - b->beta[best[0]])) {
+            best[1] = best[0];
+            best[0] = i;
+        } else if (best[1] < 0 || gap > fabs(a->beta[best[1]] - b->beta[best[1]])) {
+            best[1] = i;
+        }
+    }
+    *ci = best[0] < best[1] ? best[0] : best[1];
+    *cj = best[0] < best[1] ? best[1] : best[0];
+    return 1;
+}
+
 static void fig_dln_interpolators(rp_ctx *c, int k) {
     const ns_rep_exp *e = &c->r->exp[k];
     int d = 0;
@@ -505,9 +525,10 @@ static void fig_dln_interpolators(rp_ctx *c, int k) {
     for (int r = 0; r < NS_NREF && !d; r++) d = e->ref[r].beta ? e->ref[r].d : 0;
     int ci = c->o->coord_i, cj = c->o->coord_j;
     int chosen = ci >= 0 && cj >= 0 && ci < d && cj < d && ci != cj;
+    int automatic = !chosen && d > 3 && contrast_coords(e, d, &ci, &cj);
     int three_d = d == 3 && !chosen;
-    if (d < 2 || (d > 3 && !chosen)) return;
-    if (!chosen) ci = 0, cj = 1;
+    if (d < 2 || (d > 3 && !chosen && !automatic)) return;
+    if (!chosen && !automatic) ci = 0, cj = 1;
     // Known interpolators: references first (exact), then the converged GD solutions.
     const double *pts[NS_NREF + 512];
     int np = 0;
@@ -520,9 +541,10 @@ static void fig_dln_interpolators(rp_ctx *c, int k) {
     fig g;
     char title[1024], xl[64], yl[64];
     fig_begin(&g, c, 820, 720, "%s_interpolators", e->tag);
-    if (chosen)
+    if (chosen || automatic)
         snprintf(title, sizeof title, "GD solutions and minimizers in coordinates (β_%d, β_%d)%s\n%s", ci + 1, cj + 1,
-                 d > 3 ? " (projection)" : "", e->title);
+                 automatic ? " (projection; where the two minimizers differ most)" : d > 3 ? " (projection)" : "",
+                 e->title);
     else
         snprintf(title, sizeof title, "The interpolating set, the GD solutions and the minimizers\n%s", e->title);
     snprintf(xl, sizeof xl, "β_%d (coefficient units)", ci + 1);
@@ -545,7 +567,7 @@ static void fig_dln_interpolators(rp_ctx *c, int k) {
         if (dim == 1 || dim == 2) interpolating_set(&set, pts, np, 3, dim);
         fig_series(&g, &set, "using 1:2:3 with lines lc rgb \"#bbbbbb\" title \"interpolating set Xβ = y\"");
     } else {
-        fig_cmd(&g, "set size ratio -1");
+        fig_cmd(&g, "set size ratio -1; set offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05");
         if (d == 2 && dim == 1) interpolating_set(&set, pts, np, 2, 1);
         fig_series(&g, &set, "using 1:2 with lines lw 2 lc rgb \"#999999\" title \"interpolating set Xβ = y\"");
     }
