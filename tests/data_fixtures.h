@@ -18,10 +18,7 @@ static inline void fx_write(const char *path, int gz, const void *bytes, size_t 
         if (gzclose(f) != Z_OK) fail_msg("gzclose %s failed", path);
         return;
     }
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("cannot create %s", path);
-    if (len && fwrite(bytes, 1, len, f) != len) fail_msg("fwrite %s failed", path);
-    fclose(f);
+    tu_spit(path, bytes, len);
 }
 
 // An IDX file: magic 00 00 `type` ndim, big-endian dims, then `ndata` data bytes (which

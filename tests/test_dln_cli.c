@@ -6,18 +6,7 @@
 
 static char out[65536];
 
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static char *slurp(const char *path) {
-    char *s = NULL;
-    if (ns_read_file(path, &s, NULL)) fail_msg("cannot read %s: %s", path, ns_errmsg());
-    return s;
-}
+static void write_text(const char *path, const char *text) { tu_spit(path, text, strlen(text)); }
 
 #define EXPECT_EXIT(code, needle, ...)                                                          \
     do {                                                                                        \
@@ -40,19 +29,25 @@ static void help_lists_the_subcommands_and_each_has_help(void **state) {
 
 static void bad_options_exit_2_with_a_sentence_naming_the_option(void **state) {
     (void)state;
-    EXPECT_EXIT(2, "--d", "dln train --d 0");
-    EXPECT_EXIT(2, "--s (40) must not exceed --d (30)", "dln train --preset even --s 40");
-    EXPECT_EXIT(2, "--alpha", "dln train --alpha -0.5");
-    EXPECT_EXIT(2, "--alpha", "dln theory --alpha 0");
-    EXPECT_EXIT(2, "--x", "dln train --x 1,nan,2");
-    EXPECT_EXIT(2, "--beta-star has 2 values", "dln theory --x 1,2,3 --beta-star 1,2");
-    EXPECT_EXIT(2, "--lr", "dln train --lr abc");
-    EXPECT_EXIT(2, "--model", "dln train --model mlp");
-    EXPECT_EXIT(2, "--preset", "dln theory --preset huge");
-    EXPECT_EXIT(2, "--sigma-diag", "dln theory --preset even --sigma-diag 1,2");
-    EXPECT_EXIT(2, "--out DIR is required", "dln sweep --lr 0.1:1:3");
-    EXPECT_EXIT(2, "--lr GRID is required", "dln sweep --out /tmp/x");
-    EXPECT_EXIT(2, "unknown option '--bogus'", "dln theory --bogus 1");
+    static const struct {
+        const char *args, *sentence_part;
+    } bad[] = {
+        {"dln train --d 0", "--d"},
+        {"dln train --preset even --s 40", "--s (40) must not exceed --d (30)"},
+        {"dln train --alpha -0.5", "--alpha"},
+        {"dln theory --alpha 0", "--alpha"},
+        {"dln train --x 1,nan,2", "--x"},
+        {"dln theory --x 1,2,3 --beta-star 1,2", "--beta-star has 2 values"},
+        {"dln train --lr abc", "--lr"},
+        {"dln train --model mlp", "--model"},
+        {"dln train --task dense", "--task must be single, sparse or csv, got 'dense'"},
+        {"dln theory --preset huge", "--preset"},
+        {"dln theory --preset even --sigma-diag 1,2", "--sigma-diag"},
+        {"dln sweep --lr 0.1:1:3", "--out DIR is required"},
+        {"dln sweep --out /tmp/x", "--lr GRID is required"},
+        {"dln theory --bogus 1", "unknown option '--bogus'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) EXPECT_EXIT(2, bad[i].sentence_part, "%s", bad[i].args);
 }
 
 static void bad_files_exit_1_with_the_file_and_line(void **state) {
@@ -118,7 +113,7 @@ static void sweep_writes_csv_theory_and_runs_and_resumes(void **state) {
     EXPECT_EXIT(0, "lowest generalization error", "dln sweep %s --out %s", task, a);
     assert_non_null(strstr(out, "below both minimizers"));
     snprintf(p, sizeof p, "%s/dln.csv", a);
-    char *csv = slurp(p);
+    char *csv = tu_slurp(p, NULL);
     const char *header = "eta,status,steps,l1,sharpness,two_over_eta,gen_err,dist_min_l1,dist_min_sharp,train_loss\n";
     assert_true(!strncmp(csv, header, strlen(header)));
     assert_int_equal(count_lines(csv), 6);
@@ -140,7 +135,7 @@ static void sweep_writes_csv_theory_and_runs_and_resumes(void **state) {
     // a rerun skips every finished run and reproduces the CSV
     EXPECT_EXIT(0, "5 skipped", "dln sweep %s --out %s", task, a);
     snprintf(p, sizeof p, "%s/dln.csv", a);
-    char *again = slurp(p);
+    char *again = tu_slurp(p, NULL);
     assert_string_equal(csv, again);
     free(again);
     // --jobs 2 gives the same CSV; --json is one JSON object
@@ -151,7 +146,7 @@ static void sweep_writes_csv_theory_and_runs_and_resumes(void **state) {
     assert_non_null(ns_jget(&v, "below_both"));
     ns_jval_free(&v);
     snprintf(p, sizeof p, "%s/dln.csv", b);
-    again = slurp(p);
+    again = tu_slurp(p, NULL);
     assert_string_equal(csv, again);
     free(again);
     free(csv);

@@ -1,38 +1,6 @@
 // test_dln_model.c — the DLN calculus: closed-form gradients and Hessians against finite
 // differences, HVPs against the dense Hessian, and both sharpness routes against each other.
-#include "testutil.h"
-#include "normsharp/dln.h"
-#include "normsharp/rng.h"
-
-// A library call that must succeed; on failure show its message.
-#define DLN_OK(call)                                                                  \
-    do {                                                                              \
-        int rc_ = (call);                                                             \
-        if (rc_) fail_msg("%s returned %d: %s", #call, rc_, ns_errmsg());             \
-    } while (0)
-
-typedef struct {
-    int n, d;
-    double *X, *y;
-    ns_dln_data t;
-} problem;
-
-static void problem_make(problem *p, int n, int d, uint64_t seed) {
-    ns_rng r;
-    ns_rng_seed(&r, seed, NS_STREAM_TEST);
-    p->n = n;
-    p->d = d;
-    p->X = malloc(sizeof(double) * n * d);
-    p->y = malloc(sizeof(double) * n);
-    for (int i = 0; i < n * d; i++) p->X[i] = ns_rng_normal(&r);
-    for (int k = 0; k < n; k++) p->y[k] = ns_rng_normal(&r);
-    p->t = (ns_dln_data){n, d, p->X, p->y};
-}
-
-static void problem_free(problem *p) {
-    free(p->X);
-    free(p->y);
-}
+#include "dln_fixtures.h"
 
 // A generic (non-initial, non-interpolating) parameter point.
 static void random_theta(const ns_dln_model *m, int d, uint64_t seed, double *theta) {
@@ -43,8 +11,7 @@ static void random_theta(const ns_dln_model *m, int d, uint64_t seed, double *th
 
 static double loss_at(const ns_dln_model *m, const ns_dln_data *t, const double *theta) {
     ns_dln_point pt;
-    DLN_OK(ns_dln_point_alloc(&pt, t->n, t->d));
-    ns_dln_eval(m, t, theta, &pt);
+    dln_point_at(&pt, m, t, theta);
     double L = pt.loss;
     ns_dln_point_free(&pt);
     return L;
@@ -58,8 +25,8 @@ static const ns_dln_model models[] = {
 // grad and H against central differences of the loss (and of the gradient).
 static void gradient_and_hessian_match_finite_differences(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 4, 6, 11);
+    dln_problem P;
+    dln_problem_make(&P, 4, 6, 11, DLN_Y_NOISE);
     for (int mi = 0; mi < NMODELS; mi++) {
         const ns_dln_model *m = &models[mi];
         int d = P.d, p = ns_dln_nparams(m, d);
@@ -68,8 +35,7 @@ static void gradient_and_hessian_match_finite_differences(void **state) {
         double *H = malloc(sizeof(double) * p * p);
         random_theta(m, d, 5 + mi, theta);
         ns_dln_point pt;
-        DLN_OK(ns_dln_point_alloc(&pt, P.n, d));
-        ns_dln_eval(m, &P.t, theta, &pt);
+        dln_point_at(&pt, m, &P.t, theta);
         ns_dln_grad(m, d, theta, &pt, grad);
         DLN_OK(ns_dln_hessian(m, &P.t, theta, &pt, H));
         const double h = 1e-5;
@@ -100,13 +66,13 @@ static void gradient_and_hessian_match_finite_differences(void **state) {
         free(gm);
         free(H);
     }
-    problem_free(&P);
+    dln_problem_free(&P);
 }
 
 static void hvp_matches_dense_hessian(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 5, 7, 12);
+    dln_problem P;
+    dln_problem_make(&P, 5, 7, 12, DLN_Y_NOISE);
     ns_rng r;
     ns_rng_seed(&r, 99, NS_STREAM_TEST);
     for (int mi = 0; mi < NMODELS; mi++) {
@@ -117,8 +83,7 @@ static void hvp_matches_dense_hessian(void **state) {
         double *work = malloc(sizeof(double) * (P.n + d));
         random_theta(m, d, 21 + mi, theta);
         ns_dln_point pt;
-        DLN_OK(ns_dln_point_alloc(&pt, P.n, d));
-        ns_dln_eval(m, &P.t, theta, &pt);
+        dln_point_at(&pt, m, &P.t, theta);
         DLN_OK(ns_dln_hessian(m, &P.t, theta, &pt, H));
         for (int rep = 0; rep < 3; rep++) {
             for (int a = 0; a < p; a++) v[a] = ns_rng_normal(&r);
@@ -136,15 +101,15 @@ static void hvp_matches_dense_hessian(void **state) {
         free(hv);
         free(work);
     }
-    problem_free(&P);
+    dln_problem_free(&P);
 }
 
 // The secular route is exact for lambda_max at any point, so it must agree with dense
 // eigenvalues away from interpolators too (where the n x n reduction alone is wrong).
 static void secular_sharpness_matches_dense_at_non_interpolators(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 3, 9, 13);
+    dln_problem P;
+    dln_problem_make(&P, 3, 9, 13, DLN_Y_NOISE);
     for (int mi = 0; mi < NMODELS; mi++) {
         const ns_dln_model *m = &models[mi];
         int d = P.d, p = ns_dln_nparams(m, d);
@@ -152,8 +117,7 @@ static void secular_sharpness_matches_dense_at_non_interpolators(void **state) {
         for (int rep = 0; rep < 4; rep++) {
             random_theta(m, d, 100 * mi + rep, theta);
             ns_dln_point pt;
-            DLN_OK(ns_dln_point_alloc(&pt, P.n, d));
-            ns_dln_eval(m, &P.t, theta, &pt);
+            dln_point_at(&pt, m, &P.t, theta);
             ns_dln_sharp dense, sec;
             DLN_OK(ns_dln_sharpness(m, &P.t, theta, &pt, 100000, &dense));
             DLN_OK(ns_dln_sharpness(m, &P.t, theta, &pt, 0, &sec));
@@ -168,15 +132,15 @@ static void secular_sharpness_matches_dense_at_non_interpolators(void **state) {
         }
         free(theta);
     }
-    problem_free(&P);
+    dln_problem_free(&P);
 }
 
 // The commands' policy (secular unless not certified, then dense) must give the dense
 // sharpness at every point, on a problem large enough (p = 400) to leave the dense-only range.
 static void auto_sharpness_equals_dense_sharpness(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 4, 200, 15);
+    dln_problem P;
+    dln_problem_make(&P, 4, 200, 15, DLN_Y_NOISE);
     ns_dln_model m = {NS_DLN_PM, 2, 0.1};
     double theta[400];
     int secular = 0;
@@ -184,8 +148,7 @@ static void auto_sharpness_equals_dense_sharpness(void **state) {
         random_theta(&m, 200, 40 + rep, theta);
         for (int a = 0; a < 400; a++) theta[a] *= rep < 3 ? 1.0 : 0.1;  // large and small gradients
         ns_dln_point pt;
-        DLN_OK(ns_dln_point_alloc(&pt, 4, 200));
-        ns_dln_eval(&m, &P.t, theta, &pt);
+        dln_point_at(&pt, &m, &P.t, theta);
         ns_dln_sharp dense, aut;
         DLN_OK(ns_dln_sharpness(&m, &P.t, theta, &pt, 100000, &dense));
         DLN_OK(ns_dln_sharpness_auto(&m, &P.t, theta, &pt, NS_DLN_DENSE_MAX, &aut));
@@ -195,7 +158,7 @@ static void auto_sharpness_equals_dense_sharpness(void **state) {
         ns_dln_point_free(&pt);
     }
     assert_true(secular > 0);
-    problem_free(&P);
+    dln_problem_free(&P);
 }
 
 // At an interpolator g = 0, so the Hessian is (1/n) J^T J and the sharpness is
@@ -207,8 +170,7 @@ static void sharpness_at_interpolator_is_the_n_by_n_reduction(void **state) {
     ns_dln_data t = {1, 4, x, &y};
     ns_dln_model m = {NS_DLN_SHARED, 2, 1.0};
     ns_dln_point pt;
-    DLN_OK(ns_dln_point_alloc(&pt, 1, 4));
-    ns_dln_eval(&m, &t, w, &pt);
+    dln_point_at(&pt, &m, &t, w);
     assert_true(pt.loss < 1e-30);
     ns_dln_sharp s;
     DLN_OK(ns_dln_sharpness(&m, &t, w, &pt, 100, &s));
@@ -228,8 +190,8 @@ static void sharpness_at_interpolator_is_the_n_by_n_reduction(void **state) {
 // Hessian's top eigenvalue must equal the closed form (4/n) lambda_max(X diag|beta| X^T).
 static void sharpness_of_beta_matches_the_realizing_parameters(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 3, 6, 14);
+    dln_problem P;
+    dln_problem_make(&P, 3, 6, 14, DLN_Y_NOISE);
     ns_dln_model m = {NS_DLN_PM, 2, 1.0}, mu = {NS_DLN_UV, 2, 1.0};
     double beta[6] = {0.5, -0.2, 0, 1.1, -0.7, 0.05}, theta[12], thu[12];
     for (int i = 0; i < 6; i++) {
@@ -257,7 +219,7 @@ static void sharpness_of_beta_matches_the_realizing_parameters(void **state) {
         TU_ASSERT_REL(s.sharpness, closed, 1e-12);
     }
     ns_dln_point_free(&pt);
-    problem_free(&P);
+    dln_problem_free(&P);
 }
 
 static void model_names_and_bad_parameters_are_rejected(void **state) {

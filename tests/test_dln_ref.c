@@ -1,49 +1,10 @@
 // test_dln_ref.c — the reference interpolators: GLPK's min-l1 against brute force over
 // supports, DSDP's min-sharpness against random interpolators and the n = 1 closed form,
 // the generalization-optimal and hypentropy solutions against their optimality conditions.
-#include "testutil.h"
+#include "dln_fixtures.h"
 #include <lapacke.h>
-#include "normsharp/dln.h"
-#include "normsharp/rng.h"
 
-// A library call that must succeed; on failure show its message.
-#define DLN_OK(call)                                                                  \
-    do {                                                                              \
-        int rc_ = (call);                                                             \
-        if (rc_) fail_msg("%s returned %d: %s", #call, rc_, ns_errmsg());             \
-    } while (0)
-
-typedef struct {
-    int n, d;
-    double *X, *y;
-    ns_dln_data t;
-} problem;
-
-// Gaussian X (|X| with POSITIVE_X) and y = X beta_gen (beta_gen >= 0 with NONNEG_TEACHER,
-// so that beta >= 0 is feasible).
-enum { NONNEG_TEACHER = 1, POSITIVE_X = 2 };
-static void problem_make(problem *p, int n, int d, uint64_t seed, int flags) {
-    ns_rng r;
-    ns_rng_seed(&r, seed, NS_STREAM_TEST);
-    p->n = n;
-    p->d = d;
-    p->X = malloc(sizeof(double) * n * d);
-    p->y = malloc(sizeof(double) * n);
-    for (int i = 0; i < n * d; i++) p->X[i] = flags & POSITIVE_X ? fabs(ns_rng_normal(&r)) : ns_rng_normal(&r);
-    for (int k = 0; k < n; k++) p->y[k] = 0;
-    for (int i = 0; i < d; i++) {
-        double b = flags & NONNEG_TEACHER ? ns_rng_uniform(&r) : ns_rng_normal(&r);
-        for (int k = 0; k < n; k++) p->y[k] += p->X[k * d + i] * b;
-    }
-    p->t = (ns_dln_data){n, d, p->X, p->y};
-}
-
-static void problem_free(problem *p) {
-    free(p->X);
-    free(p->y);
-}
-
-static double resid(const problem *p, const double *beta) {
+static double resid(const dln_problem *p, const double *beta) {
     double m = 0;
     for (int k = 0; k < p->n; k++) {
         double s = -p->y[k];
@@ -57,7 +18,7 @@ static double resid(const problem *p, const double *beta) {
 // optimum of min l1 (with or without beta >= 0) is attained at one of them. Calls back
 // with each (feasible) vertex.
 typedef void (*vertex_fn)(void *ctx, const double *beta);
-static void for_each_vertex(const problem *p, int nonneg, vertex_fn f, void *ctx) {
+static void for_each_vertex(const dln_problem *p, int nonneg, vertex_fn f, void *ctx) {
     int n = p->n, d = p->d;
     int idx[8];
     double A[64], b[8], beta[16];
@@ -100,8 +61,8 @@ static void min_l1_from_glpk_equals_brute_force_over_supports(void **state) {
     for (int rep = 0; rep < 6; rep++) {
         int n = 1 + rep % 3, d = 5 + rep % 4;  // d <= 8
         for (int nonneg = 0; nonneg <= 1; nonneg++) {
-            problem P;
-            problem_make(&P, n, d, 40 + rep, nonneg ? NONNEG_TEACHER : 0);
+            dln_problem P;
+            dln_problem_make(&P, n, d, 40 + rep, nonneg ? DLN_Y_NONNEG_TEACHER : DLN_Y_TEACHER);
             double beta[8];
             DLN_OK(ns_dln_min_weighted_l1(&P.t, NULL, nonneg, beta));
             assert_true(resid(&P, beta) < 1e-10);
@@ -110,25 +71,33 @@ static void min_l1_from_glpk_equals_brute_force_over_supports(void **state) {
             l1_best b = {d, INFINITY};
             for_each_vertex(&P, nonneg, keep_min_l1, &b);
             TU_ASSERT_REL(ns_dln_l1(d, beta), b.best, 1e-10);
-            problem_free(&P);
+            dln_problem_free(&P);
         }
     }
 }
 
-static double lmax_abs(const problem *p, const double *beta) {
+static double lmax_abs(const dln_problem *p, const double *beta) {
     double w[64], v;
     for (int i = 0; i < p->d; i++) w[i] = fabs(beta[i]);
     DLN_OK(ns_dln_lambda_max_xwx(&p->t, w, &v));
     return v;
 }
 
-// Random interpolators beta_ref + N z, N a null-space basis of X (from an SVD).
-static void random_interpolators(const problem *p, const double *base, int count, uint64_t seed,
-                                 void (*f)(void *, const double *), void *ctx) {
+// The right singular vectors of X as the rows of VT (d x d): rows n..d-1 span its null space.
+static void right_singular_vectors(const dln_problem *p, double *VT) {
     int n = p->n, d = p->d;
-    double A[512], s[8], U[64], VT[4096], beta[64];
+    double A[512], s[8], U[64];
+    assert_true(n <= 8 && n * d <= 512);
     memcpy(A, p->X, sizeof(double) * n * d);
     assert_int_equal(LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'A', n, d, A, d, s, U, n, VT, d), 0);
+}
+
+// Random interpolators beta_ref + N z, N a null-space basis of X (from an SVD).
+static void random_interpolators(const dln_problem *p, const double *base, int count, uint64_t seed,
+                                 void (*f)(void *, const double *), void *ctx) {
+    int n = p->n, d = p->d;
+    double VT[4096], beta[64];
+    right_singular_vectors(p, VT);
     ns_rng r;
     ns_rng_seed(&r, seed, NS_STREAM_TEST);
     for (int c = 0; c < count; c++) {
@@ -143,7 +112,7 @@ static void random_interpolators(const problem *p, const double *base, int count
 }
 
 typedef struct {
-    const problem *p;
+    const dln_problem *p;
     double floor_value;  // the claimed minimum
     int checked;
 } sharp_check;
@@ -158,9 +127,9 @@ static void not_sharper_than_min(void *ctx, const double *beta) {
 static void min_sharpness_from_dsdp_is_feasible_and_beats_random_interpolators_and_min_l1(void **state) {
     (void)state;
     for (int rep = 0; rep < 3; rep++) {
-        problem P;
+        dln_problem P;
         int n = 2 + rep, d = 6 + 2 * rep;
-        problem_make(&P, n, d, 70 + rep, 0);
+        dln_problem_make(&P, n, d, 70 + rep, DLN_Y_TEACHER);
         double beta[16], value, l1sol[16];
         DLN_OK(ns_dln_min_sharpness(&P.t, 0, beta, &value));
         assert_true(resid(&P, beta) < 1e-8);
@@ -170,7 +139,7 @@ static void min_sharpness_from_dsdp_is_feasible_and_beats_random_interpolators_a
         sharp_check c = {&P, value, 0};
         random_interpolators(&P, beta, 1000, 7 + rep, not_sharper_than_min, &c);
         assert_int_equal(c.checked, 1000);
-        problem_free(&P);
+        dln_problem_free(&P);
     }
 }
 
@@ -184,10 +153,19 @@ static void collect_vertex(void *ctx, const double *beta) {
     if (l->count < 64) memcpy(l->v[l->count++], beta, sizeof(double) * l->d);
 }
 
+// A random feasible point: the vertices mixed with Dirichlet(1) weights.
+static void random_mixture(const vertex_list *L, ns_rng *r, double *b) {
+    double w[64], s = 0;
+    for (int k = 0; k < L->count; k++) s += (w[k] = -log(1 - ns_rng_uniform(r)));
+    for (int i = 0; i < L->d; i++) b[i] = 0;
+    for (int k = 0; k < L->count; k++)
+        for (int i = 0; i < L->d; i++) b[i] += w[k] / s * L->v[k][i];
+}
+
 static void min_sharpness_with_nonnegative_beta_beats_random_feasible_points(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 2, 7, 81, NONNEG_TEACHER);
+    dln_problem P;
+    dln_problem_make(&P, 2, 7, 81, DLN_Y_NONNEG_TEACHER);
     double beta[7], value;
     DLN_OK(ns_dln_min_sharpness(&P.t, 1, beta, &value));
     assert_true(resid(&P, beta) < 1e-8);
@@ -198,18 +176,16 @@ static void min_sharpness_with_nonnegative_beta_beats_random_feasible_points(voi
     ns_rng r;
     ns_rng_seed(&r, 3, NS_STREAM_TEST);
     for (int c = 0; c < 1000; c++) {
-        double w[64], s = 0, b[7] = {0};
-        for (int k = 0; k < L.count; k++) s += (w[k] = -log(1 - ns_rng_uniform(&r)));  // Dirichlet(1)
-        for (int k = 0; k < L.count; k++)
-            for (int i = 0; i < 7; i++) b[i] += w[k] / s * L.v[k][i];
+        double b[7];
+        random_mixture(&L, &r, b);
         if (lmax_abs(&P, b) < value * (1 - 1e-6)) fail_msg("feasible point sharper-minimum than the SDP's %.10g", value);
     }
-    problem_free(&P);
+    dln_problem_free(&P);
 }
 
 // When d = n + 1 the interpolators form a line beta0 + z N (a segment with beta >= 0) and
 // lambda_max(X diag|beta| X^T) is convex in z: golden-section search gives the exact minimum.
-static double line_value(const problem *p, const double *b0, const double *N, double z) {
+static double line_value(const dln_problem *p, const double *b0, const double *N, double z) {
     double b[16];
     for (int i = 0; i < p->d; i++) b[i] = b0[i] + z * N[i];
     return lmax_abs(p, b);
@@ -219,12 +195,11 @@ static void min_sharpness_matches_a_line_search_when_interpolators_form_a_line(v
     (void)state;
     for (int nonneg = 0; nonneg <= 1; nonneg++)
         for (int rep = 0; rep < 3; rep++) {
-            problem P;
+            dln_problem P;
             int n = 2 + rep % 2, d = n + 1;
-            problem_make(&P, n, d, 300 + rep, NONNEG_TEACHER);
-            double A[64], sv[8], U[64], VT[64], b0[16], N[16];
-            memcpy(A, P.X, sizeof(double) * n * d);
-            assert_int_equal(LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'A', n, d, A, d, sv, U, n, VT, d), 0);
+            dln_problem_make(&P, n, d, 300 + rep, DLN_Y_NONNEG_TEACHER);
+            double VT[64], b0[16], N[16];
+            right_singular_vectors(&P, VT);
             for (int i = 0; i < d; i++) N[i] = VT[n * d + i];
             DLN_OK(ns_dln_min_l2(&P.t, b0));
             double lo = -1e3, hi = 1e3;
@@ -244,7 +219,7 @@ static void min_sharpness_matches_a_line_search_when_interpolators_form_a_line(v
             double best = line_value(&P, b0, N, 0.5 * (lo + hi)), beta[16], value;
             DLN_OK(ns_dln_min_sharpness(&P.t, nonneg, beta, &value));
             TU_ASSERT_REL(value, best, 1e-6);
-            problem_free(&P);
+            dln_problem_free(&P);
         }
 }
 
@@ -257,13 +232,12 @@ static void min_sharpness_is_locally_optimal_among_feasible_moves(void **state) 
     for (int nonneg = 0; nonneg <= 1; nonneg++)
         for (int rep = 0; rep < 6; rep++) {
             int n = 2, d = 5;
-            problem P;
-            problem_make(&P, n, d, 500 + rep, NONNEG_TEACHER | POSITIVE_X);
+            dln_problem P;
+            dln_problem_make(&P, n, d, 500 + rep, DLN_Y_NONNEG_TEACHER | DLN_POSITIVE_X);
             double beta[5], value;
             DLN_OK(ns_dln_min_sharpness(&P.t, nonneg, beta, &value));
-            double A[10], sv[2], U[4], VT[25];
-            memcpy(A, P.X, sizeof A);
-            assert_int_equal(LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'A', n, d, A, d, sv, U, n, VT, d), 0);
+            double VT[25];
+            right_singular_vectors(&P, VT);
             vertex_list L = {.d = d};
             for_each_vertex(&P, 1, collect_vertex, &L);
             ns_rng r;
@@ -271,10 +245,8 @@ static void min_sharpness_is_locally_optimal_among_feasible_moves(void **state) 
             for (int c = 0; c < 2000; c++) {
                 double eps = pow(10.0, ns_rng_uniform_in(&r, -4, -1)), b[5];
                 if (nonneg) {
-                    double w[64], sum = 0, q[5] = {0};
-                    for (int k = 0; k < L.count; k++) sum += (w[k] = -log(1 - ns_rng_uniform(&r)));
-                    for (int k = 0; k < L.count; k++)
-                        for (int i = 0; i < d; i++) q[i] += w[k] / sum * L.v[k][i];
+                    double q[5];
+                    random_mixture(&L, &r, q);
                     for (int i = 0; i < d; i++) b[i] = (1 - eps) * beta[i] + eps * q[i];
                 } else {
                     memcpy(b, beta, sizeof b);
@@ -287,7 +259,7 @@ static void min_sharpness_is_locally_optimal_among_feasible_moves(void **state) 
                     fail_msg("nonneg=%d rep %d: a feasible move lowers lambda_max from %.10g to %.10g", nonneg, rep, value,
                              lmax_abs(&P, b));
             }
-            problem_free(&P);
+            dln_problem_free(&P);
         }
 }
 
@@ -314,7 +286,7 @@ static void single_point_minimizers_put_all_mass_on_the_extreme_coordinates(void
 }
 
 typedef struct {
-    const problem *p;
+    const dln_problem *p;
     const double *bs, *sig;
     double best;
 } gen_check;
@@ -326,8 +298,8 @@ static void not_better_generalizing(void *ctx, const double *beta) {
 
 static void gen_opt_interpolator_minimizes_the_generalization_error(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 3, 8, 91, NONNEG_TEACHER);
+    dln_problem P;
+    dln_problem_make(&P, 3, 8, 91, DLN_Y_NONNEG_TEACHER);
     double bs[8], sig[8], beta[8], v[8];
     ns_rng r;
     ns_rng_seed(&r, 5, NS_STREAM_TEST);
@@ -352,13 +324,11 @@ static void gen_opt_interpolator_minimizes_the_generalization_error(void **state
     vertex_list L = {.d = 8};
     for_each_vertex(&P, 1, collect_vertex, &L);
     for (int q = 0; q < 1000; q++) {
-        double w[64], s = 0, b[8] = {0};
-        for (int k = 0; k < L.count; k++) s += (w[k] = -log(1 - ns_rng_uniform(&r)));
-        for (int k = 0; k < L.count; k++)
-            for (int i = 0; i < 8; i++) b[i] += w[k] / s * L.v[k][i];
+        double b[8];
+        random_mixture(&L, &r, b);
         assert_true(ns_dln_gen_err(8, b, bs, sig, 0) >= best * (1 - 1e-9));
     }
-    problem_free(&P);
+    dln_problem_free(&P);
 }
 
 // Woodworth's potential Q_alpha(beta) = sum alpha^2 q(beta_i / alpha^2), q(z) = 2 - sqrt(4 + z^2) + z asinh(z/2).
@@ -384,8 +354,8 @@ static void not_lower_q(void *ctx, const double *beta) {
 // condition of the hypentropy problem; check both, and that the value is minimal.
 static void hypentropy_solution_interpolates_and_is_stationary(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 3, 7, 95, 0);
+    dln_problem P;
+    dln_problem_make(&P, 3, 7, 95, DLN_Y_TEACHER);
     ns_dln_model m = {NS_DLN_PM, 2, 0.05};
     double beta[7];
     DLN_OK(ns_dln_flow_prediction(&m, &P.t, NULL, beta));
@@ -407,7 +377,7 @@ static void hypentropy_solution_interpolates_and_is_stationary(void **state) {
     // and Q_alpha is smaller there than at 1000 random interpolators
     q_check c = {7, 0.05, q_alpha(7, 0.05, beta)};
     random_interpolators(&P, beta, 1000, 11, not_lower_q, &c);
-    problem_free(&P);
+    dln_problem_free(&P);
 }
 
 // More examples than dimensions with generic y: no interpolator exists, and every
@@ -430,8 +400,8 @@ static void no_interpolator_is_reported_by_every_reference(void **state) {
 // A repeated example makes X rank deficient but keeps interpolators: all references work.
 static void rank_deficient_data_with_interpolators_is_handled(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 3, 6, 77, NONNEG_TEACHER);
+    dln_problem P;
+    dln_problem_make(&P, 3, 6, 77, DLN_Y_NONNEG_TEACHER);
     for (int i = 0; i < 6; i++) P.X[2 * 6 + i] = P.X[i];
     P.y[2] = P.y[0];
     double beta[6], v;
@@ -444,7 +414,7 @@ static void rank_deficient_data_with_interpolators_is_handled(void **state) {
     ns_dln_model m = {NS_DLN_PM, 2, 0.3};
     DLN_OK(ns_dln_flow_prediction(&m, &P.t, NULL, beta));
     assert_true(resid(&P, beta) < 1e-9);
-    problem_free(&P);
+    dln_problem_free(&P);
 }
 
 int main(void) {

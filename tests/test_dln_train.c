@@ -1,36 +1,14 @@
 // test_dln_train.c — GD and gradient flow on DLNs: the small-step limit is the hypentropy
 // (mirror) prediction, Even et al.'s conserved product holds along GD, GD cannot settle
 // where the sharpness exceeds 2/eta, and divergence is a result.
-#include "testutil.h"
-#include "normsharp/dln.h"
-#include "normsharp/rng.h"
-
-#define DLN_OK(call)                                                                  \
-    do {                                                                              \
-        int rc_ = (call);                                                             \
-        if (rc_) fail_msg("%s returned %d: %s", #call, rc_, ns_errmsg());             \
-    } while (0)
-
-typedef struct {
-    double X[200], y[10];
-    ns_dln_data t;
-} problem;
-
-// n x d Gaussian X and labels from a sparse teacher (so a sparse interpolator exists).
-static void problem_make(problem *p, int n, int d, uint64_t seed) {
-    ns_rng r;
-    ns_rng_seed(&r, seed, NS_STREAM_TEST);
-    for (int i = 0; i < n * d; i++) p->X[i] = ns_rng_normal(&r);
-    for (int k = 0; k < n; k++) p->y[k] = p->X[k * d] * 1.0 - p->X[k * d + 1] * 0.5 + 0.1 * ns_rng_normal(&r);
-    p->t = (ns_dln_data){n, d, p->X, p->y};
-}
+#include "dln_fixtures.h"
 
 static double rel_dist(int d, const double *a, const double *b) { return ns_dln_dist(d, a, b) / ns_dln_l2(d, b); }
 
 static void gd_with_tiny_step_and_small_alpha_converges_to_the_hypentropy_prediction(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 5, 10, 1);
+    dln_problem P;
+    dln_problem_make(&P, 5, 10, 1, DLN_Y_SPARSE);
     ns_dln_train_opts o;
     ns_dln_train_opts_default(&o);
     o.loss_goal = 1e-22;
@@ -62,13 +40,14 @@ static void gd_with_tiny_step_and_small_alpha_converges_to_the_hypentropy_predic
     assert_int_equal(r.status, NS_DLN_CONVERGED);
     if (!(rel_dist(4, r.beta, pred) < 1e-3)) fail_msg("shared: GD ends %.3g from the prediction", rel_dist(4, r.beta, pred));
     ns_dln_train_result_free(&r);
+    dln_problem_free(&P);
 }
 
 // u' = u - eta v g, v' = v - eta u g  =>  u'^2 - v'^2 = (u^2 - v^2)(1 - eta^2 g^2).
 static void uv_product_identity_holds_along_gd(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 4, 8, 2);
+    dln_problem P;
+    dln_problem_make(&P, 4, 8, 2, DLN_Y_SPARSE);
     ns_dln_model m = {NS_DLN_UV, 2, 0.3};
     int d = 8;
     double theta[16], grad[16], prod[8];
@@ -88,13 +67,14 @@ static void uv_product_identity_holds_along_gd(void **state) {
     }
     if (!(worst <= 1e-12)) fail_msg("u^2 - v^2 departs from 2 alpha^2 prod(1 - eta^2 g^2) by %.3g (relative)", worst);
     ns_dln_point_free(&pt);
+    dln_problem_free(&P);
 }
 
 // The accumulated product (log alpha_inf^2) equals the read-off at the end of the run.
 static void alpha_inf_from_the_run_equals_the_conserved_quantity(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 4, 8, 3);
+    dln_problem P;
+    dln_problem_make(&P, 4, 8, 3, DLN_Y_SPARSE);
     const ns_dln_model ms[2] = {{NS_DLN_UV, 2, 0.2}, {NS_DLN_PM, 2, 0.2}};
     ns_dln_train_opts o;
     ns_dln_train_opts_default(&o);
@@ -112,12 +92,12 @@ static void alpha_inf_from_the_run_equals_the_conserved_quantity(void **state) {
         }
         ns_dln_train_result_free(&r);
     }
+    dln_problem_free(&P);
 }
 
 static double final_sharpness(const ns_dln_model *m, const ns_dln_data *t, const ns_dln_train_result *r) {
     ns_dln_point pt;
-    DLN_OK(ns_dln_point_alloc(&pt, t->n, t->d));
-    ns_dln_eval(m, t, r->theta, &pt);
+    dln_point_at(&pt, m, t, r->theta);
     ns_dln_sharp s;
     DLN_OK(ns_dln_sharpness(m, t, r->theta, &pt, 1000, &s));
     ns_dln_point_free(&pt);
@@ -128,8 +108,8 @@ static double final_sharpness(const ns_dln_model *m, const ns_dln_data *t, const
 // unstable there): it diverges, or converges to a flatter point with S <= 2/eta.
 static void gd_just_above_two_over_the_limits_sharpness_does_not_settle_there(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 5, 10, 4);
+    dln_problem P;
+    dln_problem_make(&P, 5, 10, 4, DLN_Y_SPARSE);
     const ns_dln_model ms[3] = {{NS_DLN_PM, 2, 0.5}, {NS_DLN_UV, 2, 0.5}, {NS_DLN_SHARED, 2, 0.5}};
     double x[3] = {0.5, 1.0, 2.0}, y = 1.0;
     ns_dln_data t1 = {1, 3, x, &y};
@@ -158,12 +138,13 @@ static void gd_just_above_two_over_the_limits_sharpness_does_not_settle_there(vo
         ns_dln_train_result_free(&small);
         ns_dln_train_result_free(&big);
     }
+    dln_problem_free(&P);
 }
 
 static void divergence_is_a_result_with_its_step(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 5, 10, 5);
+    dln_problem P;
+    dln_problem_make(&P, 5, 10, 5, DLN_Y_SPARSE);
     ns_dln_model m = {NS_DLN_PM, 2, 1.0};
     ns_dln_train_opts o;
     ns_dln_train_opts_default(&o);
@@ -177,14 +158,15 @@ static void divergence_is_a_result_with_its_step(void **state) {
     ns_dln_train_result_free(&r);
     o.eta = -1;
     assert_int_equal(ns_dln_train(&m, &P.t, &o, &r), NS_EINVAL);
+    dln_problem_free(&P);
 }
 
 // RK4 gradient flow reaches the mirror prediction (exact for the flow, up to the RK4 error), with the largest
 // sharpness along the way at least the final one.
 static void gradient_flow_reaches_the_hypentropy_prediction(void **state) {
     (void)state;
-    problem P;
-    problem_make(&P, 5, 10, 6);
+    dln_problem P;
+    dln_problem_make(&P, 5, 10, 6, DLN_Y_SPARSE);
     ns_dln_model m = {NS_DLN_PM, 2, 0.1};
     ns_dln_train_opts o;
     ns_dln_train_opts_default(&o);
@@ -201,6 +183,7 @@ static void gradient_flow_reaches_the_hypentropy_prediction(void **state) {
     assert_true(r.time > 0);
     assert_non_null(strstr(r.traj.data, "step,time,h,train_loss,l1,l2,sharpness\n0,0,"));
     ns_dln_train_result_free(&r);
+    dln_problem_free(&P);
 }
 
 int main(void) {

@@ -380,8 +380,7 @@ static void diverged_runs_are_marked_and_never_plotted_as_points(void **state) {
         for (int i = 0; i < 4; i++) {
             snprintf(dat, sizeof dat, "%s/report/data/fashion-mnist_fc-tanh-8_mse_seed0_%s_%d.dat", root, figs[i], k);
             if (!ns_exists(dat)) continue;
-            char *text;
-            assert_int_equal(ns_read_file(dat, &text, NULL), 0);
+            char *text = tu_slurp(dat, NULL);
             for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
                 if (!strncmp(line, "0.8\t", 4)) fail_msg("%s plots the diverged run: %.40s", dat, line);
             free(text);
@@ -409,8 +408,7 @@ static void report_of_a_dln_only_directory_draws_the_interpolating_set(void **st
     // The line b1 + 0.5 b2 = 1 through the known interpolators was drawn.
     char dat[4096];
     snprintf(dat, sizeof dat, "%s/report/data/dln_dln_interpolators_0.dat", root);
-    char *text;
-    assert_int_equal(ns_read_file(dat, &text, NULL), 0);
+    char *text = tu_slurp(dat, NULL);
     double b1, b2;
     char *row = strchr(text, '\n') + 1;
     assert_int_equal(sscanf(row, "%lf %lf", &b1, &b2), 2);

@@ -3,18 +3,6 @@
 #include "testutil.h"
 #include "normsharp/model.h"
 
-static char *slurp(const char *path, size_t *len) {
-    char *data = NULL;
-    assert_int_equal(ns_read_file(path, &data, len), 0);
-    return data;
-}
-
-static void spit(const char *path, const void *data, size_t len) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    fclose(f);
-}
 
 // ---- .npy ------------------------------------------------------------------------------
 static void npy_round_trip_preserves_values_for_1d_2d_and_4d(void **state) {
@@ -46,7 +34,7 @@ static void npy_header_is_numpy_format_1_0_aligned_to_64_bytes(void **state) {
     real *x = calloc(200 * 784, sizeof(real));
     assert_int_equal(ns_npy_write(path, x, 2, shape), 0);
     size_t len;
-    unsigned char *b = (unsigned char *)slurp(path, &len);
+    unsigned char *b = (unsigned char *)tu_slurp(path, &len);
     assert_memory_equal(b, "\x93NUMPY", 6);
     assert_int_equal(b[6], 1);
     assert_int_equal(b[7], 0);
@@ -64,7 +52,7 @@ static void npy_header_is_numpy_format_1_0_aligned_to_64_bytes(void **state) {
     int one[1] = {5};
     real v[5] = {1, 2, 3, 4, 5};
     assert_int_equal(ns_npy_write(path, v, 1, one), 0);
-    b = (unsigned char *)slurp(path, &len);
+    b = (unsigned char *)tu_slurp(path, &len);
     assert_non_null(strstr((char *)b + 10, "'shape': (5,), }"));
     free(b);
 }
@@ -80,7 +68,7 @@ static void write_npy(const char *path, const char *dict, const void *data, size
     memset(b + 10 + dlen, ' ', hlen - dlen - 1);
     b[10 + hlen - 1] = '\n';
     if (nbytes) memcpy(b + 10 + hlen, data, nbytes);
-    spit(path, b, 10 + hlen + nbytes);
+    tu_spit(path, b, 10 + hlen + nbytes);
     free(b);
 }
 
@@ -117,9 +105,9 @@ static void npy_rejects_corrupt_files_naming_the_file(void **state) {
     snprintf(path, sizeof path, "%s/bad.npy", dir);
     int shape[1] = {4};
     float f[4] = {1, 2, 3, 4};
-    spit(path, "PK\x03\x04 not numpy at all", 22);
+    tu_spit(path, "PK\x03\x04 not numpy at all", 22);
     expect_npy_error(path, 1, shape, NS_EFORMAT, "bad magic");
-    spit(path, "\x93NUM", 4);
+    tu_spit(path, "\x93NUM", 4);
     expect_npy_error(path, 1, shape, NS_EFORMAT, "bad magic");
     write_npy(path, "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", f, 12);
     expect_npy_error(path, 1, shape, NS_EFORMAT, "truncated");
@@ -136,7 +124,7 @@ static void npy_rejects_corrupt_files_naming_the_file(void **state) {
     expect_npy_error(path, 1, shape, NS_EFORMAT, "header");
     // header length pointing past the end of the file
     unsigned char hdr[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0xff, 0x7f, '{', '}'};
-    spit(path, hdr, sizeof hdr);
+    tu_spit(path, hdr, sizeof hdr);
     expect_npy_error(path, 1, shape, NS_EFORMAT, "truncated");
     snprintf(path, sizeof path, "%s/none.npy", dir);
     expect_npy_error(path, 1, shape, NS_EIO, "");
@@ -263,12 +251,12 @@ static void weights_load_names_the_broken_file(void **state) {
     char path[512], json[512];
     snprintf(json, sizeof json, "%s/model.json", dir);
     size_t jlen;
-    char *jtext = slurp(json, &jlen);
+    char *jtext = tu_slurp(json, &jlen);
 
     // a missing tensor file
     snprintf(path, sizeof path, "%s/fc2.bias.npy", dir);
     size_t blen;
-    char *bias = slurp(path, &blen);
+    char *bias = tu_slurp(path, &blen);
     assert_int_equal(unlink(path), 0);
     expect_load_error(dir, NS_EIO, path);
     // a tensor of the wrong shape
@@ -278,12 +266,12 @@ static void weights_load_names_the_broken_file(void **state) {
     expect_load_error(dir, NS_EFORMAT, path);
     expect_load_error(dir, NS_EFORMAT, "shape (6,)");
     // a corrupt tensor file: truncated data
-    spit(path, bias, blen - 1);
+    tu_spit(path, bias, blen - 1);
     expect_load_error(dir, NS_EFORMAT, path);
     // a corrupt tensor file: bad magic
-    spit(path, "garbage!garbage!", 16);
+    tu_spit(path, "garbage!garbage!", 16);
     expect_load_error(dir, NS_EFORMAT, "bad magic");
-    spit(path, bias, blen);
+    tu_spit(path, bias, blen);
     ns_model *ok = NULL;
     assert_int_equal(ns_weights_load(dir, &ok, NULL), 0);
     ns_model_free(ok);
@@ -291,19 +279,19 @@ static void weights_load_names_the_broken_file(void **state) {
     // model.json: missing, malformed, unknown architecture, a field of the wrong type
     assert_int_equal(unlink(json), 0);
     expect_load_error(dir, NS_EIO, "model.json");
-    spit(json, "{\"arch\": ", 9);
+    tu_spit(json, "{\"arch\": ", 9);
     expect_load_error(dir, NS_EFORMAT, "model.json");
     const char *bad_arch = "{\"arch\": \"fc-nope-3\", \"seed\": 0, \"input_shape\": [1, 4, 3], \"classes\": 3}";
-    spit(json, bad_arch, strlen(bad_arch));
+    tu_spit(json, bad_arch, strlen(bad_arch));
     expect_load_error(dir, NS_EINVAL, "model.json");
     const char *bad_shape = "{\"arch\": \"fc-tanh-5\", \"seed\": 0, \"input_shape\": [1, 4], \"classes\": 3}";
-    spit(json, bad_shape, strlen(bad_shape));
+    tu_spit(json, bad_shape, strlen(bad_shape));
     expect_load_error(dir, NS_EFORMAT, "input_shape");
     // model.json for another architecture than the files
     const char *other = "{\"arch\": \"fc-tanh-6\", \"seed\": 0, \"input_shape\": [1, 4, 3], \"classes\": 3}";
-    spit(json, other, strlen(other));
+    tu_spit(json, other, strlen(other));
     expect_load_error(dir, NS_EFORMAT, "fc1.weight.npy");
-    spit(json, jtext, jlen);
+    tu_spit(json, jtext, jlen);
     // a directory that does not exist
     snprintf(path, sizeof path, "%s/nope", dir);
     expect_load_error(path, NS_EIO, path);

@@ -78,4 +78,21 @@ static inline double tu_rel(double a, double b, double floor) {
 // Tight derivative checks need the double build (make PRECISION=double).
 #define TU_REQUIRE_DOUBLE() skip()
 #endif
+
+// The whole file, NUL-terminated (its length in *len unless len is NULL), or the test
+// fails naming the file. free() it. (Not inlined: GCC's -Wdangling-pointer mistakes the
+// returned buffer for the address of the local once inlined.)
+static __attribute__((unused, noinline)) char *tu_slurp(const char *path, size_t *len) {
+    char *s = NULL;
+    if (ns_read_file(path, &s, len)) fail_msg("cannot read %s: %s", path, ns_errmsg());
+    return s;
+}
+
+// Write len bytes to path (created or truncated), or the test fails naming the file.
+static inline void tu_spit(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot create %s", path);
+    if (len && fwrite(data, 1, len, f) != len) fail_msg("cannot write %s", path);
+    if (fclose(f) != 0) fail_msg("cannot write %s", path);
+}
 #endif

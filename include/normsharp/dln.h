@@ -176,6 +176,7 @@ double ns_dln_gen_err(int d, const double *beta, const double *beta_star, const 
 // ---- tasks ---------------------------------------------------------------------------
 typedef enum { NS_TASK_SINGLE = 0, NS_TASK_SPARSE = 1, NS_TASK_CSV = 2 } ns_dln_task_kind;
 const char *ns_dln_task_name(ns_dln_task_kind k);
+int ns_dln_task_parse(const char *s, ns_dln_task_kind *out);  // a name of ns_dln_task_name; else NS_EINVAL
 
 // What the command line asked for (lists are "a,b,c" strings; NULL = not given).
 typedef struct {
@@ -232,6 +233,9 @@ typedef struct {
 // realizable set). A reference that cannot be computed is left !ok with a note; only
 // allocation failures are errors.
 int ns_dln_theory_compute(const ns_dln_model *m, const ns_dln_task *t, ns_dln_theory *th);
+// An empty table for d coordinates: every reference named, its beta zero, its values NaN,
+// none ok (what _compute fills, or a reader of theory.json). NS_ENOMEM leaves th freed.
+int ns_dln_theory_init(ns_dln_theory *th, int d);
 void ns_dln_theory_free(ns_dln_theory *th);
 double ns_dln_l1(int d, const double *x);
 double ns_dln_l2(int d, const double *x);

@@ -88,14 +88,8 @@ static void add_output(ns_cli *c, dln_args *a, int out_required, int jobs) {
 // The problem from the options: model and task. Returns an exit status (0 = go on).
 static int make_problem(const ns_cli *c, dln_args *a, ns_dln_model *m, ns_dln_task *task) {
     ns_dln_task_opts *t = &a->topts;
-    if (a->task) {
-        if (!strcmp(a->task, "single")) t->kind = NS_TASK_SINGLE;
-        else if (!strcmp(a->task, "sparse")) t->kind = NS_TASK_SPARSE;
-        else if (!strcmp(a->task, "csv")) t->kind = NS_TASK_CSV;
-        else return ns_cli_usage_error("--task must be single, sparse or csv, got '%s'.", a->task);
-    } else {
-        t->kind = t->x_csv || t->y_csv ? NS_TASK_CSV : t->x_list ? NS_TASK_SINGLE : NS_TASK_SPARSE;
-    }
+    if (!a->task) t->kind = t->x_csv || t->y_csv ? NS_TASK_CSV : t->x_list ? NS_TASK_SINGLE : NS_TASK_SPARSE;
+    else if (ns_dln_task_parse(a->task, &t->kind)) return ns_cli_usage_error("%s.", ns_errmsg());
     if (t->kind != NS_TASK_SPARSE && (ns_cli_seen(c, "n") || ns_cli_seen(c, "s") || t->preset))
         return ns_cli_usage_error("--n, --s and --preset apply to --task sparse only.");
     if (t->kind != NS_TASK_SINGLE && t->x_list) return ns_cli_usage_error("--x applies to --task single only.");
@@ -117,12 +111,50 @@ static int prepare_out(const char *out) {
     return 0;
 }
 
+// What every subcommand does once its options are parsed: make --out (if given), set the
+// BLAS threads, build the problem. Returns an exit status (0 = go on; then task is owned).
+static int open_problem(const ns_cli *c, dln_args *a, ns_dln_model *m, ns_dln_task *task) {
+    int rc;
+    if (a->out && (rc = prepare_out(a->out))) return rc;
+    ns_cli_set_threads(a->threads);
+    return make_problem(c, a, m, task);
+}
+
+// The hypentropy (gradient-flow) prediction of the task, or *hyp = NULL where there is
+// none (depth > 2, no interpolator): the runs then report no distance to it.
+static int hypentropy(const ns_dln_model *m, const ns_dln_task *task, double **hyp) {
+    ns_dln_data t = ns_dln_task_data(task);
+    if (!(*hyp = ns_malloc(sizeof(double) * (size_t)t.d))) return NS_ENOMEM;
+    if (ns_dln_flow_prediction(m, &t, NULL, *hyp)) {
+        ns_clear_error();
+        free(*hyp);
+        *hyp = NULL;
+    }
+    return NS_OK;
+}
+
 // ---- JSON pieces ----------------------------------------------------------------------------
+
+// A normsharp JSON document into b: the top object opened with program, version and kind.
+static void json_doc(ns_json *j, ns_buf *b, const char *kind) {
+    ns_json_begin(j, b);
+    ns_json_obj(j, NULL);
+    ns_json_str(j, "program", "normsharp");
+    ns_json_str(j, "version", NS_VERSION);
+    ns_json_str(j, "kind", kind);
+}
 
 static void json_vec(ns_json *j, const char *key, const double *x, int d) {
     ns_json_arr(j, key);
     for (int i = 0; i < d; i++) ns_json_num(j, NULL, x[i]);
     ns_json_end(j);
+}
+
+// The inverse of json_vec: 1 and out[0..d) (null -> NaN) if v is an array of d values, else 0.
+static int json_vec_read(const ns_jval *v, int d, double *out) {
+    if (!v || v->type != NS_JARR || v->n != d) return 0;
+    for (int i = 0; i < d; i++) out[i] = v->items[i].type == NS_JNUM ? v->items[i].num : NAN;
+    return 1;
 }
 
 static void json_task(ns_json *j, const ns_dln_model *m, const ns_dln_task *t) {
@@ -154,13 +186,12 @@ static void fingerprint(const ns_dln_model *m, const ns_dln_task *t, char out[17
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
-static void json_theory(ns_json *j, const ns_dln_model *m, const ns_dln_task *t, const ns_dln_theory *th) {
+// theory.json's text into b.
+static void json_theory(ns_buf *b, const ns_dln_model *m, const ns_dln_task *t, const ns_dln_theory *th) {
     char fp[17];
     fingerprint(m, t, fp);
-    ns_json_obj(j, NULL);
-    ns_json_str(j, "program", "normsharp");
-    ns_json_str(j, "version", NS_VERSION);
-    ns_json_str(j, "kind", "dln-theory");
+    ns_json js, *j = &js;
+    json_doc(j, b, "dln-theory");
     ns_json_str(j, "fingerprint", fp);
     json_task(j, m, t);
     for (int k = 0; k < NS_REF_COUNT; k++) {
@@ -202,26 +233,20 @@ static int theory_load(const char *path, const ns_dln_model *m, const ns_dln_tas
         ns_jval_free(&v);
         return -1;
     }
+    if (ns_dln_theory_init(th, t->d)) {
+        ns_jval_free(&v);
+        return 0;
+    }
     int ok = 1;
-    static const char *names[NS_REF_COUNT] = {"min_l1", "min_l2", "min_sharpness", "hypentropy", "gen_opt"};
-    memset(th, 0, sizeof *th);
     for (int k = 0; k < NS_REF_COUNT && ok; k++) {
         ns_dln_ref *r = &th->ref[k];
-        r->name = names[k];
-        r->l1 = r->sharpness = r->gen_err = r->residual = NAN;
-        if (!(r->beta = ns_calloc((size_t)t->d, sizeof(double)))) ok = 0;
-        const ns_jval *o = ns_jget(&v, names[k]);
-        if (!ok || !o || o->type == NS_JNULL) {
+        const ns_jval *o = ns_jget(&v, r->name);
+        if (!o || o->type == NS_JNULL) {
             const ns_jval *notes = ns_jget(&v, "notes");
-            snprintf(r->note, sizeof r->note, "%s", notes ? ns_jstr(notes, names[k], "not computed") : "not computed");
+            snprintf(r->note, sizeof r->note, "%s", notes ? ns_jstr(notes, r->name, "not computed") : "not computed");
             continue;
         }
-        const ns_jval *b = ns_jget(o, "beta");
-        if (!b || b->type != NS_JARR || b->n != t->d) {
-            ok = 0;
-            break;
-        }
-        for (int i = 0; i < t->d; i++) r->beta[i] = b->items[i].type == NS_JNUM ? b->items[i].num : NAN;
+        if (!(ok = json_vec_read(ns_jget(o, "beta"), t->d, r->beta))) break;
         r->l1 = ns_jnum(o, "l1", NAN);
         r->sharpness = ns_jnum(o, "sharpness", NAN);
         r->gen_err = ns_jnum(o, "gen_err", NAN);
@@ -291,13 +316,11 @@ static void measure(const ns_dln_model *m, const ns_dln_task *task, const double
     }
 }
 
-static void json_run(ns_json *j, const dln_args *a, const ns_dln_model *m, const ns_dln_task *t,
+// summary.json's text into b.
+static void json_run(ns_buf *b, const ns_dln_train_opts *o, const ns_dln_model *m, const ns_dln_task *t,
                      const ns_dln_train_result *r, const measures *q) {
-    const ns_dln_train_opts *o = &a->train;
-    ns_json_obj(j, NULL);
-    ns_json_str(j, "program", "normsharp");
-    ns_json_str(j, "version", NS_VERSION);
-    ns_json_str(j, "kind", o->flow ? "dln-flow" : "dln-train");
+    ns_json js, *j = &js;
+    json_doc(j, b, o->flow ? "dln-flow" : "dln-train");
     ns_json_obj(j, "config");
     json_task(j, m, t);
     if (o->flow) ns_json_null(j, "lr");
@@ -343,9 +366,7 @@ static void json_run(ns_json *j, const dln_args *a, const ns_dln_model *m, const
                                                           : "alpha^2 prod_k |1 - 4 eta^2 g_k,i^2| = |u_i v_i|");
         ns_json_num(j, "min", exp(0.5 * q->log_ainf_min));
         ns_json_num(j, "max", exp(0.5 * q->log_ainf_max));
-        ns_json_arr(j, "log_alpha_inf_sq");
-        for (int i = 0; i < t->d; i++) ns_json_num(j, NULL, r->log_alpha_inf_sq[i]);
-        ns_json_end(j);
+        json_vec(j, "log_alpha_inf_sq", r->log_alpha_inf_sq, t->d);
         ns_json_end(j);
     } else {
         ns_json_null(j, "alpha_inf");
@@ -377,12 +398,8 @@ static int run_one(const dln_args *a, const ns_dln_model *m, const ns_dln_task *
     if (rc) return rc;
     measures q;
     measure(m, task, hyp, &r, a->dense_max, &q);
-    dln_args local = *a;
-    local.train = *o;
     ns_buf b = {0};
-    ns_json j;
-    ns_json_begin(&j, &b);
-    json_run(&j, &local, m, task, &r, &q);
+    json_run(&b, o, m, task, &r, &q);
     char path[4200];
     if (dir && r.traj.len && !(rc = ns_path(path, sizeof path, "%s/trajectory.csv", dir)))
         rc = ns_write_file_atomic(path, r.traj.data, r.traj.len);
@@ -425,40 +442,19 @@ static void print_theory(const ns_dln_theory *th) {
 
 // ---- train -------------------------------------------------------------------------------------
 
-static int dln_train(int argc, char **argv) {
-    dln_args a;
-    args_init(&a);
-    ns_cli c;
-    ns_cli_init(&c, "dln train", "normsharp dln train [options]",
-                "One run of full-batch GD at --lr (or --flow: gradient flow by RK4) on a diagonal linear network\n"
-                "from its fixed initialization, until the loss is <= --loss-goal, --max-steps, or divergence.\n"
-                "Prints the final beta's l1 norm, parameter l2 norm, exact sharpness, generalization error, the\n"
-                "distance to the hypentropy (gradient-flow) prediction and, for uv and pm, alpha_inf and the\n"
-                "Even et al. prediction at alpha_inf. --out DIR writes DIR/summary.json.");
-    add_problem(&c, &a);
-    add_training(&c, &a, 0);
-    add_output(&c, &a, 0, 0);
-    int rc = ns_cli_parse(&c, argc, argv);
-    if (rc) return rc < 0 ? 0 : rc;
-    if (a.out && (rc = prepare_out(a.out))) return rc;
-    ns_cli_set_threads(a.threads);
+static int dln_train(const ns_cli *c, dln_args *a) {
     ns_dln_model m;
     ns_dln_task task;
-    if ((rc = make_problem(&c, &a, &m, &task))) return rc;
-    ns_dln_data t = ns_dln_task_data(&task);
-    double *hyp = ns_malloc(sizeof(double) * (size_t)t.d);
-    if (!hyp) {
+    double *hyp;
+    int rc = open_problem(c, a, &m, &task);
+    if (rc) return rc;
+    if ((rc = hypentropy(&m, &task, &hyp))) {
         ns_dln_task_free(&task);
-        return ns_cli_report(NS_ENOMEM);
-    }
-    if (ns_dln_flow_prediction(&m, &t, NULL, hyp)) {
-        ns_clear_error();
-        free(hyp);
-        hyp = NULL;
+        return ns_cli_report(rc);
     }
     ns_buf out = {0};
-    rc = run_one(&a, &m, &task, hyp, &a.train, a.out, &out);
-    if (!rc && a.json) {
+    rc = run_one(a, &m, &task, hyp, &a->train, a->out, &out);
+    if (!rc && a->json) {
         fwrite(out.data, 1, out.len, stdout);
         putchar('\n');
     } else if (!rc) {
@@ -467,14 +463,14 @@ static int dln_train(int argc, char **argv) {
             const ns_jval *f = ns_jget(&v, "final");
             char b1[32], b2[32], b3[32], b4[32];
             print_problem(&m, &task);
-            printf("%s: %s after %ld steps (%.3g s)\n", a.train.flow ? "gradient flow" : "GD", ns_jstr(&v, "status", "?"),
+            printf("%s: %s after %ld steps (%.3g s)\n", a->train.flow ? "gradient flow" : "GD", ns_jstr(&v, "status", "?"),
                    (long)ns_jnum(&v, "steps", -1), ns_jnum(ns_jget(&v, "timing"), "seconds", NAN));
             printf("train loss %s  l1(beta) %s  l2(theta) %s\n", fmt_g(b1, ns_jnum(f, "train_loss", NAN)),
                    fmt_g(b2, ns_jnum(f, "l1", NAN)), fmt_g(b3, ns_jnum(f, "l2", NAN)));
             printf("sharpness %s (%s)%s%s  trace %s\n", fmt_g(b1, ns_jnum(f, "sharpness", NAN)),
-                   ns_jstr(f, "sharpness_method", "?"), a.train.flow ? "" : "  2/eta ",
-                   a.train.flow ? "" : fmt_g(b2, 2 / a.train.eta), fmt_g(b3, ns_jnum(f, "trace", NAN)));
-            if (a.train.flow)
+                   ns_jstr(f, "sharpness_method", "?"), a->train.flow ? "" : "  2/eta ",
+                   a->train.flow ? "" : fmt_g(b2, 2 / a->train.eta), fmt_g(b3, ns_jnum(f, "trace", NAN)));
+            if (a->train.flow)
                 printf("s_GF %s  eta_c = 2/s_GF %s  time %s\n", fmt_g(b1, ns_jnum(f, "s_gf", NAN)),
                        fmt_g(b2, ns_jnum(f, "eta_c", NAN)), fmt_g(b3, ns_jnum(f, "time", NAN)));
             printf("gen err %s  distance to the hypentropy prediction %s\n", fmt_g(b1, ns_jnum(f, "gen_err", NAN)),
@@ -498,39 +494,23 @@ static int dln_train(int argc, char **argv) {
 
 // ---- theory ------------------------------------------------------------------------------------
 
-static int dln_theory(int argc, char **argv) {
-    dln_args a;
-    args_init(&a);
-    ns_cli c;
-    ns_cli_init(&c, "dln theory", "normsharp dln theory [options]",
-                "The reference interpolators of the task, each with its l1 norm, sharpness (of the minimal-norm\n"
-                "parameters of --model realizing it) and generalization error: min-l1 (GLPK), min-l2\n"
-                "(pseudo-inverse), min-sharpness (DSDP; an LP when n = 1), the hypentropy prediction of\n"
-                "gradient flow, and the generalization-optimal interpolator. For shared weights all are\n"
-                "restricted to beta >= 0. --out DIR writes DIR/theory.json.");
-    add_problem(&c, &a);
-    add_output(&c, &a, 0, 0);
-    int rc = ns_cli_parse(&c, argc, argv);
-    if (rc) return rc < 0 ? 0 : rc;
-    if (a.out && (rc = prepare_out(a.out))) return rc;
-    ns_cli_set_threads(a.threads);
+static int dln_theory(const ns_cli *c, dln_args *a) {
     ns_dln_model m;
     ns_dln_task task;
-    if ((rc = make_problem(&c, &a, &m, &task))) return rc;
+    int rc = open_problem(c, a, &m, &task);
+    if (rc) return rc;
     ns_dln_theory th;
     if ((rc = ns_dln_theory_compute(&m, &task, &th))) {
         ns_dln_task_free(&task);
         return ns_cli_report(rc);
     }
     ns_buf b = {0};
-    ns_json j;
-    ns_json_begin(&j, &b);
-    json_theory(&j, &m, &task, &th);
+    json_theory(&b, &m, &task, &th);
     char path[4200];
-    if (a.out && !(rc = ns_path(path, sizeof path, "%s/theory.json", a.out))) rc = write_json_file(path, &b);
-    if (!rc && a.json) {
+    if (a->out && !(rc = ns_path(path, sizeof path, "%s/theory.json", a->out))) rc = write_json_file(path, &b);
+    if (!rc && a->json) {
         fwrite(b.data, 1, b.len, stdout);
-        if (!a.out) putchar('\n');
+        if (!a->out) putchar('\n');
     } else if (!rc) {
         print_problem(&m, &task);
         print_theory(&th);
@@ -565,9 +545,7 @@ static int theory_write(const sweep_ctx *s) {
     int rc = ns_dln_theory_compute(s->m, s->task, &th);
     if (!rc) {
         ns_buf b = {0};
-        ns_json j;
-        ns_json_begin(&j, &b);
-        json_theory(&j, s->m, s->task, &th);
+        json_theory(&b, s->m, s->task, &th);
         rc = write_json_file(s->theory_path, &b);
         ns_buf_free(&b);
         ns_dln_theory_free(&th);
@@ -638,19 +616,17 @@ static int sweep_row(void *ctx, int i, const char *run_dir, ns_buf *line) {
     if ((rc = ns_json_parse_file(path, &v))) return rc;
     const ns_jval *f = ns_jget(&v, "final"), *b = ns_jget(&v, "beta");
     int d = s->task->d;
-    double dist[2] = {NAN, NAN};
-    if (b && b->type == NS_JARR && b->n == d && strcmp(ns_jstr(&v, "status", ""), "diverged")) {
-        const ns_dln_ref *refs[2] = {&s->th.ref[NS_REF_MIN_L1], &s->th.ref[NS_REF_MIN_SHARP]};
-        for (int k = 0; k < 2; k++) {
-            if (!refs[k]->ok) continue;
-            double acc = 0;
-            for (int q = 0; q < d; q++) {
-                double x = b->items[q].type == NS_JNUM ? b->items[q].num : NAN;
-                acc += (x - refs[k]->beta[q]) * (x - refs[k]->beta[q]);
-            }
-            dist[k] = sqrt(acc);
-        }
+    double dist[2] = {NAN, NAN}, *beta = ns_malloc(sizeof(double) * (size_t)d);
+    if (!beta) {
+        ns_jval_free(&v);
+        return NS_ENOMEM;
     }
+    if (json_vec_read(b, d, beta) && strcmp(ns_jstr(&v, "status", ""), "diverged")) {
+        const ns_dln_ref *refs[2] = {&s->th.ref[NS_REF_MIN_L1], &s->th.ref[NS_REF_MIN_SHARP]};
+        for (int k = 0; k < 2; k++)
+            if (refs[k]->ok) dist[k] = ns_dln_dist(d, beta, refs[k]->beta);
+    }
+    free(beta);
     csv_num(line, ns_jnum(ns_jget(&v, "config"), "lr", NAN));
     ns_buf_printf(line, ",%s,", ns_jstr(&v, "status", ""));
     csv_num(line, ns_jnum(&v, "steps", NAN));
@@ -743,25 +719,13 @@ static void print_sweep(const char *csv_path, const verdict *vd, const ns_sweep_
     printf("the best eta is %sbelow both minimizers' generalization errors.\n", below ? "" : "NOT ");
 }
 
-static int dln_sweep(int argc, char **argv) {
-    dln_args a;
-    args_init(&a);
-    ns_cli c;
-    ns_cli_init(&c, "dln sweep", "normsharp dln sweep --lr A:B:K --out OUT [options]",
-                "GD from the same initialization at every learning rate of --lr. Writes OUT/theory.json (the\n"
-                "reference interpolators; reused on a rerun of the same problem), OUT/runs/lr_<eta>/summary.json\n"
-                "per run (finished runs are skipped on a rerun) and OUT/dln.csv, then says which eta\n"
-                "generalizes best and whether it beats both the min-l1 and the min-sharpness interpolators.");
-    add_problem(&c, &a);
-    add_training(&c, &a, 1);
-    add_output(&c, &a, 1, 1);
-    int rc = ns_cli_parse(&c, argc, argv);
-    if (rc) return rc < 0 ? 0 : rc;
-    if (!a.lr_grid) return ns_cli_usage_error("--lr GRID is required, e.g. --lr 0.01:1:24.");
-    if (!a.out) return ns_cli_usage_error("--out DIR is required (where the results go).");
+static int dln_sweep(const ns_cli *c, dln_args *a) {
+    int rc;
+    if (!a->lr_grid) return ns_cli_usage_error("--lr GRID is required, e.g. --lr 0.01:1:24.");
+    if (!a->out) return ns_cli_usage_error("--out DIR is required (where the results go).");
     double *etas;
     int K;
-    if (ns_parse_grid(a.lr_grid, 1, "--lr", &etas, &K)) return ns_cli_usage_error("%s.", ns_errmsg());
+    if (ns_parse_grid(a->lr_grid, 1, "--lr", &etas, &K)) return ns_cli_usage_error("%s.", ns_errmsg());
     char **dirs = ns_calloc((size_t)K, sizeof(char *));
     ns_dln_model m;
     ns_dln_task task;
@@ -774,7 +738,7 @@ static int dln_sweep(int argc, char **argv) {
     }
     for (int i = 0; i < K; i++) {
         char d[4200];
-        if (ns_path(d, sizeof d, "%s/runs/lr_%g", a.out, etas[i]) || !(dirs[i] = ns_strdup(d))) {
+        if (ns_path(d, sizeof d, "%s/runs/lr_%g", a->out, etas[i]) || !(dirs[i] = ns_strdup(d))) {
             rc = ns_cli_report(NS_ENOMEM);
             goto done;
         }
@@ -785,33 +749,25 @@ static int dln_sweep(int argc, char **argv) {
                 goto done;
             }
     }
-    if ((rc = prepare_out(a.out))) goto done;
-    ns_cli_set_threads(a.threads);
-    if ((rc = make_problem(&c, &a, &m, &task))) goto done;
+    if ((rc = open_problem(c, a, &m, &task))) goto done;
     have_task = 1;
     char tpath[4200], cpath[4200];
-    if (ns_path(tpath, sizeof tpath, "%s/theory.json", a.out) || ns_path(cpath, sizeof cpath, "%s/dln.csv", a.out)) {
+    if (ns_path(tpath, sizeof tpath, "%s/theory.json", a->out) || ns_path(cpath, sizeof cpath, "%s/dln.csv", a->out)) {
         rc = ns_cli_report(NS_EINVAL);
         goto done;
     }
-    ns_dln_data data = ns_dln_task_data(&task);
-    hyp = ns_malloc(sizeof(double) * (size_t)task.d);
-    if (hyp && ns_dln_flow_prediction(&m, &data, NULL, hyp)) {
-        ns_clear_error();
-        free(hyp);
-        hyp = NULL;
-    }
-    sc = (sweep_ctx){.a = &a, .m = &m, .task = &task, .etas = etas, .hyp = hyp, .theory_path = tpath};
+    if (hypentropy(&m, &task, &hyp)) ns_clear_error();  // without it the runs lack only dist_hypentropy
+    sc = (sweep_ctx){.a = a, .m = &m, .task = &task, .etas = etas, .hyp = hyp, .theory_path = tpath};
     int found = theory_load(tpath, &m, &task, &sc.th);
     if (found < 0) {
-        rc = ns_cli_usage_error("'%s' holds the results of another problem (task, model or alpha); use a new --out.", a.out);
+        rc = ns_cli_usage_error("'%s' holds the results of another problem (task, model or alpha); use a new --out.", a->out);
         goto done;
     }
     have_th = 1;
     if (found) sc.theory_state = 1;  // from an earlier sweep of this problem
     else sc.theory_pid = theory_start(&sc);
     ns_sweep sw = {.n_runs = K, .run_dirs = dirs, .run = sweep_run, .row = sweep_row, .label = sweep_label, .ctx = &sc,
-                   .jobs = a.jobs, .csv_path = cpath, .quiet = a.json,
+                   .jobs = a->jobs, .csv_path = cpath, .quiet = a->json,
                    .csv_header = "eta,status,steps,l1,sharpness,two_over_eta,gen_err,dist_min_l1,dist_min_sharp,train_loss"};
     ns_sweep_stats st = {0};
     int src = ns_sweep_run(&sw, &st);
@@ -820,7 +776,7 @@ static int dln_sweep(int argc, char **argv) {
     if (!src) src = trc;
     verdict vd;
     sweep_verdict(dirs, etas, K, &sc.th, &vd);
-    if (a.json) {
+    if (a->json) {
         ns_buf b = {0};
         ns_json j;
         ns_json_begin(&j, &b);
@@ -865,16 +821,51 @@ done:
 
 // ---- dispatch ----------------------------------------------------------------------------------
 
-static const struct {
-    const char *name;
-    int (*fn)(int, char **);
+// Each subcommand parses the problem options, then its training and output options, and
+// runs on the parsed arguments.
+typedef struct {
+    const char *name, *cmd, *usage, *help;
+    int (*run)(const ns_cli *c, dln_args *a);
+    int training;  // 0 none, 1 one run, 2 a sweep (a grid of --lr, --out required, --jobs)
     const char *about;
-} subcommands[] = {
-    {"train", dln_train, "one GD run (or --flow) with its final norm, sharpness and generalization error"},
-    {"theory", dln_theory, "the reference interpolators: min-l1, min-l2, min-sharpness, hypentropy, gen-optimal"},
-    {"sweep", dln_sweep, "GD over a learning-rate grid: OUT/dln.csv, OUT/theory.json, OUT/runs/"},
+} subcommand;
+
+static const subcommand subcommands[] = {
+    {"train", "dln train", "normsharp dln train [options]",
+     "One run of full-batch GD at --lr (or --flow: gradient flow by RK4) on a diagonal linear network\n"
+     "from its fixed initialization, until the loss is <= --loss-goal, --max-steps, or divergence.\n"
+     "Prints the final beta's l1 norm, parameter l2 norm, exact sharpness, generalization error, the\n"
+     "distance to the hypentropy (gradient-flow) prediction and, for uv and pm, alpha_inf and the\n"
+     "Even et al. prediction at alpha_inf. --out DIR writes DIR/summary.json.",
+     dln_train, 1, "one GD run (or --flow) with its final norm, sharpness and generalization error"},
+    {"theory", "dln theory", "normsharp dln theory [options]",
+     "The reference interpolators of the task, each with its l1 norm, sharpness (of the minimal-norm\n"
+     "parameters of --model realizing it) and generalization error: min-l1 (GLPK), min-l2\n"
+     "(pseudo-inverse), min-sharpness (DSDP; an LP when n = 1), the hypentropy prediction of\n"
+     "gradient flow, and the generalization-optimal interpolator. For shared weights all are\n"
+     "restricted to beta >= 0. --out DIR writes DIR/theory.json.",
+     dln_theory, 0, "the reference interpolators: min-l1, min-l2, min-sharpness, hypentropy, gen-optimal"},
+    {"sweep", "dln sweep", "normsharp dln sweep --lr A:B:K --out OUT [options]",
+     "GD from the same initialization at every learning rate of --lr. Writes OUT/theory.json (the\n"
+     "reference interpolators; reused on a rerun of the same problem), OUT/runs/lr_<eta>/summary.json\n"
+     "per run (finished runs are skipped on a rerun) and OUT/dln.csv, then says which eta\n"
+     "generalizes best and whether it beats both the min-l1 and the min-sharpness interpolators.",
+     dln_sweep, 2, "GD over a learning-rate grid: OUT/dln.csv, OUT/theory.json, OUT/runs/"},
 };
 #define NSUB ((int)(sizeof subcommands / sizeof subcommands[0]))
+
+static int run_subcommand(const subcommand *s, int argc, char **argv) {
+    dln_args a;
+    ns_cli c;
+    int sweep = s->training == 2;
+    args_init(&a);
+    ns_cli_init(&c, s->cmd, s->usage, s->help);
+    add_problem(&c, &a);
+    if (s->training) add_training(&c, &a, sweep);
+    add_output(&c, &a, sweep, sweep);
+    NS_CLI_PARSE(&c, argc, argv);
+    return s->run(&c, &a);
+}
 
 static void dln_usage(FILE *f) {
     fprintf(f, "usage: normsharp dln <subcommand> [options]\n       normsharp dln <subcommand> --help\n\n"
@@ -893,6 +884,6 @@ int cmd_dln(int argc, char **argv) {
         return 0;
     }
     for (int i = 0; i < NSUB; i++)
-        if (!strcmp(argv[1], subcommands[i].name)) return subcommands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], subcommands[i].name)) return run_subcommand(&subcommands[i], argc - 1, argv + 1);
     return ns_cli_usage_error("unknown dln subcommand '%s'; run 'normsharp dln --help' for the list.", argv[1]);
 }

@@ -9,4 +9,6 @@ int ns_curv_check(size_t n, const ns_lanczos_opts *o, const char *who);
 // unit vector (NS_STREAM_LANCZOS) and return 0.
 int ns_curv_start(double *v, size_t n, const ns_lanczos_opts *o);
 int ns_curv_all_finite(const double *v, size_t n);
+// w = f(v), counted in *iters; NS_EINVAL (naming `who`) if the product is not finite.
+int ns_curv_apply(ns_matvec_fn f, void *ctx, const double *v, double *w, size_t n, const char *who, int *iters);
 #endif

@@ -69,6 +69,16 @@ int ns_curv_all_finite(const double *v, size_t n) {
     return 1;
 }
 
+int ns_curv_apply(ns_matvec_fn f, void *ctx, const double *v, double *w, size_t n, const char *who, int *iters) {
+    int rc = f(ctx, v, w, n);
+    ++*iters;
+    if (rc) return rc;
+    if (!ns_curv_all_finite(w, n))
+        return ns_fail(NS_EINVAL, "%s: the Hessian-vector product has non-finite entries (at iteration %d); the loss "
+                                  "surface is not finite here.", who, *iters);
+    return NS_OK;
+}
+
 // v := warm/||warm||, or a seeded Gaussian direction when there is no usable warm vector.
 int ns_curv_start(double *v, size_t n, const ns_lanczos_opts *o) {
     double nrm = 0;
@@ -238,14 +248,7 @@ int ns_lanczos(ns_matvec_fn f, void *ctx, size_t n, const ns_lanczos_opts *o, ns
     for (;;) {
         int j = K.m - 1;
         double *qj = K.q + (size_t)j * n;
-        rc = f(ctx, qj, w, n);
-        r->iters++;
-        if (rc) goto done;
-        if (!ns_curv_all_finite(w, n)) {
-            rc = ns_fail(NS_EINVAL, "Lanczos: the Hessian-vector product has non-finite entries "
-                                    "(at iteration %d); the loss surface is not finite here.", r->iters);
-            goto done;
-        }
+        if ((rc = ns_curv_apply(f, ctx, qj, w, n, "Lanczos", &r->iters))) goto done;
         K.alpha[j] = orthogonalize(&K, w);
         K.beta[j] = cblas_dnrm2((int)n, w, 1);
         anorm = fmax(anorm, fabs(K.alpha[j]) + K.beta[j] + (j ? K.beta[j - 1] : 0));

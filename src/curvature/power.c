@@ -25,14 +25,7 @@ int ns_power_iteration(ns_matvec_fn f, void *ctx, size_t n, const ns_lanczos_opt
     ns_curv_start(v, n, o);
     double theta = 0, resid = 0;
     while (r->iters < o->max_iter) {
-        rc = f(ctx, v, w, n);
-        r->iters++;
-        if (rc) goto done;
-        if (!ns_curv_all_finite(w, n)) {
-            rc = ns_fail(NS_EINVAL, "power iteration: the Hessian-vector product has non-finite entries "
-                                    "(at iteration %d); the loss surface is not finite here.", r->iters);
-            goto done;
-        }
+        if ((rc = ns_curv_apply(f, ctx, v, w, n, "power iteration", &r->iters))) goto done;
         theta = cblas_ddot(N, v, 1, w, 1);
         double wn = cblas_dnrm2(N, w, 1);
         // ||w - theta v||^2 = ||w||^2 - theta^2 for unit v; computed directly to avoid cancellation

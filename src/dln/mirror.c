@@ -45,6 +45,17 @@ static double mirror_eval(mirror *m, const double *nu) {
     return isfinite(D) ? D : INFINITY;
 }
 
+// grad = X beta(nu) - y, the dual gradient; returns ||grad||_inf.
+static double mirror_residual(const mirror *m, double *grad) {
+    const ns_dln_data *t = m->t;
+    int n = t->n, d = t->d;
+    memcpy(grad, t->y, sizeof(double) * (size_t)n);
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, n, d, 1.0, t->X, d, m->beta, 1, -1.0, grad, 1);
+    double res = 0;
+    for (int k = 0; k < n; k++) res = fmax(res, fabs(grad[k]));
+    return res;
+}
+
 int ns_dln_mirror_solve(const ns_dln_data *t, ns_mirror_kind kind, const double *log_c, double *beta) {
     int n = t->n, d = t->d;
     mirror m = {.t = t, .kind = kind, .log_c = log_c};
@@ -62,16 +73,12 @@ int ns_dln_mirror_solve(const ns_dln_data *t, ns_mirror_kind kind, const double 
             rc = ns_fail(NS_EINVAL, "mirror solution: the scale c_%d is not finite and positive", i);
             goto done;
         }
-    double tol = 1e-10 * dln_y_scale(t), res = INFINITY;
+    double tol = 1e-10 * dln_y_scale(t), res;
     double D = mirror_eval(&m, nu);
     int it;
     rc = NS_OK;
     for (it = 0; it < 1000; it++) {
-        memcpy(grad, t->y, sizeof(double) * (size_t)n);
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, n, d, 1.0, t->X, d, m.beta, 1, -1.0, grad, 1);
-        res = 0;
-        for (int k = 0; k < n; k++) res = fmax(res, fabs(grad[k]));
-        if (res <= tol) break;
+        if ((res = mirror_residual(&m, grad)) <= tol) break;
         dln_xwx(t, m.curv, H, work);
         memcpy(step, grad, sizeof(double) * (size_t)n);
         if ((rc = dln_spd_solve(H, n, step))) goto done;
@@ -92,11 +99,7 @@ int ns_dln_mirror_solve(const ns_dln_data *t, ns_mirror_kind kind, const double 
         memcpy(nu, trial, sizeof(double) * (size_t)n);
         D = Dt;
     }
-    memcpy(grad, t->y, sizeof(double) * (size_t)n);
-    cblas_dgemv(CblasRowMajor, CblasNoTrans, n, d, 1.0, t->X, d, m.beta, 1, -1.0, grad, 1);
-    res = 0;
-    for (int k = 0; k < n; k++) res = fmax(res, fabs(grad[k]));
-    if (res > tol) {
+    if ((res = mirror_residual(&m, grad)) > tol) {
         rc = ns_fail(NS_ESOLVER, "the mirror (hypentropy) solution did not reach X beta = y: residual %g after %d "
                      "Newton steps (tolerance %g)%s", res, it, tol,
                      kind == NS_MIRROR_EXP ? "; a nonnegative interpolator may not exist" : "");

@@ -9,9 +9,21 @@
 #include "normsharp/dln.h"
 #include "dln_internal.h"
 
-static int no_interpolator(const ns_dln_data *t, double miss) {
+// NS_OK if X beta = y up to 1e-8 * max(1, ||y||_inf), else NS_EINVAL: then (beta being
+// the best fit the caller could find) no interpolator exists.
+static int check_interpolates(const ns_dln_data *t, const double *beta) {
+    double miss = dln_residual_inf(t, beta);
+    if (miss <= 1e-8 * dln_y_scale(t)) return NS_OK;
     return ns_fail(NS_EINVAL, "no interpolator exists: X beta = y has no solution (n = %d, d = %d; the "
                    "least-squares fit misses by %g)", t->n, t->d, miss);
+}
+
+// A += rel * (trace(A) / n) I (rel * I if the trace is not positive): a ridge relative to
+// the scale of the n x n matrix A.
+static void add_ridge(double *A, int n, double rel) {
+    double tr = 0;
+    for (int k = 0; k < n; k++) tr += A[(size_t)k * n + k];
+    for (int k = 0; k < n; k++) A[(size_t)k * n + k] += rel * (tr > 0 ? tr / n : 1);
 }
 
 int ns_dln_min_l2(const ns_dln_data *t, double *beta) {
@@ -29,8 +41,7 @@ int ns_dln_min_l2(const ns_dln_data *t, double *beta) {
             rc = ns_fail(NS_ESOLVER, "LAPACK dgelsd failed on the %d x %d data matrix (info %d)", n, d, info);
         } else {
             memcpy(beta, b, sizeof(double) * (size_t)d);
-            double miss = dln_residual_inf(t, beta);
-            rc = miss > 1e-8 * dln_y_scale(t) ? no_interpolator(t, miss) : NS_OK;
+            rc = check_interpolates(t, beta);
         }
     }
     free(A);
@@ -63,9 +74,7 @@ int dln_spd_solve(double *A, int n, double *b) {
     memcpy(b0, b, sizeof(double) * (size_t)n);
     int info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', n, 1, A, n, b, 1);
     if (info > 0) {
-        double tr = 0;
-        for (int k = 0; k < n; k++) tr += A0[(size_t)k * n + k];
-        for (int k = 0; k < n; k++) A0[(size_t)k * n + k] += 1e-12 * (tr > 0 ? tr / n : 1);
+        add_ridge(A0, n, 1e-12);
         memcpy(A, A0, sizeof(double) * (size_t)n * (size_t)n);
         memcpy(b, b0, sizeof(double) * (size_t)n);
         info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', n, 1, A, n, b, 1);
@@ -101,28 +110,21 @@ int ns_dln_gen_opt(const ns_dln_data *t, const double *sigma_diag, const double 
     double *sig = ns_malloc(sizeof(double) * (size_t)d), *z = ns_malloc(sizeof(double) * (size_t)d);
     double *lam = ns_calloc((size_t)n, sizeof(double)), *step = ns_malloc(sizeof(double) * (size_t)n);
     double *A = ns_malloc(sizeof(double) * (size_t)n * (size_t)n), *trial = ns_malloc(sizeof(double) * (size_t)n);
-    double *bt = ns_malloc(sizeof(double) * (size_t)d);
+    double *bt = ns_malloc(sizeof(double) * (size_t)d), *work = ns_malloc(sizeof(double) * (size_t)n * (size_t)d);
     int rc = NS_ENOMEM;
-    if (!sig || !z || !lam || !step || !A || !trial || !bt) goto done;
+    if (!sig || !z || !lam || !step || !A || !trial || !bt || !work) goto done;
     for (int i = 0; i < d; i++) sig[i] = sigma_diag ? sigma_diag[i] : 1.0;
     double tol = 1e-11 * dln_y_scale(t);
     rc = NS_OK;
     if (!nonneg) {
         for (int i = 0; i < d; i++) bt[i] = 1 / sig[i];
-        double *work = ns_malloc(sizeof(double) * (size_t)n * (size_t)d);
-        if (!work) {
-            rc = NS_ENOMEM;
-            goto done;
-        }
         dln_xwx(t, bt, A, work);
-        free(work);
         for (int k = 0; k < n; k++) step[k] = t->y[k];
         cblas_dgemv(CblasRowMajor, CblasNoTrans, n, d, -1.0, t->X, d, beta_star, 1, 1.0, step, 1);
         if ((rc = dln_spd_solve(A, n, step))) goto done;
         cblas_dgemv(CblasRowMajor, CblasTrans, n, d, 1.0, t->X, d, step, 1, 0.0, z, 1);
         for (int i = 0; i < d; i++) beta[i] = beta_star[i] + z[i] / sig[i];
-        double miss = dln_residual_inf(t, beta);
-        if (miss > 1e-8 * dln_y_scale(t)) rc = no_interpolator(t, miss);
+        rc = check_interpolates(t, beta);
         goto done;
     }
     double f = gen_dual(t, sig, beta_star, lam, beta, z);
@@ -136,16 +138,8 @@ int ns_dln_gen_opt(const ns_dln_data *t, const double *sigma_diag, const double 
         if (gmax <= tol) break;
         memcpy(trial, step, sizeof(double) * (size_t)n);  // keep the gradient
         for (int i = 0; i < d; i++) bt[i] = beta[i] > 0 ? 1 / sig[i] : 0;
-        double *work = ns_malloc(sizeof(double) * (size_t)n * (size_t)d);
-        if (!work) {
-            rc = NS_ENOMEM;
-            goto done;
-        }
         dln_xwx(t, bt, A, work);
-        free(work);
-        double tr = 0;
-        for (int k = 0; k < n; k++) tr += A[(size_t)k * n + k];
-        for (int k = 0; k < n; k++) A[(size_t)k * n + k] += 1e-10 * (tr > 0 ? tr / n : 1);
+        add_ridge(A, n, 1e-10);
         if ((rc = dln_spd_solve(A, n, step))) goto done;
         double slope = 0;
         for (int k = 0; k < n; k++) slope += step[k] * trial[k];
@@ -176,6 +170,7 @@ done:
     free(A);
     free(trial);
     free(bt);
+    free(work);
     return rc;
 }
 
@@ -188,23 +183,28 @@ static void ref_skip(ns_dln_ref *r, const char *why) {
     snprintf(r->note, sizeof r->note, "%s", why);
 }
 
-int ns_dln_theory_compute(const ns_dln_model *m, const ns_dln_task *task, ns_dln_theory *th) {
+int ns_dln_theory_init(ns_dln_theory *th, int d) {
     memset(th, 0, sizeof *th);
-    double start = ns_now();
-    ns_dln_data t = ns_dln_task_data(task);
-    int d = t.d, nonneg = m->kind == NS_DLN_SHARED;
     for (int k = 0; k < NS_REF_COUNT; k++) {
-        th->ref[k].name = ref_names[k];
-        th->ref[k].beta = ns_calloc((size_t)d, sizeof(double));
-        th->ref[k].l1 = th->ref[k].sharpness = th->ref[k].gen_err = th->ref[k].residual = NAN;
-        if (!th->ref[k].beta) {
+        ns_dln_ref *r = &th->ref[k];
+        r->name = ref_names[k];
+        r->l1 = r->sharpness = r->gen_err = r->residual = NAN;
+        if (!(r->beta = ns_calloc((size_t)d, sizeof(double)))) {
             ns_dln_theory_free(th);
             return NS_ENOMEM;
         }
     }
+    return NS_OK;
+}
+
+int ns_dln_theory_compute(const ns_dln_model *m, const ns_dln_task *task, ns_dln_theory *th) {
+    double start = ns_now();
+    ns_dln_data t = ns_dln_task_data(task);
+    int d = t.d, nonneg = m->kind == NS_DLN_SHARED;
+    int rc = ns_dln_theory_init(th, d);
+    if (rc) return rc;
     for (int k = 0; k < NS_REF_COUNT; k++) {
         ns_dln_ref *r = &th->ref[k];
-        int rc = NS_OK;
         double value;
         switch (k) {
         case NS_REF_MIN_L1: rc = ns_dln_min_weighted_l1(&t, NULL, nonneg, r->beta); break;
@@ -287,10 +287,8 @@ int dln_basis_interpolators(const ns_dln_data *t, double *beta0, double **N, int
                     nz + 1);
     memset(beta0, 0, sizeof(double) * (size_t)d);
     for (int q = 0; q < rank; q++) beta0[jpvt[q] - 1] = M[(size_t)q * (nz + 1) + nz];
-    double miss = dln_residual_inf(t, beta0);
-    if (miss > 1e-8 * dln_y_scale(t)) {
+    if ((rc = check_interpolates(t, beta0))) {
         free(M);
-        rc = no_interpolator(t, miss);
         goto done;
     }
     if (nz > 0) {

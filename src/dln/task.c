@@ -16,6 +16,15 @@ const char *ns_dln_task_name(ns_dln_task_kind k) {
     return "?";
 }
 
+int ns_dln_task_parse(const char *s, ns_dln_task_kind *out) {
+    for (ns_dln_task_kind k = NS_TASK_SINGLE; k <= NS_TASK_CSV; k++)
+        if (!strcmp(s, ns_dln_task_name(k))) {
+            *out = k;
+            return NS_OK;
+        }
+    return ns_fail(NS_EINVAL, "--task must be single, sparse or csv, got '%s'", s);
+}
+
 void ns_dln_task_opts_default(ns_dln_task_opts *o) {
     memset(o, 0, sizeof *o);
     o->kind = NS_TASK_SPARSE;

@@ -73,19 +73,28 @@ static void traj_row(ns_buf *b, long step, double time, double h, const ns_dln_p
     ns_buf_printf(b, "%ld,%s,%s,%s,%s,%s,%s\n", step, s[0], s[1], s[2], s[3], s[4], s[5]);
 }
 
+// Where a run stands at `step`, the same for GD and the flow: NS_DLN_DIVERGED (the loss is
+// not finite or above diverge_factor x the initial loss), NS_DLN_CONVERGED (loss <=
+// loss_goal) or NS_DLN_MAX_STEPS, recorded in r as the run's end; else -1 to go on.
+static int run_state(const ns_dln_train_opts *o, const ns_dln_point *pt, long step, ns_dln_train_result *r) {
+    r->steps = step;
+    if (!isfinite(pt->loss) || pt->loss > o->diverge_factor * r->loss0) {
+        r->diverged_at = step;
+        return r->status = NS_DLN_DIVERGED;
+    }
+    if (pt->loss <= o->loss_goal) return r->status = NS_DLN_CONVERGED;
+    if (step >= o->max_steps) return r->status = NS_DLN_MAX_STEPS;
+    return -1;
+}
+
 static int train_gd(const ns_dln_model *m, const ns_dln_data *t, const ns_dln_train_opts *o,
                     ns_dln_train_result *r, ns_dln_point *pt, double *grad) {
     int d = t->d, p = ns_dln_nparams(m, d);
     double *theta = r->theta;
     for (long step = 0;; step++) {
-        r->steps = step;
-        if (!isfinite(pt->loss) || pt->loss > o->diverge_factor * r->loss0) {
-            r->status = NS_DLN_DIVERGED;
-            r->diverged_at = step;
-            break;
-        }
-        int stop = pt->loss <= o->loss_goal ? 1 : step >= o->max_steps ? 2 : 0;
-        if (o->log_every > 0 && (step % o->log_every == 0 || stop)) {
+        int state = run_state(o, pt, step, r);
+        if (state == NS_DLN_DIVERGED) break;
+        if (o->log_every > 0 && (step % o->log_every == 0 || state >= 0)) {
             double sh = NAN;
             if (o->eig_every > 0 && step % o->eig_every == 0) {
                 ns_dln_sharp s;
@@ -95,10 +104,7 @@ static int train_gd(const ns_dln_model *m, const ns_dln_data *t, const ns_dln_tr
             }
             traj_row(&r->traj, step, step * o->eta, o->eta, pt, d, p, theta, sh);
         }
-        if (stop) {
-            r->status = stop == 1 ? NS_DLN_CONVERGED : NS_DLN_MAX_STEPS;
-            break;
-        }
+        if (state >= 0) break;
         if (r->log_alpha_inf_sq) accumulate_alpha(m, d, pt->g, o->eta, r->log_alpha_inf_sq);
         ns_dln_gd_step(m, d, theta, pt, o->eta, grad);
         ns_dln_eval(m, t, theta, pt);
@@ -127,12 +133,8 @@ static int train_flow(const ns_dln_model *m, const ns_dln_data *t, const ns_dln_
     double S = NAN, time = 0;
     r->s_max = 0;
     for (long step = 0;; step++) {
-        r->steps = step;
-        if (!isfinite(pt->loss) || pt->loss > o->diverge_factor * r->loss0) {
-            r->status = NS_DLN_DIVERGED;
-            r->diverged_at = step;
-            break;
-        }
+        int state = run_state(o, pt, step, r);
+        if (state == NS_DLN_DIVERGED) break;
         int refresh = step % every == 0;
         if (refresh) {
             ns_dln_sharp s;
@@ -140,14 +142,10 @@ static int train_flow(const ns_dln_model *m, const ns_dln_data *t, const ns_dln_
             S = s.sharpness;
             if (pt->loss > o->loss_goal && S > r->s_max) r->s_max = S;
         }
-        int stop = pt->loss <= o->loss_goal ? 1 : step >= o->max_steps ? 2 : 0;
         double h = S > 0 ? fmin(o->flow_c / S, o->flow_hmax) : o->flow_hmax;
-        if (o->log_every > 0 && (step % o->log_every == 0 || stop))
+        if (o->log_every > 0 && (step % o->log_every == 0 || state >= 0))
             traj_row(&r->traj, step, time, h, pt, d, p, theta, refresh ? S : NAN);
-        if (stop) {
-            r->status = stop == 1 ? NS_DLN_CONVERGED : NS_DLN_MAX_STEPS;
-            break;
-        }
+        if (state >= 0) break;
         // k1..k4 are gradients (the flow field is their negative)
         static const double stage[4] = {0, 0.5, 0.5, 1.0}, weight[4] = {1, 2, 2, 1};
         memcpy(acc, theta, sizeof(double) * (size_t)p);

@@ -312,16 +312,24 @@ static int load_sweep_seed(ns_report *r, const char *dir, const ns_table *t, lon
     return name_network(e, NULL);
 }
 
-static int load_sweep(ns_report *r, const char *dir) {
+// DIR/NAME, a results table of docs/OUTPUTS.md (sweep.csv, dln.csv): one run a row, with
+// at least the 'eta' and 'status' columns.
+static int read_results_csv(const char *dir, const char *name, ns_table *t) {
     char path[4096];
-    if (ns_path(path, sizeof path, "%s/sweep.csv", dir)) return NS_EIO;
-    ns_table t;
-    int rc = ns_table_read(path, &t);
+    if (ns_path(path, sizeof path, "%s/%s", dir, name)) return NS_EIO;
+    int rc = ns_table_read(path, t);
     if (rc) return rc;
-    if (ns_table_col(&t, "eta") < 0 || ns_table_col(&t, "status") < 0) {
-        ns_table_free(&t);
-        return ns_fail(NS_EFORMAT, "'%s' has no 'eta' or 'status' column, so it is not a sweep.csv of docs/OUTPUTS.md", path);
+    if (ns_table_col(t, "eta") < 0 || ns_table_col(t, "status") < 0) {
+        ns_table_free(t);
+        return ns_fail(NS_EFORMAT, "'%s' has no 'eta' or 'status' column, so it is not a %s of docs/OUTPUTS.md", path, name);
     }
+    return NS_OK;
+}
+
+static int load_sweep(ns_report *r, const char *dir) {
+    ns_table t;
+    int rc = read_results_csv(dir, "sweep.csv", &t);
+    if (rc) return rc;
     // One experiment per seed, in the order the seeds first appear.
     int cseed = ns_table_col(&t, "seed");
     for (int i = 0; i < t.nrow && !rc; i++) {
@@ -375,15 +383,9 @@ static int load_theory(ns_rep_exp *e) {
 }
 
 static int load_dln(ns_report *r, const char *dir) {
-    char path[4096];
-    if (ns_path(path, sizeof path, "%s/dln.csv", dir)) return NS_EIO;
     ns_table t;
-    int rc = ns_table_read(path, &t);
+    int rc = read_results_csv(dir, "dln.csv", &t);
     if (rc) return rc;
-    if (ns_table_col(&t, "eta") < 0 || ns_table_col(&t, "status") < 0) {
-        ns_table_free(&t);
-        return ns_fail(NS_EFORMAT, "'%s' has no 'eta' or 'status' column, so it is not a dln.csv of docs/OUTPUTS.md", path);
-    }
     ns_rep_exp *e = exp_new(r, NS_EXP_DLN, dir);
     if (!e || !(e->run = ns_calloc((size_t)t.nrow + 1, sizeof *e->run))) {
         ns_table_free(&t);

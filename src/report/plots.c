@@ -16,6 +16,7 @@ static const char *const color[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd",
 #define X_ETA "learning rate η (step size, log scale)"
 #define Y_SHARP "sharpness S = max |λ| of the loss Hessian (1/η units)"
 #define Y_ERR "test error (fraction of test examples)"
+#define X_FLOW_TIME "time t (flow time, Σ of RK4 steps h; = η × GD steps)"
 
 static double run_value(const ns_rep_run *u, size_t off) {
     return *(const double *)(const void *)((const char *)u + off);
@@ -111,6 +112,25 @@ static void threshold_curve(fig *g, const ns_rep_exp *e, const char *title) {
         }
 }
 
+// A panel against eta over the sweep's range: y (log if logy) and, if y2label is given, a
+// right axis (log if logy2). Its marks are added by eta_panel_end.
+static void eta_panel(fig *g, const ns_rep_exp *e, const ns_findings *f, const char *title, const char *ylabel, int logy,
+                      const char *y2label, int logy2) {
+    fig_panel(g, title, X_ETA, ylabel, 1, logy);
+    if (y2label) {
+        fig_cmd(g, "set y2label \"%s\"; set y2tics; set ytics nomirror", fig_q(g, y2label));
+        if (logy2) fig_log_y2(g);
+    }
+    eta_range(g, e, f);
+}
+
+// The marks every panel against eta carries (eta_c, diverged runs), then its plot.
+static void eta_panel_end(fig *g, const ns_rep_exp *e, const ns_findings *f) {
+    mark_eta_c(g, f);
+    mark_diverged(g, e);
+    fig_panel_end(g);
+}
+
 // ---- the sweep --------------------------------------------------------------------------------
 static void fig_sweep_sharpness(rp_ctx *c, int k) {
     const ns_rep_exp *e = &c->r->exp[k];
@@ -119,8 +139,7 @@ static void fig_sweep_sharpness(rp_ctx *c, int k) {
     char title[1024];
     fig_begin(&g, c, 820, 600, "%s_sharpness", e->tag);
     snprintf(title, sizeof title, "Final sharpness vs learning rate\n%s", e->title);
-    fig_panel(&g, title, X_ETA, Y_SHARP, 1, 1);
-    eta_range(&g, e, f);
+    eta_panel(&g, e, f, title, Y_SHARP, 1, NULL, 0);
     plot_vs_eta(&g, e, offsetof(ns_rep_run, sharpness), 1, color[0], 7, "final sharpness", "x1y1");
     threshold_curve(&g, e, "2/η (stability threshold)");
     if (isfinite(f->s_gf))
@@ -129,27 +148,22 @@ static void fig_sweep_sharpness(rp_ctx *c, int k) {
                    color[2], f->s_gf);
         fig_extent(&g, 0, f->s_gf);
     }
-    mark_eta_c(&g, f);
-    mark_diverged(&g, e);
-    fig_panel_end(&g);
+    eta_panel_end(&g, e, f);
     fig_end(&g, k, "Final sharpness against the learning rate, with the stability threshold 2/η, the gradient "
                    "flow's sharpness s_GF and the critical learning rate η_c.");
 }
 
 static void fig_sweep_norms(rp_ctx *c, int k) {
     const ns_rep_exp *e = &c->r->exp[k];
+    const ns_findings *f = &c->f[k];
     fig g;
     char title[1024];
     fig_begin(&g, c, 820, 600, "%s_norms", e->tag);
     snprintf(title, sizeof title, "Parameter norms vs learning rate\n%s", e->title);
-    fig_panel(&g, title, X_ETA, "l1 norm Σ|θ_j| (parameter units)", 1, 0);
-    fig_cmd(&g, "set y2label \"l2 norm (Σ θ_j²)^½ (parameter units)\"; set y2tics; set ytics nomirror");
-    eta_range(&g, e, &c->f[k]);
+    eta_panel(&g, e, f, title, "l1 norm Σ|θ_j| (parameter units)", 0, "l2 norm (Σ θ_j²)^½ (parameter units)", 0);
     plot_vs_eta(&g, e, offsetof(ns_rep_run, l1), 0, color[0], 7, "l1 norm (left axis)", "x1y1");
     plot_vs_eta(&g, e, offsetof(ns_rep_run, l2), 0, color[1], 5, "l2 norm (right axis)", "x1y2");
-    mark_eta_c(&g, &c->f[k]);
-    mark_diverged(&g, e);
-    fig_panel_end(&g);
+    eta_panel_end(&g, e, f);
     fig_end(&g, k, "Final l1 (left axis) and l2 (right axis) parameter norms against the learning rate.");
 }
 
@@ -170,16 +184,11 @@ static void fig_sweep_generalization(rp_ctx *c, int k) {
     fig_begin(&g, c, 820, 600, "%s_generalization", e->tag);
     snprintf(title, sizeof title, "Test error and test loss vs learning rate\n%s", e->title);
     snprintf(y2, sizeof y2, "test loss (%s, log scale)", loss_unit(e));
-    fig_panel(&g, title, X_ETA, Y_ERR, 1, 0);
-    fig_cmd(&g, "set y2label \"%s\"; set y2tics; set ytics nomirror", fig_q(&g, y2));
-    fig_log_y2(&g);
-    eta_range(&g, e, f);
+    eta_panel(&g, e, f, title, Y_ERR, 0, y2, 1);
     plot_vs_eta(&g, e, offsetof(ns_rep_run, test_err), 0, color[0], 7, "test error (left axis)", "x1y1");
     plot_vs_eta(&g, e, offsetof(ns_rep_run, test_loss), 1, color[1], 5, "test loss (right axis)", "x1y2");
     mark_best(&g, f, "test error");
-    mark_eta_c(&g, f);
-    mark_diverged(&g, e);
-    fig_panel_end(&g);
+    eta_panel_end(&g, e, f);
     fig_end(&g, k, "Test error (left) and test loss (right) against the learning rate; the star marks the best "
                    "learning rate among converged runs.");
 }
@@ -213,13 +222,10 @@ static void fig_sweep_measures(rp_ctx *c, int k) {
     const char *which[3] = {"final", "averaged over the last iterates", "after the decayed-lr phase"};
     const int pt[3] = {7, 5, 9};
     for (int p = 0; p < 3; p++) {
-        fig_panel(&g, panel[p].title, X_ETA, panel[p].ylabel, 1, panel[p].logy);
-        eta_range(&g, e, f);
+        eta_panel(&g, e, f, panel[p].title, panel[p].ylabel, panel[p].logy, NULL, 0);
         for (int m = 0; m < 3; m++) plot_vs_eta(&g, e, panel[p].off[m], panel[p].logy, color[m], pt[m], which[m], "x1y1");
         if (p == 0) threshold_curve(&g, e, "2/η");
-        mark_eta_c(&g, f);
-        mark_diverged(&g, e);
-        fig_panel_end(&g);
+        eta_panel_end(&g, e, f);
     }
     fig_end(&g, k, "Sharpness, l1 norm and test error of the final iterate, of the average of the last iterates, and "
                    "after a short phase at a decayed learning rate.");
@@ -341,7 +347,7 @@ static void fig_flow(rp_ctx *c, const ns_rep_flow *fl, int exp, const char *tag,
     fig_begin(&g, c, 860, 820, "%s_flow", tag);
     snprintf(title, sizeof title, "Gradient flow (RK4): sharpness and loss vs time\n%s", what);
     fig_multiplot(&g, 2, 1, title);
-    fig_panel(&g, "sharpness", "time t (flow time, Σ of RK4 steps h; = η × GD steps)", Y_SHARP, 0, 0);
+    fig_panel(&g, "sharpness", X_FLOW_TIME, Y_SHARP, 0, 0);
     fig_series(&g, &sharp, "using 1:2 with %s lw 1.5 lc rgb \"%s\" title \"sharpness along the flow\"",
                sharp.n > 150 ? "lines" : "linespoints pt 7 ps 0.5", color[0]);
     if (isfinite(fl->s_gf))
@@ -349,7 +355,7 @@ static void fig_flow(rp_ctx *c, const ns_rep_flow *fl, int exp, const char *tag,
                    color[2], fl->s_gf, isfinite(fl->eta_c) ? fl->eta_c : 2 / fl->s_gf);
     fig_panel_end(&g);
     snprintf(ylabel, sizeof ylabel, "training loss (%s, log scale)", !strcmp(fl->cfg.loss, "ce") ? "nats per example" : "per example");
-    fig_panel(&g, "training loss", "time t (flow time, Σ of RK4 steps h; = η × GD steps)", ylabel, 0, 1);
+    fig_panel(&g, "training loss", X_FLOW_TIME, ylabel, 0, 1);
     fig_series(&g, &loss, "using 1:2 with lines lw 1.5 lc rgb \"%s\" title \"training loss along the flow\"", color[1]);
     fig_panel_end(&g);
     fig_end(&g, exp, "Gradient flow from the same initialization: its largest sharpness s_GF predicts the critical "
@@ -389,14 +395,11 @@ static void fig_dln_generalization(rp_ctx *c, int k) {
     char title[1024];
     fig_begin(&g, c, 820, 620, "%s_generalization", e->tag);
     snprintf(title, sizeof title, "Generalization error of the GD solution vs learning rate\n%s", e->title);
-    fig_panel(&g, title, X_ETA, "generalization error (β−β*)ᵀΣ(β−β*) + σ² (squared target units)", 1, 0);
-    eta_range(&g, e, f);
+    eta_panel(&g, e, f, title, "generalization error (β−β*)ᵀΣ(β−β*) + σ² (squared target units)", 0, NULL, 0);
     plot_vs_eta(&g, e, offsetof(ns_rep_run, test_err), 0, color[0], 7, "GD solution", "x1y1");
     ref_lines(&g, e, offsetof(ns_rep_ref, gen_err), "%s: %.4g");
     mark_best(&g, f, "error");
-    mark_eta_c(&g, f);
-    mark_diverged(&g, e);
-    fig_panel_end(&g);
+    eta_panel_end(&g, e, f);
     fig_end(&g, k, "Generalization error of the GD solution against the learning rate, with the reference "
                    "interpolators of theory.json as horizontal lines.");
 }
@@ -409,29 +412,20 @@ static void fig_dln_norm_sharpness(rp_ctx *c, int k) {
     fig_begin(&g, c, 1560, 660, "%s_l1_sharpness", e->tag);
     snprintf(title, sizeof title, "l1 norm, sharpness and distance to the minimizers vs learning rate\n%s", e->title);
     fig_multiplot(&g, 1, 3, title);
-    fig_panel(&g, "l1 norm of β", X_ETA, "||β||_1 (coefficient units)", 1, 0);
-    eta_range(&g, e, f);
+    eta_panel(&g, e, f, "l1 norm of β", "||β||_1 (coefficient units)", 0, NULL, 0);
     plot_vs_eta(&g, e, offsetof(ns_rep_run, l1), 0, color[0], 7, "GD solution", "x1y1");
     ref_lines(&g, e, offsetof(ns_rep_ref, l1), "%s: %.4g");
-    mark_eta_c(&g, f);
-    mark_diverged(&g, e);
-    fig_panel_end(&g);
-    fig_panel(&g, "sharpness", X_ETA, Y_SHARP, 1, 1);
-    eta_range(&g, e, f);
+    eta_panel_end(&g, e, f);
+    eta_panel(&g, e, f, "sharpness", Y_SHARP, 1, NULL, 0);
     plot_vs_eta(&g, e, offsetof(ns_rep_run, sharpness), 1, color[0], 7, "GD solution", "x1y1");
     threshold_curve(&g, e, "2/η");
     ref_lines(&g, e, offsetof(ns_rep_ref, sharpness), "%s: %.4g");
-    mark_eta_c(&g, f);
-    mark_diverged(&g, e);
-    fig_panel_end(&g);
-    fig_panel(&g, "distance of the GD solution to the minimizers", X_ETA, "||β − β_ref||_2 (coefficient units)", 1, 0);
-    eta_range(&g, e, f);
+    eta_panel_end(&g, e, f);
+    eta_panel(&g, e, f, "distance of the GD solution to the minimizers", "||β − β_ref||_2 (coefficient units)", 0, NULL, 0);
     plot_vs_eta(&g, e, offsetof(ns_rep_run, dist_min_l1), 0, ref_color[NS_REF_MIN_L1], 5, "to the min-l1 interpolator", "x1y1");
     plot_vs_eta(&g, e, offsetof(ns_rep_run, dist_min_sharp), 0, ref_color[NS_REF_MIN_SHARP], 13,
                 "to the min-sharpness interpolator", "x1y1");
-    mark_eta_c(&g, f);
-    mark_diverged(&g, e);
-    fig_panel_end(&g);
+    eta_panel_end(&g, e, f);
     fig_end(&g, k, "l1 norm and sharpness of the GD solution, and its distance to the min-l1 and min-sharpness "
                    "interpolators, against the learning rate.");
 }

@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <dirent.h>
 #include "normsharp/sweep.h"
+#include "mpi_sweep.h"
 
 #define PROGRESS_INTERVAL 0.25  // seconds between two progress messages of one run
 
@@ -432,7 +433,11 @@ static int write_csv(const ns_sweep *s, tally *t) {
     return rc;
 }
 
-int ns_sweep_run(const ns_sweep *s, ns_sweep_stats *stats) {
+static void mpi_run_ended(void *t, int i, int code, const char *why, double seconds) {
+    run_ended(t, i, code, why, seconds);
+}
+
+static int sweep_here(const ns_sweep *s, ns_sweep_stats *stats) {
     if (stats) *stats = (ns_sweep_stats){0};
     if (!s || s->n_runs < 0 || (s->n_runs > 0 && (!s->run_dirs || !s->run)) || !s->row || !s->csv_path ||
         !s->csv_header)
@@ -464,7 +469,8 @@ int ns_sweep_run(const ns_sweep *s, ns_sweep_stats *stats) {
     }
     if (t.skipped && !s->quiet)
         fprintf(stderr, "sweep: %d of %d runs already finished, %d to do\n", t.skipped, t.total, npending);
-    dispatch_fork_pool(s, pending, npending, &t, lock_fd);
+    if (ns_sweep_ranks() > 1) ns_sweep_mpi_deal(s, pending, npending, execute_run, mpi_run_ended, &t);
+    else dispatch_fork_pool(s, pending, npending, &t, lock_fd);
     free(pending);
 
     rc = write_csv(s, &t);
@@ -482,4 +488,11 @@ int ns_sweep_run(const ns_sweep *s, ns_sweep_stats *stats) {
                        "%d of %d sweep runs failed (see above); "
                        "rerun the same command to retry them, finished runs are kept", t.failed, t.total);
     return 0;
+}
+
+// Under mpirun with several ranks, rank 0 runs the sweep above with the MPI dispatcher and
+// the other ranks carry out the runs it deals them (mpi.c); all return rank 0's result.
+int ns_sweep_run(const ns_sweep *s, ns_sweep_stats *stats) {
+    if (ns_sweep_ranks() > 1) return ns_sweep_mpi_run(s, stats, sweep_here, execute_run);
+    return sweep_here(s, stats);
 }

@@ -158,6 +158,8 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
     }
     int diverged = !strcmp(status, "diverged");
     if ((rc = measure_point(m, &train, has_test ? &test : NULL, &o->final, warm, diverged, &fin))) goto done;
+    // the last point is on the trajectory too (it is where the loss reached the goal)
+    if (fin.have_eig && !(s_gf >= fin.eig.sharpness)) s_gf = fin.eig.sharpness;
     traj_row row = {.step = t, .time = time, .h = NAN};
     row_from_measurement(&fin, &row);
     if ((rc = traj_append(&traj, &row)) || (rc = traj_flush(&traj))) goto done;
