@@ -3,7 +3,9 @@
 #   make PRECISION=double   network math in double (used by the derivative tests)
 #   make SAN=1              AddressSanitizer + UndefinedBehaviorSanitizer
 #   make MPI=1              sweeps across MPI ranks (needs OpenMPI's mpicc)
-#   make test               install missing deps, run the suite: float, double, double+sanitizers
+#   make test               install missing deps, run the suite: float, double, double+sanitizers,
+#                           and the MPI sweep test when OpenMPI is installed (scripts/install-deps --mpi)
+#   make test-mpi           the MPI sweep test alone: sweeps over mpirun ranks against a plain sweep
 #   make demo               install missing deps, run the headline experiment and its report
 PRECISION ?= float
 SAN ?= 0
@@ -45,7 +47,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 LIB := $(B)/libnormsharp.a
 BIN := $(B)/normsharp
 
-.PHONY: all lib tests test test-one deps demo reproduce bench clean
+.PHONY: all lib tests test test-one test-mpi deps demo reproduce bench clean
 all: $(BIN)
 ifeq ($(VARIANT)$(TAG),float)
 	@ln -sf $(BIN) normsharp
@@ -74,11 +76,24 @@ test-one: $(TEST_BIN)
 deps:
 	@scripts/install-deps
 
+# The MPI build's sweeps over `mpirun -np 3` against the plain build's (tests/test_mpi.sh).
+test-mpi:
+	@$(MAKE) --no-print-directory all PRECISION=float SAN=0 MPI=0
+	@$(MAKE) --no-print-directory all PRECISION=float SAN=0 MPI=1
+	@tests/test_mpi.sh build/float-mpi$(TAG) build/float$(TAG)/normsharp
+
+HAVE_MPI := $(shell command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 && echo 1)
 test: deps
 	@$(MAKE) --no-print-directory test-one PRECISION=float
 	@$(MAKE) --no-print-directory test-one PRECISION=double
 	@$(MAKE) --no-print-directory test-one PRECISION=double SAN=1
+ifeq ($(HAVE_MPI),1)
+	@$(MAKE) --no-print-directory test-mpi
+	@tests/summarize.sh build/float build/double build/double-san build/float-mpi
+else
+	@echo "test-mpi: skipped (no mpicc/mpirun; scripts/install-deps --mpi installs OpenMPI)"
 	@tests/summarize.sh build/float build/double build/double-san
+endif
 
 demo: deps all
 	@scripts/demo

@@ -44,5 +44,20 @@ typedef struct {
 
 // Runs every unfinished run, then writes the CSV with one row per finished run, in run
 // order. Results do not depend on `jobs`. Returns 0 if every run finished, else an error.
+// Under mpirun with several ranks (make MPI=1, docs/MPI.md) it is collective: every rank
+// calls it with the same runs; rank 0 deals them to all ranks and alone writes the CSV and
+// the progress; every rank returns rank 0's result, stats and message.
 int ns_sweep_run(const ns_sweep *s, ns_sweep_stats *stats);
+
+// ---- MPI (make MPI=1; in a plain build these do nothing, rank 0 of 1) -------------------
+// First thing in main: MPI_Init_thread. Returns 0 or an error.
+int ns_sweep_mpi_start(int *argc, char ***argv);
+// Last thing in main, with the exit status; returns it after MPI_Finalize. A rank that
+// fails (status != 0) while other ranks go on would leave them waiting forever, so if
+// they do not all arrive within a minute it aborts the whole MPI job (MPI_Abort).
+int ns_sweep_mpi_finish(int status);
+// This process's rank and the number of ranks (0 and 1 without MPI or outside mpirun).
+// Only rank 0 prints results and writes files shared by the whole sweep.
+int ns_sweep_rank(void);
+int ns_sweep_ranks(void);
 #endif

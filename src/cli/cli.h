@@ -51,6 +51,8 @@ int ns_cli_seen(const ns_cli *c, const char *name);
 
 // Print "normsharp: <message>" for the last library error and map code -> exit status.
 int ns_cli_report(int code);
+// The same for an error every MPI rank shares (a sweep's result): only rank 0 prints it.
+int ns_cli_report_once(int code);
 // Print "normsharp: <formatted>" and return 2 (usage error).
 int ns_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // Configure OpenBLAS threads from --threads / environment (default: all cores).

@@ -765,14 +765,21 @@ static int dln_sweep(const ns_cli *c, dln_args *a) {
     }
     have_th = 1;
     if (found) sc.theory_state = 1;  // from an earlier sweep of this problem
-    else sc.theory_pid = theory_start(&sc);
+    else if (ns_sweep_rank() == 0) sc.theory_pid = theory_start(&sc);  // only rank 0 needs and writes it
     ns_sweep sw = {.n_runs = K, .run_dirs = dirs, .run = sweep_run, .row = sweep_row, .label = sweep_label, .ctx = &sc,
                    .jobs = a->jobs, .csv_path = cpath, .quiet = a->json,
                    .csv_header = "eta,status,steps,l1,sharpness,two_over_eta,gen_err,dist_min_l1,dist_min_sharp,train_loss"};
     ns_sweep_stats st = {0};
     int src = ns_sweep_run(&sw, &st);
+    if (ns_sweep_rank() > 0) {  // under mpirun rank 0 reports the sweep
+        rc = ns_cli_report_once(src);
+        goto done;
+    }
+    char why[1024];  // the error to report: reading theory.json and the runs below may replace the message
+    snprintf(why, sizeof why, "%s", ns_errmsg());
     int trc = theory_ready(&sc);  // also reaps the theory process if no row needed it
     if (trc) fprintf(stderr, "normsharp: %s.\n", ns_errmsg());
+    if (!src && trc) snprintf(why, sizeof why, "%s", ns_errmsg());
     if (!src) src = trc;
     verdict vd;
     sweep_verdict(dirs, etas, K, &sc.th, &vd);
@@ -808,7 +815,7 @@ static int dln_sweep(const ns_cli *c, dln_args *a) {
         print_problem(&m, &task);
         print_sweep(cpath, &vd, &st);
     }
-    rc = ns_cli_report(src);
+    rc = ns_cli_report(src ? ns_fail(src, "%s", why) : 0);
 done:
     if (have_th && sc.theory_state > 0) ns_dln_theory_free(&sc.th);
     free(hyp);

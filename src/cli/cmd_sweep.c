@@ -282,7 +282,7 @@ static int run_phase(sweep_ctx *c, int flow, const char *csv, int jobs, int quie
                   .csv_header = flow ? FLOW_CSV_HEADER : SWEEP_CSV_HEADER, .quiet = quiet};
     ns_sweep_stats st;
     int rc = ns_sweep_run(&s, &st);
-    if (!quiet)
+    if (!quiet && ns_sweep_rank() == 0)
         fprintf(stderr, "%s: %d done, %d already finished, %d failed (%.1f s)\n", flow ? "flows" : "sweep", st.done,
                 st.skipped, st.failed, st.seconds);
     return rc;
@@ -302,7 +302,7 @@ static int flow_phase(sweep_ctx *c, const char *root, int jobs, int quiet) {
     if (rc) return rc;
     char csv[4200];
     if ((rc = ns_path(csv, sizeof csv, "%s/flow.csv", root)) || (rc = run_phase(c, 1, csv, jobs, quiet)))
-        return ns_cli_report(rc);
+        return ns_cli_report_once(rc);
     for (int k = 0; k < c->nseeds; k++) {
         ns_jval d;
         if ((rc = load_summary(c->dirs[k], &d))) return ns_cli_report(rc);
@@ -529,8 +529,8 @@ int cmd_sweep(int argc, char **argv) {
         goto done;
     }
     rc = run_phase(&x, 0, csv, jobs, quiet);
-    report(&x, root, t.json);
-    status = ns_cli_report(rc);
+    status = ns_cli_report_once(rc);  // first: the table's reading of unfinished runs replaces the message
+    if (ns_sweep_rank() == 0) report(&x, root, t.json);
 done:
     free_runs(&x);
     for (int k = 0; k < nseeds && x.models; k++) ns_model_free(x.models[k]);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
+#include "normsharp/sweep.h"
 
 typedef struct {
     const char *name;
@@ -31,7 +32,7 @@ static void usage(FILE *f) {
     for (int i = 0; i < NCMD; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].about);
 }
 
-int main(int argc, char **argv) {
+static int run_command(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -48,4 +49,22 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "normsharp: unknown command '%s'; run 'normsharp --help' for the list.\n", argv[1]);
     return 2;
+}
+
+// Under mpirun only the sweeps spread their runs over the ranks; any other command would
+// run once per rank, into the same files.
+static int spreads_over_ranks(int argc, char **argv) {
+    return argc >= 2 && (!strcmp(argv[1], "sweep") || (!strcmp(argv[1], "dln") && argc >= 3 && !strcmp(argv[2], "sweep")));
+}
+
+// In an MPI build every command runs between MPI_Init and MPI_Finalize (docs/MPI.md).
+int main(int argc, char **argv) {
+    if (ns_sweep_mpi_start(&argc, &argv)) return ns_cli_report(NS_EIO);
+    if (ns_sweep_ranks() > 1 && !spreads_over_ranks(argc, argv)) {
+        if (ns_sweep_rank() == 0)
+            fprintf(stderr, "normsharp: only 'sweep' and 'dln sweep' run over several MPI ranks; "
+                            "start other commands without mpirun.\n");
+        return ns_sweep_mpi_finish(2);
+    }
+    return ns_sweep_mpi_finish(run_command(argc, argv));
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cblas.h>
 #include "cli.h"
+#include "normsharp/sweep.h"
 
 void ns_cli_init(ns_cli *c, const char *cmd, const char *usage, const char *about) {
     memset(c, 0, sizeof *c);
@@ -142,6 +143,11 @@ int ns_cli_report(int code) {
     const char *m = ns_errmsg();
     size_t n = strlen(m);
     fprintf(stderr, "normsharp: %s%s\n", m, n && m[n - 1] == '.' ? "" : ".");
+    return code == NS_EINVAL ? 2 : 1;
+}
+
+int ns_cli_report_once(int code) {
+    if (code == 0 || ns_sweep_rank() == 0) return ns_cli_report(code);
     return code == NS_EINVAL ? 2 : 1;
 }
 
