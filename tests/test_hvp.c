@@ -49,20 +49,9 @@ static real *random_vec(size_t n, uint64_t seed) {
     return v;
 }
 
-// max_i |a_i - b_i| / max(|b_i|, 1e-3 max_j |b_j|)
-static double vec_rel_err(const real *a, const real *b, size_t n) {
-    double big = 0, worst = 0;
-    for (size_t i = 0; i < n; i++) big = fmax(big, fabs((double)b[i]));
-    for (size_t i = 0; i < n; i++) {
-        double den = fmax(fabs((double)b[i]), 1e-3 * big);
-        worst = fmax(worst, fabs((double)a[i] - b[i]) / (den > 0 ? den : 1e-300));
-    }
-    return worst;
-}
-
 #define ASSERT_VEC_CLOSE(what, a, b, n, tol)                                              \
     do {                                                                                  \
-        double e_ = vec_rel_err(a, b, n);                                                 \
+        double e_ = tu_vec_rel_err(a, b, n);                                              \
         if (!(e_ <= (tol))) fail_msg("%s: relative error %.3g > %.3g", what, e_, (double)(tol)); \
     } while (0)
 

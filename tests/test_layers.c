@@ -30,27 +30,24 @@ static real *zeros(long n) {
     return v;
 }
 
-// max_i |a_i - b_i| / max(|b_i|, 1e-3 max_j |b_j|): relative error with a floor for the
-// components that are tiny against the rest.
-static double vec_rel_err(const real *a, const real *b, long n) {
-    double big = 0, worst = 0;
-    for (long i = 0; i < n; i++) big = fmax(big, fabs((double)b[i]));
-    for (long i = 0; i < n; i++) {
-        double den = fmax(fabs((double)b[i]), 1e-3 * big);
-        if (den == 0) den = 1e-300;
-        worst = fmax(worst, fabs((double)a[i] - b[i]) / den);
-    }
-    return worst;
-}
-
 #define ASSERT_VEC_CLOSE(a, b, n, tol)                                                    \
     do {                                                                                  \
-        double e_ = vec_rel_err(a, b, n);                                                 \
+        double e_ = tu_vec_rel_err(a, b, (size_t)(n));                                    \
         if (!(e_ <= (tol))) fail_msg("%s vs %s: relative error %.3g > %.3g", #a, #b, e_,  \
                                      (double)(tol));                                      \
     } while (0)
 
 static const double EPS = 1e-5;
+
+// out := a + t d
+static void along(real *out, const real *a, const real *d, double t, long n) {
+    for (long i = 0; i < n; i++) out[i] = a[i] + (real)t * d[i];
+}
+
+// out := (plus - minus) / (2 eps): the central difference of values at +eps and -eps
+static void central(real *out, const real *plus, const real *minus, long n) {
+    for (long i = 0; i < n; i++) out[i] = (plus[i] - minus[i]) / (real)(2 * EPS);
+}
 
 // y(x + t Rx, p + t V) at t = +eps and -eps: the central difference of F along (Rx, V)
 static void fd_forward(const layer_ut *L, real *out, const real *x, const real *rx,
@@ -58,12 +55,29 @@ static void fd_forward(const layer_ut *L, real *out, const real *x, const real *
     real *xp = zeros(L->nx), *pp = zeros(L->np), *y1 = zeros(L->ny), *y2 = zeros(L->ny);
     for (int s = 0; s < 2; s++) {
         double t = s ? -EPS : EPS;
-        for (long i = 0; i < L->nx; i++) xp[i] = x[i] + (real)t * (rx ? rx[i] : 0);
-        for (long i = 0; i < L->np; i++) pp[i] = p[i] + (real)t * v[i];
+        along(xp, x, rx, t, L->nx);
+        along(pp, p, v, t, L->np);
         L->fwd(L->ctx, s ? y2 : y1, xp, pp);
     }
-    for (long i = 0; i < L->ny; i++) out[i] = (y1[i] - y2[i]) / (real)(2 * EPS);
+    central(out, y1, y2, L->ny);
     test_free(xp), test_free(pp), test_free(y1), test_free(y2);
+}
+
+// out_i = <gy, dF/dz_i> by central differences, z the coordinates of x (wrt_x) or of p:
+// the gradient of J = <gy, F(x, p)>.
+static void fd_gradient(const layer_ut *L, real *out, int wrt_x, const real *gy, const real *x,
+                        const real *p) {
+    long n = wrt_x ? L->nx : L->np;
+    real *e = zeros(n), *none = zeros(wrt_x ? L->np : L->nx), *dy = zeros(L->ny);
+    for (long i = 0; i < n; i++) {
+        e[i] = 1;
+        fd_forward(L, dy, x, wrt_x ? e : none, p, wrt_x ? none : e);
+        double s = 0;
+        for (long j = 0; j < L->ny; j++) s += (double)gy[j] * dy[j];
+        out[i] = (real)s;
+        e[i] = 0;
+    }
+    test_free(e), test_free(none), test_free(dy);
 }
 
 // The checks every layer must pass, on random (generic) x, p, directions and cotangents.
@@ -76,24 +90,9 @@ static void check_layer(const layer_ut *L, uint64_t seed, double xscale) {
 
     // 1. backward = gradient of J = <gy, F(x,p)>: FD along each coordinate of x and p
     L->bwd(L->ctx, gx, gp, gy, x, p);
-    real *fdx = zeros(L->nx), *fdp = zeros(L->np), *e = zeros(L->nx > L->np ? L->nx : L->np);
-    real *dy = zeros(L->ny), *none_x = zeros(L->nx), *none_p = zeros(L->np);
-    for (long i = 0; i < L->nx; i++) {
-        e[i] = 1;
-        fd_forward(L, dy, x, e, p, none_p);
-        double s = 0;
-        for (long j = 0; j < L->ny; j++) s += (double)gy[j] * dy[j];
-        fdx[i] = (real)s;
-        e[i] = 0;
-    }
-    for (long i = 0; i < L->np; i++) {
-        e[i] = 1;
-        fd_forward(L, dy, x, none_x, p, e);
-        double s = 0;
-        for (long j = 0; j < L->ny; j++) s += (double)gy[j] * dy[j];
-        fdp[i] = (real)s;
-        e[i] = 0;
-    }
+    real *fdx = zeros(L->nx), *fdp = zeros(L->np);
+    fd_gradient(L, fdx, 1, gy, x, p);
+    fd_gradient(L, fdp, 0, gy, x, p);
     ASSERT_VEC_CLOSE(gx, fdx, L->nx, 1e-6);
     if (L->np) ASSERT_VEC_CLOSE(gp, fdp, L->np, 1e-6);
 
@@ -111,17 +110,17 @@ static void check_layer(const layer_ut *L, uint64_t seed, double xscale) {
     real *gxa = zeros(L->nx), *gxb = zeros(L->nx), *gpa = zeros(L->np), *gpb = zeros(L->np);
     for (int s = 0; s < 2; s++) {
         double t = s ? -EPS : EPS;
-        for (long i = 0; i < L->nx; i++) xs[i] = x[i] + (real)t * rx[i];
-        for (long i = 0; i < L->np; i++) ps[i] = p[i] + (real)t * v[i];
-        for (long i = 0; i < L->ny; i++) gys[i] = gy[i] + (real)t * rgy[i];
+        along(xs, x, rx, t, L->nx);
+        along(ps, p, v, t, L->np);
+        along(gys, gy, rgy, t, L->ny);
         L->bwd(L->ctx, s ? gxb : gxa, s ? gpb : gpa, gys, xs, ps);
     }
-    for (long i = 0; i < L->nx; i++) gxa[i] = (gxa[i] - gxb[i]) / (real)(2 * EPS);
-    for (long i = 0; i < L->np; i++) gpa[i] = (gpa[i] - gpb[i]) / (real)(2 * EPS);
+    central(gxa, gxa, gxb, L->nx);
+    central(gpa, gpa, gpb, L->np);
     ASSERT_VEC_CLOSE(rgx, gxa, L->nx, 1e-6);
     if (L->np) ASSERT_VEC_CLOSE(hp, gpa, L->np, 1e-6);
 
-    real *all[] = {x, p, gy, rx, v, rgy, gx, gp, y, fdx, fdp, e, dy, none_x, none_p, ry, fdry,
+    real *all[] = {x, p, gy, rx, v, rgy, gx, gp, y, fdx, fdp, ry, fdry,
                    gx2, rgx, hp, xs, ps, gys, gxa, gxb, gpa, gpb};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) test_free(all[i]);
 }
@@ -462,10 +461,10 @@ static void check_loss(ns_loss_kind kind, uint64_t seed) {
     }
     ASSERT_VEC_CLOSE(g, fd, N * K, 1e-6);
     for (int s = 0; s < 2; s++) {  // tangent: FD of g along Rf
-        for (int i = 0; i < N * K; i++) fp[i] = f[i] + (real)(s ? -EPS : EPS) * rf[i];
+        along(fp, f, rf, s ? -EPS : EPS, N * K);
         s1 = 0, ns_loss_eval(kind, s ? gb : ga, NULL, fp, NULL, y, t, N, K, scale, &s1, &correct);
     }
-    for (int i = 0; i < N * K; i++) fd[i] = (ga[i] - gb[i]) / (real)(2 * EPS);
+    central(fd, ga, gb, N * K);
     ASSERT_VEC_CLOSE(rg, fd, N * K, 1e-6);
     test_free(f), test_free(rf);
 }

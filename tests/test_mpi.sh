@@ -171,7 +171,7 @@ killed_rank_fails_the_job_with_a_clear_message_and_a_rerun_completes_it() {
 
 sweep_into_a_locked_directory_fails_on_every_rank_at_once() {
   mkdir -p "$T/locked/$D"
-  flock "$T/locked/$D" sleep 30 &
+  flock "$T/locked/$D/.sweep.lock" sleep 30 &
   holder=$!
   sleep 0.3
   start=$(date +%s)

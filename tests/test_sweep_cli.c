@@ -50,30 +50,46 @@ static char *summary_without_timing(const char *dir) {
     return s;
 }
 
+// Two fresh directories, for two runs to compare.
+static void two_tmpdirs(char *a, char *b, size_t cap) {
+    snprintf(a, cap, "%s", tu_tmpdir());
+    snprintf(b, cap, "%s", tu_tmpdir());
+}
+
+// Both texts could be read and are equal; frees them.
+static void assert_same_text(char *a, char *b) {
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+}
+
+// `normsharp ARGS --json --out DIR` exits 0; its stdout, parsed, goes to *v.
+static void run_json(ns_jval *v, const char *args, const char *dir) {
+    assert_int_equal(tu_run(out, sizeof out, "%s --json --out %s", args, dir), 0);
+    assert_int_equal(ns_json_parse(out, strlen(out), "stdout", v), 0);
+}
+
 static void train_twice_with_the_same_options_gives_identical_summaries(void **state) {
     (void)state;
     char a[512], b[512];
-    snprintf(a, sizeof a, "%s", tu_tmpdir());
-    snprintf(b, sizeof b, "%s", tu_tmpdir());
+    two_tmpdirs(a, b, sizeof a);
     assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 200 --eig-every 50 --avg-last 5 "
                             "--decay-steps 10 --out %s", a), 0);
     assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 200 --eig-every 50 --avg-last 5 "
                             "--decay-steps 10 --out %s", b), 0);
-    char *sa = summary_without_timing(a), *sb = summary_without_timing(b);
+    char *sa = summary_without_timing(a);
     assert_non_null(sa);
-    assert_non_null(sb);
     assert_non_null(strstr(sa, "\"status\": \"max_steps\""));
-    assert_string_equal(sa, sb);
-    free(sa);
-    free(sb);
+    assert_same_text(sa, summary_without_timing(b));
 }
 
 static void train_with_a_huge_eta_ends_diverged_with_its_step_and_exit_status_0(void **state) {
     (void)state;
     const char *d = tu_tmpdir();
-    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 1000 --max-steps 100 --json --out %s", d), 0);
     ns_jval v;
-    assert_int_equal(ns_json_parse(out, strlen(out), "stdout", &v), 0);
+    run_json(&v, "train " TINY " --lr 1000 --max-steps 100", d);
     assert_string_equal(ns_jstr(&v, "status", ""), "diverged");
     double at = ns_jnum(&v, "diverged_at", -1);
     assert_true(at >= 1 && at < 100);
@@ -87,10 +103,8 @@ static void train_with_a_huge_eta_ends_diverged_with_its_step_and_exit_status_0(
 
 static void flow_prints_s_gf_and_eta_c(void **state) {
     (void)state;
-    const char *d = tu_tmpdir();
-    assert_int_equal(tu_run(out, sizeof out, "flow " TINY " --loss-goal 0.2 --json --out %s", d), 0);
     ns_jval v;
-    assert_int_equal(ns_json_parse(out, strlen(out), "stdout", &v), 0);
+    run_json(&v, "flow " TINY " --loss-goal 0.2", tu_tmpdir());
     assert_string_equal(ns_jstr(&v, "status", ""), "converged");
     double s = ns_jnum(&v, "s_gf", NAN), e = ns_jnum(&v, "eta_c", NAN);
     assert_true(s > 0);
@@ -104,38 +118,28 @@ static void flow_prints_s_gf_and_eta_c(void **state) {
 static void sweep_csv_is_the_same_for_jobs_1_and_jobs_2(void **state) {
     (void)state;
     char a[512], b[512];
-    snprintf(a, sizeof a, "%s", tu_tmpdir());
-    snprintf(b, sizeof b, "%s", tu_tmpdir());
+    two_tmpdirs(a, b, sizeof a);
     assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " " GRID " --seeds 0,1 --jobs 1 --out %s", a), 0);
     assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " " GRID " --seeds 0,1 --jobs 2 --out %s", b), 0);
-    char *ca = csv_without_seconds(a), *cb = csv_without_seconds(b);
+    char *ca = csv_without_seconds(a);
     assert_non_null(ca);
-    assert_non_null(cb);
-    assert_string_equal(ca, cb);
     int lines = 0;
     for (char *p = ca; *p; p++) lines += *p == '\n';
     assert_int_equal(lines, 1 + 2 * 5);
     assert_non_null(strstr(ca, "\n0.02,0,"));
     assert_non_null(strstr(ca, "\n2,1,diverged,"));
-    free(ca);
-    free(cb);
+    assert_same_text(ca, csv_without_seconds(b));
 }
 
 static void sweep_run_equals_train_with_one_thread(void **state) {
     (void)state;
     char a[512], b[512];
-    snprintf(a, sizeof a, "%s", tu_tmpdir());
-    snprintf(b, sizeof b, "%s", tu_tmpdir());
+    two_tmpdirs(a, b, sizeof a);
     assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " --lr 0.1 --max-steps 300 --seeds 3 --out %s", a), 0);
     assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 300 --seed 3 --threads 1 --out %s", b), 0);
     char sub[700];
     snprintf(sub, sizeof sub, "%s/" SWEEP_DIR "/seed_3/lr_0.1", a);
-    char *sa = summary_without_timing(sub), *sb = summary_without_timing(b);
-    assert_non_null(sa);
-    assert_non_null(sb);
-    assert_string_equal(sa, sb);
-    free(sa);
-    free(sb);
+    assert_same_text(summary_without_timing(sub), summary_without_timing(b));
 }
 
 static double mtime_of(const char *path) {
@@ -149,8 +153,7 @@ static double mtime_of(const char *path) {
 static void sweep_killed_midway_resumes_without_recomputing_finished_runs(void **state) {
     (void)state;
     char ref[512], d[512];
-    snprintf(ref, sizeof ref, "%s", tu_tmpdir());
-    snprintf(d, sizeof d, "%s", tu_tmpdir());
+    two_tmpdirs(ref, d, sizeof ref);
     assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " " SLOW " --jobs 2 --out %s", ref), 0);
     pid_t pid = fork();
     if (pid == 0) {
@@ -185,12 +188,7 @@ static void sweep_killed_midway_resumes_without_recomputing_finished_runs(void *
     assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " " SLOW " --out %s", d), 0);
     assert_non_null(strstr(out, "already finished"));
     assert_true(mtime_of(s0) == m0 && mtime_of(s1) == m1);  // not recomputed
-    char *ca = csv_without_seconds(ref), *cb = csv_without_seconds(d);
-    assert_non_null(ca);
-    assert_non_null(cb);
-    assert_string_equal(ca, cb);
-    free(ca);
-    free(cb);
+    assert_same_text(csv_without_seconds(ref), csv_without_seconds(d));
     // every run's files parse
     const char *etas[] = {"0.01", "0.0158489", "0.0251189", "0.0398107", "0.0630957", "0.1"};
     for (int i = 0; i < 6; i++) {
@@ -216,10 +214,8 @@ static void sweep_refuses_to_resume_with_different_options(void **state) {
 static void sweep_with_flow_centres_the_grid_on_eta_c(void **state) {
     (void)state;
     const char *d = tu_tmpdir();
-    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " --flow --loss-goal 0.2 --lr-around 3 --lr-span 2 "
-                            "--max-steps 300 --json --out %s", d), 0);
     ns_jval v;
-    assert_int_equal(ns_json_parse(out, strlen(out), "stdout", &v), 0);
+    run_json(&v, "sweep " TINY " --flow --loss-goal 0.2 --lr-around 3 --lr-span 2 --max-steps 300", d);
     const ns_jval *seeds = ns_jget(&v, "seeds");
     assert_true(seeds && seeds->type == NS_JARR && seeds->n == 1);
     const ns_jval *s0 = &seeds->items[0], *runs = ns_jget(s0, "runs");
@@ -233,6 +229,26 @@ static void sweep_with_flow_centres_the_grid_on_eta_c(void **state) {
     char *f = slurp("%s/" SWEEP_DIR "/seed_0/flow/summary.json%s", d, "");
     assert_non_null(f);
     free(f);
+}
+
+// Top-5 Lanczos at tol 1e-4 on fc-tanh-200-200 / 5000 Fashion-MNIST images mostly needs
+// more than 100 iterations (lambda_min converges last): train, flow and sweep allow 300.
+static void final_measurement_defaults_are_top_5_and_300_lanczos_iterations(void **state) {
+    (void)state;
+    const char *cmds[] = {"train --lr 0.1 --max-steps 1", "flow --max-steps 1",
+                          "sweep --lr 0.1 --max-steps 1 --quiet"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(tu_run(out, sizeof out, "%s --help", cmds[i]), 0);
+        if (!strstr(out, "Lanczos iteration limit (default 300)") || !strstr(out, "top K Hessian eigenvalues (default 5)"))
+            fail_msg("%s --help does not state the defaults: %s", cmds[i], out);
+    }
+    ns_jval v;
+    run_json(&v, "train --arch fc-tanh-16 --n 64 --n-test 64 --trace-probes 0 --lr 0.1 --max-steps 1", tu_tmpdir());
+    const ns_jval *cfg = ns_jget(&v, "config");
+    assert_int_equal((int)ns_jnum(cfg, "top_k", 0), 5);
+    assert_int_equal((int)ns_jnum(cfg, "eig_max_iter", 0), 300);
+    assert_int_equal((int)ns_jnum(ns_jget(&v, "final"), "eig_converged", 0), 1);
+    ns_jval_free(&v);
 }
 
 static void bad_sweep_input_is_a_usage_error_with_exit_status_2(void **state) {
@@ -276,6 +292,7 @@ int main(void) {
         cmocka_unit_test(sweep_killed_midway_resumes_without_recomputing_finished_runs),
         cmocka_unit_test(sweep_refuses_to_resume_with_different_options),
         cmocka_unit_test(sweep_with_flow_centres_the_grid_on_eta_c),
+        cmocka_unit_test(final_measurement_defaults_are_top_5_and_300_lanczos_iterations),
         cmocka_unit_test(bad_sweep_input_is_a_usage_error_with_exit_status_2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

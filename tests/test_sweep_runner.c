@@ -260,10 +260,12 @@ static void a_second_sweep_into_the_same_directory_is_refused_while_one_runs(voi
     (void)state;
     fixture f;
     fixture_init(&f);
-    char dir[600];
+    char dir[600], lock[700];
     snprintf(dir, sizeof dir, "%s/runs", f.root);
+    snprintf(lock, sizeof lock, "%s/.sweep.lock", dir);
     assert_int_equal(ns_mkdirs(dir), 0);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    int fd = open(lock, O_RDWR | O_CREAT, 0644);  // as a sweep takes it: a file open for writing (NFS)
+    assert_true(fd >= 0);
     pid_t pid = fork();
     if (pid == 0) {  // another process holds the sweep lock
         flock(fd, LOCK_EX);
@@ -279,6 +281,22 @@ static void a_second_sweep_into_the_same_directory_is_refused_while_one_runs(voi
     assert_int_not_equal(rc, 0);
     assert_non_null(strstr(ns_errmsg(), "another sweep"));
     assert_int_equal(sweep(&f, 1, NULL), 0);  // the lock died with its holder
+    fixture_free(&f);
+}
+
+// The lock is a file opened for writing (NFS emulates flock with a byte-range lock, which
+// needs one), kept after the sweep so that no sweep ever locks a name another has unlinked.
+static void the_sweep_lock_is_a_regular_file_in_the_csv_directory_that_stays(void **state) {
+    (void)state;
+    fixture f;
+    fixture_init(&f);
+    assert_int_equal(sweep(&f, 1, NULL), 0);
+    char lock[700];
+    snprintf(lock, sizeof lock, "%s/runs/.sweep.lock", f.root);
+    struct stat st;
+    assert_int_equal(stat(lock, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(sweep(&f, 1, NULL), 0);  // the next sweep takes it again
     fixture_free(&f);
 }
 
@@ -363,6 +381,7 @@ int main(void) {
         cmocka_unit_test(finished_runs_are_skipped_on_resume),
         cmocka_unit_test(failed_and_killed_runs_fail_the_sweep_but_the_csv_keeps_the_rest),
         cmocka_unit_test(a_second_sweep_into_the_same_directory_is_refused_while_one_runs),
+        cmocka_unit_test(the_sweep_lock_is_a_regular_file_in_the_csv_directory_that_stays),
         cmocka_unit_test(a_sweep_killed_midway_resumes_without_redoing_finished_runs),
         cmocka_unit_test(every_run_uses_one_openblas_thread_for_any_jobs),
         cmocka_unit_test(zero_jobs_is_rejected),

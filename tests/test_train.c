@@ -18,6 +18,8 @@ typedef struct {
     double *evals, *evecs; // eigen-decomposition of H (columns of evecs)
     double lambda_max;
     real *theta0;
+    char dir[256];         // the last run's directory
+    ns_jval summary;       // its summary.json, once read by last_summary
 } quad;
 
 // Synthetic regression with targets from a linear teacher, so the minimum loss is 0.
@@ -83,27 +85,50 @@ static void quad_free(quad *q) {
     free(q->evals);
     free(q->evecs);
     free(q->theta0);
+    ns_jval_free(&q->summary);
 }
 
-static void quick_opts(ns_train_opts *o, double lr) {
-    ns_train_opts_default(o);
-    o->lr = lr;
-    o->max_steps = 20000;
-    o->log_every = 50;
-    o->final.eig.k = 2;
-    o->final.trace_probes = 0;
+// Each test gets a fresh quadratic (its model at theta_0).
+static int quad_setup(void **state) {
+    quad *q = malloc(sizeof *q);
+    if (!q) return -1;
+    quad_init(q);
+    *state = q;
+    return 0;
 }
 
-static int train(quad *q, const ns_train_opts *o, ns_train_result *r, ns_jval *summary) {
+static int quad_teardown(void **state) {
+    quad_free(*state);
+    free(*state);
+    return 0;
+}
+
+static ns_train_opts quick_opts(double lr) {
+    ns_train_opts o;
+    ns_train_opts_default(&o);
+    o.lr = lr;
+    o.max_steps = 20000;
+    o.log_every = 50;
+    o.final.eig.k = 2;
+    o.final.trace_probes = 0;
+    return o;
+}
+
+// GD from theta_0 into a fresh directory; the run must end with `status`.
+static void train_expect(quad *q, const ns_train_opts *o, const char *status, ns_train_result *r) {
     memcpy(ns_model_theta(q->m), q->theta0, q->n * sizeof(real));
-    const char *dir = tu_tmpdir();
-    int rc = ns_train_run(q->m, &q->ds, &q->data, o, dir, NULL, r);
-    if (!rc && summary) {
-        char p[512];
-        snprintf(p, sizeof p, "%s/summary.json", dir);
-        assert_int_equal(ns_json_parse_file(p, summary), 0);
-    }
-    return rc;
+    snprintf(q->dir, sizeof q->dir, "%s", tu_tmpdir());
+    assert_int_equal(ns_train_run(q->m, &q->ds, &q->data, o, q->dir, NULL, r), 0);
+    assert_string_equal(r->status, status);
+}
+
+// The summary.json of the last run.
+static const ns_jval *last_summary(quad *q) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/summary.json", q->dir);
+    ns_jval_free(&q->summary);
+    assert_int_equal(ns_json_parse_file(p, &q->summary), 0);
+    return &q->summary;
 }
 
 #ifdef NS_DOUBLE
@@ -113,197 +138,148 @@ static int train(quad *q, const ns_train_opts *o, ns_train_result *r, ns_jval *s
 #endif
 
 static void gd_converges_just_below_and_diverges_just_above_two_over_lambda(void **state) {
-    (void)state;
-    quad q;
-    quad_init(&q);
-    ns_train_opts o;
+    quad *q = *state;
     ns_train_result r;
-    quick_opts(&o, 0.99 * 2 / q.lambda_max);
+    ns_train_opts o = quick_opts(0.99 * 2 / q->lambda_max);
     o.loss_goal = GOAL;
-    assert_int_equal(train(&q, &o, &r, NULL), 0);
-    assert_string_equal(r.status, "converged");
+    train_expect(q, &o, "converged", &r);
     assert_true(r.final_loss <= GOAL);
     ns_train_result_free(&r);
-    quick_opts(&o, 1.01 * 2 / q.lambda_max);
-    o.loss_goal = GOAL;
-    assert_int_equal(train(&q, &o, &r, NULL), 0);
-    assert_string_equal(r.status, "diverged");
+    o.lr = 1.01 * 2 / q->lambda_max;
+    train_expect(q, &o, "diverged", &r);
     assert_true(r.diverged_at > 0 && r.diverged_at == r.steps);
     ns_train_result_free(&r);
-    quad_free(&q);
 }
 
 // Heavy ball on a quadratic is stable iff eta * lambda < 2 (1 + mu).
 static void heavy_ball_threshold_is_two_times_one_plus_mu_over_lambda(void **state) {
-    (void)state;
-    quad q;
-    quad_init(&q);
-    ns_train_opts o;
+    quad *q = *state;
     ns_train_result r;
-    double thr = 2 * (1 + 0.5) / q.lambda_max;
-    quick_opts(&o, 0.99 * thr);
+    double thr = 2 * (1 + 0.5) / q->lambda_max;
+    ns_train_opts o = quick_opts(0.99 * thr);
     o.momentum = 0.5;
     o.loss_goal = GOAL;
-    assert_int_equal(train(&q, &o, &r, NULL), 0);
-    assert_string_equal(r.status, "converged");
+    train_expect(q, &o, "converged", &r);
     ns_train_result_free(&r);
-    quick_opts(&o, 1.01 * thr);
+    o = quick_opts(1.01 * thr);
     o.momentum = 0.5;
-    assert_int_equal(train(&q, &o, &r, NULL), 0);
-    assert_string_equal(r.status, "diverged");
+    train_expect(q, &o, "diverged", &r);
     ns_train_result_free(&r);
-    quad_free(&q);
 }
 
 static void max_steps_stops_after_exactly_that_many_updates(void **state) {
-    (void)state;
-    quad q;
-    quad_init(&q);
-    ns_train_opts o;
+    quad *q = *state;
     ns_train_result r;
-    quick_opts(&o, 0.5 / q.lambda_max);
+    ns_train_opts o = quick_opts(0.5 / q->lambda_max);
     o.max_steps = 37;
-    assert_int_equal(train(&q, &o, &r, NULL), 0);
-    assert_string_equal(r.status, "max_steps");
+    train_expect(q, &o, "max_steps", &r);
     assert_int_equal(r.steps, 37);
     ns_train_result_free(&r);
-    quad_free(&q);
 }
 
 static void loss_goal_stops_at_the_first_step_at_or_below_it(void **state) {
-    (void)state;
-    quad q;
-    quad_init(&q);
-    ns_train_opts o;
+    quad *q = *state;
     ns_train_result r, r2;
-    quick_opts(&o, 0.5 / q.lambda_max);
+    ns_train_opts o = quick_opts(0.5 / q->lambda_max);
     o.loss_goal = 1e-3;
-    assert_int_equal(train(&q, &o, &r, NULL), 0);
-    assert_string_equal(r.status, "converged");
+    train_expect(q, &o, "converged", &r);
     assert_true(r.final_loss <= 1e-3);
     // one step fewer must still be above the goal
-    quick_opts(&o, 0.5 / q.lambda_max);
+    o = quick_opts(0.5 / q->lambda_max);
     o.max_steps = r.steps - 1;
-    assert_int_equal(train(&q, &o, &r2, NULL), 0);
-    assert_string_equal(r2.status, "max_steps");
+    train_expect(q, &o, "max_steps", &r2);
     assert_true(r2.final_loss > 1e-3);
     ns_train_result_free(&r);
     ns_train_result_free(&r2);
-    quad_free(&q);
 }
 
 static void acc_goal_stops_once_the_training_accuracy_reaches_it(void **state) {
-    (void)state;
-    quad q;
-    quad_init(&q);
-    ns_train_opts o;
+    quad *q = *state;
     ns_train_result r;
-    ns_jval s;
-    quick_opts(&o, 0.5 / q.lambda_max);
+    ns_train_opts o = quick_opts(0.5 / q->lambda_max);
     o.acc_goal = 1.0;
-    assert_int_equal(train(&q, &o, &r, &s), 0);
-    assert_string_equal(r.status, "acc_goal");
-    assert_true(ns_jnum(ns_jget(&s, "final"), "train_acc", 0) >= 1.0);
+    train_expect(q, &o, "acc_goal", &r);
+    assert_true(ns_jnum(ns_jget(last_summary(q), "final"), "train_acc", 0) >= 1.0);
     assert_true(r.steps < o.max_steps);
-    ns_jval_free(&s);
     ns_train_result_free(&r);
-    quad_free(&q);
 }
 
 static void diverge_factor_sets_when_a_growing_loss_counts_as_diverged(void **state) {
-    (void)state;
-    quad q;
-    quad_init(&q);
-    ns_train_opts o;
+    quad *q = *state;
     ns_train_result r10, r1000;
-    ns_jval s;
-    quick_opts(&o, 1.05 * 2 / q.lambda_max);
+    ns_train_opts o = quick_opts(1.05 * 2 / q->lambda_max);
     o.diverge_factor = 10;
-    assert_int_equal(train(&q, &o, &r10, &s), 0);
-    assert_string_equal(r10.status, "diverged");
-    assert_true(ns_jnum(ns_jget(&s, "final"), "train_loss", 0) > 10 * ns_jnum(&s, "initial_loss", 1e300));
-    ns_jval_free(&s);
+    train_expect(q, &o, "diverged", &r10);
+    const ns_jval *s = last_summary(q);
+    assert_true(ns_jnum(ns_jget(s, "final"), "train_loss", 0) > 10 * ns_jnum(s, "initial_loss", 1e300));
     o.diverge_factor = 1000;
-    assert_int_equal(train(&q, &o, &r1000, NULL), 0);
-    assert_string_equal(r1000.status, "diverged");
+    train_expect(q, &o, "diverged", &r1000);
     assert_true(r10.diverged_at < r1000.diverged_at);
     ns_train_result_free(&r10);
     ns_train_result_free(&r1000);
-    quad_free(&q);
 }
 
 static void averaged_and_decayed_blocks_are_written_when_asked(void **state) {
-    (void)state;
-    quad q;
-    quad_init(&q);
-    ns_train_opts o;
+    quad *q = *state;
     ns_train_result r;
-    ns_jval s;
-    quick_opts(&o, 0.5 / q.lambda_max);
+    ns_train_opts o = quick_opts(0.5 / q->lambda_max);
     o.max_steps = 100;
     o.avg_last = 10;
     o.decay_steps = 20;
-    assert_int_equal(train(&q, &o, &r, &s), 0);
-    const ns_jval *a = ns_jget(&s, "averaged"), *d = ns_jget(&s, "decayed"), *f = ns_jget(&s, "final");
+    train_expect(q, &o, "max_steps", &r);
+    const ns_jval *s = last_summary(q);
+    const ns_jval *a = ns_jget(s, "averaged"), *d = ns_jget(s, "decayed"), *f = ns_jget(s, "final");
     assert_true(a && a->type == NS_JOBJ && d && d->type == NS_JOBJ);
-    assert_int_equal((int)ns_jnum(&s, "averaged_m", 0), 10);
+    assert_int_equal((int)ns_jnum(s, "averaged_m", 0), 10);
     // on a converging quadratic: the decayed phase lowers the loss further
     assert_true(ns_jnum(d, "train_loss", 1) < ns_jnum(f, "train_loss", 0));
-    ns_jval_free(&s);
     ns_train_result_free(&r);
-    quad_free(&q);
 }
 
 static void minibatch_sgd_is_reproducible_for_a_seed(void **state) {
-    (void)state;
-    quad q;
-    quad_init(&q);
-    ns_train_opts o;
+    quad *q = *state;
     ns_train_result r1, r2, r3;
-    quick_opts(&o, 0.5 / q.lambda_max);
+    ns_train_opts o = quick_opts(0.5 / q->lambda_max);
     o.batch = 5;
     o.max_steps = 60;
     o.seed = 7;
-    assert_int_equal(train(&q, &o, &r1, NULL), 0);
-    assert_int_equal(train(&q, &o, &r2, NULL), 0);
+    train_expect(q, &o, "max_steps", &r1);
+    train_expect(q, &o, "max_steps", &r2);
     o.seed = 8;
-    assert_int_equal(train(&q, &o, &r3, NULL), 0);
+    train_expect(q, &o, "max_steps", &r3);
     assert_true(r1.final_loss == r2.final_loss);
     assert_true(r1.final_loss != r3.final_loss);
     ns_train_result_free(&r1);
     ns_train_result_free(&r2);
     ns_train_result_free(&r3);
-    quad_free(&q);
 }
 
 // theta(T) = theta* + V exp(-Lambda T) V^T (theta_0 - theta*), theta* = H^{-1} b, b = -grad L(0).
 static void rk4_flow_matches_the_exact_exponential_solution_of_a_quadratic(void **state) {
-    (void)state;
-    quad q;
-    quad_init(&q);
-    size_t n = q.n;
-    ns_batch b0 = ns_batch_train(&q.ds, NS_LOSS_MSE);
+    quad *q = *state;
+    size_t n = q->n;
+    ns_batch b0 = ns_batch_train(&q->ds, NS_LOSS_MSE);
     real *g = calloc(n, sizeof(real));
     double *bvec = calloc(n, sizeof(double)), *star = calloc(n, sizeof(double)), *want = calloc(n, sizeof(double));
-    memset(ns_model_theta(q.m), 0, n * sizeof(real));
+    memset(ns_model_theta(q->m), 0, n * sizeof(real));
     double l, a;
-    assert_int_equal(ns_model_grad(q.m, &b0, g, &l, &a), 0);
+    assert_int_equal(ns_model_grad(q->m, &b0, g, &l, &a), 0);
     for (size_t i = 0; i < n; i++) bvec[i] = -(double)g[i];
-    double T = 3.0 / q.evals[0];  // long enough for every mode to move, short of convergence
+    double T = 3.0 / q->evals[0];  // long enough for every mode to move, short of convergence
     for (size_t k = 0; k < n; k++) {  // project on eigenvectors
         double cb = 0, c0 = 0;
-        for (size_t i = 0; i < n; i++) cb += q.evecs[i * n + k] * bvec[i];
-        for (size_t i = 0; i < n; i++) star[i] += q.evecs[i * n + k] * cb / q.evals[k];
+        for (size_t i = 0; i < n; i++) cb += q->evecs[i * n + k] * bvec[i];
+        for (size_t i = 0; i < n; i++) star[i] += q->evecs[i * n + k] * cb / q->evals[k];
         (void)c0;
     }
     for (size_t k = 0; k < n; k++) {
         double c = 0;
-        for (size_t i = 0; i < n; i++) c += q.evecs[i * n + k] * (q.theta0[i] - star[i]);
-        for (size_t i = 0; i < n; i++) want[i] += q.evecs[i * n + k] * c * exp(-q.evals[k] * T);
+        for (size_t i = 0; i < n; i++) c += q->evecs[i * n + k] * (q->theta0[i] - star[i]);
+        for (size_t i = 0; i < n; i++) want[i] += q->evecs[i * n + k] * c * exp(-q->evals[k] * T);
     }
     for (size_t i = 0; i < n; i++) want[i] += star[i];
 
-    memcpy(ns_model_theta(q.m), q.theta0, n * sizeof(real));
+    memcpy(ns_model_theta(q->m), q->theta0, n * sizeof(real));
     ns_flow_opts o;
     ns_flow_opts_default(&o);
     o.rk_c = 0.1;
@@ -312,14 +288,14 @@ static void rk4_flow_matches_the_exact_exponential_solution_of_a_quadratic(void 
     o.final.eig.k = 1;
     o.final.trace_probes = 0;
     ns_flow_result r;
-    assert_int_equal(ns_flow_run(q.m, &q.ds, &q.data, &o, tu_tmpdir(), NULL, &r), 0);
+    assert_int_equal(ns_flow_run(q->m, &q->ds, &q->data, &o, tu_tmpdir(), NULL, &r), 0);
     assert_string_equal(r.status, "max_time");
     assert_true(r.time == T);
-    TU_ASSERT_REL(r.s_gf, q.lambda_max, 1e-4);
-    TU_ASSERT_REL(r.eta_c, 2 / q.lambda_max, 1e-4);
+    TU_ASSERT_REL(r.s_gf, q->lambda_max, 1e-4);
+    TU_ASSERT_REL(r.eta_c, 2 / q->lambda_max, 1e-4);
     double err = 0, norm = 0;
     for (size_t i = 0; i < n; i++) {
-        double d = ns_model_theta(q.m)[i] - want[i];
+        double d = ns_model_theta(q->m)[i] - want[i];
         err += d * d;
         norm += want[i] * want[i];
     }
@@ -338,38 +314,36 @@ static void rk4_flow_matches_the_exact_exponential_solution_of_a_quadratic(void 
     free(bvec);
     free(star);
     free(want);
-    quad_free(&q);
 }
 
 static void flow_stops_at_the_loss_goal_and_reports_eta_c(void **state) {
-    (void)state;
-    quad q;
-    quad_init(&q);
+    quad *q = *state;
     ns_flow_opts o;
     ns_flow_opts_default(&o);
     o.loss_goal = 1e-3;
     o.final.trace_probes = 0;
     ns_flow_result r;
-    assert_int_equal(ns_flow_run(q.m, &q.ds, &q.data, &o, tu_tmpdir(), NULL, &r), 0);
+    assert_int_equal(ns_flow_run(q->m, &q->ds, &q->data, &o, tu_tmpdir(), NULL, &r), 0);
     assert_string_equal(r.status, "converged");
     assert_true(r.final_loss <= 1e-3);
-    TU_ASSERT_REL(r.eta_c, 2 / q.lambda_max, 1e-3);
+    TU_ASSERT_REL(r.eta_c, 2 / q->lambda_max, 1e-3);
     ns_flow_result_free(&r);
-    quad_free(&q);
 }
+
+#define QUAD_TEST(f) cmocka_unit_test_setup_teardown(f, quad_setup, quad_teardown)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(gd_converges_just_below_and_diverges_just_above_two_over_lambda),
-        cmocka_unit_test(heavy_ball_threshold_is_two_times_one_plus_mu_over_lambda),
-        cmocka_unit_test(max_steps_stops_after_exactly_that_many_updates),
-        cmocka_unit_test(loss_goal_stops_at_the_first_step_at_or_below_it),
-        cmocka_unit_test(acc_goal_stops_once_the_training_accuracy_reaches_it),
-        cmocka_unit_test(diverge_factor_sets_when_a_growing_loss_counts_as_diverged),
-        cmocka_unit_test(averaged_and_decayed_blocks_are_written_when_asked),
-        cmocka_unit_test(minibatch_sgd_is_reproducible_for_a_seed),
-        cmocka_unit_test(rk4_flow_matches_the_exact_exponential_solution_of_a_quadratic),
-        cmocka_unit_test(flow_stops_at_the_loss_goal_and_reports_eta_c),
+        QUAD_TEST(gd_converges_just_below_and_diverges_just_above_two_over_lambda),
+        QUAD_TEST(heavy_ball_threshold_is_two_times_one_plus_mu_over_lambda),
+        QUAD_TEST(max_steps_stops_after_exactly_that_many_updates),
+        QUAD_TEST(loss_goal_stops_at_the_first_step_at_or_below_it),
+        QUAD_TEST(acc_goal_stops_once_the_training_accuracy_reaches_it),
+        QUAD_TEST(diverge_factor_sets_when_a_growing_loss_counts_as_diverged),
+        QUAD_TEST(averaged_and_decayed_blocks_are_written_when_asked),
+        QUAD_TEST(minibatch_sgd_is_reproducible_for_a_seed),
+        QUAD_TEST(rk4_flow_matches_the_exact_exponential_solution_of_a_quadratic),
+        QUAD_TEST(flow_stops_at_the_loss_goal_and_reports_eta_c),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

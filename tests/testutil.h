@@ -95,4 +95,16 @@ static inline void tu_spit(const char *path, const void *data, size_t len) {
     if (len && fwrite(data, 1, len, f) != len) fail_msg("cannot write %s", path);
     if (fclose(f) != 0) fail_msg("cannot write %s", path);
 }
+
+// max_i |a_i - b_i| / max(|b_i|, 1e-3 max_j |b_j|): the relative error of a vector, with a
+// floor for the components that are tiny against the rest.
+static inline double tu_vec_rel_err(const real *a, const real *b, size_t n) {
+    double big = 0, worst = 0;
+    for (size_t i = 0; i < n; i++) big = fmax(big, fabs((double)b[i]));
+    for (size_t i = 0; i < n; i++) {
+        double den = fmax(fabs((double)b[i]), 1e-3 * big);
+        worst = fmax(worst, fabs((double)a[i] - b[i]) / (den > 0 ? den : 1e-300));
+    }
+    return worst;
+}
 #endif

@@ -142,13 +142,13 @@ int cmd_data(int argc, char **argv) {
     if (!ns_cli_opt(&c, "loss"))  // ns_cli_add_data may not provide it
         ns_cli_add(&c, "loss", OPT_STR, &loss, 0, 0, "LOSS", "mse (default) or ce: which targets training uses");
     ns_cli_add(&c, "json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON object instead of text");
-    int rc = ns_cli_parse(&c, argc, argv);
-    if (rc) return rc < 0 ? 0 : rc;  // < 0: --help was printed
+    NS_CLI_PARSE(&c, argc, argv);
     if (loss && ns_loss_parse(loss, &o.loss)) return ns_cli_usage_error("%s.", ns_errmsg());
 
     double t0 = ns_now();
     ns_dataset ds;
-    if ((rc = ns_data_load(&o, &ds))) return ns_cli_report(rc);
+    int rc = ns_data_load(&o, &ds);
+    if (rc) return ns_cli_report(rc);
     data_summary s = {.o = &o, .ds = &ds, .seconds = ns_now() - t0};
     s.counts = ns_calloc((size_t)ds.k, sizeof *s.counts);
     s.test_counts = ns_calloc((size_t)ds.k, sizeof *s.test_counts);

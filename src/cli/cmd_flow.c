@@ -28,16 +28,13 @@ int cmd_flow(int argc, char **argv) {
     train_cli_add_data(&c, &t);
     train_cli_add_measure(&c, &t);
     train_cli_add_output(&c, &t, 1);
-    int rc = ns_cli_parse(&c, argc, argv);
-    if (rc) return rc < 0 ? 0 : rc;
+    NS_CLI_PARSE(&c, argc, argv);
     if (!ns_cli_seen(&c, "loss-goal") && !ns_cli_seen(&c, "max-time") && !ns_cli_seen(&c, "max-steps"))
         return ns_cli_usage_error("the flow needs --loss-goal EPS (s_GF is measured until the loss reaches it), "
                                   "or --max-time / --max-steps.");
-    if ((rc = train_cli_check(&t))) return rc;
-    o.seed = t.seed;
-    o.save_weights = t.save_weights;
-    o.weights_from = t.weights;
-    train_cli_measure_opts(&t, t.seed, &o.final, &o.eig);
+    int rc = train_cli_check(&t);
+    if (rc) return rc;
+    train_cli_run_opts(&t, t.seed, &o.seed, &o.save_weights, &o.weights_from, &o.final, &o.eig);
 
     ns_dataset ds = {0};
     ns_model *m = NULL;

@@ -17,7 +17,7 @@
 typedef struct {
     train_cli *t;
     const ns_train_opts *gd;
-    const ns_flow_opts *flow;
+    const ns_flow_opts *flow_opts;
     const ns_dataset *ds;
     int nseeds;
     uint64_t *seeds;
@@ -25,67 +25,59 @@ typedef struct {
     real **theta0;          // a copy of each theta_0, restored before every run
     double *s_gf, *eta_c;   // per seed, from the flow (NaN without --flow)
     // the runs of the current phase (flows: one per seed; GD: seed-major, eta ascending)
+    int flow;               // 1 while the runs are the flows
     int n;
     int *seed_of;
     double *eta;
     char **dirs;
 } sweep_ctx;
 
-static void restore_theta0(sweep_ctx *c, int k) {
-    memcpy(ns_model_theta(c->models[k]), c->theta0[k], ns_model_nparams(c->models[k]) * sizeof(real));
+// Run i of the current phase: its theta_0 (model k) and its options (gd or fl).
+typedef struct {
+    int k;
+    ns_train_opts gd;
+    ns_flow_opts fl;
+} run_spec;
+
+static void spec_of(const sweep_ctx *c, int i, run_spec *r) {
+    r->k = c->flow ? i : c->seed_of[i];
+    uint64_t seed = c->seeds[r->k];
+    if (c->flow) {
+        r->fl = *c->flow_opts;
+        train_cli_run_opts(c->t, seed, &r->fl.seed, &r->fl.save_weights, &r->fl.weights_from, &r->fl.final, &r->fl.eig);
+    } else {
+        r->gd = *c->gd;
+        r->gd.lr = c->eta[i];
+        train_cli_run_opts(c->t, seed, &r->gd.seed, &r->gd.save_weights, &r->gd.weights_from, &r->gd.final, &r->gd.eig);
+    }
 }
 
-static void gd_opts_for(const sweep_ctx *c, int i, ns_train_opts *o) {
-    int k = c->seed_of[i];
-    *o = *c->gd;
-    o->lr = c->eta[i];
-    o->seed = c->seeds[k];
-    o->save_weights = c->t->save_weights;
-    o->weights_from = c->t->weights;
-    train_cli_measure_opts(c->t, c->seeds[k], &o->final, &o->eig);
-}
+// ---- the runs -----------------------------------------------------------------------------
 
-static void flow_opts_for(const sweep_ctx *c, int k, ns_flow_opts *o) {
-    *o = *c->flow;
-    o->seed = c->seeds[k];
-    o->save_weights = c->t->save_weights;
-    o->weights_from = c->t->weights;
-    train_cli_measure_opts(c->t, c->seeds[k], &o->final, &o->eig);
-}
-
-// ---- the two kinds of runs ----------------------------------------------------------------
-
-static int run_gd(void *ctx, int i, const char *dir, ns_progress *p) {
+// GD or the flow from a fresh copy of theta_0.
+static int run(void *ctx, int i, const char *dir, ns_progress *p) {
     sweep_ctx *c = ctx;
-    int k = c->seed_of[i];
-    ns_train_opts o;
-    gd_opts_for(c, i, &o);
-    restore_theta0(c, k);
-    ns_train_result r;
-    int rc = ns_train_run(c->models[k], c->ds, &c->t->data, &o, dir, p, &r);
-    ns_train_result_free(&r);
+    run_spec r;
+    spec_of(c, i, &r);
+    ns_model *m = c->models[r.k];
+    memcpy(ns_model_theta(m), c->theta0[r.k], ns_model_nparams(m) * sizeof(real));
+    int rc;
+    if (c->flow) {
+        ns_flow_result res;
+        rc = ns_flow_run(m, c->ds, &c->t->data, &r.fl, dir, p, &res);
+        ns_flow_result_free(&res);
+    } else {
+        ns_train_result res;
+        rc = ns_train_run(m, c->ds, &c->t->data, &r.gd, dir, p, &res);
+        ns_train_result_free(&res);
+    }
     return rc;
 }
 
-static int run_flow(void *ctx, int i, const char *dir, ns_progress *p) {
+static void label(void *ctx, int i, char *out, size_t cap) {
     sweep_ctx *c = ctx;
-    ns_flow_opts o;
-    flow_opts_for(c, i, &o);
-    restore_theta0(c, i);
-    ns_flow_result r;
-    int rc = ns_flow_run(c->models[i], c->ds, &c->t->data, &o, dir, p, &r);
-    ns_flow_result_free(&r);
-    return rc;
-}
-
-static void label_gd(void *ctx, int i, char *out, size_t cap) {
-    sweep_ctx *c = ctx;
-    snprintf(out, cap, "lr=%g seed=%llu", c->eta[i], (unsigned long long)c->seeds[c->seed_of[i]]);
-}
-
-static void label_flow(void *ctx, int i, char *out, size_t cap) {
-    sweep_ctx *c = ctx;
-    snprintf(out, cap, "flow seed=%llu", (unsigned long long)c->seeds[i]);
+    if (c->flow) snprintf(out, cap, "flow seed=%llu", (unsigned long long)c->seeds[i]);
+    else snprintf(out, cap, "lr=%g seed=%llu", c->eta[i], (unsigned long long)c->seeds[c->seed_of[i]]);
 }
 
 // ---- CSV rows from the runs' summary.json ----------------------------------------------------
@@ -146,21 +138,16 @@ static int row_flow(void *ctx, int i, const char *dir, ns_buf *line) {
 
 // ---- resume safety: a finished run must have been made with the same options ---------------
 
-// The config run i would write (flows: i is the seed index).
-static int expected_config(sweep_ctx *c, int i, int flow, ns_jval *out) {
+// The config run i would write.
+static int expected_config(sweep_ctx *c, int i, ns_jval *out) {
+    run_spec r;
+    spec_of(c, i, &r);
     ns_buf b = {0};
     ns_json j;
     ns_json_begin(&j, &b);
     ns_json_obj(&j, NULL);
-    if (flow) {
-        ns_flow_opts o;
-        flow_opts_for(c, i, &o);
-        ns_flow_config_json(&j, c->models[i], c->ds, &c->t->data, &o);
-    } else {
-        ns_train_opts o;
-        gd_opts_for(c, i, &o);
-        ns_train_config_json(&j, c->models[c->seed_of[i]], c->ds, &c->t->data, &o);
-    }
+    if (c->flow) ns_flow_config_json(&j, c->models[r.k], c->ds, &c->t->data, &r.fl);
+    else ns_train_config_json(&j, c->models[r.k], c->ds, &c->t->data, &r.gd);
     ns_json_end(&j);
     int rc = b.oom ? NS_ENOMEM : ns_json_parse(b.data, b.len, "the expected config", out);
     ns_buf_free(&b);
@@ -168,12 +155,12 @@ static int expected_config(sweep_ctx *c, int i, int flow, ns_jval *out) {
 }
 
 // Returns 0, or an exit status after printing which finished run disagrees.
-static int check_finished_runs(sweep_ctx *c, int flow) {
+static int check_finished_runs(sweep_ctx *c) {
     for (int i = 0; i < c->n; i++) {
         char p[4200], why[512];
         if (ns_path(p, sizeof p, "%s/summary.json", c->dirs[i]) || !ns_exists(p)) continue;
         ns_jval want;
-        int rc = expected_config(c, i, flow, &want);
+        int rc = expected_config(c, i, &want);
         if (rc) return ns_cli_report(rc);
         int ok = ns_config_matches(p, ns_jget(&want, "config"), why, sizeof why);
         ns_jval_free(&want);
@@ -231,6 +218,7 @@ static void grid_around(double eta_c, double span, int k, double *out) {
 // Lays out the GD runs: seed-major, eta ascending; dirs OUT/.../seed_<s>/lr_<%g>.
 static int layout_gd_runs(sweep_ctx *c, const char *root, const double *grid, int ngrid, int around, double span) {
     int per = around > 0 ? around : ngrid;
+    c->flow = 0;
     c->n = c->nseeds * per;
     c->seed_of = ns_calloc((size_t)c->n, sizeof(int));
     c->eta = ns_calloc((size_t)c->n, sizeof(double));
@@ -276,19 +264,20 @@ static void free_runs(sweep_ctx *c) {
 
 // ---- phases ----------------------------------------------------------------------------------
 
-static int run_phase(sweep_ctx *c, int flow, const char *csv, int jobs, int quiet) {
-    ns_sweep s = {.n_runs = c->n, .run_dirs = c->dirs, .run = flow ? run_flow : run_gd, .row = flow ? row_flow : row_gd,
-                  .label = flow ? label_flow : label_gd, .ctx = c, .jobs = jobs, .csv_path = csv,
-                  .csv_header = flow ? FLOW_CSV_HEADER : SWEEP_CSV_HEADER, .quiet = quiet};
+static int run_phase(sweep_ctx *c, const char *csv, int jobs, int quiet) {
+    ns_sweep s = {.n_runs = c->n, .run_dirs = c->dirs, .run = run, .row = c->flow ? row_flow : row_gd, .label = label,
+                  .ctx = c, .jobs = jobs, .csv_path = csv, .csv_header = c->flow ? FLOW_CSV_HEADER : SWEEP_CSV_HEADER,
+                  .quiet = quiet};
     ns_sweep_stats st;
     int rc = ns_sweep_run(&s, &st);
     if (!quiet && ns_sweep_rank() == 0)
-        fprintf(stderr, "%s: %d done, %d already finished, %d failed (%.1f s)\n", flow ? "flows" : "sweep", st.done,
+        fprintf(stderr, "%s: %d done, %d already finished, %d failed (%.1f s)\n", c->flow ? "flows" : "sweep", st.done,
                 st.skipped, st.failed, st.seconds);
     return rc;
 }
 
 static int flow_phase(sweep_ctx *c, const char *root, int jobs, int quiet) {
+    c->flow = 1;
     c->n = c->nseeds;
     c->dirs = ns_calloc((size_t)c->n, sizeof(char *));
     if (!c->dirs) return ns_cli_report(NS_ENOMEM);
@@ -298,10 +287,10 @@ static int flow_phase(sweep_ctx *c, const char *root, int jobs, int quiet) {
             !(c->dirs[k] = ns_strdup(d)))
             return ns_cli_report(NS_ENOMEM);
     }
-    int rc = check_finished_runs(c, 1);
+    int rc = check_finished_runs(c);
     if (rc) return rc;
     char csv[4200];
-    if ((rc = ns_path(csv, sizeof csv, "%s/flow.csv", root)) || (rc = run_phase(c, 1, csv, jobs, quiet)))
+    if ((rc = ns_path(csv, sizeof csv, "%s/flow.csv", root)) || (rc = run_phase(c, csv, jobs, quiet)))
         return ns_cli_report_once(rc);
     for (int k = 0; k < c->nseeds; k++) {
         ns_jval d;
@@ -453,8 +442,7 @@ int cmd_sweep(int argc, char **argv) {
     train_cli_add_output(&c, &t, 0);
     int quiet = 0;
     ns_cli_add(&c, "quiet", OPT_FLAG, &quiet, 0, 0, NULL, "no progress output (implied by --json)");
-    int rc = ns_cli_parse(&c, argc, argv);
-    if (rc) return rc < 0 ? 0 : rc;
+    NS_CLI_PARSE(&c, argc, argv);
     quiet |= t.json;
 
     double *grid = NULL;
@@ -472,7 +460,8 @@ int cmd_sweep(int argc, char **argv) {
         free(grid);
         return ns_cli_usage_error("%s.", ns_errmsg());
     }
-    if ((rc = train_cli_check(&t))) {
+    int rc = train_cli_check(&t);
+    if (rc) {
         free(grid);
         free(seeds);
         return rc;
@@ -480,7 +469,7 @@ int cmd_sweep(int argc, char **argv) {
     fl.loss_goal = gd.loss_goal;
 
     ns_dataset ds = {0};
-    sweep_ctx x = {.t = &t, .gd = &gd, .flow = &fl, .ds = &ds, .nseeds = nseeds, .seeds = seeds};
+    sweep_ctx x = {.t = &t, .gd = &gd, .flow_opts = &fl, .ds = &ds, .nseeds = nseeds, .seeds = seeds};
     int status = 0;
     char root[4200];
     if ((rc = ns_data_load(&t.data, &ds))) {
@@ -522,13 +511,13 @@ int cmd_sweep(int argc, char **argv) {
         status = ns_cli_report(rc);
         goto done;
     }
-    if ((status = check_finished_runs(&x, 0))) goto done;
+    if ((status = check_finished_runs(&x))) goto done;
     char csv[4200];
     if ((rc = ns_path(csv, sizeof csv, "%s/sweep.csv", root))) {
         status = ns_cli_report(rc);
         goto done;
     }
-    rc = run_phase(&x, 0, csv, jobs, quiet);
+    rc = run_phase(&x, csv, jobs, quiet);
     status = ns_cli_report_once(rc);  // first: the table's reading of unfinished runs replaces the message
     if (ns_sweep_rank() == 0) report(&x, root, t.json);
 done:

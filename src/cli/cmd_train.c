@@ -16,10 +16,12 @@ void train_cli_init(train_cli *t) {
     t->param = "standard";
     t->init_scale = 1.0;
     ns_data_opts_default(&t->data);
-    t->top_k = 5;
-    t->trace_probes = 10;
-    t->eig_iters = 100;
-    t->eig_tol = 1e-4;
+    ns_train_opts lib;  // the final measurement's defaults are the library's
+    ns_train_opts_default(&lib);
+    t->top_k = lib.final.eig.k;
+    t->trace_probes = lib.final.trace_probes;
+    t->eig_iters = lib.final.eig.max_iter;
+    t->eig_tol = lib.final.eig.tol;
     t->track_tol = 1e-2;
 }
 
@@ -40,7 +42,7 @@ void train_cli_add_measure(ns_cli *c, train_cli *t) {
     ns_cli_add(c, "top-k", OPT_INT, &t->top_k, 1, 1000, "K", "final measurement: top K Hessian eigenvalues (default 5)");
     ns_cli_add(c, "trace-probes", OPT_INT, &t->trace_probes, 0, 1e6, "P", "final measurement: Hutchinson probes for the trace (default 10, 0 = none)");
     ns_cli_add(c, "eig-tol", OPT_DOUBLE, &t->eig_tol, 1e-14, 1, "TOL", "Lanczos relative residual tolerance (default 1e-4)");
-    ns_cli_add(c, "eig-iters", OPT_INT, &t->eig_iters, 2, 100000, "N", "Lanczos iteration limit (default 100)");
+    ns_cli_add(c, "eig-iters", OPT_INT, &t->eig_iters, 2, 100000, "N", "Lanczos iteration limit (default 300)");
     ns_cli_add(c, "track-tol", OPT_DOUBLE, &t->track_tol, 1e-14, 1, "TOL",
                "Lanczos tolerance of the tracked sharpness: trajectory rows, flow steps (default 1e-2)");
 }
@@ -83,7 +85,11 @@ int train_cli_check(train_cli *t) {
     return 0;
 }
 
-void train_cli_measure_opts(const train_cli *t, uint64_t seed, ns_measure_opts *final, ns_measure_opts *eig) {
+void train_cli_run_opts(const train_cli *t, uint64_t seed, uint64_t *run_seed, int *save_weights,
+                        const char **weights_from, ns_measure_opts *final, ns_measure_opts *eig) {
+    *run_seed = seed;
+    *save_weights = t->save_weights;
+    *weights_from = t->weights;
     ns_measure_opts_default(final);
     final->eig.k = t->top_k;
     final->eig.tol = t->eig_tol;
@@ -150,17 +156,14 @@ int cmd_train(int argc, char **argv) {
     train_cli_add_gd(&c, &o);
     train_cli_add_measure(&c, &t);
     train_cli_add_output(&c, &t, 1);
-    int rc = ns_cli_parse(&c, argc, argv);
-    if (rc) return rc < 0 ? 0 : rc;
+    NS_CLI_PARSE(&c, argc, argv);
     if (!ns_cli_seen(&c, "lr")) return ns_cli_usage_error("--lr ETA is required.");
     if (!(lr > 0)) return ns_cli_usage_error("--lr must be a number > 0, got %g.", lr);
     if (o.nesterov && !(o.momentum > 0)) return ns_cli_usage_error("--nesterov needs --momentum > 0.");
-    if ((rc = train_cli_check(&t))) return rc;
+    int rc = train_cli_check(&t);
+    if (rc) return rc;
     o.lr = lr;
-    o.seed = t.seed;
-    o.save_weights = t.save_weights;
-    o.weights_from = t.weights;
-    train_cli_measure_opts(&t, t.seed, &o.final, &o.eig);
+    train_cli_run_opts(&t, t.seed, &o.seed, &o.save_weights, &o.weights_from, &o.final, &o.eig);
 
     ns_dataset ds = {0};
     ns_model *m = NULL;

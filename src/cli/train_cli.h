@@ -36,8 +36,10 @@ void train_cli_add_gd(ns_cli *c, ns_train_opts *o);
 // Validates the shared options after parsing; returns 0 or an exit status (2) after
 // printing the message. Creates --out (an unwritable one is a usage error).
 int train_cli_check(train_cli *t);
-// Fills the measurement options (final: top-k and trace; trajectory: k = 1).
-void train_cli_measure_opts(const train_cli *t, uint64_t seed, ns_measure_opts *final, ns_measure_opts *eig);
+// What a run (GD or flow) from theta_0 of `seed` takes from the shared options: its seed,
+// --save-weights, --weights, and the measurements (final: top-k and trace; trajectory: k = 1).
+void train_cli_run_opts(const train_cli *t, uint64_t seed, uint64_t *run_seed, int *save_weights,
+                        const char **weights_from, ns_measure_opts *final, ns_measure_opts *eig);
 // theta_0 for `seed`: built from the architecture, or loaded from --weights; checked
 // against the data's input shape and classes.
 int train_cli_model(const train_cli *t, const ns_dataset *ds, uint64_t seed, ns_model **out);

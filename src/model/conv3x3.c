@@ -85,8 +85,12 @@ static inline unsigned taps_inside(const ns_conv_shape *s, int yy, int xx) {
     return m;
 }
 
-// cols (nb*h*w, 9*c) := patches of the nb examples at x (out-of-image taps are 0)
-static void im2col(real *cols, const real *x, long nb, const ns_conv_shape *s) {
+// Between the patch matrix cols (nb*h*w, 9*c) and the nb images at x, tap by tap:
+//   GATHER   cols := im2col(x)   (out-of-image taps are 0; x is only read)
+//   SCATTER  x += col2im(cols)   (its transpose: out-of-image taps are dropped; cols is only read)
+typedef enum { GATHER, SCATTER } patch_dir;
+
+static void patches(real *cols, real *x, long nb, const ns_conv_shape *s, patch_dir dir) {
     strides t = input_strides(s);
     long off[9];
     tap_offsets(off, &t);
@@ -95,13 +99,17 @@ static void im2col(real *cols, const real *x, long nb, const ns_conv_shape *s) {
         for (int yy = 0; yy < s->h; yy++)
             for (int xx = 0; xx < s->w; xx++) {
                 real *row = cols + ((e * s->h + yy) * s->w + xx) * 9 * c;
-                const real *centre = x + e * t.d + yy * t.sy + xx * t.sx;
+                real *centre = x + e * t.d + yy * t.sy + xx * t.sx;
                 unsigned inside = taps_inside(s, yy, xx);
                 for (int q = 0; q < 9; q++) {
                     real *r = row + q * c;
-                    const real *p = centre + off[q];
-                    if (!(inside >> q & 1))
-                        memset(r, 0, sizeof *r * (size_t)c);
+                    if (!(inside >> q & 1)) {
+                        if (dir == GATHER) memset(r, 0, sizeof *r * (size_t)c);
+                        continue;
+                    }
+                    real *p = centre + off[q];
+                    if (dir == SCATTER)
+                        for (int ci = 0; ci < c; ci++) p[ci * t.sc] += r[ci];
                     else if (t.sc == 1)
                         memcpy(r, p, sizeof *r * (size_t)c);
                     else
@@ -110,25 +118,14 @@ static void im2col(real *cols, const real *x, long nb, const ns_conv_shape *s) {
             }
 }
 
+// cols (nb*h*w, 9*c) := patches of the nb examples at x
+static void im2col(real *cols, const real *x, long nb, const ns_conv_shape *s) {
+    patches(cols, (real *)x, nb, s, GATHER);
+}
+
 // gx (nb examples) += col2im(gcols): the transpose of im2col
 static void col2im_add(real *gx, const real *gcols, long nb, const ns_conv_shape *s) {
-    strides t = input_strides(s);
-    long off[9];
-    tap_offsets(off, &t);
-    int c = s->c;
-    for (long e = 0; e < nb; e++)
-        for (int yy = 0; yy < s->h; yy++)
-            for (int xx = 0; xx < s->w; xx++) {
-                const real *row = gcols + ((e * s->h + yy) * s->w + xx) * 9 * c;
-                real *centre = gx + e * t.d + yy * t.sy + xx * t.sx;
-                unsigned inside = taps_inside(s, yy, xx);
-                for (int q = 0; q < 9; q++) {
-                    if (!(inside >> q & 1)) continue;
-                    const real *r = row + q * c;
-                    real *p = centre + off[q];
-                    for (int ci = 0; ci < c; ci++) p[ci * t.sc] += r[ci];
-                }
-            }
+    patches((real *)gcols, gx, nb, s, SCATTER);
 }
 
 // Groups of examples, in order: [e0, e0 + nb), nb*h*w patch rows, starting at value xo of

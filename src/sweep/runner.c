@@ -374,17 +374,22 @@ static void dir_of(const char *path, char *out, size_t cap) {
 }
 
 // Two sweeps writing the same CSV at once would clear each other's runs: hold an
-// exclusive lock on the CSV's directory for the whole sweep (released by the kernel
-// when the process dies, so a killed sweep never blocks the next attempt).
+// exclusive lock on DIR/.sweep.lock for the whole sweep (released by the kernel when the
+// process dies, so a killed sweep never blocks the next attempt). A file opened for writing,
+// not the directory: NFS emulates flock with a byte-range lock, which needs one (flock(2)).
+// The file stays: removing it would let a sweep lock a name another has just unlinked.
 static int lock_dir(const char *dir, int *fd_out) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return ns_fail(NS_EIO, "cannot open the sweep directory '%s': %s", dir, strerror(errno));
+    char p[4200];
+    int rc = ns_path(p, sizeof p, "%s/.sweep.lock", dir);
+    if (rc) return rc;
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return ns_fail(NS_EIO, "cannot open the sweep lock '%s': %s", p, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
         close(fd);
         if (e == EWOULDBLOCK)
             return ns_fail(NS_EIO, "another sweep is writing into '%s'; wait for it to end or choose another --out", dir);
-        return ns_fail(NS_EIO, "cannot lock the sweep directory '%s': %s", dir, strerror(e));
+        return ns_fail(NS_EIO, "cannot lock the sweep directory '%s' (%s): %s", dir, p, strerror(e));
     }
     *fd_out = fd;
     return 0;

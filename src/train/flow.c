@@ -7,21 +7,10 @@
 #include "record.h"
 
 void ns_flow_opts_default(ns_flow_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->rk_c = 0.5;
-    o->h_max = 1.0;
-    o->eig_every = 5;
-    o->loss_goal = NAN;
-    o->max_time = INFINITY;
-    o->max_steps = 1000000;
-    o->diverge_factor = 1e3;
-    o->log_every = 1;
-    o->test_every = 100;
-    ns_measure_opts_default(&o->final);
-    o->final.eig.k = 5;
-    o->final.trace_probes = 10;
-    ns_measure_opts_default(&o->eig);
-    o->flush_seconds = 30;
+    *o = (ns_flow_opts){.rk_c = 0.5, .h_max = 1.0, .eig_every = 5, .loss_goal = NAN, .max_time = INFINITY,
+                        .max_steps = 1000000, .diverge_factor = 1e3, .log_every = 1, .test_every = 100,
+                        .flush_seconds = 30};
+    run_measure_defaults(&o->final, &o->eig);
 }
 
 void ns_flow_result_free(ns_flow_result *r) {
@@ -57,8 +46,6 @@ static int rk4_step(ns_model *m, const ns_batch *train, rk4_work *w, double h) {
     for (size_t i = 0; i < w->n; i++) theta[i] = (real)(w->base[i] - h / 6 * w->sum[i]);
     return 0;
 }
-
-static int should(long t, long every) { return every > 0 && t % every == 0; }
 
 static int check_opts(const ns_flow_opts *o) {
     if (!(o->rk_c > 0) || !isfinite(o->rk_c)) return ns_fail(NS_EINVAL, "--rk-c must be a finite number > 0, got %g", o->rk_c);
@@ -126,7 +113,7 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
             break;
         }
         traj_row row = {.step = t, .time = time, .h = NAN, .train_loss = loss, .train_acc = acc};
-        if (should(t, o->eig_every)) {
+        if (is_due(t, o->eig_every)) {
             if ((rc = row_eig(m, &train, &o->eig, &warm, &row))) goto done;
             sharp = row.sharpness;
             if (!(s_gf >= sharp)) s_gf = sharp;  // s_GF: the largest S so far
@@ -146,10 +133,10 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
         double h = sharp > 0 ? fmin(o->rk_c / sharp, o->h_max) : o->h_max;
         int last = time + h >= o->max_time;
         if (last) h = o->max_time - time;  // land exactly on max_time
-        if (should(t, o->log_every)) {
+        if (is_due(t, o->log_every)) {
             row.h = h;
             row_norms(m, &row);
-            if (has_test && should(t, o->test_every) && (rc = row_test(m, &test, &row))) goto done;
+            if (has_test && is_due(t, o->test_every) && (rc = row_test(m, &test, &row))) goto done;
             if ((rc = traj_append(&traj, &row))) goto done;
         }
         if ((rc = rk4_step(m, &train, &w, h))) goto done;
@@ -161,8 +148,7 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
     // the last point is on the trajectory too (it is where the loss reached the goal)
     if (fin.have_eig && !(s_gf >= fin.eig.sharpness)) s_gf = fin.eig.sharpness;
     traj_row row = {.step = t, .time = time, .h = NAN};
-    row_from_measurement(&fin, &row);
-    if ((rc = traj_append(&traj, &row)) || (rc = traj_flush(&traj))) goto done;
+    if ((rc = traj_finish(&traj, &row, &fin))) goto done;
     if (o->save_weights && (rc = save_weights(m, out_dir, data))) goto done;
 
     ns_json j;
@@ -179,9 +165,7 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
     res->seconds = ns_now() - t_start;
     ns_json_num(&j, "seconds", res->seconds);
     ns_json_end(&j);
-    ns_json_end(&j);
-    ns_buf_append(&res->summary, "\n", 1);
-    if ((rc = summary_write(out_dir, &res->summary))) goto done;
+    if ((rc = summary_finish(&j, &res->summary, out_dir))) goto done;
 
     snprintf(res->status, sizeof res->status, "%s", status);
     res->steps = t;

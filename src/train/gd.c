@@ -9,21 +9,10 @@
 #include "record.h"
 
 void ns_train_opts_default(ns_train_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->lr = NAN;
-    o->loss_goal = NAN;
-    o->acc_goal = NAN;
-    o->max_steps = 100000;
-    o->diverge_factor = 1e3;
-    o->log_every = 10;
-    o->test_every = 100;
-    o->eig_every = 0;
-    o->decay_factor = 0.1;
-    ns_measure_opts_default(&o->final);
-    o->final.eig.k = 5;
-    o->final.trace_probes = 10;
-    ns_measure_opts_default(&o->eig);
-    o->flush_seconds = 30;
+    *o = (ns_train_opts){.lr = NAN, .loss_goal = NAN, .acc_goal = NAN, .max_steps = 100000, .diverge_factor = 1e3,
+                         .log_every = 10, .test_every = 100, .eig_every = 0, .decay_factor = 0.1,
+                         .flush_seconds = 30};
+    run_measure_defaults(&o->final, &o->eig);
 }
 
 void ns_train_result_free(ns_train_result *r) {
@@ -169,15 +158,13 @@ typedef struct {
     double t_start, step_seconds_sum;
 } gd_run;
 
-static int should(long t, long every) { return every > 0 && t % every == 0; }
-
 // One trajectory row at theta_t (before its update); step_seconds is filled in after.
 static int measure_row(gd_run *g, long t, double loss, double acc, traj_row *r) {
     *r = (traj_row){.step = t, .train_loss = loss, .train_acc = acc, .step_seconds = NAN};
     row_norms(g->m, r);
     int rc = 0;
-    if (g->has_test && should(t, g->o->test_every)) rc = row_test(g->m, &g->test, r);
-    if (!rc && should(t, g->o->eig_every)) rc = row_eig(g->m, &g->train, &g->o->eig, &g->warm, r);
+    if (g->has_test && is_due(t, g->o->test_every)) rc = row_test(g->m, &g->test, r);
+    if (!rc && is_due(t, g->o->eig_every)) rc = row_eig(g->m, &g->train, &g->o->eig, &g->warm, r);
     return rc;
 }
 
@@ -204,7 +191,7 @@ static int descend(gd_run *g, iterate_ring *ring, ns_progress *p, gd_outcome *ou
         if (evaluated) {
             loss = bl;
             acc = bacc;
-        } else if (t == 0 || should(t, o->log_every) || !isfinite(bl)) {
+        } else if (t == 0 || is_due(t, o->log_every) || !isfinite(bl)) {
             if ((rc = ns_model_loss(g->m, &g->train, &loss, &acc))) return rc;
             evaluated = 1;
         }
@@ -231,7 +218,7 @@ static int descend(gd_run *g, iterate_ring *ring, ns_progress *p, gd_outcome *ou
             return 0;
         }
         traj_row row;
-        int log = evaluated && should(t, o->log_every);
+        int log = evaluated && is_due(t, o->log_every);
         if (log && (rc = measure_row(g, t, loss, acc, &row))) return rc;
         double t1 = ns_now();
         update(&g->opt, theta, o->lr, o->momentum, o->nesterov);
@@ -331,8 +318,7 @@ int ns_train_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, co
     // the final iterate, then the mean of the last m, then a decayed phase from theta_T
     if ((rc = measure_point(m, &g.train, g.has_test ? &g.test : NULL, &o->final, g.warm, diverged, &fin))) goto done;
     traj_row row = {.step = out.steps, .time = ns_now() - g.t_start, .step_seconds = NAN};
-    row_from_measurement(&fin, &row);
-    if ((rc = traj_append(&g.traj, &row)) || (rc = traj_flush(&g.traj))) goto done;
+    if ((rc = traj_finish(&g.traj, &row, &fin))) goto done;
     if (!diverged && (o->avg_last > 0 || o->decay_steps > 0)) {
         if (!(theta_T = ns_malloc(n * sizeof(real)))) {
             rc = NS_ENOMEM;
@@ -384,9 +370,7 @@ int ns_train_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, co
     ns_json_num(&j, "seconds_training", train_seconds);
     ns_json_num(&j, "seconds_per_step", out.steps > 0 ? g.step_seconds_sum / out.steps : NAN);
     ns_json_end(&j);
-    ns_json_end(&j);
-    ns_buf_append(&res->summary, "\n", 1);
-    if ((rc = summary_write(out_dir, &res->summary))) goto done;
+    if ((rc = summary_finish(&j, &res->summary, out_dir))) goto done;
 
     snprintf(res->status, sizeof res->status, "%s", out.status);
     res->steps = out.steps;

@@ -86,13 +86,25 @@ void config_model_data(ns_json *j, const ns_model *m, const ns_dataset *ds, cons
     ns_json_int(j, "nparams", (long long)ns_model_nparams(m));
 }
 
-int summary_write(const char *dir, const ns_buf *b) {
+int summary_finish(ns_json *j, ns_buf *b, const char *dir) {
+    ns_json_end(j);
+    ns_buf_append(b, "\n", 1);
     if (b->oom) return ns_fail(NS_ENOMEM, "out of memory writing the summary of '%s'", dir);
     char p[4200];
     int rc = ns_path(p, sizeof p, "%s/summary.json", dir);
     if (rc) return rc;
     return ns_write_file_atomic(p, b->data, b->len);
 }
+
+void run_measure_defaults(ns_measure_opts *final, ns_measure_opts *eig) {
+    ns_measure_opts_default(final);
+    final->eig.k = 5;
+    final->eig.max_iter = 300;
+    final->trace_probes = 10;
+    ns_measure_opts_default(eig);
+}
+
+int is_due(long t, long every) { return every > 0 && t % every == 0; }
 
 int loss_diverged(double loss, double loss0, double factor) {
     if (!isfinite(loss)) return 1;
@@ -141,7 +153,7 @@ int measure_point(ns_model *m, const ns_batch *train, const ns_batch *test, cons
     return ns_measure(m, train, test, &oo, x);
 }
 
-void row_from_measurement(const ns_measurement *x, traj_row *r) {
+static void row_from_measurement(const ns_measurement *x, traj_row *r) {
     r->train_loss = x->train_loss;
     r->train_acc = x->train_acc;
     r->l1 = x->l1;
@@ -152,6 +164,12 @@ void row_from_measurement(const ns_measurement *x, traj_row *r) {
     r->has_eig = x->have_eig;
     r->lambda_max = x->have_eig ? x->eig.lambda_max : NAN;
     r->sharpness = x->have_eig ? x->eig.sharpness : NAN;
+}
+
+int traj_finish(traj_writer *w, traj_row *row, const ns_measurement *fin) {
+    row_from_measurement(fin, row);
+    int rc = traj_append(w, row);
+    return rc ? rc : traj_flush(w);
 }
 
 int save_weights(const ns_model *m, const char *dir, const ns_data_opts *data) {
