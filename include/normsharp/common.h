@@ -87,6 +87,8 @@ void ns_json_int(ns_json *j, const char *key, long long x);
 void ns_json_bool(ns_json *j, const char *key, int x);
 void ns_json_str(ns_json *j, const char *key, const char *s);
 void ns_json_null(ns_json *j, const char *key);
+// Start a normsharp document into b: the top object, opened with program, version and kind.
+void ns_json_doc(ns_json *j, ns_buf *b, const char *kind);
 
 // ---- JSON reader (small DOM, for model.json / summary.json / the report) -------------
 typedef enum { NS_JNULL, NS_JBOOL, NS_JNUM, NS_JSTR, NS_JARR, NS_JOBJ } ns_jtype;

@@ -57,6 +57,9 @@ int ns_model_hvp(ns_model *m, const ns_batch *b, const real *v, real *hv);
 // ---- weights directory: model.json + one NumPy .npy (format 1.0) per tensor ------------
 // `extra_json` (may be NULL) is an already-formatted JSON object body appended to
 // model.json under "data" (dataset conventions: dataset, n, classes, loss, ...).
+// Write the configuration keys (arch, param, init_scale, seed, input_shape, classes) into
+// an open JSON object; model.json and `normsharp init --json` share it.
+void ns_model_config_json(ns_json *j, const ns_model_config *cfg);
 int ns_weights_save(const ns_model *m, const char *dir, const ns_data_opts *data);
 // Load: reads model.json, builds the model, reads every tensor, checks shapes.
 // If `data` is non-NULL it is filled with the saved dataset conventions.

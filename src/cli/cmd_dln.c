@@ -135,14 +135,6 @@ static int hypentropy(const ns_dln_model *m, const ns_dln_task *task, double **h
 
 // ---- JSON pieces ----------------------------------------------------------------------------
 
-// A normsharp JSON document into b: the top object opened with program, version and kind.
-static void json_doc(ns_json *j, ns_buf *b, const char *kind) {
-    ns_json_begin(j, b);
-    ns_json_obj(j, NULL);
-    ns_json_str(j, "program", "normsharp");
-    ns_json_str(j, "version", NS_VERSION);
-    ns_json_str(j, "kind", kind);
-}
 
 static void json_vec(ns_json *j, const char *key, const double *x, int d) {
     ns_json_arr(j, key);
@@ -191,7 +183,7 @@ static void json_theory(ns_buf *b, const ns_dln_model *m, const ns_dln_task *t, 
     char fp[17];
     fingerprint(m, t, fp);
     ns_json js, *j = &js;
-    json_doc(j, b, "dln-theory");
+    ns_json_doc(j, b, "dln-theory");
     ns_json_str(j, "fingerprint", fp);
     json_task(j, m, t);
     for (int k = 0; k < NS_REF_COUNT; k++) {
@@ -320,7 +312,7 @@ static void measure(const ns_dln_model *m, const ns_dln_task *task, const double
 static void json_run(ns_buf *b, const ns_dln_train_opts *o, const ns_dln_model *m, const ns_dln_task *t,
                      const ns_dln_train_result *r, const measures *q) {
     ns_json js, *j = &js;
-    json_doc(j, b, o->flow ? "dln-flow" : "dln-train");
+    ns_json_doc(j, b, o->flow ? "dln-flow" : "dln-train");
     ns_json_obj(j, "config");
     json_task(j, m, t);
     if (o->flow) ns_json_null(j, "lr");

@@ -47,11 +47,7 @@ static void print_json(const run_info *r, const ns_measurement *x) {
     const ns_model_config *cfg = ns_model_cfg(r->m);
     ns_buf b = {0};
     ns_json j;
-    ns_json_begin(&j, &b);
-    ns_json_obj(&j, NULL);
-    ns_json_str(&j, "program", "normsharp");
-    ns_json_str(&j, "version", NS_VERSION);
-    ns_json_str(&j, "kind", "sharpness");
+    ns_json_doc(&j, &b, "sharpness");
     ns_json_str(&j, "weights", r->weights);
     ns_json_str(&j, "arch", cfg->arch);
     ns_json_int(&j, "nparams", (long long)ns_model_nparams(r->m));

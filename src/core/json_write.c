@@ -153,3 +153,11 @@ void ns_json_null(ns_json *j, const char *k) {
     key(j, k);
     ns_buf_append(j->b, "null", 4);
 }
+
+void ns_json_doc(ns_json *j, ns_buf *b, const char *kind) {
+    ns_json_begin(j, b);
+    ns_json_obj(j, NULL);
+    ns_json_str(j, "program", "normsharp");
+    ns_json_str(j, "version", NS_VERSION);
+    ns_json_str(j, "kind", kind);
+}

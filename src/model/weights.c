@@ -30,30 +30,31 @@ static void json_data(ns_json *j, const ns_data_opts *d) {
     ns_json_end(j);
 }
 
-static void model_json(ns_buf *b, const ns_model *m, const ns_data_opts *data) {
-    const ns_model_config *cfg = ns_model_cfg(m);
-    ns_json j;
-    ns_json_begin(&j, b);
-    ns_json_obj(&j, NULL);
-    ns_json_str(&j, "program", "normsharp");
-    ns_json_str(&j, "version", NS_VERSION);
-    ns_json_str(&j, "kind", "weights");
-    ns_json_str(&j, "arch", cfg->arch);
-    ns_json_str(&j, "param", cfg->param);
-    ns_json_num(&j, "init_scale", cfg->init_scale);
+// The model's configuration as JSON keys: arch, param, init_scale, seed, input_shape, classes.
+void ns_model_config_json(ns_json *j, const ns_model_config *cfg) {
+    ns_json_str(j, "arch", cfg->arch);
+    ns_json_str(j, "param", cfg->param);
+    ns_json_num(j, "init_scale", cfg->init_scale);
     if ((double)cfg->seed < SEED_EXACT_MAX) {
-        ns_json_int(&j, "seed", (long long)cfg->seed);
+        ns_json_int(j, "seed", (long long)cfg->seed);
     } else {
         char s[32];
         snprintf(s, sizeof s, "%llu", (unsigned long long)cfg->seed);
-        ns_json_str(&j, "seed", s);
+        ns_json_str(j, "seed", s);
     }
-    ns_json_arr(&j, "input_shape");
-    ns_json_int(&j, NULL, cfg->c);
-    ns_json_int(&j, NULL, cfg->h);
-    ns_json_int(&j, NULL, cfg->w);
-    ns_json_end(&j);
-    ns_json_int(&j, "classes", cfg->k);
+    ns_json_arr(j, "input_shape");
+    ns_json_int(j, NULL, cfg->c);
+    ns_json_int(j, NULL, cfg->h);
+    ns_json_int(j, NULL, cfg->w);
+    ns_json_end(j);
+    ns_json_int(j, "classes", cfg->k);
+}
+
+static void model_json(ns_buf *b, const ns_model *m, const ns_data_opts *data) {
+    const ns_model_config *cfg = ns_model_cfg(m);
+    ns_json j;
+    ns_json_doc(&j, b, "weights");
+    ns_model_config_json(&j, cfg);
     ns_json_str(&j, "precision", NS_REAL_NAME);
     ns_json_int(&j, "nparams", (long long)ns_model_nparams(m));
     ns_json_arr(&j, "tensors");

@@ -152,7 +152,7 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
     if (o->save_weights && (rc = save_weights(m, out_dir, data))) goto done;
 
     ns_json j;
-    summary_begin(&j, &res->summary, "flow");
+    ns_json_doc(&j, &res->summary, "flow");
     ns_flow_config_json(&j, m, ds, data, o);
     ns_json_str(&j, "status", status);
     ns_json_int(&j, "steps", t);

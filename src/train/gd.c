@@ -343,7 +343,7 @@ int ns_train_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, co
     if (o->save_weights && (rc = save_weights(m, out_dir, data))) goto done;
 
     ns_json j;
-    summary_begin(&j, &res->summary, "train");
+    ns_json_doc(&j, &res->summary, "train");
     ns_train_config_json(&j, m, ds, data, o);
     ns_json_str(&j, "status", out.status);
     ns_json_int(&j, "steps", out.steps);

@@ -61,14 +61,6 @@ int traj_flush(traj_writer *w) {
 
 void traj_free(traj_writer *w) { ns_buf_free(&w->text); }
 
-void summary_begin(ns_json *j, ns_buf *b, const char *kind) {
-    ns_json_begin(j, b);
-    ns_json_obj(j, NULL);
-    ns_json_str(j, "program", "normsharp");
-    ns_json_str(j, "version", NS_VERSION);
-    ns_json_str(j, "kind", kind);
-}
-
 void config_model_data(ns_json *j, const ns_model *m, const ns_dataset *ds, const ns_data_opts *data,
                        const char *weights_from) {
     const ns_model_config *c = ns_model_cfg(m);

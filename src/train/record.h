@@ -35,12 +35,11 @@ int traj_finish(traj_writer *w, traj_row *row, const ns_measurement *fin);
 
 // ---- the summary ------------------------------------------------------------------------
 // Opens the summary object: program, version, kind.
-void summary_begin(ns_json *j, ns_buf *b, const char *kind);
 // Inside "config": arch, param, init_scale, seed, dataset, n, n_test, classes, loss,
 // precision, weights_from.
 void config_model_data(ns_json *j, const ns_model *m, const ns_dataset *ds, const ns_data_opts *data,
                        const char *weights_from);
-// Closes the summary object opened by summary_begin and writes DIR/summary.json.
+// Closes the summary object opened by ns_json_doc and writes DIR/summary.json.
 int summary_finish(ns_json *j, ns_buf *b, const char *dir);
 
 // ---- shared rules -----------------------------------------------------------------------
