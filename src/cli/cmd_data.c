@@ -132,18 +132,14 @@ int cmd_data(int argc, char **argv) {
     ns_data_opts o;
     ns_data_opts_default(&o);
     int json = 0;
-    const char *loss = NULL;
     ns_cli c;
     ns_cli_init(&c, "data", "normsharp data [--dataset NAME] [--data-dir DIR] [--n N] [--n-test M] [--classes K] [--json]",
                 "Load a dataset as training does (/255, standardize with the full training split, --classes, "
                 "first N / first M) and print its sizes, shape, class counts and the moments after "
                 "standardization.");
     ns_cli_add_data(&c, &o);
-    if (!ns_cli_opt(&c, "loss"))  // ns_cli_add_data may not provide it
-        ns_cli_add(&c, "loss", OPT_STR, &loss, 0, 0, "LOSS", "mse (default) or ce: which targets training uses");
     ns_cli_add(&c, "json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON object instead of text");
     NS_CLI_PARSE(&c, argc, argv);
-    if (loss && ns_loss_parse(loss, &o.loss)) return ns_cli_usage_error("%s.", ns_errmsg());
 
     double t0 = ns_now();
     ns_dataset ds;

@@ -25,7 +25,7 @@ int cmd_flow(int argc, char **argv) {
     ns_cli_add(&c, "log-every", OPT_LONG, &o.log_every, 0, 1e15, "K", "trajectory row every K steps (default 1)");
     ns_cli_add(&c, "test-every", OPT_LONG, &o.test_every, 0, 1e15, "K", "test loss/error on rows at multiples of K (default 100)");
     train_cli_add_model(&c, &t, 1);
-    train_cli_add_data(&c, &t);
+    ns_cli_add_data(&c, &t.data);
     train_cli_add_measure(&c, &t);
     train_cli_add_output(&c, &t, 1);
     NS_CLI_PARSE(&c, argc, argv);

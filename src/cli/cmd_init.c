@@ -8,20 +8,6 @@
 #include "normsharp/measure.h"
 #include "normsharp/model.h"
 
-// Input shape and class count of each known dataset (SPEC §1).
-static int dataset_shape(const char *name, int *c, int *h, int *w, int *k) {
-    static const struct {
-        const char *name;
-        int c, h, w, k;
-    } known[] = {{"fashion-mnist", 1, 28, 28, 10}, {"mnist", 1, 28, 28, 10}, {"cifar10", 3, 32, 32, 10}};
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (!strcmp(name, known[i].name)) {
-            *c = known[i].c, *h = known[i].h, *w = known[i].w, *k = known[i].k;
-            return NS_OK;
-        }
-    return ns_fail(NS_EINVAL, "unknown dataset '%s' for --dataset; expected fashion-mnist, mnist or cifar10", name);
-}
-
 static void print_json(ns_model *m, const char *out) {
     const ns_model_config *cfg = ns_model_cfg(m);
     double l1, l2;
@@ -94,7 +80,7 @@ int cmd_init(int argc, char **argv) {
     if (ns_arch_check(arch)) return ns_cli_usage_error("--arch: %s", ns_errmsg());
     if (strcmp(param, "standard") && strcmp(param, "ntk") && strcmp(param, "mup"))
         return ns_cli_usage_error("--param must be standard, ntk or mup, got '%s'.", param);
-    if (dataset_shape(data.dataset, &cfg.c, &cfg.h, &cfg.w, &cfg.k)) return ns_cli_usage_error("%s.", ns_errmsg());
+    if (ns_data_shape(data.dataset, &cfg.c, &cfg.h, &cfg.w, &cfg.k)) return ns_cli_usage_error("--dataset: %s.", ns_errmsg());
     if (data.classes > cfg.k)
         return ns_cli_usage_error("--classes %d is more than the %d classes of %s.", data.classes, cfg.k, data.dataset);
     if (data.classes > 0) cfg.k = data.classes;

@@ -436,7 +436,7 @@ int cmd_sweep(int argc, char **argv) {
     ns_cli_add(&c, "flow-max-time", OPT_DOUBLE, &fl.max_time, 1e-300, INFINITY, "T", "flow: stop at time T");
     ns_cli_add(&c, "flow-max-steps", OPT_LONG, &fl.max_steps, 0, 1e15, "N", "flow: stop after N steps (default 1000000)");
     train_cli_add_model(&c, &t, 0);
-    train_cli_add_data(&c, &t);
+    ns_cli_add_data(&c, &t.data);
     train_cli_add_gd(&c, &gd);
     train_cli_add_measure(&c, &t);
     train_cli_add_output(&c, &t, 0);

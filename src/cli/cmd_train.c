@@ -33,11 +33,6 @@ void train_cli_add_model(ns_cli *c, train_cli *t, int with_seed) {
     ns_cli_add(c, "weights", OPT_STR, &t->weights, 0, 0, "DIR", "start from saved weights instead of a fresh theta_0");
 }
 
-void train_cli_add_data(ns_cli *c, train_cli *t) {
-    ns_cli_add_data(c, &t->data);
-    if (!ns_cli_opt(c, "loss")) ns_cli_add(c, "loss", OPT_STR, &t->loss, 0, 0, "L", "mse (default) or ce");
-}
-
 void train_cli_add_measure(ns_cli *c, train_cli *t) {
     ns_cli_add(c, "top-k", OPT_INT, &t->top_k, 1, 1000, "K", "final measurement: top K Hessian eigenvalues (default 5)");
     ns_cli_add(c, "trace-probes", OPT_INT, &t->trace_probes, 0, 1e6, "P", "final measurement: Hutchinson probes for the trace (default 10, 0 = none)");
@@ -73,7 +68,6 @@ void train_cli_add_gd(ns_cli *c, ns_train_opts *o) {
 }
 
 int train_cli_check(train_cli *t) {
-    if (t->loss && ns_loss_parse(t->loss, &t->data.loss)) return ns_cli_usage_error("%s", ns_errmsg());
     if (ns_arch_check(t->arch)) return ns_cli_usage_error("%s", ns_errmsg());
     if (strcmp(t->param, "standard") && strcmp(t->param, "ntk") && strcmp(t->param, "mup"))
         return ns_cli_usage_error("--param must be standard, ntk or mup, got '%s'.", t->param);
@@ -152,7 +146,7 @@ int cmd_train(int argc, char **argv) {
                 "Writes DIR/trajectory.csv and DIR/summary.json. A diverged run is a result (exit 0).");
     ns_cli_add(&c, "lr", OPT_DOUBLE, &lr, -INFINITY, INFINITY, "ETA", "learning rate eta > 0 (required)");
     train_cli_add_model(&c, &t, 1);
-    train_cli_add_data(&c, &t);
+    ns_cli_add_data(&c, &t.data);
     train_cli_add_gd(&c, &o);
     train_cli_add_measure(&c, &t);
     train_cli_add_output(&c, &t, 1);

@@ -12,7 +12,6 @@ typedef struct {
     uint64_t seed;
     // the data
     ns_data_opts data;
-    const char *loss;       // --loss (parsed into data.loss by train_cli_check)
     // measurements
     int top_k, trace_probes, eig_iters;
     double eig_tol;
@@ -25,8 +24,6 @@ typedef struct {
 void train_cli_init(train_cli *t);
 // --arch --param --init-scale --weights (and --seed if with_seed).
 void train_cli_add_model(ns_cli *c, train_cli *t, int with_seed);
-// --dataset --data-dir --n --n-test --classes --loss.
-void train_cli_add_data(ns_cli *c, train_cli *t);
 // --top-k --trace-probes --eig-tol --eig-iters --track-tol.
 void train_cli_add_measure(ns_cli *c, train_cli *t);
 // --out --json --save-weights (and --threads if with_threads: sweeps fix 1 per run).

@@ -232,15 +232,26 @@ static int check_opts(const ns_data_opts *o) {
     return NS_OK;
 }
 
+int ns_data_shape(const char *name, int *c, int *h, int *w, int *k) {
+    static const struct {
+        const char *name;
+        int c, h, w, k;
+    } known[] = {{"fashion-mnist", 1, 28, 28, 10}, {"mnist", 1, 28, 28, 10}, {"cifar10", 3, 32, 32, 10}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(name, known[i].name)) {
+            if (c) *c = known[i].c, *h = known[i].h, *w = known[i].w, *k = known[i].k;
+            return NS_OK;
+        }
+    return ns_fail(NS_EINVAL, "unknown dataset '%s'; expected fashion-mnist, mnist or cifar10", name);
+}
+
 int ns_data_load(const ns_data_opts *o, ns_dataset *ds) {
     memset(ds, 0, sizeof *ds);
     int rc = check_opts(o);
     if (rc) return rc;
     const char *name = o->dataset ? o->dataset : "fashion-mnist";
-    int is_fashion = !strcmp(name, "fashion-mnist"), is_mnist = !strcmp(name, "mnist"),
-        is_cifar = !strcmp(name, "cifar10");
-    if (!is_fashion && !is_mnist && !is_cifar)
-        return ns_fail(NS_EINVAL, "unknown dataset '%s'; expected fashion-mnist, mnist or cifar10", name);
+    if ((rc = ns_data_shape(name, NULL, NULL, NULL, NULL))) return rc;
+    int is_fashion = !strcmp(name, "fashion-mnist"), is_cifar = !strcmp(name, "cifar10");
     const char *dir = o->data_dir;
     if (!dir && is_fashion) dir = NS_FASHION_DIR;
     if (!dir) return ns_fail(NS_EINVAL, "--dataset %s needs --data-dir DIR with its files", name);
