@@ -60,6 +60,9 @@ int ns_model_hvp(ns_model *m, const ns_batch *b, const real *v, real *hv);
 // Write the configuration keys (arch, param, init_scale, seed, input_shape, classes) into
 // an open JSON object; model.json and `normsharp init --json` share it.
 void ns_model_config_json(ns_json *j, const ns_model_config *cfg);
+// NS_EINVAL with one sentence unless the model's input shape and outputs match the dataset
+// (`dir` names the weights in the message).
+int ns_model_fits(const ns_model *m, const ns_dataset *ds, const char *dir);
 int ns_weights_save(const ns_model *m, const char *dir, const ns_data_opts *data);
 // Load: reads model.json, builds the model, reads every tensor, checks shapes.
 // If `data` is non-NULL it is filled with the saved dataset conventions.

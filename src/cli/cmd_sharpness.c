@@ -30,19 +30,6 @@ static void merge_data(ns_data_opts *d, const ns_data_opts *cli, const ns_data_o
     if (ns_cli_seen(c, "loss")) d->loss = cli->loss;
 }
 
-static int check_fit(const ns_model *m, const ns_dataset *ds, const char *dir) {
-    const ns_model_config *cfg = ns_model_cfg(m);
-    if (cfg->c != ds->c || cfg->h != ds->h || cfg->w != ds->w)
-        return ns_fail(NS_EINVAL, "the weights in %s take %dx%dx%d inputs but %s has %dx%dx%d images; "
-                                  "pass the dataset the model was made for", dir, cfg->c, cfg->h, cfg->w, ds->name,
-                       ds->c, ds->h, ds->w);
-    if (cfg->k != ds->k)
-        return ns_fail(NS_EINVAL, "the weights in %s have %d outputs but the data has %d classes; "
-                                  "pass --classes %d (or the dataset the model was made for)", dir, cfg->k, ds->k,
-                       cfg->k);
-    return NS_OK;
-}
-
 static void print_json(const run_info *r, const ns_measurement *x) {
     const ns_model_config *cfg = ns_model_cfg(r->m);
     ns_buf b = {0};
@@ -145,7 +132,7 @@ int cmd_sharpness(int argc, char **argv) {
         rc = ns_data_load(&data, &ds);
         loaded = rc == 0;
     }
-    if (!rc) rc = check_fit(m, &ds, weights);
+    if (!rc) rc = ns_model_fits(m, &ds, weights);
     run_info r = {.weights = weights, .data = &data, .mo = &mo, .m = m, .load_seconds = ns_now() - t0};
     if (!rc) {
         ns_batch train = ns_batch_train(&ds, data.loss), test = ns_batch_test(&ds, data.loss);

@@ -110,14 +110,11 @@ int train_cli_model(const train_cli *t, const ns_dataset *ds, uint64_t seed, ns_
         rc = ns_model_create(&cfg, out);
     }
     if (rc) return rc;
-    const ns_model_config *c = ns_model_cfg(*out);
-    if (c->c != ds->c || c->h != ds->h || c->w != ds->w || c->k != ds->k) {
+    if ((rc = ns_model_fits(*out, ds, t->weights ? t->weights : "(model)"))) {
         ns_model_free(*out);
         *out = NULL;
-        return ns_fail(NS_EINVAL, "the weights in '%s' take %dx%dx%d inputs and %d classes, but the data has %dx%dx%d and %d",
-                       t->weights ? t->weights : "(model)", c->c, c->h, c->w, c->k, ds->c, ds->h, ds->w, ds->k);
     }
-    return 0;
+    return rc;
 }
 
 // ---- normsharp train ----------------------------------------------------------------------

@@ -276,3 +276,18 @@ int ns_weights_load(const char *dir, ns_model **out, ns_data_opts *data) {
     *out = m;
     return NS_OK;
 }
+
+// Does the model take the dataset's inputs and give one output per class? `dir` names the
+// weights in the message.
+int ns_model_fits(const ns_model *m, const ns_dataset *ds, const char *dir) {
+    const ns_model_config *cfg = ns_model_cfg(m);
+    if (cfg->c != ds->c || cfg->h != ds->h || cfg->w != ds->w)
+        return ns_fail(NS_EINVAL, "the weights in %s take %dx%dx%d inputs but %s has %dx%dx%d images; "
+                                  "pass the dataset the model was made for", dir, cfg->c, cfg->h, cfg->w, ds->name,
+                       ds->c, ds->h, ds->w);
+    if (cfg->k != ds->k)
+        return ns_fail(NS_EINVAL, "the weights in %s have %d outputs but the data has %d classes; "
+                                  "pass --classes %d (or the dataset the model was made for)", dir, cfg->k, ds->k,
+                       cfg->k);
+    return NS_OK;
+}
