@@ -21,6 +21,9 @@ typedef struct {
     ns_loss_kind loss;
 } ns_data_opts;
 void ns_data_opts_default(ns_data_opts *o);
+// The options as a JSON object under `key` (null when d is NULL; n_test and classes are
+// null for "all"): model.json's and `sharpness --json`'s "data" block.
+void ns_data_opts_json(ns_json *j, const char *key, const ns_data_opts *d);
 
 // A prepared dataset. Row-major: example i's features are x[i*d .. i*d+d-1], with
 // d = c*h*w in PyTorch's (C,H,W) order. y: labels. t: one-hot targets (n x k), always

@@ -39,17 +39,7 @@ static void print_json(const run_info *r, const ns_measurement *x) {
     ns_json_str(&j, "arch", cfg->arch);
     ns_json_int(&j, "nparams", (long long)ns_model_nparams(r->m));
     ns_json_str(&j, "precision", NS_REAL_NAME);
-    ns_json_obj(&j, "data");
-    ns_json_str(&j, "dataset", r->data->dataset);
-    if (r->data->data_dir) ns_json_str(&j, "data_dir", r->data->data_dir);
-    else ns_json_null(&j, "data_dir");
-    ns_json_int(&j, "n", r->data->n);
-    if (r->data->n_test >= 0) ns_json_int(&j, "n_test", r->data->n_test);
-    else ns_json_null(&j, "n_test");
-    if (r->data->classes > 0) ns_json_int(&j, "classes", r->data->classes);
-    else ns_json_null(&j, "classes");
-    ns_json_str(&j, "loss", ns_loss_name(r->data->loss));
-    ns_json_end(&j);
+    ns_data_opts_json(&j, "data", r->data);
     ns_json_obj(&j, "eig");
     ns_json_str(&j, "method", ns_eig_method_name(r->mo->method));
     ns_json_int(&j, "k", r->mo->eig.k);

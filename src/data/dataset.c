@@ -327,3 +327,21 @@ void ns_data_free(ns_dataset *ds) {
     free(ds->feat_std);
     memset(ds, 0, sizeof *ds);
 }
+
+void ns_data_opts_json(ns_json *j, const char *key, const ns_data_opts *d) {
+    if (!d) {
+        ns_json_null(j, key);
+        return;
+    }
+    ns_json_obj(j, key);
+    ns_json_str(j, "dataset", d->dataset ? d->dataset : "fashion-mnist");
+    if (d->data_dir) ns_json_str(j, "data_dir", d->data_dir);
+    else ns_json_null(j, "data_dir");
+    ns_json_int(j, "n", d->n);
+    if (d->n_test >= 0) ns_json_int(j, "n_test", d->n_test);
+    else ns_json_null(j, "n_test");  // all
+    if (d->classes > 0) ns_json_int(j, "classes", d->classes);
+    else ns_json_null(j, "classes");  // all
+    ns_json_str(j, "loss", ns_loss_name(d->loss));
+    ns_json_end(j);
+}

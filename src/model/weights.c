@@ -12,23 +12,6 @@
 #define SEED_EXACT_MAX 9007199254740992.0  // 2^53: larger seeds are stored as strings
 
 // ---- saving ----------------------------------------------------------------------------
-static void json_data(ns_json *j, const ns_data_opts *d) {
-    if (!d) {
-        ns_json_null(j, "data");
-        return;
-    }
-    ns_json_obj(j, "data");
-    ns_json_str(j, "dataset", d->dataset ? d->dataset : "fashion-mnist");
-    if (d->data_dir) ns_json_str(j, "data_dir", d->data_dir);
-    else ns_json_null(j, "data_dir");
-    ns_json_int(j, "n", d->n);
-    if (d->n_test >= 0) ns_json_int(j, "n_test", d->n_test);
-    else ns_json_null(j, "n_test");  // all
-    if (d->classes > 0) ns_json_int(j, "classes", d->classes);
-    else ns_json_null(j, "classes");  // all
-    ns_json_str(j, "loss", ns_loss_name(d->loss));
-    ns_json_end(j);
-}
 
 // The model's configuration as JSON keys: arch, param, init_scale, seed, input_shape, classes.
 void ns_model_config_json(ns_json *j, const ns_model_config *cfg) {
@@ -71,7 +54,7 @@ static void model_json(ns_buf *b, const ns_model *m, const ns_data_opts *data) {
         ns_json_end(&j);
     }
     ns_json_end(&j);
-    json_data(&j, data);
+    ns_data_opts_json(&j, "data", data);
     ns_json_end(&j);
     ns_buf_append(b, "\n", 1);
 }
