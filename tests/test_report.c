@@ -480,6 +480,97 @@ static void dln_interpolators_are_drawn_in_3d_and_projected_where_minimizers_dif
     assert_png(path, 820, 720);
 }
 
+// Two seeds of one setting, each with its flow. Known answers: seed 0 as make_sweep (s_GF 10,
+// eta_c 0.2 predicted and 0.25 observed, 3 of 4 runs above it at 2/eta, best eta 0.3 = 1.5
+// eta_c with test error 0.12, l1 rho 0.8); seed 1: s_GF 8, eta_c 0.25 predicted, 0.3 observed,
+// 3 of 3 at 2/eta, best eta 0.4 = 1.6 eta_c with test error 0.10, l1 rho 1.
+static void make_two_seeds(const char *root) {
+    put(root, "fashion-mnist/fc-tanh-8/mse/sweep.csv",
+        SWEEP_HEADER
+        "0.05,0,converged,900,0.009,0,0.30,0.20,10,3,9.8,9.8,40,,,,,,,,,,,,1\n"
+        "0.1,0,converged,500,0.009,0,0.29,0.19,10.1,3.01,9.9,9.9,20,,,,,,,,,,,,1\n"
+        "0.15,0,max_steps,400,0.02,0,0.28,0.18,10.05,3.02,9.7,9.7,13.33,,,,,,,,,,,,1\n"
+        "0.25,0,converged,300,0.009,0,0.25,0.15,11,3.1,7.9,7.9,8,,,,,,,,,,,,1\n"
+        "0.3,0,converged,250,0.009,0,0.22,0.12,12,3.2,6.6,6.6,6.667,,,,,,,,,,,,1\n"
+        "0.4,0,converged,200,0.009,0,0.24,0.14,13,3.3,4.0,4.0,5,,,,,,,,,,,,1\n"
+        "0.5,0,converged,150,0.009,0,0.26,0.16,12.5,3.25,3.9,3.9,4,,,,,,,,,,,,1\n"
+        "0.05,1,converged,900,0.009,0,0.30,0.20,10,3,7.9,7.9,40,,,,,,,,,,,,1\n"
+        "0.1,1,converged,500,0.009,0,0.29,0.19,10,3,8.0,8.0,20,,,,,,,,,,,,1\n"
+        "0.2,1,converged,400,0.009,0,0.28,0.18,10,3,7.9,7.9,10,,,,,,,,,,,,1\n"
+        "0.3,1,converged,300,0.009,0,0.25,0.15,11,3.1,6.5,6.5,6.667,,,,,,,,,,,,1\n"
+        "0.4,1,converged,250,0.009,0,0.22,0.10,12,3.2,5.0,5.0,5,,,,,,,,,,,,1\n"
+        "0.5,1,converged,200,0.009,0,0.24,0.13,13,3.3,4.1,4.1,4,,,,,,,,,,,,1\n"
+        "0.9,1,diverged,12,nan,,,,,,,,2.222,,,,,,,,,,,,0.1\n");
+    for (int seed = 0; seed < 2; seed++) {
+        char rel[256], flow[1024];
+        snprintf(flow, sizeof flow,
+                 "{\"kind\": \"flow\", \"config\": {\"arch\": \"fc-tanh-8\", \"param\": \"standard\", "
+                 "\"init_scale\": 1, \"seed\": %d, \"dataset\": \"fashion-mnist\", \"n\": 100, \"loss\": \"mse\"}, "
+                 "\"s_gf\": %d, \"eta_c\": %g}",
+                 seed, seed ? 8 : 10, seed ? 0.25 : 0.2);
+        snprintf(rel, sizeof rel, "fashion-mnist/fc-tanh-8/mse/seed_%d/flow/summary.json", seed);
+        put(root, rel, flow);
+    }
+}
+
+static void seeds_of_one_setting_are_summarized_with_mean_and_sd(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_two_seeds(root);
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    assert_int_equal(r.nexp, 2);
+    ns_seed_group *g;
+    int n;
+    assert_int_equal(ns_report_seed_groups(&r, &g, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(g[0].n, 2);
+    TU_ASSERT_REL(g[0].s_gf[0], 9, 1e-12);
+    TU_ASSERT_REL(g[0].s_gf[1], sqrt(2), 1e-12);
+    TU_ASSERT_REL(g[0].eta_c_pred[0], 0.225, 1e-12);
+    TU_ASSERT_REL(g[0].eta_c_pred[1], 0.025 * sqrt(2), 1e-9);
+    TU_ASSERT_REL(g[0].eta_c_obs[0], 0.275, 1e-12);
+    TU_ASSERT_REL(g[0].best_rel[0], 1.55, 1e-12);
+    TU_ASSERT_REL(g[0].best_rel[1], 0.1 / sqrt(2), 1e-9);
+    TU_ASSERT_REL(g[0].best_err[0], 0.11, 1e-12);
+    assert_int_equal(g[0].n_above, 7);
+    assert_int_equal(g[0].n_follow, 6);
+    assert_int_equal(g[0].l1_grows, 2);
+    assert_int_equal(g[0].l1_known, 2);
+    assert_non_null(strstr(g[0].title, "seeds 0, 1"));
+    ns_seed_groups_free(g, n);
+    ns_report_free(&r);
+
+    // The command prints the summary, draws the figure and writes the table.
+    char out[32768], rdir[4096], md[4400], png[4400];
+    int rc = tu_run(out, sizeof out, "report %s", root);
+    if (rc != 0) fail_msg("report failed (%d): %s", rc, out);
+    assert_non_null(strstr(out, "[seeds]"));
+    assert_non_null(strstr(out, "s_GF 9 ± 1.4, eta_c predicted 0.225 ± 0.035"));
+    assert_non_null(strstr(out, "6 of 7 converged runs above eta_c"));
+    snprintf(rdir, sizeof rdir, "%s/report", root);
+    snprintf(png, sizeof png, "%s/fashion-mnist_fc-tanh-8_mse_seeds.png", rdir);
+    assert_png(png, 1400, 620);
+    snprintf(md, sizeof md, "%s/report.md", rdir);
+    assert_true(file_contains(md, "## Across seeds"));
+    assert_true(file_contains(md, "| 1 | 8 | 0.25 | 0.3 | 3 of 3 |"));
+}
+
+static void one_seed_per_setting_makes_no_group(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_sweep(root, 1);
+    make_dln(root);
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    ns_seed_group *g = (ns_seed_group *)1;
+    int n = -1;
+    assert_int_equal(ns_report_seed_groups(&r, &g, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(g);
+    ns_report_free(&r);
+}
+
 static void report_json_gives_the_findings(void **state) {
     (void)state;
     const char *root = tu_tmpdir();
@@ -557,6 +648,8 @@ int main(void) {
         cmocka_unit_test(diverged_runs_are_marked_and_never_plotted_as_points),
         cmocka_unit_test(report_of_a_dln_only_directory_draws_the_interpolating_set),
         cmocka_unit_test(dln_interpolators_are_drawn_in_3d_and_projected_where_minimizers_differ),
+        cmocka_unit_test(seeds_of_one_setting_are_summarized_with_mean_and_sd),
+        cmocka_unit_test(one_seed_per_setting_makes_no_group),
         cmocka_unit_test(report_json_gives_the_findings),
         cmocka_unit_test(empty_directory_is_a_clear_error_with_status_1),
         cmocka_unit_test(missing_gnuplot_is_said_in_one_sentence_and_the_documents_remain),

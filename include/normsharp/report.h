@@ -148,6 +148,29 @@ void ns_findings_json(const ns_findings *f, ns_json *j, const char *key);
 // variable is constant.
 double ns_spearman(const double *x, const double *y, int n);
 
+// ---- across seeds -------------------------------------------------------------------------
+// The sweeps of one setting (dataset, architecture, loss, n, parameterization, init scale)
+// at two or more seeds, summarized: each statistic is {mean, sample standard deviation}
+// over the seeds where it is known ({NAN, NAN} if none; sd NAN with one value).
+typedef struct {
+    int *exp;              // experiment indices (sweeps), in order of appearance
+    int n;                 // number of seeds
+    char *title;           // "dataset, arch, loss loss, n = N, seeds 0, 1, 2"
+    char *tag;             // file-name safe stem of its figure
+    double s_gf[2], eta_c_pred[2], eta_c_obs[2];
+    double best_rel[2];    // best eta / eta_c (the split of the findings: predicted if known)
+    double best_err[2];    // test error at the best eta
+    int n_above, n_follow; // summed over the seeds (finding 2)
+    int l1_grows;          // seeds whose l1 grows with eta above eta_c (Spearman rho > 0)
+    int l1_known;          // seeds where that could be decided (3+ converged runs above eta_c)
+} ns_seed_group;
+// Finds the groups of r (none if every setting has one seed): *out is NULL and *n 0 then.
+int ns_report_seed_groups(const ns_report *r, ns_seed_group **out, int *n);
+// One line (ending in '\n') summarizing the group.
+void ns_seed_group_text(const ns_seed_group *g, ns_buf *out);
+void ns_seed_group_json(const ns_seed_group *g, ns_json *j, const char *key);
+void ns_seed_groups_free(ns_seed_group *g, int n);
+
 // ---- figures and documents --------------------------------------------------------------
 typedef struct {
     int coord_i, coord_j;  // 0-based beta coordinates for the DLN interpolation picture; -1: auto

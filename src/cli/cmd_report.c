@@ -25,7 +25,8 @@ static int parse_coords(const char *s, ns_report_opts *o) {
     return 0;
 }
 
-static void print_json(const ns_report *r, const ns_report_out *out, const char *error) {
+static void print_json(const ns_report *r, const ns_seed_group *grp, int ngrp, const ns_report_out *out,
+                       const char *error) {
     ns_buf b = {0};
     ns_json j;
     ns_json_begin(&j, &b);
@@ -52,12 +53,15 @@ static void print_json(const ns_report *r, const ns_report_out *out, const char 
         ns_json_end(&j);
     }
     ns_json_end(&j);
+    ns_json_arr(&j, "across_seeds");
+    for (int g = 0; g < ngrp; g++) ns_seed_group_json(&grp[g], &j, NULL);
+    ns_json_end(&j);
     ns_json_end(&j);
     if (b.data) printf("%s\n", b.data);
     ns_buf_free(&b);
 }
 
-static void print_text(const ns_report *r, const ns_report_out *out) {
+static void print_text(const ns_report *r, const ns_seed_group *grp, int ngrp, const ns_report_out *out) {
     if (out->md[0])
         printf("report: %s (open %s to view the %d figure%s)\n", out->md, out->html, out->npng, out->npng == 1 ? "" : "s");
     for (int k = 0; k < r->nexp; k++) {
@@ -72,6 +76,12 @@ static void print_text(const ns_report *r, const ns_report_out *out) {
             if (!nl) break;
             p = nl + 1;
         }
+        ns_buf_free(&b);
+    }
+    for (int g = 0; g < ngrp; g++) {
+        ns_buf b = {0};
+        ns_seed_group_text(&grp[g], &b);
+        printf("\n%s [seeds]\n  %s", grp[g].title, b.data ? b.data : "\n");
         ns_buf_free(&b);
     }
 }
@@ -101,17 +111,24 @@ int cmd_report(int argc, char **argv) {
     ns_report r;
     int rc = ns_report_load(c.pos[0], &r);
     if (rc) return ns_cli_report(rc);
+    ns_seed_group *grp = NULL;
+    int ngrp = 0;
+    if ((rc = ns_report_seed_groups(&r, &grp, &ngrp))) {
+        ns_report_free(&r);
+        return ns_cli_report(rc);
+    }
     ns_report_out out;
     rc = ns_report_write(&r, &o, &out);
     char *error = rc ? ns_strdup(ns_errmsg()) : NULL;
-    if (json) print_json(&r, &out, error);
-    else print_text(&r, &out);
+    if (json) print_json(&r, grp, ngrp, &out, error);
+    else print_text(&r, grp, ngrp, &out);
     fflush(stdout);
     if (rc) {
         ns_fail(rc, "%s", error ? error : "the report could not be written");
         rc = ns_cli_report(rc);
     }
     free(error);
+    ns_seed_groups_free(grp, ngrp);
     ns_report_out_free(&out);
     ns_report_free(&r);
     return rc;

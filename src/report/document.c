@@ -128,17 +128,22 @@ static void summary_table(doc *d, const rp_ctx *c) {
     }
 }
 
-static void findings_list(doc *d, const ns_findings *f) {
-    ns_buf lines = {0};
-    ns_findings_text(f, &lines);
-    for (char *p = lines.data; p && *p;) {
+// One list item per line of *lines, which it then frees.
+static void lines_as_items(doc *d, ns_buf *lines) {
+    for (char *p = lines->data; p && *p;) {
         char *nl = strchr(p, '\n');
         if (nl) *nl = 0;
         d_item(d, p);
         if (!nl) break;
         p = nl + 1;
     }
-    ns_buf_free(&lines);
+    ns_buf_free(lines);
+}
+
+static void findings_list(doc *d, const ns_findings *f) {
+    ns_buf lines = {0};
+    ns_findings_text(f, &lines);
+    lines_as_items(d, &lines);
 }
 
 static void run_table(doc *d, const ns_rep_exp *e) {
@@ -200,6 +205,33 @@ static void figures_of(doc *d, const rp_ctx *c, int exp) {
         if (c->fig[i].exp == exp) d_figure(d, &c->fig[i]);
 }
 
+// The settings swept at several seeds: the summary line, one row per seed, the figure.
+static void seed_groups(doc *d, const rp_ctx *c) {
+    if (!c->ngrp) return;
+    d_heading(d, 2, "Across seeds");
+    for (int gi = 0; gi < c->ngrp; gi++) {
+        const ns_seed_group *g = &c->grp[gi];
+        d_heading(d, 3, g->title);
+        ns_buf line = {0};
+        ns_seed_group_text(g, &line);
+        lines_as_items(d, &line);
+        const char *head[] = {"seed", "s_GF", "η_c predicted", "η_c observed", "above η_c at 2/η", "l1 ρ above η_c",
+                              "best η", "best η / η_c", "best test error"};
+        d_row(d, head, 9);
+        for (int i = 0; i < g->n; i++) {
+            const ns_findings *f = &c->f[g->exp[i]];
+            char v[9][32];
+            snprintf(v[0], 32, "%ld", c->r->exp[g->exp[i]].cfg.seed);
+            snprintf(v[4], 32, "%d of %d", f->n_follow, f->n_above);
+            const char *row[9] = {v[0], rp_num(v[1], f->s_gf), rp_num(v[2], f->eta_c_pred), rp_num(v[3], f->eta_c_obs),
+                                  v[4], rp_num(v[5], f->l1_rho), rp_num(v[6], f->best_eta),
+                                  rp_num(v[7], f->eta_c > 0 ? f->best_eta / f->eta_c : NAN), rp_num(v[8], f->best_err)};
+            d_row(d, row, 9);
+        }
+        figures_of(d, c, RP_FIG_GROUP(gi));
+    }
+}
+
 static const char *html_head =
     "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>normsharp report</title>\n<style>\n"
     "body{font-family:sans-serif;max-width:1600px;margin:1em auto;padding:0 1em}\n"
@@ -227,6 +259,7 @@ int rp_write_documents(rp_ctx *c, ns_report_out *out) {
         d_heading(&d, 2, "Summary");
         summary_table(&d, c);
     }
+    seed_groups(&d, c);
     for (int k = 0; k < r->nexp; k++) {
         const ns_rep_exp *e = &r->exp[k];
         char where[4400];
@@ -295,6 +328,15 @@ int ns_report_write(const ns_report *r, const ns_report_opts *o, ns_report_out *
     if (!f) return NS_ENOMEM;
     for (int k = 0; k < r->nexp; k++) ns_report_findings(r, k, &f[k]);
     c.f = f;
+    ns_seed_group *grp = NULL;
+    int ngrp = 0;
+    if ((rc = ns_report_seed_groups(r, &grp, &ngrp))) {
+        free(f);
+        return rc;
+    }
+    c.grp = grp;
+    c.ngrp = ngrp;
+    for (int g = 0; g < ngrp && !c.rc; g++) rp_figure_seeds(&c, &grp[g], g);
     for (int k = 0; k < r->nexp && !c.rc; k++) rp_figures_experiment(&c, k);
     for (int k = 0; k < r->nflow && !c.rc; k++)
         if (!r->flow[k].used) rp_figure_standalone_flow(&c, k);
@@ -318,6 +360,7 @@ int ns_report_write(const ns_report *r, const ns_report_opts *o, ns_report_out *
     }
     free(c.fig);
     free(f);
+    ns_seed_groups_free(grp, ngrp);
     return rc;
 }
 

@@ -12,6 +12,9 @@
 #include <unistd.h>
 #include "figure.h"
 
+const char *const rp_color[RP_NCOLOR] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd",
+                                         "#8c564b", "#e377c2", "#17becf", "#bcbd22"};
+
 static void buf_vprintf(ns_buf *b, const char *fmt, va_list ap) {
     va_list again;
     va_copy(again, ap);

@@ -11,6 +11,10 @@
 #define NORMSHARP_REPORT_FIGURE_H
 #include "report_internal.h"
 
+// The colours of the lines of one figure, in order.
+#define RP_NCOLOR 8
+extern const char *const rp_color[RP_NCOLOR];
+
 #define FIG_NESC 8
 #define FIG_ESC_LEN 1024
 typedef struct {

@@ -7,9 +7,6 @@
 #include <string.h>
 #include "figure.h"
 
-static const char *const color[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd",
-                                    "#8c564b", "#e377c2", "#17becf", "#bcbd22"};
-#define NCOLOR ((int)(sizeof color / sizeof color[0]))
 #define C_DIVERGED "#d62728"
 #define C_THRESHOLD "#555555"
 
@@ -140,12 +137,12 @@ static void fig_sweep_sharpness(rp_ctx *c, int k) {
     fig_begin(&g, c, 820, 600, "%s_sharpness", e->tag);
     snprintf(title, sizeof title, "Final sharpness vs learning rate\n%s", e->title);
     eta_panel(&g, e, f, title, Y_SHARP, 1, NULL, 0);
-    plot_vs_eta(&g, e, offsetof(ns_rep_run, sharpness), 1, color[0], 7, "final sharpness", "x1y1");
+    plot_vs_eta(&g, e, offsetof(ns_rep_run, sharpness), 1, rp_color[0], 7, "final sharpness", "x1y1");
     threshold_curve(&g, e, "2/η (stability threshold)");
     if (isfinite(f->s_gf))
     {
         fig_clause(&g, "%.17g with lines dt 4 lw 1.5 lc rgb \"%s\" title \"s_GF = %.4g (gradient flow)\"", f->s_gf,
-                   color[2], f->s_gf);
+                   rp_color[2], f->s_gf);
         fig_extent(&g, 0, f->s_gf);
     }
     eta_panel_end(&g, e, f);
@@ -161,8 +158,8 @@ static void fig_sweep_norms(rp_ctx *c, int k) {
     fig_begin(&g, c, 820, 600, "%s_norms", e->tag);
     snprintf(title, sizeof title, "Parameter norms vs learning rate\n%s", e->title);
     eta_panel(&g, e, f, title, "l1 norm Σ|θ_j| (parameter units)", 0, "l2 norm (Σ θ_j²)^½ (parameter units)", 0);
-    plot_vs_eta(&g, e, offsetof(ns_rep_run, l1), 0, color[0], 7, "l1 norm (left axis)", "x1y1");
-    plot_vs_eta(&g, e, offsetof(ns_rep_run, l2), 0, color[1], 5, "l2 norm (right axis)", "x1y2");
+    plot_vs_eta(&g, e, offsetof(ns_rep_run, l1), 0, rp_color[0], 7, "l1 norm (left axis)", "x1y1");
+    plot_vs_eta(&g, e, offsetof(ns_rep_run, l2), 0, rp_color[1], 5, "l2 norm (right axis)", "x1y2");
     eta_panel_end(&g, e, f);
     fig_end(&g, k, "Final l1 (left axis) and l2 (right axis) parameter norms against the learning rate.");
 }
@@ -185,8 +182,8 @@ static void fig_sweep_generalization(rp_ctx *c, int k) {
     snprintf(title, sizeof title, "Test error and test loss vs learning rate\n%s", e->title);
     snprintf(y2, sizeof y2, "test loss (%s, log scale)", loss_unit(e));
     eta_panel(&g, e, f, title, Y_ERR, 0, y2, 1);
-    plot_vs_eta(&g, e, offsetof(ns_rep_run, test_err), 0, color[0], 7, "test error (left axis)", "x1y1");
-    plot_vs_eta(&g, e, offsetof(ns_rep_run, test_loss), 1, color[1], 5, "test loss (right axis)", "x1y2");
+    plot_vs_eta(&g, e, offsetof(ns_rep_run, test_err), 0, rp_color[0], 7, "test error (left axis)", "x1y1");
+    plot_vs_eta(&g, e, offsetof(ns_rep_run, test_loss), 1, rp_color[1], 5, "test loss (right axis)", "x1y2");
     mark_best(&g, f, "test error");
     eta_panel_end(&g, e, f);
     fig_end(&g, k, "Test error (left) and test loss (right) against the learning rate; the star marks the best "
@@ -223,7 +220,7 @@ static void fig_sweep_measures(rp_ctx *c, int k) {
     const int pt[3] = {7, 5, 9};
     for (int p = 0; p < 3; p++) {
         eta_panel(&g, e, f, panel[p].title, panel[p].ylabel, panel[p].logy, NULL, 0);
-        for (int m = 0; m < 3; m++) plot_vs_eta(&g, e, panel[p].off[m], panel[p].logy, color[m], pt[m], which[m], "x1y1");
+        for (int m = 0; m < 3; m++) plot_vs_eta(&g, e, panel[p].off[m], panel[p].logy, rp_color[m], pt[m], which[m], "x1y1");
         if (p == 0) threshold_curve(&g, e, "2/η");
         eta_panel_end(&g, e, f);
     }
@@ -293,7 +290,7 @@ static void fig_trajectories(rp_ctx *c, int k) {
     }
     ns_clear_error();
     if (m == 0) return;
-    int pick[NCOLOR], np = pick_runs(e, cand, m, c->f[k].eta_c, pick);
+    int pick[RP_NCOLOR], np = pick_runs(e, cand, m, c->f[k].eta_c, pick);
     // Runs of very different lengths (a DLN's small etas take 1e5 steps): log steps.
     long smin = 0, smax_steps = 0;
     for (int j = 0; j < np; j++) {
@@ -308,7 +305,7 @@ static void fig_trajectories(rp_ctx *c, int k) {
     fig_begin(&g, c, 900, 860, "%s_trajectories", e->tag);
     snprintf(title, sizeof title, "Training loss and sharpness along GD\n%s", e->title);
     fig_multiplot(&g, 2, 1, title);
-    series loss[NCOLOR], sharp[NCOLOR];
+    series loss[RP_NCOLOR], sharp[RP_NCOLOR];
     double smax = NAN;
     for (int j = 0; j < np; j++) {
         ser_init(&loss[j], logx, 1, "step train_loss");
@@ -320,7 +317,7 @@ static void fig_trajectories(rp_ctx *c, int k) {
     snprintf(ylabel, sizeof ylabel, "training loss (%s, log scale)", loss_unit(e));
     fig_panel(&g, "training loss", xlabel, ylabel, logx, 1);
     for (int j = 0; j < np; j++)
-        fig_series(&g, &loss[j], "using 1:2 with lines lw 1.3 lc rgb \"%s\" title \"η = %.4g\"", color[j],
+        fig_series(&g, &loss[j], "using 1:2 with lines lw 1.3 lc rgb \"%s\" title \"η = %.4g\"", rp_color[j],
                    e->run[pick[j]].eta);
     fig_panel_end(&g);
     fig_panel(&g, "sharpness; dashed: 2/η in the same colour", xlabel, Y_SHARP, logx, 0);
@@ -328,8 +325,8 @@ static void fig_trajectories(rp_ctx *c, int k) {
     for (int j = 0; j < np; j++) {
         double eta = e->run[pick[j]].eta;
         if (fig_series(&g, &sharp[j], "using 1:2 with %s lw 1.3 lc rgb \"%s\" title \"η = %.4g\"",
-                       sharp[j].n > 150 ? "lines" : "linespoints pt 7 ps 0.5", color[j], eta))
-            fig_clause(&g, "%.17g with lines dt 2 lw 1.3 lc rgb \"%s\" notitle", 2 / eta, color[j]);
+                       sharp[j].n > 150 ? "lines" : "linespoints pt 7 ps 0.5", rp_color[j], eta))
+            fig_clause(&g, "%.17g with lines dt 2 lw 1.3 lc rgb \"%s\" notitle", 2 / eta, rp_color[j]);
     }
     fig_panel_end(&g);
     fig_end(&g, k, "Training loss (top) and sharpness (bottom) against the GD step for several learning rates; each "
@@ -349,14 +346,14 @@ static void fig_flow(rp_ctx *c, const ns_rep_flow *fl, int exp, const char *tag,
     fig_multiplot(&g, 2, 1, title);
     fig_panel(&g, "sharpness", X_FLOW_TIME, Y_SHARP, 0, 0);
     fig_series(&g, &sharp, "using 1:2 with %s lw 1.5 lc rgb \"%s\" title \"sharpness along the flow\"",
-               sharp.n > 150 ? "lines" : "linespoints pt 7 ps 0.5", color[0]);
+               sharp.n > 150 ? "lines" : "linespoints pt 7 ps 0.5", rp_color[0]);
     if (isfinite(fl->s_gf))
         fig_clause(&g, "%.17g with lines dt 4 lw 1.5 lc rgb \"%s\" title \"s_GF = %.4g, so η_c = 2/s_GF = %.4g\"", fl->s_gf,
-                   color[2], fl->s_gf, isfinite(fl->eta_c) ? fl->eta_c : 2 / fl->s_gf);
+                   rp_color[2], fl->s_gf, isfinite(fl->eta_c) ? fl->eta_c : 2 / fl->s_gf);
     fig_panel_end(&g);
     snprintf(ylabel, sizeof ylabel, "training loss (%s, log scale)", !strcmp(fl->cfg.loss, "ce") ? "nats per example" : "per example");
     fig_panel(&g, "training loss", X_FLOW_TIME, ylabel, 0, 1);
-    fig_series(&g, &loss, "using 1:2 with lines lw 1.5 lc rgb \"%s\" title \"training loss along the flow\"", color[1]);
+    fig_series(&g, &loss, "using 1:2 with lines lw 1.5 lc rgb \"%s\" title \"training loss along the flow\"", rp_color[1]);
     fig_panel_end(&g);
     fig_end(&g, exp, "Gradient flow from the same initialization: its largest sharpness s_GF predicts the critical "
                      "learning rate η_c = 2/s_GF.");
@@ -396,7 +393,7 @@ static void fig_dln_generalization(rp_ctx *c, int k) {
     fig_begin(&g, c, 820, 620, "%s_generalization", e->tag);
     snprintf(title, sizeof title, "Generalization error of the GD solution vs learning rate\n%s", e->title);
     eta_panel(&g, e, f, title, "generalization error (β−β*)ᵀΣ(β−β*) + σ² (squared target units)", 0, NULL, 0);
-    plot_vs_eta(&g, e, offsetof(ns_rep_run, test_err), 0, color[0], 7, "GD solution", "x1y1");
+    plot_vs_eta(&g, e, offsetof(ns_rep_run, test_err), 0, rp_color[0], 7, "GD solution", "x1y1");
     ref_lines(&g, e, offsetof(ns_rep_ref, gen_err), "%s: %.4g");
     mark_best(&g, f, "error");
     eta_panel_end(&g, e, f);
@@ -413,11 +410,11 @@ static void fig_dln_norm_sharpness(rp_ctx *c, int k) {
     snprintf(title, sizeof title, "l1 norm, sharpness and distance to the minimizers vs learning rate\n%s", e->title);
     fig_multiplot(&g, 1, 3, title);
     eta_panel(&g, e, f, "l1 norm of β", "||β||_1 (coefficient units)", 0, NULL, 0);
-    plot_vs_eta(&g, e, offsetof(ns_rep_run, l1), 0, color[0], 7, "GD solution", "x1y1");
+    plot_vs_eta(&g, e, offsetof(ns_rep_run, l1), 0, rp_color[0], 7, "GD solution", "x1y1");
     ref_lines(&g, e, offsetof(ns_rep_ref, l1), "%s: %.4g");
     eta_panel_end(&g, e, f);
     eta_panel(&g, e, f, "sharpness", Y_SHARP, 1, NULL, 0);
-    plot_vs_eta(&g, e, offsetof(ns_rep_run, sharpness), 1, color[0], 7, "GD solution", "x1y1");
+    plot_vs_eta(&g, e, offsetof(ns_rep_run, sharpness), 1, rp_color[0], 7, "GD solution", "x1y1");
     threshold_curve(&g, e, "2/η");
     ref_lines(&g, e, offsetof(ns_rep_ref, sharpness), "%s: %.4g");
     eta_panel_end(&g, e, f);

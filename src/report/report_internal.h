@@ -6,7 +6,7 @@
 typedef struct {
     char *name;     // file stem: NAME.gp, NAME.png, NAME.svg
     char *caption;  // one sentence for report.md / index.html
-    int exp;        // experiment index, or -1 - flow index for a standalone flow
+    int exp;        // experiment index, -1 - flow index for a standalone flow, or RP_FIG_GROUP(g)
     int drawn;      // gnuplot produced NAME.png
 } rp_figure;
 
@@ -14,6 +14,8 @@ typedef struct {
     const ns_report *r;
     const ns_report_opts *o;
     const ns_findings *f;  // per experiment
+    const ns_seed_group *grp;  // sweeps of one setting at several seeds
+    int ngrp;
     char rdir[4096];       // DIR/report
     char log[4200];        // DIR/report/gnuplot.log
     rp_figure *fig;
@@ -24,6 +26,9 @@ typedef struct {
     int rc;                // first hard error (I/O, memory)
 } rp_ctx;
 
+// The figure of seed group g (seeds.c).
+#define RP_FIG_GROUP(g) (-1000000 - (g))
+void rp_figure_seeds(rp_ctx *c, const ns_seed_group *grp, int g);
 // Every figure of experiment k (the sweep panels, trajectories, flow, DLN pictures).
 void rp_figures_experiment(rp_ctx *c, int k);
 // The figure of a gradient flow that no experiment claimed.
