@@ -60,6 +60,10 @@ $(LIB): $(LIB_OBJ)
 	ar rcs $@ $^
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+# The layers' elementwise loops (activations, pooling, patches) vectorize only at -O3: GCC's
+# -O2 does not version a loop for pointers that may alias. No reassociation is enabled, so
+# the results are the same bits as at -O2 (BENCHMARKS.md §3).
+$(B)/src/model/%.o: CFLAGS += -O3
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<

@@ -143,6 +143,35 @@ ALWAYS_INLINE void rbackward_loop(ns_act_kind k, real *gz, real *rgz, const real
     }
 }
 
+// ---- ReLU's derivative passes, a vector at a time ----------------------------------------
+// They run in place (gz == ga): GCC's vectorizer then finds the pointers overlapping, takes
+// its scalar fallback, and the branch on the sign of z mispredicts half the time; in a CNN
+// this one pass took 16 % of an HVP. Explicit vectors (GCC extensions) load a block before
+// storing it, which is right in place too, and compute sigma' v = [z > 0] * v exactly as the
+// scalar loop does (0 * v, not a mask, so signed zeros and NaN come out the same).
+typedef real vreal __attribute__((vector_size(32)));
+#ifdef NS_DOUBLE
+typedef int64_t vmask __attribute__((vector_size(32)));
+#else
+typedef int32_t vmask __attribute__((vector_size(32)));
+#endif
+#define VLEN (sizeof(vreal) / sizeof(real))
+
+// out = [z > 0] * v, elementwise; out may be v.
+static void relu_scale(real *out, const real *v, const real *z, size_t len) {
+    const vreal zero = {0}, one = zero + 1;
+    size_t i = 0;
+    for (; i + VLEN <= len; i += VLEN) {
+        vreal vz, vv;
+        memcpy(&vz, z + i, sizeof vz);
+        memcpy(&vv, v + i, sizeof vv);
+        vreal d1 = (vreal)((vmask)(vz > zero) & (vmask)one);
+        vv = d1 * vv;
+        memcpy(out + i, &vv, sizeof vv);
+    }
+    for (; i < len; i++) out[i] = (z[i] > 0 ? 1 : 0) * v[i];
+}
+
 #ifndef NS_DOUBLE
 // ---- float tanh, vectorized -------------------------------------------------------------
 // glibc's tanhf costs ~13 ns, which alone would take a third of a gradient of the reference
@@ -230,15 +259,28 @@ void ns_act_forward(ns_act_kind k, real *a, const real *z, size_t len) {
 
 void ns_act_backward(ns_act_kind k, real *gz, const real *ga, const real *z, const real *a,
                      size_t len) {
+    if (k == NS_ACT_RELU) {
+        relu_scale(gz, ga, z, len);
+        return;
+    }
     ACT_DISPATCH(k, backward_loop, gz, ga, z, a, len)
 }
 
 void ns_act_rforward(ns_act_kind k, real *ra, const real *rz, const real *z, const real *a,
                      size_t len) {
+    if (k == NS_ACT_RELU) {
+        relu_scale(ra, rz, z, len);
+        return;
+    }
     ACT_DISPATCH(k, backward_loop, ra, rz, z, a, len)  // the same map: Ra = sigma' Rz
 }
 
 void ns_act_rbackward(ns_act_kind k, real *gz, real *rgz, const real *ga, const real *rga,
                       const real *z, const real *rz, const real *a, size_t len) {
+    if (k == NS_ACT_RELU) {  // sigma'' = 0: R{gz} = sigma' R{ga}
+        relu_scale(gz, ga, z, len);
+        relu_scale(rgz, rga, z, len);
+        return;
+    }
     ACT_DISPATCH(k, rbackward_loop, gz, rgz, ga, rga, z, rz, a, len)
 }

@@ -56,7 +56,7 @@ static void shape_text(char *out, size_t cap, int ndim, const int *shape) {
 int ns_npy_write(const char *path, const real *x, int ndim, const int *shape) {
     if (ndim < 0 || ndim > NPY_MAX_DIMS)
         return ns_fail(NS_EINVAL, "%s: cannot write a %d-dimensional array.", path, ndim);
-    size_t count;
+    size_t count = 0;
     int rc = shape_count(ndim, shape, path, &count);
     if (rc) return rc;
     char dims[256], dict[400];
@@ -180,7 +180,7 @@ static int parse_header(const char *text, size_t len, npy_header *h) {
 }
 
 int ns_npy_read(const char *path, real *x, int ndim, const int *shape) {
-    size_t count;
+    size_t count = 0;
     int rc = shape_count(ndim, shape, path, &count);
     if (rc) return rc;
     char *data = NULL;
