@@ -163,6 +163,33 @@ static void divergence_is_a_result_with_its_step(void **state) {
 
 // RK4 gradient flow reaches the mirror prediction (exact for the flow, up to the RK4 error), with the largest
 // sharpness along the way at least the final one.
+// Small-step GD ends where the flow does, with the flow's realization of beta: for both
+// two-factor models the sharpness there is the on-flow formula at alpha^2, and at the run's own
+// conserved alpha_inf^2 it is exact for GD too.
+static void sharpness_on_flow_is_where_small_step_gd_ends(void **state) {
+    (void)state;
+    dln_problem P;
+    dln_problem_make(&P, 4, 9, 3, DLN_Y_SPARSE);
+    const ns_dln_model ms[2] = {{NS_DLN_PM, 2, 0.3}, {NS_DLN_UV, 2, 0.3}};
+    for (int q = 0; q < 2; q++) {
+        ns_dln_train_opts o;
+        ns_dln_train_opts_default(&o);
+        o.loss_goal = 1e-24;
+        o.max_steps = 400000;
+        o.eta = 0.002;
+        ns_dln_train_result r;
+        DLN_OK(ns_dln_train(&ms[q], &P.t, &o, &r));
+        assert_int_equal(r.status, NS_DLN_CONVERGED);
+        double s_end = final_sharpness(&ms[q], &P.t, &r), s_alpha, s_inf;
+        DLN_OK(ns_dln_sharpness_on_flow(&ms[q], &P.t, r.beta, NULL, &s_alpha));
+        DLN_OK(ns_dln_sharpness_on_flow(&ms[q], &P.t, r.beta, r.log_alpha_inf_sq, &s_inf));
+        TU_ASSERT_REL(s_inf, s_end, 1e-6);
+        TU_ASSERT_REL(s_alpha, s_end, 1e-3);
+        ns_dln_train_result_free(&r);
+    }
+    dln_problem_free(&P);
+}
+
 static void gradient_flow_reaches_the_hypentropy_prediction(void **state) {
     (void)state;
     dln_problem P;
@@ -179,7 +206,15 @@ static void gradient_flow_reaches_the_hypentropy_prediction(void **state) {
     double pred[10];
     DLN_OK(ns_dln_flow_prediction(&m, &P.t, NULL, pred));
     if (!(rel_dist(10, r.beta, pred) < 1e-5)) fail_msg("flow ends %.3g from the prediction", rel_dist(10, r.beta, pred));
-    assert_true(r.s_max >= final_sharpness(&m, &P.t, &r) * (1 - 1e-6));
+    double s_end = final_sharpness(&m, &P.t, &r);
+    assert_true(r.s_max >= s_end * (1 - 1e-6));
+    // The sharpness the theory gives the flow's solution is the one the flow ends at (through
+    // the conserved u_i v_i = alpha^2), not the flattest realization of that beta, which is lower.
+    double s_on_flow, s_flattest;
+    DLN_OK(ns_dln_sharpness_on_flow(&m, &P.t, pred, NULL, &s_on_flow));
+    DLN_OK(ns_dln_sharpness_of_beta(&m, &P.t, pred, &s_flattest));
+    TU_ASSERT_REL(s_on_flow, s_end, 1e-5);
+    assert_true(s_flattest < s_end * (1 - 1e-3));
     assert_true(r.time > 0);
     assert_non_null(strstr(r.traj.data, "step,time,h,train_loss,l1,l2,sharpness\n0,0,"));
     ns_dln_train_result_free(&r);
@@ -194,6 +229,7 @@ int main(void) {
         cmocka_unit_test(gd_just_above_two_over_the_limits_sharpness_does_not_settle_there),
         cmocka_unit_test(divergence_is_a_result_with_its_step),
         cmocka_unit_test(gradient_flow_reaches_the_hypentropy_prediction),
+        cmocka_unit_test(sharpness_on_flow_is_where_small_step_gd_ends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

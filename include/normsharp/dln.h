@@ -95,7 +95,19 @@ int ns_dln_sharpness_auto(const ns_dln_model *m, const ns_dln_data *t, const dou
 // Sharpness at an interpolator beta realized by the minimal-norm parameters of model m:
 // (1/n) lambda_max(X diag(kappa(beta)) X^T), kappa = |dbeta_i/dtheta_i|^2 at that realization:
 // SHARED 4 beta (needs beta >= 0, else NaN), PM D^2 |beta|^(2-2/D), UV 2 |beta|.
+// This is the least sharpness of any realization of beta: a lower bound for the others.
 int ns_dln_sharpness_of_beta(const ns_dln_model *m, const ns_dln_data *t, const double *beta, double *out);
+// Sharpness at the interpolator beta as the gradient flow from the model's initialization
+// realizes it. The flow conserves u_i v_i = a_i (PM, D = 2; a = alpha^2 from u = v = alpha)
+// and (u_i^2 - v_i^2) / 2 = a_i (UV; a = alpha^2 from u = sqrt(2) alpha, v = 0), which fixes
+// the parameters: u^2 + v^2 = sqrt(beta^2 + 4 a^2) (PM) or 2 sqrt(beta^2 + a^2) (UV), so
+// kappa = 4 sqrt(beta^2 + 4 a^2) (PM) or 2 sqrt(beta^2 + a^2) (UV). log_alpha_sq gives log a_i
+// per coordinate (e.g. a GD run's alpha_inf^2, Even et al.), NULL for alpha^2 everywhere.
+// SHARED has a single realization, and PM with D > 2 falls back to ns_dln_sharpness_of_beta.
+// Unlike that lower bound, this is the sharpness the flow (and small-step GD) actually ends at:
+// at alpha = 0.1, n = 100, d = 1000 the two differ by a factor of 2 (EXPERIMENTS.md §4).
+int ns_dln_sharpness_on_flow(const ns_dln_model *m, const ns_dln_data *t, const double *beta,
+                             const double *log_alpha_sq, double *out);
 // lambda_max(X diag(w) X^T) for w >= 0 (n x n eigenproblem; a sum when n = 1).
 int ns_dln_lambda_max_xwx(const ns_dln_data *t, const double *w, double *out);
 

@@ -301,7 +301,7 @@ static void measure(const ns_dln_model *m, const ns_dln_task *task, const double
             q->even_l1 = ns_dln_l1(d, even);
             q->even_gen = ns_dln_gen_err(d, even, task->beta_star, task->sigma_diag, task->noise);
             q->even_dist = ns_dln_dist(d, r->beta, even);
-            if (ns_dln_sharpness_of_beta(m, &t, even, &q->even_sharp)) q->even_sharp = NAN;
+            if (ns_dln_sharpness_on_flow(m, &t, even, r->log_alpha_inf_sq, &q->even_sharp)) q->even_sharp = NAN;
         }
         ns_clear_error();
         free(even);

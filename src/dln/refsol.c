@@ -232,7 +232,11 @@ int ns_dln_theory_compute(const ns_dln_model *m, const ns_dln_task *task, ns_dln
         r->l1 = ns_dln_l1(d, r->beta);
         r->residual = dln_residual_inf(&t, r->beta);
         r->gen_err = ns_dln_gen_err(d, r->beta, task->beta_star, task->sigma_diag, task->noise);
-        if ((rc = ns_dln_sharpness_of_beta(m, &t, r->beta, &r->sharpness))) {
+        // The flow's solution is realized by the flow's own parameters; the others by the
+        // flattest realization (the one the min-sharpness problem optimizes over).
+        rc = k == NS_REF_HYPENTROPY ? ns_dln_sharpness_on_flow(m, &t, r->beta, NULL, &r->sharpness)
+                                    : ns_dln_sharpness_of_beta(m, &t, r->beta, &r->sharpness);
+        if (rc) {
             ns_dln_theory_free(th);
             return rc;
         }

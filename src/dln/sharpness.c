@@ -57,6 +57,16 @@ int ns_dln_lambda_max_xwx(const ns_dln_data *t, const double *w, double *out) {
     return rc;
 }
 
+// (1/n) lambda_max(X diag(kappa) X^T); frees kappa.
+static int sharpness_of_kappa(const ns_dln_data *t, double *kappa, double *out) {
+    double lam;
+    int rc = ns_dln_lambda_max_xwx(t, kappa, &lam);
+    free(kappa);
+    if (rc) return rc;
+    *out = lam / t->n;
+    return NS_OK;
+}
+
 int ns_dln_sharpness_of_beta(const ns_dln_model *m, const ns_dln_data *t, const double *beta, double *out) {
     int d = t->d;
     double *kappa = ns_malloc(sizeof(double) * (size_t)d);
@@ -70,12 +80,21 @@ int ns_dln_sharpness_of_beta(const ns_dln_model *m, const ns_dln_data *t, const 
         case NS_DLN_UV: kappa[i] = 2 * b; break;  // |u| = |v| = sqrt|beta|
         }
     }
-    double lam;
-    int rc = ns_dln_lambda_max_xwx(t, kappa, &lam);
-    free(kappa);
-    if (rc) return rc;
-    *out = lam / t->n;
-    return NS_OK;
+    return sharpness_of_kappa(t, kappa, out);
+}
+
+int ns_dln_sharpness_on_flow(const ns_dln_model *m, const ns_dln_data *t, const double *beta,
+                             const double *log_alpha_sq, double *out) {
+    if (m->kind == NS_DLN_SHARED || m->depth != 2) return ns_dln_sharpness_of_beta(m, t, beta, out);
+    int d = t->d;
+    double *kappa = ns_malloc(sizeof(double) * (size_t)d);
+    if (!kappa) return NS_ENOMEM;
+    for (int i = 0; i < d; i++) {
+        double a = log_alpha_sq ? exp(log_alpha_sq[i]) : m->alpha * m->alpha, b = beta[i];
+        // J J^T = X diag(c (u^2 + v^2)) X^T with c = 4 (PM: J = [2X diag u, -2X diag v]), 1 (UV)
+        kappa[i] = m->kind == NS_DLN_PM ? 4 * sqrt(b * b + 4 * a * a) : 2 * sqrt(b * b + a * a);
+    }
+    return sharpness_of_kappa(t, kappa, out);
 }
 
 // ---- dense route -----------------------------------------------------------------------

@@ -168,7 +168,7 @@ static const char *sgf_source(ns_sgf_source s) {
     switch (s) {
     case NS_SGF_FLOW: return "from the gradient flow";
     case NS_SGF_THEORY: return "from theory.json";
-    case NS_SGF_GF_SOLUTION: return "sharpness of the gradient-flow solution in theory.json, a lower bound on s_GF";
+    case NS_SGF_GF_SOLUTION: return "sharpness where the gradient flow ends, theory.json, a lower bound on s_GF";
     default: return "";
     }
 }
