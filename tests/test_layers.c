@@ -242,6 +242,37 @@ static void activations_have_their_textbook_values(void **state) {
     for (int i = 0; i < 4; i++) assert_true(a[i] == z[i]);
 }
 
+// ReLU's derivative passes (explicit vectors plus a scalar tail) against the definition
+// sigma' v = [z > 0] * v, value for value: every length up to 21 (so every tail), in place
+// and not, with z = 0, signed zeros and NaN among the values.
+static void relu_derivative_passes_equal_the_definition_in_place_or_not(void **state) {
+    (void)state;
+    enum { N = 21 };
+    real z[N], v[N], w[N], out[N], rout[N], g[N], rg[N];
+    for (int i = 0; i < N; i++) {
+        z[i] = (real)((i * 7 % 11) - 5) * (real)0.5;  // includes 0
+        v[i] = (real)((i * 5 % 9) - 4) * (real)0.25;
+        w[i] = (real)((i * 3 % 7) - 3);
+    }
+    z[4] = (real)-0.0;
+    v[6] = (real)NAN;
+    z[9] = (real)NAN;
+    for (int len = 0; len <= N; len++) {
+        ns_act_backward(NS_ACT_RELU, out, v, z, NULL, (size_t)len);
+        ns_act_rforward(NS_ACT_RELU, rout, v, z, NULL, (size_t)len);
+        memcpy(g, v, sizeof g);
+        memcpy(rg, w, sizeof rg);
+        ns_act_rbackward(NS_ACT_RELU, g, rg, g, rg, z, NULL, NULL, (size_t)len);  // in place
+        for (int i = 0; i < len; i++) {
+            real want = (z[i] > 0 ? 1 : 0) * v[i], rwant = (z[i] > 0 ? 1 : 0) * w[i];
+            assert_memory_equal(&out[i], &want, sizeof want);
+            assert_memory_equal(&rout[i], &want, sizeof want);
+            assert_memory_equal(&g[i], &want, sizeof want);
+            assert_memory_equal(&rg[i], &rwant, sizeof rwant);
+        }
+    }
+}
+
 // float: the vectorized tanh is within 3 ulp of the exact value everywhere (and propagates
 // NaN, saturates at +-1); double: it is libm's tanh.
 static void tanh_is_accurate_to_a_few_ulp(void **state) {
@@ -517,6 +548,7 @@ int main(void) {
         cmocka_unit_test(dense_matches_finite_differences),
         cmocka_unit_test(every_activation_matches_finite_differences),
         cmocka_unit_test(activations_have_their_textbook_values),
+        cmocka_unit_test(relu_derivative_passes_equal_the_definition_in_place_or_not),
         cmocka_unit_test(tanh_is_accurate_to_a_few_ulp),
         cmocka_unit_test(conv3x3_matches_finite_differences),
         cmocka_unit_test(conv3x3_is_the_padded_cross_correlation),
