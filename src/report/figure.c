@@ -110,11 +110,21 @@ void fig_panel(fig *g, const char *title, const char *xlabel, const char *ylabel
 }
 
 // gnuplot 5.4 lets a key "below" overlap the x label: reserve the bottom margin ourselves,
-// one line per row of legend entries (two columns in wide panels, else one).
+// one line per row of legend entries. Two columns only when two of the longest entry fit
+// the panel (about 7.5 px per character at 10 pt, plus the sample and padding): gnuplot
+// falls back to one column when they do not, and the margin must be counted for that.
 static void reserve_key_rows(fig *g) {
-    int entries = 0;
-    for (const char *p = g->plot.data; p && (p = strstr(p, " title \"")); p++) entries++;
-    int cols = g->w / (g->cols ? g->cols : 1) >= 700 ? 2 : 1;
+    int entries = 0, longest = 0;
+    for (const char *p = g->plot.data; p && (p = strstr(p, " title \"")); p++) {
+        entries++;
+        int len = 0;
+        for (const char *q = p + 8; *q && *q != '"'; q++)
+            if (*q == '\\' && q[1]) q++, len++;
+            else len += ((unsigned char)*q & 0xc0) != 0x80;  // UTF-8: count characters
+        if (len > longest) longest = len;
+    }
+    int panel = g->w / (g->cols ? g->cols : 1);
+    int cols = 2 * (7.5 * longest + 70) <= panel - 90 ? 2 : 1;
     int rows = (entries + cols - 1) / cols;
     fig_cmd(g, "set key below box opaque samplen 3 spacing 1.25 maxcols %d", cols);
     // tics, label, box; key spacing 1.25. Panels share the largest margin (BM, set in
