@@ -1,6 +1,7 @@
 // test_dln_ref.c — the reference interpolators: GLPK's min-l1 against brute force over
 // supports, DSDP's min-sharpness against random interpolators and the n = 1 closed form,
 // the generalization-optimal and hypentropy solutions against their optimality conditions.
+#include <cblas.h>
 #include "dln_fixtures.h"
 #include <lapacke.h>
 
@@ -417,8 +418,42 @@ static void rank_deficient_data_with_interpolators_is_handled(void **state) {
     dln_problem_free(&P);
 }
 
+// The flow prediction of Woodworth et al.'s setting (n = 100, d = 1000) at alpha = 0.01, with
+// one and with two OpenBLAS threads: near the solution the dual's decrease is below its
+// rounding, and the line search must still let Newton finish (it stalled at 3e-8 with two
+// threads before it also accepted a halved residual).
+static void flow_prediction_reaches_the_tolerance_with_any_thread_count(void **state) {
+    (void)state;
+    ns_dln_task_opts o;
+    ns_dln_task_opts_default(&o);
+    o.kind = NS_TASK_SPARSE;
+    o.preset = "woodworth";
+    o.noise = 0;
+    ns_dln_task task;
+    DLN_OK(ns_dln_task_make(&o, &task));
+    ns_dln_data t = ns_dln_task_data(&task);
+    ns_dln_model m = {NS_DLN_PM, 2, 0.01};
+    double *beta = test_calloc((size_t)t.d, sizeof *beta);
+    int before = openblas_get_num_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        openblas_set_num_threads(threads);
+        DLN_OK(ns_dln_flow_prediction(&m, &t, NULL, beta));
+        double res = 0;
+        for (int k = 0; k < t.n; k++) {
+            double x = -t.y[k];
+            for (int i = 0; i < t.d; i++) x += t.X[(size_t)k * t.d + i] * beta[i];
+            res = fmax(res, fabs(x));
+        }
+        assert_true(res <= 1e-9);
+    }
+    openblas_set_num_threads(before);
+    test_free(beta);
+    ns_dln_task_free(&task);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(flow_prediction_reaches_the_tolerance_with_any_thread_count),
         cmocka_unit_test(min_l1_from_glpk_equals_brute_force_over_supports),
         cmocka_unit_test(min_sharpness_from_dsdp_is_feasible_and_beats_random_interpolators_and_min_l1),
         cmocka_unit_test(min_sharpness_with_nonnegative_beta_beats_random_feasible_points),
