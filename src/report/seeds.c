@@ -172,7 +172,7 @@ void rp_figure_seeds(rp_ctx *c, const ns_seed_group *grp, int gi) {
     fig_begin(&g, c, 1400, 620, "%s", grp->tag);
     snprintf(title, sizeof title, "Across seeds, in units of each seed's η_c = 2/s_GF\n%s", grp->title);
     fig_multiplot(&g, 1, 2, title);
-    double lo = INFINITY, hi = -INFINITY;
+    double lo = INFINITY, hi = -INFINITY, ymax = 1;
     for (int p = 0; p < 2; p++) {
         fig_panel(&g, p ? "test error" : "sharpness in units of the stability threshold 2/η",
                   "η / η_c (each seed's own η_c; log scale)",
@@ -187,8 +187,10 @@ void rp_figure_seeds(rp_ctx *c, const ns_seed_group *grp, int gi) {
                 const ns_rep_run *u = &e->run[k];
                 if (!ns_rep_converged(u)) continue;
                 double x = u->eta / f->eta_c;
-                ser_add(&s, x, p ? u->test_err : u->sharpness * u->eta / 2);
+                double y = p ? u->test_err : u->sharpness * u->eta / 2;
+                ser_add(&s, x, y);
                 if (isfinite(x) && x > 0) lo = fmin(lo, x), hi = fmax(hi, x);
+                if (!p && isfinite(y)) ymax = fmax(ymax, y);
             }
             fig_series(&g, &s, "using 1:2 with linespoints pt 7 ps 1.1 lw 1.5 lc rgb \"%s\" title \"seed %ld\"",
                        rp_color[i % RP_NCOLOR], e->cfg.seed);
@@ -200,7 +202,8 @@ void rp_figure_seeds(rp_ctx *c, const ns_seed_group *grp, int gi) {
         if (p == 0) {
             fig_clause(&g, "x with lines dt 2 lw 1.5 lc rgb \"#555555\" title \"S = s_GF (follows the flow): S·η/2 = η/η_c\"");
             fig_clause(&g, "1 with lines dt 3 lw 2 lc rgb \"#d62728\" title \"S = 2/η (Edge of Stability)\"");
-            if (lo <= hi) fig_extent(&g, 0, lo / 1.3), fig_extent(&g, 0, 1.2);
+            // the reference line x would stretch the axis to the largest eta/eta_c: stop above the data
+            if (lo <= hi) fig_cmd(&g, "set yrange [%.17g:%.17g]", fmin(lo, 1) / 1.3, 1.6 * ymax);
         }
         fig_cmd(&g, "set arrow from first 1, graph 0 to first 1, graph 1 nohead dt 2 lw 1.5 lc rgb \"black\" back");
         fig_panel_end(&g);
