@@ -231,6 +231,26 @@ static void sweep_with_flow_centres_the_grid_on_eta_c(void **state) {
     free(f);
 }
 
+// --lr-span LO:HI: K rates from eta_c/LO to eta_c*HI, log-spaced; bad spans are usage errors.
+static void sweep_with_an_asymmetric_span_reaches_further_above_eta_c(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    ns_jval v;
+    run_json(&v, "sweep " TINY " --flow --loss-goal 0.2 --lr-around 4 --lr-span 2:4 --max-steps 300", d);
+    const ns_jval *s0 = &ns_jget(&v, "seeds")->items[0], *runs = ns_jget(s0, "runs");
+    double eta_c = ns_jnum(s0, "eta_c", NAN);
+    assert_true(eta_c > 0 && runs && runs->n == 4);
+    const double want[4] = {0.5, 1, 2, 4};  // eta_c/2 .. 4 eta_c in 3 factors of 2
+    for (int i = 0; i < 4; i++) TU_ASSERT_REL(ns_jnum(&runs->items[i], "eta", NAN), eta_c * want[i], 1e-12);
+    ns_jval_free(&v);
+    const char *bad[] = {"1", "0.5:4", "2:", "2:x", "nan", "2:4:8"};
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " --flow --loss-goal 0.2 --lr-around 3 --lr-span %s --out %s",
+                                bad[i], d), 2);
+        assert_non_null(strstr(out, "--lr-span"));
+    }
+}
+
 // Top-5 Lanczos at tol 1e-4 on fc-tanh-200-200 / 5000 Fashion-MNIST images mostly needs
 // more than 100 iterations (lambda_min converges last): train, flow and sweep allow 300.
 static void final_measurement_defaults_are_top_5_and_300_lanczos_iterations(void **state) {
@@ -292,6 +312,7 @@ int main(void) {
         cmocka_unit_test(sweep_killed_midway_resumes_without_recomputing_finished_runs),
         cmocka_unit_test(sweep_refuses_to_resume_with_different_options),
         cmocka_unit_test(sweep_with_flow_centres_the_grid_on_eta_c),
+        cmocka_unit_test(sweep_with_an_asymmetric_span_reaches_further_above_eta_c),
         cmocka_unit_test(final_measurement_defaults_are_top_5_and_300_lanczos_iterations),
         cmocka_unit_test(bad_sweep_input_is_a_usage_error_with_exit_status_2),
     };

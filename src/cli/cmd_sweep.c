@@ -210,13 +210,31 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-// K log-spaced points from eta_c / span to eta_c * span (eta_c itself when K is odd).
-static void grid_around(double eta_c, double span, int k, double *out) {
-    for (int j = 0; j < k; j++) out[j] = k == 1 ? eta_c : eta_c * pow(span, 2.0 * j / (k - 1) - 1);
+// K log-spaced points from eta_c / lo to eta_c * hi (eta_c itself when lo = hi and K is odd).
+static void grid_around(double eta_c, const double span[2], int k, double *out) {
+    double lo = span[0], hi = span[1];
+    for (int j = 0; j < k; j++)
+        out[j] = k == 1 ? eta_c
+                 : lo == hi ? eta_c * pow(lo, 2.0 * j / (k - 1) - 1)  // the symmetric grid, as it always was
+                            : eta_c / lo * pow(lo * hi, (double)j / (k - 1));
+}
+
+// --lr-span F (eta_c/F .. F eta_c) or LO:HI (eta_c/LO .. HI eta_c), every factor > 1.
+static int parse_span(const char *s, double span[2]) {
+    const char *colon = strchr(s, ':');
+    char a[64];
+    if (colon && (size_t)(colon - s) >= sizeof a)
+        return ns_cli_usage_error("--lr-span expects F or LO:HI (factors above 1), got '%s'.", s);
+    snprintf(a, sizeof a, "%.*s", colon ? (int)(colon - s) : (int)strlen(s), s);
+    if (ns_parse_double(a, 1.000001, 1e6, "--lr-span", &span[0]) ||
+        ns_parse_double(colon ? colon + 1 : a, 1.000001, 1e6, "--lr-span", &span[1]))
+        return ns_cli_usage_error("%s (--lr-span expects F or LO:HI, factors above 1).", ns_errmsg());
+    return 0;
 }
 
 // Lays out the GD runs: seed-major, eta ascending; dirs OUT/.../seed_<s>/lr_<%g>.
-static int layout_gd_runs(sweep_ctx *c, const char *root, const double *grid, int ngrid, int around, double span) {
+static int layout_gd_runs(sweep_ctx *c, const char *root, const double *grid, int ngrid, int around,
+                          const double span[2]) {
     int per = around > 0 ? around : ngrid;
     c->flow = 0;
     c->n = c->nseeds * per;
@@ -415,21 +433,23 @@ int cmd_sweep(int argc, char **argv) {
     ns_flow_opts_default(&fl);
     const char *lr = NULL, *seeds_s = "0";
     int jobs = 1, flow = 0, around = 0;
-    double span = 8;
+    const char *span_s = "8";
+    double span[2];
     ns_cli c;
     ns_cli_init(&c, "sweep", "normsharp sweep (--lr GRID | --flow --lr-around K) --out OUT [options]",
                 "Gradient descent from the same theta_0 (per seed) at every learning rate of a grid. Run directories "
                 "OUT/<dataset>/<arch>/<loss>/seed_<s>/lr_<eta>/ and OUT/<dataset>/<arch>/<loss>/sweep.csv. "
                 "--flow first integrates the gradient flow of each seed (its s_GF predicts eta_c = 2/s_GF, in "
                 "seed_<s>/flow/ and flow.csv); --lr-around K then uses K log-spaced rates from eta_c/F to "
-                "eta_c*F (--lr-span F, default 8). Runs go to --jobs worker processes, one OpenBLAS thread each, "
+                "eta_c*F (--lr-span F, default 8; or LO:HI for eta_c/LO to eta_c*HI). Runs go to --jobs worker processes, one OpenBLAS thread each, "
                 "so results do not depend on --jobs. Rerunning the same command resumes: finished runs are kept.");
     ns_cli_add(&c, "lr", OPT_STR, &lr, 0, 0, "GRID", "learning rates: a list 0.01,0.02 or a log range A:B:K");
     ns_cli_add(&c, "seeds", OPT_STR, &seeds_s, 0, 0, "LIST", "seeds of theta_0, e.g. 0,1,2 (default 0)");
     ns_cli_add(&c, "jobs", OPT_INT, &jobs, 1, 4096, "N", "parallel worker processes (default 1)");
     ns_cli_add(&c, "flow", OPT_FLAG, &flow, 0, 0, NULL, "run the gradient flow of each seed first (needs --loss-goal)");
     ns_cli_add(&c, "lr-around", OPT_INT, &around, 1, 10000, "K", "with --flow: K log-spaced rates centred on eta_c");
-    ns_cli_add(&c, "lr-span", OPT_DOUBLE, &span, 1.000001, 1e6, "F", "--lr-around covers eta_c/F .. eta_c*F (default 8)");
+    ns_cli_add(&c, "lr-span", OPT_STR, &span_s, 0, 0, "F|LO:HI",
+               "--lr-around covers eta_c/F .. eta_c*F (default 8), or eta_c/LO .. eta_c*HI");
     ns_cli_add(&c, "rk-c", OPT_DOUBLE, &fl.rk_c, 1e-9, 2.7, "C", "flow step h = min(C / S, h_max) (default 0.5)");
     ns_cli_add(&c, "h-max", OPT_DOUBLE, &fl.h_max, 1e-12, INFINITY, "H", "largest flow step (default 1)");
     ns_cli_add(&c, "flow-eig-every", OPT_LONG, &fl.eig_every, 1, 1e15, "K", "flow: re-estimate S every K steps (default 5)");
@@ -453,6 +473,8 @@ int cmd_sweep(int argc, char **argv) {
     if (flow && !ns_cli_seen(&c, "loss-goal"))
         return ns_cli_usage_error("--flow measures s_GF until the training loss reaches --loss-goal EPS; give --loss-goal.");
     if (gd.nesterov && !(gd.momentum > 0)) return ns_cli_usage_error("--nesterov needs --momentum > 0.");
+    int span_rc = parse_span(span_s, span);
+    if (span_rc) return span_rc;
     if (lr && ns_parse_grid(lr, 1, "--lr", &grid, &ngrid)) return ns_cli_usage_error("%s.", ns_errmsg());
     uint64_t *seeds = NULL;
     int nseeds = 0;
