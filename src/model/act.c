@@ -121,28 +121,6 @@ ALWAYS_INLINE void forward_loop(ns_act_kind k, real *a, const real *z, size_t le
     for (size_t i = 0; i < len; i++) a[i] = act_value(k, z[i]);
 }
 
-ALWAYS_INLINE void backward_loop(ns_act_kind k, real *gz, const real *ga, const real *z,
-                                 const real *a, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        real d1, d2;
-        act_derivs(k, z[i], a[i], &d1, &d2);
-        gz[i] = d1 * ga[i];
-    }
-}
-
-ALWAYS_INLINE void rbackward_loop(ns_act_kind k, real *gz, real *rgz, const real *ga,
-                                  const real *rga, const real *z, const real *rz,
-                                  const real *a, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        real d1, d2, g = ga[i];
-        act_derivs(k, z[i], a[i], &d1, &d2);
-        real rg = d1 * rga[i];
-        if (k != NS_ACT_RELU && k != NS_ACT_LINEAR) rg += d2 * rz[i] * g;  // else sigma'' = 0
-        rgz[i] = rg;
-        gz[i] = d1 * g;
-    }
-}
-
 // ---- ReLU's derivative passes, a vector at a time ----------------------------------------
 // They run in place (gz == ga): GCC's vectorizer then finds the pointers overlapping, takes
 // its scalar fallback, and the branch on the sign of z mispredicts half the time; in a CNN
@@ -170,6 +148,37 @@ static void relu_scale(real *out, const real *v, const real *z, size_t len) {
         memcpy(out + i, &vv, sizeof vv);
     }
     for (; i < len; i++) out[i] = (z[i] > 0 ? 1 : 0) * v[i];
+}
+
+ALWAYS_INLINE void backward_loop(ns_act_kind k, real *gz, const real *ga, const real *z,
+                                 const real *a, size_t len) {
+    if (k == NS_ACT_RELU) {
+        relu_scale(gz, ga, z, len);
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        real d1, d2;
+        act_derivs(k, z[i], a[i], &d1, &d2);
+        gz[i] = d1 * ga[i];
+    }
+}
+
+ALWAYS_INLINE void rbackward_loop(ns_act_kind k, real *gz, real *rgz, const real *ga,
+                                  const real *rga, const real *z, const real *rz,
+                                  const real *a, size_t len) {
+    if (k == NS_ACT_RELU) {  // sigma'' = 0: R{gz} = sigma' R{ga}
+        relu_scale(gz, ga, z, len);
+        relu_scale(rgz, rga, z, len);
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        real d1, d2, g = ga[i];
+        act_derivs(k, z[i], a[i], &d1, &d2);
+        real rg = d1 * rga[i];
+        if (k != NS_ACT_LINEAR) rg += d2 * rz[i] * g;  // else sigma'' = 0
+        rgz[i] = rg;
+        gz[i] = d1 * g;
+    }
 }
 
 #ifndef NS_DOUBLE
@@ -259,28 +268,15 @@ void ns_act_forward(ns_act_kind k, real *a, const real *z, size_t len) {
 
 void ns_act_backward(ns_act_kind k, real *gz, const real *ga, const real *z, const real *a,
                      size_t len) {
-    if (k == NS_ACT_RELU) {
-        relu_scale(gz, ga, z, len);
-        return;
-    }
     ACT_DISPATCH(k, backward_loop, gz, ga, z, a, len)
 }
 
 void ns_act_rforward(ns_act_kind k, real *ra, const real *rz, const real *z, const real *a,
                      size_t len) {
-    if (k == NS_ACT_RELU) {
-        relu_scale(ra, rz, z, len);
-        return;
-    }
     ACT_DISPATCH(k, backward_loop, ra, rz, z, a, len)  // the same map: Ra = sigma' Rz
 }
 
 void ns_act_rbackward(ns_act_kind k, real *gz, real *rgz, const real *ga, const real *rga,
                       const real *z, const real *rz, const real *a, size_t len) {
-    if (k == NS_ACT_RELU) {  // sigma'' = 0: R{gz} = sigma' R{ga}
-        relu_scale(gz, ga, z, len);
-        relu_scale(rgz, rga, z, len);
-        return;
-    }
     ACT_DISPATCH(k, rbackward_loop, gz, rgz, ga, rga, z, rz, a, len)
 }
