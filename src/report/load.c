@@ -242,12 +242,24 @@ static void set_text(char **dst, ns_buf *b) {
     ns_buf_free(b);
 }
 
+void rp_setting_text(ns_buf *b, const ns_rep_config *c) {
+    ns_buf_printf(b, "%s, %s, %s loss", *c->dataset ? c->dataset : "unknown dataset",
+                  *c->arch ? c->arch : "unknown architecture", *c->loss ? c->loss : "unknown");
+}
+
+void rp_file_safe(char *s) {
+    for (char *p = s; p && *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-' || *p == '_'))
+            *p = '_';
+}
+
 // Title and tag of a network experiment from its configuration.
 static int name_network(ns_rep_exp *e, const char *what) {
     ns_buf t = {0}, g = {0};
     const ns_rep_config *c = &e->cfg;
-    ns_buf_printf(&t, "%s, %s, %s loss, seed %ld", *c->dataset ? c->dataset : "unknown dataset",
-                  *c->arch ? c->arch : "unknown architecture", *c->loss ? c->loss : "unknown", c->seed);
+    rp_setting_text(&t, c);
+    ns_buf_printf(&t, ", seed %ld", c->seed);
     if (c->n > 0) ns_buf_printf(&t, ", n = %ld", c->n);
     if (what) ns_buf_printf(&t, " (%s)", what);
     ns_buf_printf(&g, "%s_%s_%s_seed%ld", c->dataset, c->arch, c->loss, c->seed);
@@ -522,12 +534,7 @@ static int unique_tags(ns_report *r) {
         set_text(&r->exp[k].tag, &g);
         if (!r->exp[k].tag) return NS_ENOMEM;
     }
-    // Tags become file names: keep letters, digits, '.', '-', '_'.
-    for (int k = 0; k < r->nexp; k++)
-        for (char *p = r->exp[k].tag; *p; p++)
-            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                  *p == '.' || *p == '-' || *p == '_'))
-                *p = '_';
+    for (int k = 0; k < r->nexp; k++) rp_file_safe(r->exp[k].tag);  // tags become file names
     return 0;
 }
 

@@ -35,6 +35,10 @@ void rp_figures_experiment(rp_ctx *c, int k);
 void rp_figure_standalone_flow(rp_ctx *c, int flow);
 // DIR/report/report.md and DIR/report/index.html from the figures drawn.
 int rp_write_documents(rp_ctx *c, ns_report_out *out);
+// "dataset, arch, loss loss" (with "unknown ..." for what the configuration lacks).
+void rp_setting_text(ns_buf *b, const ns_rep_config *c);
+// Makes s usable as a file name in place: keeps letters, digits, '.', '-', '_'; else '_'.
+void rp_file_safe(char *s);
 // "%.4g", or an em dash for a value that is not a finite number.
 const char *rp_num(char out[32], double x);
 #endif

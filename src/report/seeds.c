@@ -33,8 +33,7 @@ static int summarize(const ns_report *r, ns_seed_group *g) {
     double *sgf = v, *pred = v + g->n, *obs = v + 2 * g->n, *rel = v + 3 * g->n, *err = v + 4 * g->n;
     const ns_rep_exp *e0 = &r->exp[g->exp[0]];
     ns_buf t = {0}, tag = {0};
-    ns_buf_printf(&t, "%s, %s, %s loss", *e0->cfg.dataset ? e0->cfg.dataset : "unknown dataset",
-                  *e0->cfg.arch ? e0->cfg.arch : "unknown architecture", *e0->cfg.loss ? e0->cfg.loss : "unknown");
+    rp_setting_text(&t, &e0->cfg);
     if (e0->cfg.n > 0) ns_buf_printf(&t, ", n = %ld", e0->cfg.n);
     ns_buf_printf(&t, ", seeds ");
     for (int i = 0; i < g->n; i++) {
@@ -59,10 +58,7 @@ static int summarize(const ns_report *r, ns_seed_group *g) {
     ns_buf_printf(&tag, "%s_%s_%s", e0->cfg.dataset, e0->cfg.arch, e0->cfg.loss);
     if (e0->cfg.n > 0) ns_buf_printf(&tag, "_n%ld", e0->cfg.n);
     ns_buf_printf(&tag, "_seeds");
-    for (char *p = tag.data; p && *p; p++)
-        if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
-              (*p >= 'A' && *p <= 'Z')))
-            *p = '_';
+    rp_file_safe(tag.data);
     g->title = t.data;
     g->tag = tag.data;
     return t.oom || tag.oom || !g->title || !g->tag ? NS_ENOMEM : 0;
