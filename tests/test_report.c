@@ -556,6 +556,47 @@ static void seeds_of_one_setting_are_summarized_with_mean_and_sd(void **state) {
     assert_true(file_contains(md, "| 1 | 8 | 0.25 | 0.3 | 3 of 3 |"));
 }
 
+// Two settings that differ only in the parameterization, each at two seeds: two groups whose
+// figures have different file names (the first keeps the plain stem).
+static void seed_groups_of_settings_differing_in_param_get_distinct_figures(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    const char *params[] = {"standard", "ntk"};
+    for (int q = 0; q < 2; q++) {
+        char rel[256], sum[1024];
+        snprintf(rel, sizeof rel, "%s/fashion-mnist/fc-tanh-8/mse/sweep.csv", params[q]);
+        put(root, rel,
+            SWEEP_HEADER "0.1,0,converged,10,0.1,0,0.5,0.2,1,1,2,2,20,,,,,,,,,,,,1\n"
+                         "0.2,0,converged,10,0.1,0,0.5,0.25,1,1,2,2,10,,,,,,,,,,,,1\n"
+                         "0.1,1,converged,10,0.1,0,0.5,0.3,1,1,2,2,20,,,,,,,,,,,,1\n"
+                         "0.2,1,converged,10,0.1,0,0.5,0.2,1,1,2,2,10,,,,,,,,,,,,1\n");
+        for (int seed = 0; seed < 2; seed++)
+            for (int k = 0; k < 2; k++) {
+                snprintf(sum, sizeof sum,
+                         "{\"kind\": \"train\", \"config\": {\"arch\": \"fc-tanh-8\", \"param\": \"%s\", "
+                         "\"init_scale\": 1, \"seed\": %d, \"dataset\": \"fashion-mnist\", \"n\": 100, "
+                         "\"loss\": \"mse\", \"lr\": %s}, \"status\": \"converged\"}",
+                         params[q], seed, k ? "0.2" : "0.1");
+                snprintf(rel, sizeof rel, "%s/fashion-mnist/fc-tanh-8/mse/seed_%d/lr_%s/summary.json", params[q], seed,
+                         k ? "0.2" : "0.1");
+                put(root, rel, sum);
+            }
+    }
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    assert_int_equal(r.nexp, 4);
+    ns_seed_group *g;
+    int n;
+    assert_int_equal(ns_report_seed_groups(&r, &g, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(g[0].n, 2);
+    assert_int_equal(g[1].n, 2);
+    assert_string_equal(g[0].tag, "fashion-mnist_fc-tanh-8_mse_n100_seeds");
+    assert_string_equal(g[1].tag, "fashion-mnist_fc-tanh-8_mse_n100_seeds_2");
+    ns_seed_groups_free(g, n);
+    ns_report_free(&r);
+}
+
 static void one_seed_per_setting_makes_no_group(void **state) {
     (void)state;
     const char *root = tu_tmpdir();
@@ -649,6 +690,7 @@ int main(void) {
         cmocka_unit_test(report_of_a_dln_only_directory_draws_the_interpolating_set),
         cmocka_unit_test(dln_interpolators_are_drawn_in_3d_and_projected_where_minimizers_differ),
         cmocka_unit_test(seeds_of_one_setting_are_summarized_with_mean_and_sd),
+        cmocka_unit_test(seed_groups_of_settings_differing_in_param_get_distinct_figures),
         cmocka_unit_test(one_seed_per_setting_makes_no_group),
         cmocka_unit_test(report_json_gives_the_findings),
         cmocka_unit_test(empty_directory_is_a_clear_error_with_status_1),

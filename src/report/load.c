@@ -515,25 +515,28 @@ static void attach_flows(ns_report *r) {
     }
 }
 
-static int tag_taken(const ns_report *r, int k, const char *tag) {
-    for (int j = 0; j < k; j++)
-        if (!strcmp(r->exp[j].tag, tag)) return 1;
-    return 0;
+int rp_unique_tag(char **tag, const char *(*name_at)(const void *ctx, int j), const void *ctx, int n) {
+    ns_buf g = {0};
+    ns_buf_printf(&g, "%s", *tag);
+    for (int copy = 2, j = 0; !g.oom && j < n;) {
+        if (strcmp(name_at(ctx, j), g.data)) {
+            j++;
+            continue;
+        }
+        g.len = 0;
+        ns_buf_printf(&g, "%s_%d", *tag, copy++);
+        j = 0;  // the new name must differ from every earlier one too
+    }
+    set_text(tag, &g);
+    return *tag ? 0 : NS_ENOMEM;
 }
+
+static const char *exp_tag(const void *ctx, int j) { return ((const ns_report *)ctx)->exp[j].tag; }
 
 // File names must differ: a repeated tag gets "_2", "_3", ...
 static int unique_tags(ns_report *r) {
-    for (int k = 1; k < r->nexp; k++) {
-        if (!tag_taken(r, k, r->exp[k].tag)) continue;
-        ns_buf g = {0};
-        for (int copy = 2;; copy++) {
-            g.len = 0;
-            ns_buf_printf(&g, "%s_%d", r->exp[k].tag, copy);
-            if (g.oom || !tag_taken(r, k, g.data)) break;
-        }
-        set_text(&r->exp[k].tag, &g);
-        if (!r->exp[k].tag) return NS_ENOMEM;
-    }
+    for (int k = 1; k < r->nexp; k++)
+        if (rp_unique_tag(&r->exp[k].tag, exp_tag, r, k)) return NS_ENOMEM;
     for (int k = 0; k < r->nexp; k++) rp_file_safe(r->exp[k].tag);  // tags become file names
     return 0;
 }

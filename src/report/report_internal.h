@@ -39,6 +39,9 @@ int rp_write_documents(rp_ctx *c, ns_report_out *out);
 void rp_setting_text(ns_buf *b, const ns_rep_config *c);
 // Makes s usable as a file name in place: keeps letters, digits, '.', '-', '_'; else '_'.
 void rp_file_safe(char *s);
+// Replaces *tag (malloc'd) by itself or, if one of the n names name_at(ctx, 0..n-1) already is
+// it, by the first "<tag>_2", "<tag>_3", ... that none is. NS_ENOMEM (*tag then NULL) or 0.
+int rp_unique_tag(char **tag, const char *(*name_at)(const void *ctx, int j), const void *ctx, int n);
 // "%.4g", or an em dash for a value that is not a finite number.
 const char *rp_num(char out[32], double x);
 #endif

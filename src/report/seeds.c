@@ -64,6 +64,8 @@ static int summarize(const ns_report *r, ns_seed_group *g) {
     return t.oom || tag.oom || !g->title || !g->tag ? NS_ENOMEM : 0;
 }
 
+static const char *group_tag(const void *ctx, int j) { return ((const ns_seed_group *)ctx)[j].tag; }
+
 int ns_report_seed_groups(const ns_report *r, ns_seed_group **out, int *nout) {
     *out = NULL;
     *nout = 0;
@@ -94,7 +96,8 @@ int ns_report_seed_groups(const ns_report *r, ns_seed_group **out, int *nout) {
                 owner[j] = n;
                 s->exp[s->n++] = j;
             }
-        rc = summarize(r, s);
+        // Settings that differ only in parameterization or init scale share a file-name stem.
+        if (!(rc = summarize(r, s))) rc = rp_unique_tag(&s->tag, group_tag, g, n - 1);
     }
     free(owner);
     if (rc) {
