@@ -69,7 +69,13 @@ $(B)/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB) $(BIN)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -I$(B)/tests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+# One header that includes every public header, so test_headers proves they compile together.
+PUB_HDR := $(sort $(wildcard include/normsharp/*.h))
+$(B)/tests/all_headers.h: $(PUB_HDR)
+	@mkdir -p $(dir $@)
+	@printf '#include "normsharp/%s"\n' $(notdir $(PUB_HDR)) > $@
+$(B)/tests/test_headers: $(B)/tests/all_headers.h
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
 tests: $(TEST_BIN)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Run every test binary of one build variant: tests/run.sh build/<variant>
-# Prints each suite's cmocka output, then "<variant>: N passed, M failed".
+# Prints each suite's cmocka output, then "<variant>: N passed, M failed, K skipped"
+# (skipped: tests that need the double build, or data or Python packages not installed).
 B="$1"
 [ -d "$B/tests" ] || { echo "run.sh: no tests built in $B" >&2; exit 2; }
 export NS_BIN="$PWD/$B/normsharp"
@@ -8,7 +9,7 @@ export NS_TEST_TMP="$(mktemp -d /tmp/normsharp-test.XXXXXX)"
 export NS_SRC="$PWD"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-pass=0; fail=0; failed_suites=""
+pass=0; fail=0; skip=0; failed_suites=""
 for t in "$B"/tests/test_*; do
   [ -x "$t" ] || continue
   case "$t" in *.d|*.o) continue ;; esac
@@ -18,11 +19,12 @@ for t in "$B"/tests/test_*; do
   cat "$out"
   p=$(grep -o '\[  PASSED  \] [0-9]* test' "$out" | tail -1 | tr -dc '0-9')
   f=$(grep -o '\[  FAILED  \] [0-9]* test(s), listed' "$out" | tail -1 | tr -dc '0-9')
-  pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0}))
+  s=$(grep -o '\[  SKIPPED \] [0-9]* test' "$out" | tail -1 | tr -dc '0-9')
+  pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0})); skip=$((skip + ${s:-0}))
   if [ $rc -ne 0 ] && [ -z "$f" ]; then fail=$((fail + 1)); fi
   [ $rc -ne 0 ] && failed_suites="$failed_suites $(basename "$t")"
 done
-echo "$pass $fail" > "$B/tests/result.txt"
-echo "$(basename "$B"): $pass passed, $fail failed"
+echo "$pass $fail $skip" > "$B/tests/result.txt"
+echo "$(basename "$B"): $pass passed, $fail failed, $skip skipped"
 rm -rf "$NS_TEST_TMP"
 [ -z "$failed_suites" ] || { echo "failing suites:$failed_suites"; exit 1; }

@@ -110,6 +110,24 @@ static void check_model(const char *arch, const char *param, int c, int h, int w
     }
 }
 
+// The float build too (its vectorized tanh is what users run): differences of float
+// gradients at a step large enough that rounding (~1e-7 / eps) stays below the tolerance.
+static void hvp_matches_finite_differences_in_the_build_precision(void **state) {
+    (void)state;
+    const char *archs[] = {"fc-tanh-5-4", "fc-softplus-4", "fc-gelu-4", "cnn-tanh-2-avgpool"};
+    double eps = sizeof(real) == 8 ? 1e-6 : 1e-3, tol = sizeof(real) == 8 ? 1e-6 : 1e-2;
+    for (int a = 0; a < 4; a++) {
+        int conv = a == 3;
+        setup s = make(archs[a], "standard", 1, conv ? 4 : 2, conv ? 4 : 3, 3, 9, NS_LOSS_CE, 11);
+        real *hv = vec(s.p), *fd = vec(s.p), *v = random_vec(s.p, 12);
+        assert_int_equal(ns_model_hvp(s.m, &s.b, v, hv), 0);
+        fd_hvp(&s, v, fd, eps);
+        ASSERT_VEC_CLOSE(archs[a], hv, fd, s.p, tol);
+        test_free(hv), test_free(fd), test_free(v);
+        release(&s);
+    }
+}
+
 static void gradient_and_hvp_match_finite_differences_for_tanh_mlp(void **state) {
     (void)state;
     TU_REQUIRE_DOUBLE();
@@ -278,6 +296,7 @@ static void hvp_is_linear_in_v(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hvp_matches_finite_differences_in_the_build_precision),
         cmocka_unit_test(gradient_and_hvp_match_finite_differences_for_tanh_mlp),
         cmocka_unit_test(gradient_and_hvp_match_finite_differences_for_relu_mlp),
         cmocka_unit_test(gradient_and_hvp_match_finite_differences_for_softplus_elu_gelu_linear_mlps),

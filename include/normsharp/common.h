@@ -21,6 +21,10 @@ typedef float real;
 // ---- errors -------------------------------------------------------------------------
 // Library functions return 0 on success or a negative NS_E* code, and leave one readable
 // sentence in a thread-local buffer (ns_errmsg). They never exit. Only the CLI exits.
+// The sentence is written for the person at the command line: where an option struct's
+// field comes from a command-line option, the message names the option as typed there
+// (`--momentum`, `--loss-goal`), since that is what the user can change. A program that
+// calls the library fills the field of the same name (momentum, loss_goal).
 enum {
     NS_OK = 0,
     NS_EINVAL = -1,   // bad argument or option value (CLI exit status 2)

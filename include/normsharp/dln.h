@@ -8,6 +8,7 @@
 #ifndef NORMSHARP_DLN_H
 #define NORMSHARP_DLN_H
 #include "normsharp/common.h"
+#include "normsharp/dln_refs.h"
 #include "normsharp/sweep.h"
 
 // ---- models --------------------------------------------------------------------------
@@ -229,7 +230,6 @@ static inline ns_dln_data ns_dln_task_data(const ns_dln_task *t) {
 int ns_dln_read_csv(const char *path, double **out, int *rows, int *cols);
 
 // ---- the reference table -------------------------------------------------------------
-enum { NS_REF_MIN_L1, NS_REF_MIN_L2, NS_REF_MIN_SHARP, NS_REF_HYPENTROPY, NS_REF_GEN_OPT, NS_REF_COUNT };
 typedef struct {
     const char *name;      // "min_l1", "min_l2", "min_sharpness", "hypentropy", "gen_opt"
     int ok;                // computed

@@ -9,6 +9,7 @@
 #ifndef NORMSHARP_REPORT_H
 #define NORMSHARP_REPORT_H
 #include "normsharp/common.h"
+#include "normsharp/dln_refs.h"
 
 // ---- CSV tables (a header line, then comma-separated cells; no quoting) ---------------
 typedef struct {
@@ -60,10 +61,8 @@ typedef struct {
     int used;  // attached to an experiment
 } ns_rep_flow;
 
-// DLN reference solutions of theory.json, in this order.
-enum { NS_REF_MIN_L1, NS_REF_MIN_L2, NS_REF_MIN_SHARP, NS_REF_HYPENTROPY, NS_REF_GEN_OPT, NS_NREF };
-extern const char *const ns_ref_key[NS_NREF];    // theory.json keys: "min_l1", ...
-extern const char *const ns_ref_label[NS_NREF];  // "min-l1 interpolator", ...
+// DLN reference solutions of theory.json: NS_REF_* of dln_refs.h, keys ns_dln_ref_key.
+extern const char *const ns_ref_label[NS_REF_COUNT];  // "min-l1 interpolator", ...
 typedef struct {
     int present;
     double l1, sharpness, gen_err;  // NAN if theory.json does not give them
@@ -85,7 +84,7 @@ typedef struct {
     int nrun;
     int flow;  // index into ns_report.flow, or -1
     // DLN only (theory.json)
-    ns_rep_ref ref[NS_NREF];
+    ns_rep_ref ref[NS_REF_COUNT];
     double theory_s_gf;  // theory.json "s_gf" if present, else NAN
     int dln_n, dln_d;    // task n and d (-1 if unknown)
 } ns_rep_exp;

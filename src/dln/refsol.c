@@ -176,7 +176,7 @@ done:
 
 // ---- the reference table -------------------------------------------------------------
 
-static const char *ref_names[NS_REF_COUNT] = {"min_l1", "min_l2", "min_sharpness", "hypentropy", "gen_opt"};
+const char *const ns_dln_ref_key[NS_REF_COUNT] = {"min_l1", "min_l2", "min_sharpness", "hypentropy", "gen_opt"};
 
 static void ref_skip(ns_dln_ref *r, const char *why) {
     r->ok = 0;
@@ -187,7 +187,7 @@ int ns_dln_theory_init(ns_dln_theory *th, int d) {
     memset(th, 0, sizeof *th);
     for (int k = 0; k < NS_REF_COUNT; k++) {
         ns_dln_ref *r = &th->ref[k];
-        r->name = ref_names[k];
+        r->name = ns_dln_ref_key[k];
         r->l1 = r->sharpness = r->gen_err = r->residual = NAN;
         if (!(r->beta = ns_calloc((size_t)d, sizeof(double)))) {
             ns_dln_theory_free(th);

@@ -186,12 +186,12 @@ static void run_table(doc *d, const ns_rep_exp *e) {
 
 static void ref_table(doc *d, const ns_rep_exp *e) {
     int any = 0;
-    for (int r = 0; r < NS_NREF; r++) any |= e->ref[r].present;
+    for (int r = 0; r < NS_REF_COUNT; r++) any |= e->ref[r].present;
     if (!any) return;
     d_para(d, "Reference solutions (theory.json):");
     const char *head[] = {"solution", "l1", "sharpness", "gen. error"};
     d_row(d, head, 4);
-    for (int r = 0; r < NS_NREF; r++) {
+    for (int r = 0; r < NS_REF_COUNT; r++) {
         if (!e->ref[r].present) continue;
         char a[32], b[32], g[32];
         const char *row[] = {ns_ref_label[r], rp_num(a, e->ref[r].l1), rp_num(b, e->ref[r].sharpness),

@@ -9,8 +9,7 @@
 #include <sys/stat.h>
 #include "normsharp/report.h"
 
-const char *const ns_ref_key[NS_NREF] = {"min_l1", "min_l2", "min_sharpness", "hypentropy", "gen_opt"};
-const char *const ns_ref_label[NS_NREF] = {"min-l1 interpolator", "min-l2 interpolator",
+const char *const ns_ref_label[NS_REF_COUNT] = {"min-l1 interpolator", "min-l2 interpolator",
                                            "min-sharpness interpolator", "gradient-flow (hypentropy) solution",
                                            "generalization-optimal interpolator"};
 
@@ -227,7 +226,7 @@ static ns_rep_exp *exp_new(ns_report *r, ns_exp_kind kind, const char *dir) {
     e->cfg.init_scale = NAN;
     e->theory_s_gf = NAN;
     e->dln_n = e->dln_d = -1;
-    for (int k = 0; k < NS_NREF; k++) e->ref[k].l1 = e->ref[k].sharpness = e->ref[k].gen_err = NAN;
+    for (int k = 0; k < NS_REF_COUNT; k++) e->ref[k].l1 = e->ref[k].sharpness = e->ref[k].gen_err = NAN;
     if (!(e->dir = ns_strdup(dir))) {
         r->nexp--;
         return NULL;
@@ -365,8 +364,8 @@ static int load_theory(ns_rep_exp *e) {
     ns_jval th;
     int rc = ns_json_parse_file(path, &th);
     if (rc) return rc;
-    for (int k = 0; k < NS_NREF && !rc; k++) {
-        const ns_jval *s = ns_jget(&th, ns_ref_key[k]);
+    for (int k = 0; k < NS_REF_COUNT && !rc; k++) {
+        const ns_jval *s = ns_jget(&th, ns_dln_ref_key[k]);
         if (!s || s->type != NS_JOBJ) continue;
         ns_rep_ref *ref = &e->ref[k];
         ref->present = 1;
@@ -577,7 +576,7 @@ void ns_report_free(ns_report *r) {
             free(e->run[i].dir);
             free(e->run[i].beta);
         }
-        for (int j = 0; j < NS_NREF; j++) free(e->ref[j].beta);
+        for (int j = 0; j < NS_REF_COUNT; j++) free(e->ref[j].beta);
         free(e->run);
         free(e->dir);
         free(e->title);

@@ -370,12 +370,12 @@ void rp_figure_standalone_flow(rp_ctx *c, int k) {
 }
 
 // ---- DLN ----------------------------------------------------------------------------------------
-static const int ref_pt[NS_NREF] = {5, 8, 13, 2, 3};
-static const char *const ref_color[NS_NREF] = {"#1f77b4", "#8c564b", "#ff7f0e", "#9467bd", "#2ca02c"};
+static const int ref_pt[NS_REF_COUNT] = {5, 8, 13, 2, 3};
+static const char *const ref_color[NS_REF_COUNT] = {"#1f77b4", "#8c564b", "#ff7f0e", "#9467bd", "#2ca02c"};
 
 // Horizontal lines at a reference solution's value (whatever theory.json gives).
 static void ref_lines(fig *g, const ns_rep_exp *e, size_t off, const char *fmt) {
-    for (int r = 0; r < NS_NREF; r++) {
+    for (int r = 0; r < NS_REF_COUNT; r++) {
         double v = *(const double *)(const void *)((const char *)&e->ref[r] + off);
         if (!e->ref[r].present || !isfinite(v)) continue;
         char t[200];
@@ -513,7 +513,7 @@ static void fig_dln_interpolators(rp_ctx *c, int k) {
     const ns_rep_exp *e = &c->r->exp[k];
     int d = 0;
     for (int i = 0; i < e->nrun && !d; i++) d = e->run[i].beta ? e->run[i].d : 0;
-    for (int r = 0; r < NS_NREF && !d; r++) d = e->ref[r].beta ? e->ref[r].d : 0;
+    for (int r = 0; r < NS_REF_COUNT && !d; r++) d = e->ref[r].beta ? e->ref[r].d : 0;
     int ci = c->o->coord_i, cj = c->o->coord_j;
     int chosen = ci >= 0 && cj >= 0 && ci < d && cj < d && ci != cj;
     int automatic = !chosen && d > 3 && contrast_coords(e, d, &ci, &cj);
@@ -521,12 +521,12 @@ static void fig_dln_interpolators(rp_ctx *c, int k) {
     if (d < 2 || (d > 3 && !chosen && !automatic)) return;
     if (!chosen && !automatic) ci = 0, cj = 1;
     // Known interpolators: references first (exact), then the converged GD solutions.
-    const double *pts[NS_NREF + 512];
+    const double *pts[NS_REF_COUNT + 512];
     int np = 0;
-    for (int r = 0; r < NS_NREF; r++)
+    for (int r = 0; r < NS_REF_COUNT; r++)
         if (e->ref[r].beta && e->ref[r].d == d) pts[np++] = e->ref[r].beta;
     int nref = np;
-    for (int i = 0; i < e->nrun && np < NS_NREF + 512; i++)
+    for (int i = 0; i < e->nrun && np < NS_REF_COUNT + 512; i++)
         if (e->run[i].beta && e->run[i].d == d && ns_rep_converged(&e->run[i])) pts[np++] = e->run[i].beta;
     int dim = e->dln_n > 0 ? d - e->dln_n : (nref >= 2 ? 1 : 0);
     fig g;
@@ -572,10 +572,10 @@ static void fig_dln_interpolators(rp_ctx *c, int k) {
     }
     fig_series(&g, &gd, three_d ? "using 1:2:3:(log10($4)) with points pt 7 ps 1.4 lc palette title \"GD solution (colour: log10 η)\""
                                 : "using 1:2:(log10($3)) with points pt 7 ps 1.4 lc palette title \"GD solution (colour: log10 η)\"");
-    for (int r = 0; r < NS_NREF; r++) {
+    for (int r = 0; r < NS_REF_COUNT; r++) {
         if (!e->ref[r].beta || e->ref[r].d != d) continue;
         series s;
-        ser_init(&s, 0, 0, ns_ref_key[r]);
+        ser_init(&s, 0, 0, ns_dln_ref_key[r]);
         double row[3] = {e->ref[r].beta[ci], e->ref[r].beta[cj], three_d ? e->ref[r].beta[2] : 0};
         ser_row(&s, row, three_d ? 3 : 2);
         fig_series(&g, &s, "using 1:2%s with points pt %d ps 2.6 lw 2 lc rgb \"%s\" title \"%s\"", three_d ? ":3" : "",
