@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include "normsharp/curvature.h"
 #include "normsharp/model.h"
+#include "normsharp/views.h"
 
 // ---- the training-loss Hessian as an operator on double vectors ----------------------
 // Wraps ns_model_hvp (network precision) as an ns_matvec_fn (double), converting both ways.
@@ -16,6 +17,7 @@ typedef struct {
     const ns_batch *b;
     size_t n;          // parameters
     real *v, *hv;      // scratch, length n
+    double weight_decay;  // lambda >= 0: the operator is H + lambda I (default 0)
 } ns_hessian_op;
 int ns_hessian_op_init(ns_hessian_op *op, ns_model *m, const ns_batch *b);
 void ns_hessian_op_free(ns_hessian_op *op);
@@ -29,6 +31,40 @@ ns_batch ns_batch_test(const ns_dataset *ds, ns_loss_kind loss);
 // ns_model_ntensors) may be NULL.
 void ns_model_norms(ns_model *m, double *l1, double *l2, double *l1_tensor, double *l2_tensor);
 
+// ---- opt-in curvature views (views.h; computed in src/curvature/views_measure.c) ----------
+typedef struct {
+    int adaptive;           // adaptive sharpness: spectrum of D H D, D = diag(|theta| + adaptive_eps)
+    double adaptive_eps;    // default NS_ADAPTIVE_EPS
+    int per_layer;          // top eigenvalue of every tensor's diagonal Hessian block (and its
+                            // trace, with trace_probes > 0: exact when the block has at most that
+                            // many coordinates, else Hutchinson with that many probes)
+    int density_probes;     // SLQ probes; 0 = no spectral density
+    int density_steps;      // Lanczos steps per probe (default 80)
+    double density_sigma;   // Gaussian bandwidth; 0 (default) = 1% of max |node|
+} ns_view_opts;
+// eps keeps a zero weight's direction in D H D; 1e-6 is far below the weights of a trained
+// network, so the rescaling invariance holds to about 1e-6 / |theta_j| (exactly at eps = 0).
+#define NS_ADAPTIVE_EPS 1e-6
+
+typedef struct {
+    int have_adaptive;
+    double adaptive_eps;
+    ns_eig_result adaptive;         // of D H D; .sharpness is the adaptive sharpness
+    int nlayers;                    // = ns_model_ntensors when have_layers
+    int have_layers;
+    double *layer_lambda_max, *layer_sharpness, *layer_resid;  // per tensor
+    int *layer_iters, *layer_converged;
+    double *layer_trace;            // NaN without trace probes
+    int *layer_trace_exact;
+    int have_density;
+    ns_slq_result slq;
+    double density_sigma;           // the bandwidth used
+    double seconds_adaptive, seconds_layers, seconds_density;
+} ns_view_result;
+void ns_view_result_free(ns_view_result *v);
+// Validates the view options (one sentence naming the option).
+int ns_view_opts_check(const ns_view_opts *v);
+
 // ---- options -------------------------------------------------------------------------
 typedef enum { NS_EIG_NONE = 0, NS_EIG_LANCZOS = 1, NS_EIG_POWER = 2 } ns_eig_method;
 int ns_eig_method_parse(const char *s, ns_eig_method *out);   // "lanczos", "power", "none"
@@ -39,8 +75,15 @@ typedef struct {
     ns_lanczos_opts eig;    // k (default 1), tol (1e-4), max_iter (100), seed (0), warm (NULL)
     int trace_probes;       // Hutchinson probes; 0 (default) = no trace
     uint64_t trace_seed;    // default 0
+    // Weight decay lambda >= 0 (default 0): every curvature above and below is of the
+    // objective L + (lambda/2) ||theta||^2, whose Hessian is H + lambda I.
+    double weight_decay;
+    ns_view_opts views;     // opt-in views beyond the paper (all off by default)
 } ns_measure_opts;
 void ns_measure_opts_default(ns_measure_opts *o);
+// The views o->views asks for, of the Hessian of L + (o->weight_decay/2)||theta||^2 over
+// `train`, with the Lanczos options o->eig (k = 1, no warm start). Nothing asked: v zeroed.
+int ns_measure_views(ns_model *m, const ns_batch *train, const ns_measure_opts *o, ns_view_result *v);
 
 // Only the spectrum (e.g. for trajectory rows every eig_every steps). Pass the previous
 // r->vec_max as o->eig.warm to warm-start. r is freed with ns_eig_result_free.
@@ -60,6 +103,9 @@ typedef struct {
     double trace, trace_stderr;      // NaN when not measured
     int trace_probes;
     double seconds_loss, seconds_eig, seconds_trace;
+    double weight_decay;             // lambda of the measured objective
+    double objective;                // train_loss + (lambda/2) l2^2; NaN when lambda = 0
+    ns_view_result views;            // what o->views asked for
 } ns_measurement;
 
 // Measures everything o asks for at the model's current theta. `test` may be NULL.

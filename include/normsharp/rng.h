@@ -19,6 +19,7 @@ enum {
     NS_STREAM_DATA = 4,      // synthetic data (DLN tasks)
     NS_STREAM_BATCH = 5,     // minibatch order for SGD
     NS_STREAM_TEST = 6,      // DLN test draws
+    NS_STREAM_SLQ = 7,       // stochastic Lanczos quadrature probes
 };
 
 void ns_rng_seed(ns_rng *r, uint64_t seed, uint64_t stream);

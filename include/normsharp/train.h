@@ -16,6 +16,9 @@ typedef struct {
     double momentum;        // mu in [0, 1)
     int nesterov;
     long batch;             // minibatch size; 0 = full batch
+    double weight_decay;    // lambda >= 0: GD on L + (lambda/2)||theta||^2 (g_t gets + lambda theta_t),
+                            // and every curvature is of that objective; loss goal, divergence and
+                            // the recorded train_loss are of L alone ("objective" records the sum)
     uint64_t seed;          // minibatch order and Lanczos/Hutchinson starts
     double loss_goal;       // status "converged" when train loss <= loss_goal (NaN: no goal)
     double acc_goal;        // status "acc_goal" when train accuracy >= acc_goal (NaN: no goal)
@@ -27,8 +30,9 @@ typedef struct {
     int avg_last;           // m > 0: also measure at the mean of the last m iterates
     long decay_steps;       // > 0: also measure after this many steps at eta * decay_factor
     double decay_factor;
-    ns_measure_opts final;  // the final measurements (top-k, trace)
-    ns_measure_opts eig;    // the trajectory's eigenvalue estimates (k = 1)
+    ns_measure_opts final;  // the final measurements (top-k, trace; views, whose density goes to
+                            // out_dir/density.csv)
+    ns_measure_opts eig;    // the trajectory's eigenvalue estimates (k = 1; views as extra columns)
     int save_weights;       // write out_dir/weights/ (ns_weights_save)
     const char *weights_from;  // recorded in the config when theta_0 came from --weights
     double flush_seconds;   // trajectory.csv is rewritten (atomically) at most this often
@@ -68,6 +72,7 @@ typedef struct {
     long max_steps;
     double diverge_factor;
     long log_every, test_every;
+    double weight_decay;    // the flow of L + (lambda/2)||theta||^2, as in ns_train_opts
     uint64_t seed;
     ns_measure_opts final, eig;
     int save_weights;

@@ -3,7 +3,7 @@
 // full reorthogonalization on exact HVPs over the whole training subset) and the trace.
 #include <stdio.h>
 #include <string.h>
-#include "cli.h"
+#include "train_cli.h"
 #include "normsharp/measure.h"
 #include "normsharp/model.h"
 
@@ -102,9 +102,17 @@ int cmd_sharpness(int argc, char **argv) {
     ns_cli_add(&c, "seed", OPT_U64, &mo.eig.seed, 0, 0, "S", "seed of the start vector and the probes (default 0)");
     ns_cli_add(&c, "method", OPT_STR, &method, 0, 0, "M", "lanczos (default) or power");
     ns_cli_add(&c, "threads", OPT_INT, &threads, 0, 4096, "T", "BLAS threads (default: all cores)");
+    const char *density_out = NULL;
+    train_cli_add_views(&c, &mo.weight_decay, &mo.views);
+    ns_cli_add(&c, "density-out", OPT_STR, &density_out, 0, 0, "FILE",
+               "with --density-probes: write the density as CSV (lambda,density) to FILE");
     ns_cli_add(&c, "json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON object instead of text");
     NS_CLI_PARSE(&c, argc, argv);
     if (!weights) return ns_cli_usage_error("sharpness needs --weights DIR (a directory written by normsharp init).");
+    int vrc = train_cli_check_views(&c);
+    if (vrc) return vrc;
+    if (!density_out != !(mo.views.density_probes > 0))
+        return ns_cli_usage_error("--density-probes P and --density-out FILE go together (the density is written to FILE).");
     if (ns_eig_method_parse(method, &mo.method) || mo.method == NS_EIG_NONE)
         return ns_cli_usage_error("--method must be lanczos or power, got '%s'.", method);
     if (mo.method == NS_EIG_POWER && !ns_cli_seen(&c, "max-iter")) mo.eig.max_iter = 1000;
@@ -129,6 +137,9 @@ int cmd_sharpness(int argc, char **argv) {
         ns_measurement x;
         rc = ns_measure(m, &train, &test, &mo, &x);
         r.seconds = ns_now() - t0;
+        if (!rc && x.views.have_density &&
+            (rc = ns_slq_density_write(density_out, &x.views.slq, x.views.density_sigma, NS_DENSITY_POINTS)))
+            ns_measurement_free(&x);
         if (!rc) {
             if (json) print_json(&r, &x);
             else print_text(&r, &x);

@@ -45,6 +45,7 @@ static void spec_of(const sweep_ctx *c, int i, run_spec *r) {
     if (c->flow) {
         r->fl = *c->flow_opts;
         train_cli_run_opts(c->t, seed, &r->fl.seed, &r->fl.save_weights, &r->fl.weights_from, &r->fl.final, &r->fl.eig);
+        r->fl.final.views = r->fl.eig.views = c->flow_opts->final.views;  // the flow finds s_GF only
     } else {
         r->gd = *c->gd;
         r->gd.lr = c->eta[i];
@@ -459,6 +460,7 @@ int cmd_sweep(int argc, char **argv) {
     ns_cli_add_data(&c, &t.data);
     train_cli_add_gd(&c, &gd);
     train_cli_add_measure(&c, &t);
+    train_cli_add_views(&c, &gd.weight_decay, &t.views);
     train_cli_add_output(&c, &t, 0);
     int quiet = 0;
     ns_cli_add(&c, "quiet", OPT_FLAG, &quiet, 0, 0, NULL, "no progress output (implied by --json)");
@@ -473,6 +475,9 @@ int cmd_sweep(int argc, char **argv) {
     if (flow && !ns_cli_seen(&c, "loss-goal"))
         return ns_cli_usage_error("--flow measures s_GF until the training loss reaches --loss-goal EPS; give --loss-goal.");
     if (gd.nesterov && !(gd.momentum > 0)) return ns_cli_usage_error("--nesterov needs --momentum > 0.");
+    int views_rc = train_cli_check_views(&c);
+    if (views_rc) return views_rc;
+    fl.weight_decay = gd.weight_decay;
     int span_rc = parse_span(span_s, span);
     if (span_rc) return span_rc;
     if (lr && ns_parse_grid(lr, 1, "--lr", &grid, &ngrid)) return ns_cli_usage_error("%s.", ns_errmsg());

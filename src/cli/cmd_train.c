@@ -23,6 +23,7 @@ void train_cli_init(train_cli *t) {
     t->eig_iters = lib.final.eig.max_iter;
     t->eig_tol = lib.final.eig.tol;
     t->track_tol = 1e-2;
+    t->views = lib.final.views;
 }
 
 void train_cli_add_model(ns_cli *c, train_cli *t, int with_seed) {
@@ -40,6 +41,31 @@ void train_cli_add_measure(ns_cli *c, train_cli *t) {
     ns_cli_add(c, "eig-iters", OPT_INT, &t->eig_iters, 2, 100000, "N", "Lanczos iteration limit (default 300)");
     ns_cli_add(c, "track-tol", OPT_DOUBLE, &t->track_tol, 1e-14, 1, "TOL",
                "Lanczos tolerance of the tracked sharpness: trajectory rows, flow steps (default 1e-2)");
+}
+
+void train_cli_add_views(ns_cli *c, double *weight_decay, ns_view_opts *v) {
+    ns_cli_add(c, "weight-decay", OPT_DOUBLE, weight_decay, 0, 1e6, "LAMBDA",
+               "L2 penalty (LAMBDA/2)||theta||^2 added to the objective whose gradient and Hessian are used; "
+               "train_loss stays the data loss, \"objective\" records the sum (default 0)");
+    ns_cli_add(c, "adaptive", OPT_FLAG, &v->adaptive, 0, 0, NULL,
+               "also the adaptive sharpness: max|lambda| of D H D, D = diag(|theta| + eps)");
+    ns_cli_add(c, "adaptive-eps", OPT_DOUBLE, &v->adaptive_eps, 0, 1e6, "EPS", "eps of --adaptive (default 1e-6)");
+    ns_cli_add(c, "per-layer", OPT_FLAG, &v->per_layer, 0, 0, NULL,
+               "also the top eigenvalue (and, with trace probes, the trace) of each tensor's diagonal Hessian block");
+    ns_cli_add(c, "density-probes", OPT_INT, &v->density_probes, 0, 100000, "P",
+               "also the Hessian's spectral density by stochastic Lanczos quadrature with P probes (default 0 = off)");
+    ns_cli_add(c, "density-steps", OPT_INT, &v->density_steps, 1, 100000, "M", "Lanczos steps per density probe (default 80)");
+    ns_cli_add(c, "density-sigma", OPT_DOUBLE, &v->density_sigma, 0, 1e12, "S",
+               "Gaussian bandwidth of the density (default 0 = 1% of the largest |Ritz value|)");
+}
+
+int train_cli_check_views(const ns_cli *c) {
+    if (ns_cli_seen(c, "adaptive-eps") && !*(const int *)ns_cli_opt(c, "adaptive")->ptr)
+        return ns_cli_usage_error("--adaptive-eps applies only with --adaptive.");
+    int probes = *(const int *)ns_cli_opt(c, "density-probes")->ptr;
+    if (probes == 0 && (ns_cli_seen(c, "density-steps") || ns_cli_seen(c, "density-sigma")))
+        return ns_cli_usage_error("--density-steps and --density-sigma apply only with --density-probes P > 0.");
+    return 0;
 }
 
 void train_cli_add_output(ns_cli *c, train_cli *t, int with_threads) {
@@ -96,6 +122,9 @@ void train_cli_run_opts(const train_cli *t, uint64_t seed, uint64_t *run_seed, i
     eig->eig.tol = t->track_tol;
     eig->eig.max_iter = t->eig_iters;
     eig->eig.seed = seed;
+    final->views = t->views;
+    eig->views = t->views;
+    eig->views.density_probes = 0;
 }
 
 int train_cli_model(const train_cli *t, const ns_dataset *ds, uint64_t seed, ns_model **out) {
@@ -146,9 +175,12 @@ int cmd_train(int argc, char **argv) {
     ns_cli_add_data(&c, &t.data);
     train_cli_add_gd(&c, &o);
     train_cli_add_measure(&c, &t);
+    train_cli_add_views(&c, &o.weight_decay, &t.views);
     train_cli_add_output(&c, &t, 1);
     NS_CLI_PARSE(&c, argc, argv);
     if (!ns_cli_seen(&c, "lr")) return ns_cli_usage_error("--lr ETA is required.");
+    int vrc = train_cli_check_views(&c);
+    if (vrc) return vrc;
     if (!(lr > 0)) return ns_cli_usage_error("--lr must be a number > 0, got %g.", lr);
     if (o.nesterov && !(o.momentum > 0)) return ns_cli_usage_error("--nesterov needs --momentum > 0.");
     int rc = train_cli_check(&t);

@@ -16,6 +16,8 @@ typedef struct {
     int top_k, trace_probes, eig_iters;
     double eig_tol;
     double track_tol;       // Lanczos tolerance of the tracked sharpness (rows, flow step)
+    double weight_decay;    // --weight-decay (train, sweep)
+    ns_view_opts views;     // --adaptive --per-layer --density-* (train, sweep)
     // output and machine
     const char *out;
     int json, threads, save_weights;
@@ -26,6 +28,11 @@ void train_cli_init(train_cli *t);
 void train_cli_add_model(ns_cli *c, train_cli *t, int with_seed);
 // --top-k --trace-probes --eig-tol --eig-iters --track-tol.
 void train_cli_add_measure(ns_cli *c, train_cli *t);
+// --weight-decay --adaptive --adaptive-eps --per-layer --density-probes --density-steps
+// --density-sigma (train, sweep and, measuring saved weights, sharpness).
+void train_cli_add_views(ns_cli *c, double *weight_decay, ns_view_opts *v);
+// After parsing: 0, or a usage error (2) for a view option that would be ignored.
+int train_cli_check_views(const ns_cli *c);
 // --out --json --save-weights (and --threads if with_threads: sweeps fix 1 per run).
 void train_cli_add_output(ns_cli *c, train_cli *t, int with_threads);
 // Everything about stopping and recording GD (not --lr): --momentum ... --decay-factor.
@@ -34,7 +41,8 @@ void train_cli_add_gd(ns_cli *c, ns_train_opts *o);
 // printing the message. Creates --out (an unwritable one is a usage error).
 int train_cli_check(train_cli *t);
 // What a run (GD or flow) from theta_0 of `seed` takes from the shared options: its seed,
-// --save-weights, --weights, and the measurements (final: top-k and trace; trajectory: k = 1).
+// --save-weights, --weights, and the measurements (final: top-k and trace; trajectory: k = 1;
+// the views in both, but the density only in the final one).
 void train_cli_run_opts(const train_cli *t, uint64_t seed, uint64_t *run_seed, int *save_weights,
                         const char **weights_from, ns_measure_opts *final, ns_measure_opts *eig);
 // theta_0 for `seed`: built from the architecture, or loaded from --weights; checked

@@ -52,6 +52,8 @@ void ns_measure_opts_default(ns_measure_opts *o) {
     ns_lanczos_opts_default(&o->eig);
     o->trace_probes = 0;
     o->trace_seed = 0;
+    o->weight_decay = 0;
+    o->views = (ns_view_opts){.adaptive_eps = NS_ADAPTIVE_EPS, .density_steps = 80};
 }
 
 int ns_measure_eig(ns_model *m, const ns_batch *train, const ns_measure_opts *o, ns_eig_result *r) {
@@ -60,6 +62,7 @@ int ns_measure_eig(ns_model *m, const ns_batch *train, const ns_measure_opts *o,
     ns_hessian_op op;
     int rc = ns_hessian_op_init(&op, m, train);
     if (rc) return rc;
+    op.weight_decay = o->weight_decay;
     if (o->method == NS_EIG_POWER)
         rc = ns_power_iteration(ns_hessian_matvec, &op, op.n, &o->eig, r);
     else
@@ -72,6 +75,7 @@ static int measure_trace(ns_model *m, const ns_batch *train, const ns_measure_op
     ns_hessian_op op;
     int rc = ns_hessian_op_init(&op, m, train);
     if (rc) return rc;
+    op.weight_decay = o->weight_decay;
     rc = ns_hutchinson_trace(ns_hessian_matvec, &op, op.n, o->trace_probes, o->trace_seed, &x->trace,
                              &x->trace_stderr);
     ns_hessian_op_free(&op);
@@ -93,8 +97,9 @@ static int measure_norms(ns_model *m, ns_measurement *x) {
 int ns_measure(ns_model *m, const ns_batch *train, const ns_batch *test, const ns_measure_opts *o,
                ns_measurement *x) {
     memset(x, 0, sizeof *x);
-    x->test_loss = x->test_err = x->trace = x->trace_stderr = NAN;
+    x->test_loss = x->test_err = x->trace = x->trace_stderr = x->objective = NAN;
     x->method = o->method;
+    x->weight_decay = o->weight_decay;
     double t0 = ns_now();
     int rc = ns_model_loss(m, train, &x->train_loss, &x->train_acc);
     if (!rc && test && test->n > 0) {
@@ -104,6 +109,7 @@ int ns_measure(ns_model *m, const ns_batch *train, const ns_batch *test, const n
     }
     x->train_err = 1 - x->train_acc;
     if (!rc) rc = measure_norms(m, x);
+    if (o->weight_decay > 0) x->objective = x->train_loss + 0.5 * o->weight_decay * x->l2 * x->l2;
     x->seconds_loss = ns_now() - t0;
     int finite = isfinite(x->train_loss);
     if (!rc && finite && o->method != NS_EIG_NONE) {
@@ -118,6 +124,7 @@ int ns_measure(ns_model *m, const ns_batch *train, const ns_batch *test, const n
         rc = measure_trace(m, train, o, x);
         x->seconds_trace = ns_now() - t0;
     }
+    if (!rc && finite) rc = ns_measure_views(m, train, o, &x->views);
     if (rc) ns_measurement_free(x);
     return rc;
 }
@@ -131,12 +138,59 @@ void ns_measurement_free(ns_measurement *x) {
     x->l1_tensor = x->l2_tensor = NULL;
     ns_eig_result_free(&x->eig);
     x->have_eig = 0;
+    ns_view_result_free(&x->views);
 }
 
 static void json_per_tensor(ns_json *j, const char *key, const ns_measurement *x, const double *v) {
     ns_json_obj(j, key);
     for (int t = 0; t < x->ntensors && v; t++) ns_json_num(j, x->names[t], v[t]);
     ns_json_end(j);
+}
+
+// The keys of weight decay and of the views, only when asked for (so that the default
+// output stays as it was).
+static void views_json(ns_json *j, const ns_measurement *x) {
+    const ns_view_result *v = &x->views;
+    if (x->weight_decay > 0) {
+        ns_json_num(j, "weight_decay", x->weight_decay);
+        ns_json_num(j, "objective", x->objective);
+    }
+    if (v->have_adaptive) {
+        ns_json_num(j, "adaptive_sharpness", v->adaptive.sharpness);
+        ns_json_num(j, "adaptive_lambda_max", v->adaptive.lambda_max);
+        ns_json_num(j, "adaptive_resid", v->adaptive.resid_max);
+        ns_json_num(j, "adaptive_eps", v->adaptive_eps);
+        ns_json_int(j, "adaptive_iters", v->adaptive.iters);
+        ns_json_bool(j, "adaptive_converged", v->adaptive.converged);
+    }
+    if (v->have_layers) {
+        ns_json_obj(j, "per_layer");
+        for (int t = 0; t < v->nlayers; t++) {
+            ns_json_obj(j, x->names[t]);
+            ns_json_num(j, "lambda_max", v->layer_lambda_max[t]);
+            ns_json_num(j, "sharpness", v->layer_sharpness[t]);
+            ns_json_num(j, "resid", v->layer_resid[t]);
+            ns_json_int(j, "iters", v->layer_iters[t]);
+            ns_json_bool(j, "converged", v->layer_converged[t]);
+            ns_json_num(j, "trace", v->layer_trace[t]);
+            if (isnan(v->layer_trace[t])) ns_json_null(j, "trace_method");
+            else ns_json_str(j, "trace_method", v->layer_trace_exact[t] ? "exact" : "hutchinson");
+            ns_json_end(j);
+        }
+        ns_json_end(j);
+    }
+    if (v->have_density) {
+        double lo, hi;
+        ns_slq_range(&v->slq, &lo, &hi);
+        ns_json_obj(j, "density");
+        ns_json_int(j, "probes", v->slq.probes);
+        ns_json_int(j, "steps", v->slq.m);
+        ns_json_num(j, "sigma", v->density_sigma);
+        ns_json_int(j, "hvps", v->slq.hvps);
+        ns_json_num(j, "node_min", lo);
+        ns_json_num(j, "node_max", hi);
+        ns_json_end(j);
+    }
 }
 
 void ns_measurement_json(ns_json *j, const char *key, const ns_measurement *x) {
@@ -175,7 +229,35 @@ void ns_measurement_json(ns_json *j, const char *key, const ns_measurement *x) {
     }
     json_per_tensor(j, "l1_per_tensor", x, x->l1_tensor);
     json_per_tensor(j, "l2_per_tensor", x, x->l2_tensor);
+    views_json(j, x);
     ns_json_end(j);
+}
+
+static void views_print(FILE *f, const ns_measurement *x) {
+    const ns_view_result *v = &x->views;
+    if (x->weight_decay > 0)
+        fprintf(f, "weight decay    %.6g   objective L + (wd/2)||theta||^2 = %.6g (curvature is of the objective)\n",
+                x->weight_decay, x->objective);
+    if (v->have_adaptive)
+        fprintf(f, "adaptive        %.8g   (max|lambda| of D H D, D = |theta| + %g; lambda_max %.8g; %d HVPs, %s, %.2f s)\n",
+                v->adaptive.sharpness, v->adaptive_eps, v->adaptive.lambda_max, v->adaptive.iters,
+                v->adaptive.converged ? "converged" : "NOT converged", v->seconds_adaptive);
+    if (v->have_layers) {
+        fprintf(f, "per layer       (diagonal Hessian blocks, %.2f s)\n", v->seconds_layers);
+        for (int t = 0; t < v->nlayers; t++) {
+            fprintf(f, "  %-20s lambda_max %-14.8g max|lambda| %-14.8g", x->names[t], v->layer_lambda_max[t],
+                    v->layer_sharpness[t]);
+            if (!isnan(v->layer_trace[t]))
+                fprintf(f, " trace %.6g (%s)", v->layer_trace[t], v->layer_trace_exact[t] ? "exact" : "Hutchinson");
+            fprintf(f, "%s\n", v->layer_converged[t] ? "" : "  NOT converged");
+        }
+    }
+    if (v->have_density) {
+        double lo, hi;
+        ns_slq_range(&v->slq, &lo, &hi);
+        fprintf(f, "density         SLQ, %d probes x %d steps, sigma %.4g, nodes in [%.6g, %.6g] (%d HVPs, %.2f s)\n",
+                v->slq.probes, v->slq.m, v->density_sigma, lo, hi, v->slq.hvps, v->seconds_density);
+    }
 }
 
 void ns_measurement_print(FILE *f, const ns_measurement *x) {
@@ -197,4 +279,5 @@ void ns_measurement_print(FILE *f, const ns_measurement *x) {
     if (x->trace_probes > 0)
         fprintf(f, "trace           %.6g +- %.3g (Hutchinson, %d probes, %.2f s)\n", x->trace, x->trace_stderr,
                 x->trace_probes, x->seconds_trace);
+    views_print(f, x);
 }

@@ -21,6 +21,7 @@ typedef struct {
     size_t n;
     real *base, *g;        // theta_t; the current stage's gradient
     double *sum;           // k1 + 2 k2 + 2 k3 + k4
+    double wd;             // weight decay: the slopes are of L + (wd/2)||theta||^2
 } rk4_work;
 
 // theta := base - a * g, the point where the next stage's slope is taken.
@@ -39,7 +40,7 @@ static int rk4_step(ns_model *m, const ns_batch *train, rk4_work *w, double h) {
     for (int s = 0; s < 3; s++) {
         stage_point(theta, w, at[s] * h);
         double loss, acc;
-        int rc = ns_model_grad(m, train, w->g, &loss, &acc);
+        int rc = objective_grad(m, train, w->wd, w->g, &loss, &acc);
         if (rc) return rc;
         for (size_t i = 0; i < w->n; i++) w->sum[i] += weight[s] * w->g[i];
     }
@@ -56,6 +57,8 @@ static int check_opts(const ns_flow_opts *o) {
         return ns_fail(NS_EINVAL, "the flow needs a --loss-goal, a --max-time or a --max-steps to stop");
     if (!(o->diverge_factor > 1)) return ns_fail(NS_EINVAL, "--diverge-factor must be > 1, got %g", o->diverge_factor);
     if (o->eig.method == NS_EIG_NONE) return ns_fail(NS_EINVAL, "the flow needs an eigenvalue method for its step size");
+    if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay))
+        return ns_fail(NS_EINVAL, "--weight-decay must be a finite number >= 0, got %g", o->weight_decay);
     return 0;
 }
 
@@ -70,6 +73,7 @@ void ns_flow_config_json(ns_json *j, const ns_model *m, const ns_dataset *ds, co
     ns_json_num(j, "max_time", o->max_time);
     ns_json_int(j, "max_steps", o->max_steps);
     ns_json_num(j, "diverge_factor", o->diverge_factor);
+    config_views(j, o->weight_decay, &o->final);
     ns_json_int(j, "log_every", o->log_every);
     ns_json_int(j, "test_every", o->test_every);
     ns_json_num(j, "track_tol", o->eig.eig.tol);
@@ -88,7 +92,9 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
     ns_batch train = ns_batch_train(ds, data->loss), test = ns_batch_test(ds, data->loss);
     int has_test = ds->n_test > 0;
     size_t n = ns_model_nparams(m);
-    rk4_work w = {.n = n};
+    rk4_work w = {.n = n, .wd = o->weight_decay};
+    ns_measure_opts fin_opts = with_weight_decay(&o->final, o->weight_decay),
+                    eig_opts = with_weight_decay(&o->eig, o->weight_decay);
     w.base = ns_malloc(n * sizeof(real));
     w.g = ns_malloc(n * sizeof(real));
     w.sum = ns_malloc(n * sizeof(double));
@@ -99,14 +105,15 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
         rc = NS_ENOMEM;
         goto done;
     }
-    if ((rc = traj_init(&traj, TRAJ_FLOW, out_dir, o->flush_seconds))) goto done;
+    traj_extra extra = traj_extra_of(m, o->weight_decay, &(ns_measure_opts){0});
+    if ((rc = traj_init(&traj, TRAJ_FLOW, out_dir, o->flush_seconds, &extra))) goto done;
 
     const char *status = NULL;
     double time = 0, loss0 = NAN, s_gf = NAN, sharp = NAN;
     long t;
     for (t = 0;; t++) {
         double loss, acc;
-        if ((rc = ns_model_grad(m, &train, w.g, &loss, &acc))) goto done;  // k1
+        if ((rc = objective_grad(m, &train, w.wd, w.g, &loss, &acc))) goto done;  // k1
         if (t == 0) loss0 = loss;
         if (loss_diverged(loss, loss0, o->diverge_factor)) {
             status = "diverged";
@@ -114,7 +121,7 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
         }
         traj_row row = {.step = t, .time = time, .h = NAN, .train_loss = loss, .train_acc = acc};
         if (is_due(t, o->eig_every)) {
-            if ((rc = row_eig(m, &train, &o->eig, &warm, &row))) goto done;
+            if ((rc = row_eig(m, &train, &eig_opts, &warm, NULL, &row))) goto done;
             sharp = row.sharpness;
             if (!(s_gf >= sharp)) s_gf = sharp;  // s_GF: the largest S so far
         }
@@ -135,7 +142,7 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
         if (last) h = o->max_time - time;  // land exactly on max_time
         if (is_due(t, o->log_every)) {
             row.h = h;
-            row_norms(m, &row);
+            row_norms(m, o->weight_decay, &row);
             if (has_test && is_due(t, o->test_every) && (rc = row_test(m, &test, &row))) goto done;
             if ((rc = traj_append(&traj, &row))) goto done;
         }
@@ -144,7 +151,7 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
         ns_progress_step(p, t, loss);
     }
     int diverged = !strcmp(status, "diverged");
-    if ((rc = measure_point(m, &train, has_test ? &test : NULL, &o->final, warm, diverged, &fin))) goto done;
+    if ((rc = measure_point(m, &train, has_test ? &test : NULL, &fin_opts, warm, diverged, &fin))) goto done;
     // the last point is on the trajectory too (it is where the loss reached the goal)
     if (fin.have_eig && !(s_gf >= fin.eig.sharpness)) s_gf = fin.eig.sharpness;
     traj_row row = {.step = t, .time = time, .h = NAN};

@@ -85,11 +85,11 @@ static ns_batch next_minibatch(optimizer *s, const ns_dataset *ds, ns_loss_kind 
 }
 
 // g_t at theta_t, with the loss and accuracy of the batch it was computed on.
-static int gradient(optimizer *s, ns_model *m, const ns_dataset *ds, const ns_batch *train, long batch,
+static int gradient(optimizer *s, ns_model *m, const ns_dataset *ds, const ns_batch *train, const ns_train_opts *o,
                     double *loss, double *acc) {
-    if (batch <= 0) return ns_model_grad(m, train, s->g, loss, acc);
-    ns_batch mb = next_minibatch(s, ds, train->loss, batch);
-    return ns_model_grad(m, &mb, s->g, loss, acc);
+    if (o->batch <= 0) return objective_grad(m, train, o->weight_decay, s->g, loss, acc);
+    ns_batch mb = next_minibatch(s, ds, train->loss, o->batch);
+    return objective_grad(m, &mb, o->weight_decay, s->g, loss, acc);
 }
 
 // theta -= eta * (mu v + g) with v = mu v + g (Nesterov), or theta -= eta * v (heavy ball).
@@ -154,6 +154,8 @@ typedef struct {
     int has_test;
     optimizer opt;
     traj_writer traj;
+    ns_measure_opts final, eig;  // o->final and o->eig with o->weight_decay
+    ns_view_result row_views;    // the views of the row being recorded
     double *warm;          // last top eigenvector (trajectory and final Lanczos warm start)
     double t_start, step_seconds_sum;
 } gd_run;
@@ -161,10 +163,10 @@ typedef struct {
 // One trajectory row at theta_t (before its update); step_seconds is filled in after.
 static int measure_row(gd_run *g, long t, double loss, double acc, traj_row *r) {
     *r = (traj_row){.step = t, .train_loss = loss, .train_acc = acc, .step_seconds = NAN};
-    row_norms(g->m, r);
+    row_norms(g->m, g->o->weight_decay, r);
     int rc = 0;
     if (g->has_test && is_due(t, g->o->test_every)) rc = row_test(g->m, &g->test, r);
-    if (!rc && is_due(t, g->o->eig_every)) rc = row_eig(g->m, &g->train, &g->o->eig, &g->warm, r);
+    if (!rc && is_due(t, g->o->eig_every)) rc = row_eig(g->m, &g->train, &g->eig, &g->warm, &g->row_views, r);
     return rc;
 }
 
@@ -182,7 +184,7 @@ static int descend(gd_run *g, iterate_ring *ring, ns_progress *p, gd_outcome *ou
     out->diverged_at = -1;
     for (long t = 0;; t++) {
         double t0 = ns_now(), bl, bacc, loss = NAN, acc = NAN;
-        int rc = gradient(&g->opt, g->m, g->ds, &g->train, o->batch, &bl, &bacc);
+        int rc = gradient(&g->opt, g->m, g->ds, &g->train, o, &bl, &bacc);
         if (rc) return rc;
         double t_grad = ns_now() - t0;
         // The full training loss: free with full-batch GD; for SGD, evaluated on log rows
@@ -240,7 +242,7 @@ static int decay_phase(gd_run *g, double loss0, int *diverged) {
     *diverged = 0;
     for (long t = 0; t < o->decay_steps; t++) {
         double loss, acc;
-        int rc = gradient(&g->opt, g->m, g->ds, &g->train, o->batch, &loss, &acc);
+        int rc = gradient(&g->opt, g->m, g->ds, &g->train, o, &loss, &acc);
         if (rc) return rc;
         if (!isfinite(loss) || (o->batch <= 0 && loss_diverged(loss, loss0, o->diverge_factor))) {
             *diverged = 1;
@@ -259,6 +261,7 @@ void ns_train_config_json(ns_json *j, const ns_model *m, const ns_dataset *ds, c
     ns_json_num(j, "momentum", o->momentum);
     ns_json_bool(j, "nesterov", o->nesterov);
     ns_json_int(j, "batch", o->batch);
+    config_views(j, o->weight_decay, &o->final);
     ns_json_num(j, "loss_goal", o->loss_goal);
     ns_json_num(j, "acc_goal", o->acc_goal);
     ns_json_int(j, "max_steps", o->max_steps);
@@ -288,7 +291,10 @@ static int check_opts(const ns_train_opts *o, const ns_dataset *ds) {
         o->decay_steps < 0)
         return ns_fail(NS_EINVAL, "step counts must not be negative");
     if (!(o->diverge_factor > 1)) return ns_fail(NS_EINVAL, "--diverge-factor must be > 1, got %g", o->diverge_factor);
-    return 0;
+    if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay))
+        return ns_fail(NS_EINVAL, "--weight-decay must be a finite number >= 0, got %g", o->weight_decay);
+    int rc = ns_view_opts_check(&o->final.views);
+    return rc ? rc : ns_view_opts_check(&o->eig.views);
 }
 
 int ns_train_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, const ns_train_opts *o,
@@ -298,6 +304,8 @@ int ns_train_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, co
     int rc = check_opts(o, ds);
     if (rc) return rc;
     gd_run g = {.m = m, .ds = ds, .o = o, .t_start = ns_now()};
+    g.final = with_weight_decay(&o->final, o->weight_decay);
+    g.eig = with_weight_decay(&o->eig, o->weight_decay);
     g.train = ns_batch_train(ds, data->loss);
     g.test = ns_batch_test(ds, data->loss);
     g.has_test = ds->n_test > 0;
@@ -310,15 +318,17 @@ int ns_train_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, co
     gd_outcome out = {0};
     if ((rc = ring_init(&ring, o->avg_last, n))) return rc;
     if ((rc = optimizer_init(&g.opt, n, ds, o))) goto done;
-    if ((rc = traj_init(&g.traj, TRAJ_GD, out_dir, o->flush_seconds))) goto done;
+    traj_extra extra = traj_extra_of(m, o->weight_decay, &o->eig);
+    if ((rc = traj_init(&g.traj, TRAJ_GD, out_dir, o->flush_seconds, &extra))) goto done;
     if ((rc = descend(&g, &ring, p, &out))) goto done;
     int diverged = !strcmp(out.status, "diverged");
     double train_seconds = ns_now() - g.t_start;
 
     // the final iterate, then the mean of the last m, then a decayed phase from theta_T
-    if ((rc = measure_point(m, &g.train, g.has_test ? &g.test : NULL, &o->final, g.warm, diverged, &fin))) goto done;
+    if ((rc = measure_point(m, &g.train, g.has_test ? &g.test : NULL, &g.final, g.warm, diverged, &fin))) goto done;
     traj_row row = {.step = out.steps, .time = ns_now() - g.t_start, .step_seconds = NAN};
     if ((rc = traj_finish(&g.traj, &row, &fin))) goto done;
+    if ((rc = write_density(out_dir, &fin))) goto done;
     if (!diverged && (o->avg_last > 0 || o->decay_steps > 0)) {
         if (!(theta_T = ns_malloc(n * sizeof(real)))) {
             rc = NS_ENOMEM;
@@ -328,14 +338,14 @@ int ns_train_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, co
     }
     if (!diverged && o->avg_last > 0) {
         ring_mean(&ring, theta);
-        rc = measure_point(m, &g.train, g.has_test ? &g.test : NULL, &o->final, g.warm, 0, &avg);
+        rc = measure_point(m, &g.train, g.has_test ? &g.test : NULL, &g.final, g.warm, 0, &avg);
         memcpy(theta, theta_T, n * sizeof(real));
         if (rc) goto done;
         have_avg = 1;
     }
     if (!diverged && o->decay_steps > 0) {
         rc = decay_phase(&g, out.loss0, &dec_diverged);
-        if (!rc) rc = measure_point(m, &g.train, g.has_test ? &g.test : NULL, &o->final, g.warm, dec_diverged, &dec);
+        if (!rc) rc = measure_point(m, &g.train, g.has_test ? &g.test : NULL, &g.final, g.warm, dec_diverged, &dec);
         memcpy(theta, theta_T, n * sizeof(real));
         if (rc) goto done;
         have_dec = 1;
@@ -386,6 +396,7 @@ done:
     free(theta_T);
     free(ring.slots);
     free(g.warm);
+    ns_view_result_free(&g.row_views);
     optimizer_free(&g.opt);
     traj_free(&g.traj);
     if (rc) ns_buf_free(&res->summary);

@@ -10,14 +10,31 @@ static const char *traj_header[] = {
     [TRAJ_FLOW] = "step,time,h,train_loss,train_acc,l1,l2,test_loss,test_err,lambda_max,sharpness\n",
 };
 
-int traj_init(traj_writer *w, traj_kind kind, const char *dir, double flush_seconds) {
+traj_extra traj_extra_of(const ns_model *m, double weight_decay, const ns_measure_opts *rows) {
+    return (traj_extra){.objective = weight_decay > 0, .adaptive = rows->views.adaptive,
+                        .per_layer = rows->views.per_layer, .m = m};
+}
+
+// The header: the usual columns, then the opt-in ones.
+static void traj_header_line(ns_buf *b, traj_kind kind, const traj_extra *x) {
+    const char *h = traj_header[kind];
+    ns_buf_append(b, h, strlen(h) - 1);
+    if (x->objective) ns_buf_printf(b, ",objective");
+    if (x->adaptive) ns_buf_printf(b, ",adaptive_sharpness");
+    for (int t = 0; x->per_layer && t < ns_model_ntensors(x->m); t++)
+        ns_buf_printf(b, ",layer_sharpness:%s", ns_model_tensor(x->m, t)->name);
+    ns_buf_append(b, "\n", 1);
+}
+
+int traj_init(traj_writer *w, traj_kind kind, const char *dir, double flush_seconds, const traj_extra *extra) {
     memset(w, 0, sizeof *w);
     w->kind = kind;
+    if (extra) w->extra = *extra;
     w->flush_seconds = flush_seconds;
     w->next_flush = ns_now() + flush_seconds;
     int rc = ns_path(w->path, sizeof w->path, "%s/trajectory.csv", dir);
     if (rc) return rc;
-    ns_buf_printf(&w->text, "%s", traj_header[kind]);
+    traj_header_line(&w->text, kind, &w->extra);
     return w->text.oom ? NS_ENOMEM : 0;
 }
 
@@ -48,6 +65,11 @@ int traj_append(traj_writer *w, const traj_row *r) {
     cell(b, r->has_eig, r->lambda_max);
     cell(b, r->has_eig, r->sharpness);
     if (w->kind == TRAJ_GD) cell(b, !isnan(r->step_seconds), r->step_seconds);
+    const ns_view_result *v = r->views;
+    if (w->extra.objective) cell(b, !isnan(r->objective), r->objective);
+    if (w->extra.adaptive) cell(b, v && v->have_adaptive, v ? v->adaptive.sharpness : NAN);
+    for (int t = 0; w->extra.per_layer && t < ns_model_ntensors(w->extra.m); t++)
+        cell(b, v && v->have_layers, v && v->have_layers ? v->layer_sharpness[t] : NAN);
     ns_buf_append(b, "\n", 1);
     if (b->oom) return ns_fail(NS_ENOMEM, "out of memory recording the trajectory");
     if (ns_now() >= w->next_flush) return traj_flush(w);
@@ -78,6 +100,26 @@ void config_model_data(ns_json *j, const ns_model *m, const ns_dataset *ds, cons
     ns_json_int(j, "nparams", (long long)ns_model_nparams(m));
 }
 
+void config_views(ns_json *j, double weight_decay, const ns_measure_opts *final) {
+    const ns_view_opts *v = &final->views;
+    if (weight_decay > 0) ns_json_num(j, "weight_decay", weight_decay);
+    if (v->adaptive) ns_json_num(j, "adaptive_eps", v->adaptive_eps);
+    if (v->per_layer) ns_json_bool(j, "per_layer", 1);
+    if (v->density_probes > 0) {
+        ns_json_int(j, "density_probes", v->density_probes);
+        ns_json_int(j, "density_steps", v->density_steps);
+        ns_json_num(j, "density_sigma", v->density_sigma);
+    }
+}
+
+int write_density(const char *dir, const ns_measurement *x) {
+    if (!x->views.have_density) return 0;
+    char p[4200];
+    int rc = ns_path(p, sizeof p, "%s/density.csv", dir);
+    if (rc) return rc;
+    return ns_slq_density_write(p, &x->views.slq, x->views.density_sigma, NS_DENSITY_POINTS);
+}
+
 int summary_finish(ns_json *j, ns_buf *b, const char *dir) {
     ns_json_end(j);
     ns_buf_append(b, "\n", 1);
@@ -103,7 +145,24 @@ int loss_diverged(double loss, double loss0, double factor) {
     return loss0 > 0 && loss > factor * loss0;
 }
 
-void row_norms(ns_model *m, traj_row *r) { ns_model_norms(m, &r->l1, &r->l2, NULL, NULL); }
+void row_norms(ns_model *m, double wd, traj_row *r) {
+    ns_model_norms(m, &r->l1, &r->l2, NULL, NULL);
+    r->objective = wd > 0 ? r->train_loss + 0.5 * wd * r->l2 * r->l2 : NAN;
+}
+
+int objective_grad(ns_model *m, const ns_batch *b, double wd, real *grad, double *loss, double *acc) {
+    int rc = ns_model_grad(m, b, grad, loss, acc);
+    if (rc || wd == 0) return rc;
+    const real *theta = ns_model_theta(m);
+    for (size_t i = 0, n = ns_model_nparams(m); i < n; i++) grad[i] += (real)(wd * theta[i]);
+    return 0;
+}
+
+ns_measure_opts with_weight_decay(const ns_measure_opts *o, double wd) {
+    ns_measure_opts r = *o;
+    r.weight_decay = wd;
+    return r;
+}
 
 int row_test(ns_model *m, const ns_batch *test, traj_row *r) {
     if (!test || test->n <= 0) return 0;
@@ -115,7 +174,8 @@ int row_test(ns_model *m, const ns_batch *test, traj_row *r) {
     return 0;
 }
 
-int row_eig(ns_model *m, const ns_batch *train, const ns_measure_opts *o, double **warm, traj_row *r) {
+int row_eig(ns_model *m, const ns_batch *train, const ns_measure_opts *o, double **warm, ns_view_result *views,
+            traj_row *r) {
     if (o->method == NS_EIG_NONE) return 0;
     ns_measure_opts oo = *o;
     oo.eig.warm = *warm;
@@ -131,6 +191,10 @@ int row_eig(ns_model *m, const ns_batch *train, const ns_measure_opts *o, double
         e.vec_max = NULL;
     }
     ns_eig_result_free(&e);
+    if (!views) return 0;
+    ns_view_result_free(views);
+    if ((rc = ns_measure_views(m, train, o, views))) return rc;
+    r->views = views;
     return 0;
 }
 
@@ -156,6 +220,8 @@ static void row_from_measurement(const ns_measurement *x, traj_row *r) {
     r->has_eig = x->have_eig;
     r->lambda_max = x->have_eig ? x->eig.lambda_max : NAN;
     r->sharpness = x->have_eig ? x->eig.sharpness : NAN;
+    r->objective = x->objective;
+    r->views = &x->views;
 }
 
 int traj_finish(traj_writer *w, traj_row *row, const ns_measurement *fin) {
