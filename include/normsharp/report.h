@@ -51,6 +51,8 @@ typedef struct {
     char dataset[64], arch[128], loss[32], param[32];
     long seed, n;
     double init_scale;
+    double weight_decay;  // 0 when the config has none
+    long batch;           // SGD minibatch size; 0 = full-batch GD; -1 not said (a flow)
 } ns_rep_config;
 
 // A gradient-flow directory (summary.json kind "flow").

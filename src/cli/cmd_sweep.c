@@ -30,6 +30,7 @@ typedef struct {
     int *seed_of;
     double *eta;
     char **dirs;
+    ns_buf header;          // sweep.csv's header: SWEEP_CSV_HEADER and the opt-in columns
 } sweep_ctx;
 
 // Run i of the current phase: its theta_0 (model k) and its options (gd or fl).
@@ -97,6 +98,32 @@ static int load_summary(const char *dir, ns_jval *doc) {
     return rc ? rc : ns_json_parse_file(p, doc);
 }
 
+// ---- opt-in columns (weight decay and the views), after the usual ones ------------------------
+
+// The header: SWEEP_CSV_HEADER, then weight_decay,objective (with weight decay),
+// adaptive_sharpness (--adaptive), layer_sharpness:<tensor> per tensor (--per-layer).
+static int csv_header(sweep_ctx *c) {
+    const ns_view_opts *v = &c->t->views;
+    ns_buf_printf(&c->header, "%s", SWEEP_CSV_HEADER);
+    if (c->gd->weight_decay > 0) ns_buf_printf(&c->header, ",weight_decay,objective");
+    if (v->adaptive) ns_buf_printf(&c->header, ",adaptive_sharpness");
+    for (int t = 0; v->per_layer && t < ns_model_ntensors(c->models[0]); t++)
+        ns_buf_printf(&c->header, ",layer_sharpness:%s", ns_model_tensor(c->models[0], t)->name);
+    return c->header.oom ? NS_ENOMEM : 0;
+}
+
+static void row_views(const sweep_ctx *c, const ns_jval *f, ns_buf *line) {
+    const ns_view_opts *v = &c->t->views;
+    if (c->gd->weight_decay > 0) {
+        cell(line, c->gd->weight_decay);
+        cell(line, ns_jnum(f, "objective", NAN));
+    }
+    if (v->adaptive) cell(line, ns_jnum(f, "adaptive_sharpness", NAN));
+    const ns_jval *layers = ns_jget(f, "per_layer");
+    for (int t = 0; v->per_layer && t < ns_model_ntensors(c->models[0]); t++)
+        cell(line, ns_jnum(ns_jget(layers, ns_model_tensor(c->models[0], t)->name), "sharpness", NAN));
+}
+
 static int row_gd(void *ctx, int i, const char *dir, ns_buf *line) {
     sweep_ctx *c = ctx;
     ns_jval d;
@@ -116,6 +143,7 @@ static int row_gd(void *ctx, int i, const char *dir, ns_buf *line) {
     for (int k = 0; k < 5; k++) cell(line, ns_jnum(a, akeys[k], NAN));
     for (int k = 0; k < 5; k++) cell(line, ns_jnum(x, akeys[k], NAN));
     cell(line, ns_jnum(tm, "seconds", NAN));
+    row_views(c, f, line);
     ns_jval_free(&d);
     return 0;
 }
@@ -285,7 +313,7 @@ static void free_runs(sweep_ctx *c) {
 
 static int run_phase(sweep_ctx *c, const char *csv, int jobs, int quiet) {
     ns_sweep s = {.n_runs = c->n, .run_dirs = c->dirs, .run = run, .row = c->flow ? row_flow : row_gd, .label = label,
-                  .ctx = c, .jobs = jobs, .csv_path = csv, .csv_header = c->flow ? FLOW_CSV_HEADER : SWEEP_CSV_HEADER,
+                  .ctx = c, .jobs = jobs, .csv_path = csv, .csv_header = c->flow ? FLOW_CSV_HEADER : c->header.data,
                   .quiet = quiet};
     ns_sweep_stats st;
     int rc = ns_sweep_run(&s, &st);
@@ -533,6 +561,10 @@ int cmd_sweep(int argc, char **argv) {
         status = ns_cli_report(rc);
         goto done;
     }
+    if ((rc = csv_header(&x))) {
+        status = ns_cli_report(rc);
+        goto done;
+    }
     if (flow && (status = flow_phase(&x, root, jobs, quiet))) goto done;
     if ((rc = layout_gd_runs(&x, root, grid, ngrid, around, span))) {
         status = ns_cli_report(rc);
@@ -549,6 +581,7 @@ int cmd_sweep(int argc, char **argv) {
     if (ns_sweep_rank() == 0) report(&x, root, t.json);
 done:
     free_runs(&x);
+    ns_buf_free(&x.header);
     for (int k = 0; k < nseeds && x.models; k++) ns_model_free(x.models[k]);
     for (int k = 0; k < nseeds && x.theta0; k++) free(x.theta0[k]);
     free(x.models);

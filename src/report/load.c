@@ -194,6 +194,9 @@ static void config_read(ns_rep_config *c, const ns_jval *sum) {
     c->seed = isfinite(seed) ? (long)seed : -1;
     c->n = isfinite(n) ? (long)n : -1;
     c->init_scale = ns_jnum(cf, "init_scale", NAN);
+    double wd = ns_jnum(cf, "weight_decay", 0), batch = ns_jnum(cf, "batch", -1);
+    c->weight_decay = isfinite(wd) ? wd : 0;
+    c->batch = isfinite(batch) ? (long)batch : -1;
 }
 
 static int str_match(const char *a, const char *b) { return !*a || !*b || !strcmp(a, b); }
@@ -204,7 +207,8 @@ static int config_match(const ns_rep_config *a, const ns_rep_config *b) {
     return *a->dataset && !strcmp(a->dataset, b->dataset) && *a->arch && !strcmp(a->arch, b->arch) &&
            *a->loss && !strcmp(a->loss, b->loss) && a->seed == b->seed &&
            (a->n < 0 || b->n < 0 || a->n == b->n) && str_match(a->param, b->param) &&
-           (isnan(a->init_scale) || isnan(b->init_scale) || a->init_scale == b->init_scale);
+           (isnan(a->init_scale) || isnan(b->init_scale) || a->init_scale == b->init_scale) &&
+           a->weight_decay == b->weight_decay && (a->batch < 0 || b->batch < 0 || a->batch == b->batch);
 }
 
 static int summary_read(const char *dir, ns_jval *sum) {
@@ -222,7 +226,7 @@ static ns_rep_exp *exp_new(ns_report *r, ns_exp_kind kind, const char *dir) {
     memset(e, 0, sizeof *e);
     e->kind = kind;
     e->flow = -1;
-    e->cfg.seed = e->cfg.n = -1;
+    e->cfg.seed = e->cfg.n = e->cfg.batch = -1;
     e->cfg.init_scale = NAN;
     e->theory_s_gf = NAN;
     e->dln_n = e->dln_d = -1;
@@ -260,8 +264,13 @@ static int name_network(ns_rep_exp *e, const char *what) {
     rp_setting_text(&t, c);
     ns_buf_printf(&t, ", seed %ld", c->seed);
     if (c->n > 0) ns_buf_printf(&t, ", n = %ld", c->n);
+    // SGD and weight decay change what is optimized and how: say so, and keep their figures apart
+    if (c->batch > 0) ns_buf_printf(&t, ", SGD batch %ld (2/η is the full-batch GD threshold)", c->batch);
+    if (c->weight_decay > 0) ns_buf_printf(&t, ", weight decay λ = %g", c->weight_decay);
     if (what) ns_buf_printf(&t, " (%s)", what);
     ns_buf_printf(&g, "%s_%s_%s_seed%ld", c->dataset, c->arch, c->loss, c->seed);
+    if (c->batch > 0) ns_buf_printf(&g, "_batch%ld", c->batch);
+    if (c->weight_decay > 0) ns_buf_printf(&g, "_wd%g", c->weight_decay);
     set_text(&e->title, &t);
     set_text(&e->tag, &g);
     return e->title && e->tag ? 0 : NS_ENOMEM;

@@ -605,6 +605,7 @@ void rp_figures_experiment(rp_ctx *c, int k) {
         fig_sweep_generalization(c, k);
         fig_sweep_measures(c, k);
     }
+    rp_figures_views(c, k);
     fig_trajectories(c, k);
     if (e->flow >= 0) fig_flow(c, &c->r->flow[e->flow], k, e->tag, e->title);
 }

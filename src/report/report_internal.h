@@ -31,6 +31,8 @@ typedef struct {
 void rp_figure_seeds(rp_ctx *c, const ns_seed_group *grp, int g);
 // Every figure of experiment k (the sweep panels, trajectories, flow, DLN pictures).
 void rp_figures_experiment(rp_ctx *c, int k);
+// The figures of the opt-in curvature views of sweep k (views.c), where its runs have them.
+void rp_figures_views(rp_ctx *c, int k);
 // The figure of a gradient flow that no experiment claimed.
 void rp_figure_standalone_flow(rp_ctx *c, int flow);
 // DIR/report/report.md and DIR/report/index.html from the figures drawn.

@@ -12,7 +12,8 @@
 static int same_setting(const ns_rep_config *a, const ns_rep_config *b) {
     return !strcmp(a->dataset, b->dataset) && !strcmp(a->arch, b->arch) && !strcmp(a->loss, b->loss) &&
            !strcmp(a->param, b->param) && a->n == b->n &&
-           (a->init_scale == b->init_scale || (isnan(a->init_scale) && isnan(b->init_scale)));
+           (a->init_scale == b->init_scale || (isnan(a->init_scale) && isnan(b->init_scale))) &&
+           a->weight_decay == b->weight_decay && a->batch == b->batch;
 }
 
 // {mean, sample sd} of the finite values of v[0..n).
