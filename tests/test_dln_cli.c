@@ -114,7 +114,8 @@ static void sweep_writes_csv_theory_and_runs_and_resumes(void **state) {
     assert_non_null(strstr(out, "below both minimizers"));
     snprintf(p, sizeof p, "%s/dln.csv", a);
     char *csv = tu_slurp(p, NULL);
-    const char *header = "eta,status,steps,l1,sharpness,two_over_eta,gen_err,dist_min_l1,dist_min_sharp,train_loss\n";
+    const char *header = "eta,status,steps,l1,sharpness,two_over_eta,gen_err,dist_min_l1,dist_min_sharp,train_loss,"
+                         "beta_l1,w_l2_sq\n";
     assert_true(!strncmp(csv, header, strlen(header)));
     assert_int_equal(count_lines(csv), 6);
     snprintf(p, sizeof p, "%s/runs/lr_0.02/summary.json", a);

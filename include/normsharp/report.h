@@ -38,6 +38,7 @@ typedef struct {
     double avg_train_loss, avg_test_err, avg_l1, avg_l2, avg_sharpness;  // mean of last m iterates
     double dec_train_loss, dec_test_err, dec_l1, dec_l2, dec_sharpness;  // after the decayed phase
     double dist_min_l1, dist_min_sharp;  // DLN: distance of beta to the two minimizers
+    double w_l2_sq;                      // DLN: squared l2 norm of all weights (dln.csv w_l2_sq)
     char *dir;                           // the run's directory, NULL if it is not on disk
     double *beta;                        // DLN: the run's beta (summary.json "beta"), or NULL
     int d;                               // length of beta

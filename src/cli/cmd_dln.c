@@ -334,6 +334,10 @@ static void json_run(ns_buf *b, const ns_dln_train_opts *o, const ns_dln_model *
     ns_json_num(j, "train_loss", r->loss);
     ns_json_num(j, "l1", q->l1);
     ns_json_num(j, "l2", q->l2);
+    // the two norms of the implicit bias, named for what they measure: ||beta||_1, and the
+    // squared l2 norm of all weights (u, v or w); for beta = w*w they are equal (Woodworth et al.)
+    ns_json_num(j, "beta_l1", q->l1);
+    ns_json_num(j, "w_l2_sq", q->l2 * q->l2);
     ns_json_num(j, "lambda_max", q->sharp.lambda_max);
     // the secular route only bounds lambda_min from below
     if (!strcmp(q->sharp.method, "dense")) ns_json_num(j, "lambda_min", q->sharp.lambda_min);
@@ -457,8 +461,8 @@ static int dln_train(const ns_cli *c, dln_args *a) {
             print_problem(&m, &task);
             printf("%s: %s after %ld steps (%.3g s)\n", a->train.flow ? "gradient flow" : "GD", ns_jstr(&v, "status", "?"),
                    (long)ns_jnum(&v, "steps", -1), ns_jnum(ns_jget(&v, "timing"), "seconds", NAN));
-            printf("train loss %s  l1(beta) %s  l2(theta) %s\n", fmt_g(b1, ns_jnum(f, "train_loss", NAN)),
-                   fmt_g(b2, ns_jnum(f, "l1", NAN)), fmt_g(b3, ns_jnum(f, "l2", NAN)));
+            printf("train loss %s  ||beta||_1 %s  ||w||_2^2 %s (all weights)\n", fmt_g(b1, ns_jnum(f, "train_loss", NAN)),
+                   fmt_g(b2, ns_jnum(f, "beta_l1", NAN)), fmt_g(b3, ns_jnum(f, "w_l2_sq", NAN)));
             printf("sharpness %s (%s)%s%s  trace %s\n", fmt_g(b1, ns_jnum(f, "sharpness", NAN)),
                    ns_jstr(f, "sharpness_method", "?"), a->train.flow ? "" : "  2/eta ",
                    a->train.flow ? "" : fmt_g(b2, 2 / a->train.eta), fmt_g(b3, ns_jnum(f, "trace", NAN)));
@@ -622,9 +626,11 @@ static int sweep_row(void *ctx, int i, const char *run_dir, ns_buf *line) {
     csv_num(line, ns_jnum(ns_jget(&v, "config"), "lr", NAN));
     ns_buf_printf(line, ",%s,", ns_jstr(&v, "status", ""));
     csv_num(line, ns_jnum(&v, "steps", NAN));
-    double cells[7] = {ns_jnum(f, "l1", NAN), ns_jnum(f, "sharpness", NAN), ns_jnum(f, "two_over_eta", NAN),
-                       ns_jnum(f, "gen_err", NAN), dist[0], dist[1], ns_jnum(f, "train_loss", NAN)};
-    for (int k = 0; k < 7; k++) {
+    double l2 = ns_jnum(f, "l2", NAN);  // w_l2_sq from l2, so runs written before it resume
+    double cells[9] = {ns_jnum(f, "l1", NAN), ns_jnum(f, "sharpness", NAN), ns_jnum(f, "two_over_eta", NAN),
+                       ns_jnum(f, "gen_err", NAN), dist[0], dist[1], ns_jnum(f, "train_loss", NAN),
+                       ns_jnum(f, "l1", NAN), l2 * l2};
+    for (int k = 0; k < 9; k++) {
         ns_buf_append(line, ",", 1);
         csv_num(line, cells[k]);
     }
@@ -760,7 +766,8 @@ static int dln_sweep(const ns_cli *c, dln_args *a) {
     else if (ns_sweep_rank() == 0) sc.theory_pid = theory_start(&sc);  // only rank 0 needs and writes it
     ns_sweep sw = {.n_runs = K, .run_dirs = dirs, .run = sweep_run, .row = sweep_row, .label = sweep_label, .ctx = &sc,
                    .jobs = a->jobs, .csv_path = cpath, .quiet = a->json,
-                   .csv_header = "eta,status,steps,l1,sharpness,two_over_eta,gen_err,dist_min_l1,dist_min_sharp,train_loss"};
+                   .csv_header = "eta,status,steps,l1,sharpness,two_over_eta,gen_err,dist_min_l1,dist_min_sharp,train_loss,"
+                                 "beta_l1,w_l2_sq"};
     ns_sweep_stats st = {0};
     int src = ns_sweep_run(&sw, &st);
     if (ns_sweep_rank() > 0) {  // under mpirun rank 0 reports the sweep

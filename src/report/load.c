@@ -104,6 +104,7 @@ static const field csv_fields[] = {
     F("avg_l2", avg_l2), F("avg_sharpness", avg_sharpness), F("dec_train_loss", dec_train_loss),
     F("dec_test_err", dec_test_err), F("dec_l1", dec_l1), F("dec_l2", dec_l2),
     F("dec_sharpness", dec_sharpness), F("dist_min_l1", dist_min_l1), F("dist_min_sharp", dist_min_sharp),
+    F("w_l2_sq", w_l2_sq),
 };
 #define NCSV ((int)(sizeof csv_fields / sizeof csv_fields[0]))
 

@@ -409,8 +409,13 @@ static void fig_dln_norm_sharpness(rp_ctx *c, int k) {
     fig_begin(&g, c, 1560, 660, "%s_l1_sharpness", e->tag);
     snprintf(title, sizeof title, "l1 norm, sharpness and distance to the minimizers vs learning rate\n%s", e->title);
     fig_multiplot(&g, 1, 3, title);
-    eta_panel(&g, e, f, "l1 norm of β", "||β||_1 (coefficient units)", 0, NULL, 0);
-    plot_vs_eta(&g, e, offsetof(ns_rep_run, l1), 0, rp_color[0], 7, "GD solution", "x1y1");
+    int has_w = 0;
+    for (int i = 0; i < e->nrun; i++) has_w |= isfinite(e->run[i].w_l2_sq);
+    eta_panel(&g, e, f, "norms: ||β||_1 and ||w||_2²", "||β||_1 (coefficient units)", 0,
+              has_w ? "||w||_2², all weights (squared weight units)" : NULL, 0);
+    plot_vs_eta(&g, e, offsetof(ns_rep_run, l1), 0, rp_color[0], 7, "||β||_1 of the GD solution (left)", "x1y1");
+    if (has_w)
+        plot_vs_eta(&g, e, offsetof(ns_rep_run, w_l2_sq), 0, rp_color[1], 4, "||w||_2² of the GD solution (right)", "x1y2");
     ref_lines(&g, e, offsetof(ns_rep_ref, l1), "%s: %.4g");
     eta_panel_end(&g, e, f);
     eta_panel(&g, e, f, "sharpness", Y_SHARP, 1, NULL, 0);
@@ -423,8 +428,8 @@ static void fig_dln_norm_sharpness(rp_ctx *c, int k) {
     plot_vs_eta(&g, e, offsetof(ns_rep_run, dist_min_sharp), 0, ref_color[NS_REF_MIN_SHARP], 13,
                 "to the min-sharpness interpolator", "x1y1");
     eta_panel_end(&g, e, f);
-    fig_end(&g, k, "l1 norm and sharpness of the GD solution, and its distance to the min-l1 and min-sharpness "
-                   "interpolators, against the learning rate.");
+    fig_end(&g, k, "The l1 norm of β (and the squared l2 norm of the weights, right axis), the sharpness of the GD "
+                   "solution, and its distance to the min-l1 and min-sharpness interpolators, against the learning rate.");
 }
 
 // An orthonormal basis (at most `want` vectors) of the affine hull of the points, from
