@@ -54,6 +54,9 @@ static void print_json(const run_info *r, const ns_measurement *x) {
     ns_json_num(&j, "loss_seconds", x->seconds_loss);
     ns_json_num(&j, "eig_seconds", x->seconds_eig);
     ns_json_num(&j, "trace_seconds", x->seconds_trace);
+    if (x->views.have_adaptive) ns_json_num(&j, "adaptive_seconds", x->views.seconds_adaptive);
+    if (x->views.have_layers) ns_json_num(&j, "per_layer_seconds", x->views.seconds_layers);
+    if (x->views.have_density) ns_json_num(&j, "density_seconds", x->views.seconds_density);
     ns_json_num(&j, "seconds", r->seconds);
     ns_json_end(&j);
     ns_json_end(&j);
