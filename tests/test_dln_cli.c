@@ -8,13 +8,6 @@ static char out[65536];
 
 static void write_text(const char *path, const char *text) { tu_spit(path, text, strlen(text)); }
 
-#define EXPECT_EXIT(code, needle, ...)                                                          \
-    do {                                                                                        \
-        int st_ = tu_run(out, sizeof out, __VA_ARGS__);                                         \
-        if (st_ != (code) || !strstr(out, needle))                                              \
-            fail_msg("expected exit %d and '%s', got exit %d:\n%s", code, needle, st_, out);    \
-    } while (0)
-
 static void help_lists_the_subcommands_and_each_has_help(void **state) {
     (void)state;
     EXPECT_EXIT(0, "sweep", "dln --help");

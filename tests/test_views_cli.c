@@ -9,13 +9,6 @@
 
 static char out[65536];
 
-#define EXPECT_EXIT(code, needle, ...)                                                          \
-    do {                                                                                        \
-        int st_ = tu_run(out, sizeof out, __VA_ARGS__);                                         \
-        if (st_ != (code) || !strstr(out, needle))                                              \
-            fail_msg("expected exit %d and '%s', got exit %d:\n%s", code, needle, st_, out);    \
-    } while (0)
-
 static char *file_in(const char *dir, const char *name) {
     char p[1024];
     snprintf(p, sizeof p, "%s/%s", dir, name);
@@ -45,7 +38,7 @@ static void train_records_the_views_only_when_asked(void **state) {
     free(s);
     assert_false(exists_in(plain, "density.csv"));
 
-    EXPECT_EXIT(0, "status", "train %s --lr 0.1 --max-steps 20 --eig-every 5 --weight-decay 0.01 --adaptive --per-layer "
+    EXPECT_EXIT(0, "status", "train %s --lr 0.1 --max-steps 20 --log-every 5 --eig-every 5 --weight-decay 0.01 --adaptive --per-layer "
                 "--density-probes 2 --density-steps 10 --out %s", TINY, views);
     t = file_in(views, "trajectory.csv");
     const char *head = "step,time,train_loss,train_acc,l1,l2,test_loss,test_err,lambda_max,sharpness,step_seconds,"
@@ -80,6 +73,18 @@ static void train_records_the_views_only_when_asked(void **state) {
     }
     assert_int_equal(rows, 400);
     assert_true(fabs(mass - 1) < 0.02);
+    free(d);
+    // along the trajectory: the density of every --eig-every row (0, 5, 10, 15) and the final one (20)
+    snprintf(p, sizeof p, "%s/density_trajectory.csv", views);
+    d = tu_slurp(p, NULL);
+    assert_true(!strncmp(d, "step,lambda,density\n", 20));
+    int per_step[5] = {0};
+    long step;
+    for (char *line = strchr(d, '\n') + 1; sscanf(line, "%ld,%lf,%lf", &step, &x, &y) == 3; line = strchr(line, '\n') + 1) {
+        assert_true(step % 5 == 0 && step <= 20);
+        per_step[step / 5]++;
+    }
+    for (int k = 0; k < 5; k++) assert_int_equal(per_step[k], 400);
     free(d);
 }
 

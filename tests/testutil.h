@@ -57,6 +57,15 @@ static inline int tu_run(char *out, size_t cap, const char *fmt, ...) {
     return -1;
 }
 
+// Run `normsharp ARGS` and fail unless it exits with `code` and its output (stdout and
+// stderr, captured into the char array `out` that the test file declares) contains `needle`.
+#define EXPECT_EXIT(code, needle, ...)                                                          \
+    do {                                                                                        \
+        int st_ = tu_run(out, sizeof out, __VA_ARGS__);                                         \
+        if (st_ != (code) || !strstr(out, needle))                                              \
+            fail_msg("expected exit %d and '%s', got exit %d:\n%s", code, needle, st_, out);    \
+    } while (0)
+
 // Relative difference |a-b| / max(|a|,|b|,floor).
 static inline double tu_rel(double a, double b, double floor) {
     double m = fabs(a) > fabs(b) ? fabs(a) : fabs(b);

@@ -73,11 +73,14 @@ void ns_slq_range(const ns_slq_result *r, double *lo, double *hi);
 double ns_slq_density(const ns_slq_result *r, double t, double sigma);
 // The default bandwidth: sigma = 1% of max |node| (a smallest positive floor if all are 0).
 double ns_slq_default_sigma(const ns_slq_result *r);
+// The density on `points` (>= 2) equally spaced t from lo - 4 sigma to hi + 4 sigma (lo, hi:
+// the node range): t[g] and phi[g] = ns_slq_density(r, t[g], sigma).
+void ns_slq_density_grid(const ns_slq_result *r, double sigma, int points, double *t, double *phi);
 // Grid points of a written density.csv.
 #define NS_DENSITY_POINTS 400
-// The density on `points` (>= 2) equally spaced t from lo - 4 sigma to hi + 4 sigma, as CSV
-// text "lambda,density\n..." appended to b.
-void ns_slq_density_csv(ns_buf *b, const ns_slq_result *r, double sigma, int points);
+// That grid as CSV text appended to b: "lambda,density\n" and one row per point; or, with
+// step >= 0, rows "step,lambda,density" without a header (a trajectory of densities).
+void ns_slq_density_csv(ns_buf *b, const ns_slq_result *r, double sigma, int points, long step);
 // The same written to `path` atomically.
 int ns_slq_density_write(const char *path, const ns_slq_result *r, double sigma, int points);
 #endif

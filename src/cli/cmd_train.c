@@ -53,7 +53,8 @@ void train_cli_add_views(ns_cli *c, double *weight_decay, ns_view_opts *v) {
     ns_cli_add(c, "per-layer", OPT_FLAG, &v->per_layer, 0, 0, NULL,
                "also the top eigenvalue (and, with trace probes, the trace) of each tensor's diagonal Hessian block");
     ns_cli_add(c, "density-probes", OPT_INT, &v->density_probes, 0, 100000, "P",
-               "also the Hessian's spectral density by stochastic Lanczos quadrature with P probes (default 0 = off)");
+               "also the Hessian's spectral density by stochastic Lanczos quadrature with P probes: density.csv, and on "
+               "--eig-every rows density_trajectory.csv (default 0 = off)");
     ns_cli_add(c, "density-steps", OPT_INT, &v->density_steps, 1, 100000, "M", "Lanczos steps per density probe (default 80)");
     ns_cli_add(c, "density-sigma", OPT_DOUBLE, &v->density_sigma, 0, 1e12, "S",
                "Gaussian bandwidth of the density (default 0 = 1% of the largest |Ritz value|)");
@@ -124,7 +125,6 @@ void train_cli_run_opts(const train_cli *t, uint64_t seed, uint64_t *run_seed, i
     eig->eig.seed = seed;
     final->views = t->views;
     eig->views = t->views;
-    eig->views.density_probes = 0;
 }
 
 int train_cli_model(const train_cli *t, const ns_dataset *ds, uint64_t seed, ns_model **out) {

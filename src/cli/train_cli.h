@@ -42,7 +42,7 @@ void train_cli_add_gd(ns_cli *c, ns_train_opts *o);
 int train_cli_check(train_cli *t);
 // What a run (GD or flow) from theta_0 of `seed` takes from the shared options: its seed,
 // --save-weights, --weights, and the measurements (final: top-k and trace; trajectory: k = 1;
-// the views in both, but the density only in the final one).
+// the views in both).
 void train_cli_run_opts(const train_cli *t, uint64_t seed, uint64_t *run_seed, int *save_weights,
                         const char **weights_from, ns_measure_opts *final, ns_measure_opts *eig);
 // theta_0 for `seed`: built from the architecture, or loaded from --weights; checked

@@ -143,25 +143,40 @@ double ns_slq_default_sigma(const ns_slq_result *r) {
     return s > 0 && isfinite(s) ? s : 1e-300;
 }
 
-void ns_slq_density_csv(ns_buf *b, const ns_slq_result *r, double sigma, int points) {
+void ns_slq_density_grid(const ns_slq_result *r, double sigma, int points, double *t, double *phi) {
     double lo, hi;
     ns_slq_range(r, &lo, &hi);
     lo -= 4 * sigma;
     hi += 4 * sigma;
-    if (points < 2) points = 2;
-    ns_buf_printf(b, "lambda,density\n");
     for (int g = 0; g < points; g++) {
-        double t = lo + (hi - lo) * g / (points - 1);
+        t[g] = lo + (hi - lo) * g / (points > 1 ? points - 1 : 1);
+        phi[g] = ns_slq_density(r, t[g], sigma);
+    }
+}
+
+void ns_slq_density_csv(ns_buf *b, const ns_slq_result *r, double sigma, int points, long step) {
+    if (points < 2) points = 2;
+    double *t = ns_malloc(2 * (size_t)points * sizeof(double));
+    if (!t) {
+        b->oom = 1;
+        return;
+    }
+    double *phi = t + points;
+    ns_slq_density_grid(r, sigma, points, t, phi);
+    if (step < 0) ns_buf_printf(b, "lambda,density\n");
+    for (int g = 0; g < points; g++) {
         char a[32], d[32];
-        ns_fmt_double(a, t);
-        ns_fmt_double(d, ns_slq_density(r, t, sigma));
+        ns_fmt_double(a, t[g]);
+        ns_fmt_double(d, phi[g]);
+        if (step >= 0) ns_buf_printf(b, "%ld,", step);
         ns_buf_printf(b, "%s,%s\n", a, d);
     }
+    free(t);
 }
 
 int ns_slq_density_write(const char *path, const ns_slq_result *r, double sigma, int points) {
     ns_buf b = {0};
-    ns_slq_density_csv(&b, r, sigma, points);
+    ns_slq_density_csv(&b, r, sigma, points, -1);
     int rc = b.oom ? ns_fail(NS_ENOMEM, "out of memory writing the density '%s'", path)
                    : ns_write_file_atomic(path, b.data, b.len);
     ns_buf_free(&b);

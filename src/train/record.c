@@ -33,6 +33,7 @@ int traj_init(traj_writer *w, traj_kind kind, const char *dir, double flush_seco
     w->flush_seconds = flush_seconds;
     w->next_flush = ns_now() + flush_seconds;
     int rc = ns_path(w->path, sizeof w->path, "%s/trajectory.csv", dir);
+    if (!rc) rc = ns_path(w->density_path, sizeof w->density_path, "%s/density_trajectory.csv", dir);
     if (rc) return rc;
     traj_header_line(&w->text, kind, &w->extra);
     return w->text.oom ? NS_ENOMEM : 0;
@@ -71,6 +72,11 @@ int traj_append(traj_writer *w, const traj_row *r) {
     for (int t = 0; w->extra.per_layer && t < ns_model_ntensors(w->extra.m); t++)
         cell(b, v && v->have_layers, v && v->have_layers ? v->layer_sharpness[t] : NAN);
     ns_buf_append(b, "\n", 1);
+    if (v && v->have_density) {
+        if (!w->density.len) ns_buf_printf(&w->density, "step,lambda,density\n");
+        ns_slq_density_csv(&w->density, &v->slq, v->density_sigma, NS_DENSITY_POINTS, r->step);
+        if (w->density.oom) return ns_fail(NS_ENOMEM, "out of memory recording the densities along the trajectory");
+    }
     if (b->oom) return ns_fail(NS_ENOMEM, "out of memory recording the trajectory");
     if (ns_now() >= w->next_flush) return traj_flush(w);
     return 0;
@@ -78,10 +84,15 @@ int traj_append(traj_writer *w, const traj_row *r) {
 
 int traj_flush(traj_writer *w) {
     w->next_flush = ns_now() + w->flush_seconds;
-    return ns_write_file_atomic(w->path, w->text.data, w->text.len);
+    int rc = ns_write_file_atomic(w->path, w->text.data, w->text.len);
+    if (!rc && w->density.len) rc = ns_write_file_atomic(w->density_path, w->density.data, w->density.len);
+    return rc;
 }
 
-void traj_free(traj_writer *w) { ns_buf_free(&w->text); }
+void traj_free(traj_writer *w) {
+    ns_buf_free(&w->text);
+    ns_buf_free(&w->density);
+}
 
 void config_model_data(ns_json *j, const ns_model *m, const ns_dataset *ds, const ns_data_opts *data,
                        const char *weights_from) {

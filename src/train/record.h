@@ -7,7 +7,8 @@
 // ---- trajectory.csv: kept in memory, rewritten atomically now and then and at the end ----
 typedef enum { TRAJ_GD, TRAJ_FLOW } traj_kind;
 // Opt-in columns after the usual ones: objective (weight decay > 0), adaptive_sharpness,
-// and one layer_sharpness:<tensor> per tensor of m (per_layer).
+// and one layer_sharpness:<tensor> per tensor of m (per_layer). Rows whose views carry a
+// density also go to density_trajectory.csv (step,lambda,density).
 typedef struct {
     int objective, adaptive, per_layer;
     const ns_model *m;
@@ -18,6 +19,8 @@ typedef struct {
     traj_extra extra;
     char path[4200];
     ns_buf text;
+    char density_path[4200];  // density_trajectory.csv, written when a row carries a density
+    ns_buf density;
     double flush_seconds, next_flush;
 } traj_writer;
 
