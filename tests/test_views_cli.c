@@ -88,6 +88,19 @@ static void train_records_the_views_only_when_asked(void **state) {
     free(d);
 }
 
+// A diverged run's final point has no spectrum, so no views either (they would be the
+// curvature of a blown-up point and cost as much as the whole run).
+static void a_diverged_run_gets_no_views(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    EXPECT_EXIT(0, "diverged", "train %s --lr 50 --max-steps 50 --adaptive --per-layer --density-probes 2 --out %s", TINY, dir);
+    char *s = file_in(dir, "summary.json");
+    if (strstr(s, "adaptive_sharpness") || strstr(s, "per_layer\"") || strstr(s, "\"density\""))
+        fail_msg("a diverged run carries views:\n%s", s);
+    free(s);
+    assert_false(exists_in(dir, "density.csv"));
+}
+
 static void bad_view_options_exit_2_with_a_sentence(void **state) {
     (void)state;
     const char *dir = tu_tmpdir();
@@ -165,6 +178,7 @@ static void dln_reports_beta_l1_and_the_squared_l2_norm_of_the_weights(void **st
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(train_records_the_views_only_when_asked),
+        cmocka_unit_test(a_diverged_run_gets_no_views),
         cmocka_unit_test(bad_view_options_exit_2_with_a_sentence),
         cmocka_unit_test(sweep_columns_fingerprint_and_report),
         cmocka_unit_test(report_names_sgd_sweeps),

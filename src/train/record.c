@@ -216,6 +216,7 @@ int measure_point(ns_model *m, const ns_batch *train, const ns_batch *test, cons
     if (diverged) {  // the spectrum of a blown-up point means nothing and may take long
         oo.method = NS_EIG_NONE;
         oo.trace_probes = 0;
+        oo.views.adaptive = oo.views.per_layer = oo.views.density_probes = 0;
     }
     return ns_measure(m, train, test, &oo, x);
 }
