@@ -167,7 +167,8 @@ static void fig_density(rp_ctx *c, int k) {
         int cl = ns_table_col(&t, "lambda"), cd = ns_table_col(&t, "density");
         for (int i = 0; i < t.nrow; i++) {
             double y = ns_table_num(&t, i, cd);
-            ser_add(&s, ns_table_num(&t, i, cl), y > 1e-8 ? y : NAN);  // the Gaussian tails carry no information
+            if (y > 1e-8) ser_add(&s, ns_table_num(&t, i, cl), y);
+            else if (s.n > 0) ser_gap(&s);  // the Gaussian tails between nodes carry no information
         }
         ns_table_free(&t);
         const char *where = !isfinite(f->eta_c) ? "" : u->eta < 0.85 * f->eta_c ? " (below η_c)"
