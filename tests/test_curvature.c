@@ -98,15 +98,27 @@ static void check_lanczos(dense *d, int k, double tol, int max_iter, double tol_
     assert_int_equal(ns_lanczos(dense_matvec, d, (size_t)n, &o, r), 0);
     assert_true(r->converged);
     assert_int_equal(r->k, k);
-    for (int i = 0; i < k; i++) TU_ASSERT_REL(r->top[i], d->eig[n - 1 - i], tol_eig);
     double smax = fmax(fabs(d->eig[0]), fabs(d->eig[n - 1]));
+    for (int i = 0; i < k; i++) {  // relative, and for zero eigenvalues to 1e-6 of the scale
+        double e = d->eig[n - 1 - i];
+        if (!(fabs(r->top[i] - e) <= tol_eig * fmax(fabs(e), 1e-6 * smax)))
+            fail_msg("top %d: %.15g, LAPACK %.15g", i + 1, r->top[i], e);
+    }
     TU_ASSERT_REL(r->lambda_max, d->eig[n - 1], tol_eig);
     // lambda_min can be near 0; its accuracy is relative to the spectral scale
     assert_true(fabs(r->lambda_min - d->eig[0]) <= tol_eig * smax);
     TU_ASSERT_REL(r->sharpness, smax, tol_eig);
-    // the reported residual is the true residual of the returned Ritz vector
+    // the reported residual bounds the true residual of the returned Ritz vector (and is
+    // it, up to rounding, when one Krylov sequence sufficed)
     double tr = true_resid(d, r->vec_max, r->lambda_max);
-    assert_true(fabs(tr - r->resid_max) <= 1e-9 * smax);
+    if (!(tr <= r->resid_max + 1e-9 * smax)) fail_msg("true residual %g above the reported %g", tr, r->resid_max);
+}
+
+// A seeded spectrum: the given leading values, then n - nlead values evenly in [lo, hi].
+static double *spectrum(int n, const double *lead, int nlead, double lo, double hi) {
+    double *lam = malloc((size_t)n * sizeof(double));
+    for (int i = 0; i < n; i++) lam[i] = i < nlead ? lead[i] : lo + (hi - lo) * (i - nlead) / (n - nlead - 1);
+    return lam;
 }
 
 static void lanczos_matches_lapack_on_indefinite_gaussian_matrix(void **state) {
@@ -180,6 +192,7 @@ static void lanczos_warm_started_on_an_exact_eigenvector_still_finds_both_ends(v
     o.tol = 1e-10;
     o.max_iter = n;
     o.warm = warm;
+    o.lambda_min_full = 1;
     ns_eig_result r;
     assert_int_equal(ns_lanczos(dense_matvec, &d, (size_t)n, &o, &r), 0);
     assert_true(r.converged);
@@ -312,6 +325,148 @@ static void lanczos_not_converged_within_max_iter_is_flagged(void **state) {
     dense_free(&d);
 }
 
+// ---- multiplicity and clusters (each distinct eigenvalue is seen once by one Krylov
+// sequence; the top k are counted with multiplicity, and both ends must be the extremes)
+
+// Lanczos (tol 1e-6, up to n HVPs) on U diag(spectrum(n, lead, lo, hi)) U^T matches LAPACK
+// (check_lanczos) and did not need to span the whole space.
+static void check_spectrum(int n, const double *lead, int nlead, double lo, double hi, uint64_t seed, int k) {
+    double *lam = spectrum(n, lead, nlead, lo, hi);
+    dense d = dense_with_spectrum(n, lam, seed);
+    ns_eig_result r;
+    check_lanczos(&d, k, 1e-6, n, 1e-6, &r);
+    if (!(r.iters < n)) fail_msg("%d HVPs for dimension %d", r.iters, n);
+    ns_eig_result_free(&r);
+    free(lam);
+    dense_free(&d);
+}
+
+// Each spectrum twice: with a bulk (where rounding errors can, slowly, seed the missing
+// copies) and with the rest zero (few distinct values: one sequence breaks down at once).
+static void lanczos_counts_a_repeated_top_eigenvalue_with_multiplicity(void **state) {
+    (void)state;
+    double lead[] = {10, 10, 10, 7, 7};
+    check_spectrum(300, lead, 5, -3, 5, 21, 6);  // 10, 10, 10, 7, 7, 5
+    check_spectrum(300, lead, 5, 0, 0, 21, 6);   // 10, 10, 10, 7, 7, 0
+}
+
+static void lanczos_lists_k_copies_when_k_exceeds_no_multiplicity_of_the_identity(void **state) {
+    (void)state;
+    int n = 40;
+    dense d = {.n = n, .a = calloc((size_t)n * n, sizeof(double))};
+    for (int i = 0; i < n; i++) d.a[i * n + i] = 1;
+    dense_reference(&d);
+    ns_eig_result r;
+    check_lanczos(&d, 4, 1e-10, n, 1e-12, &r);
+    assert_true(r.iters <= 6);  // one HVP per copy, and one that finds nothing new
+    ns_eig_result_free(&r);
+    dense_free(&d);
+}
+
+static void lanczos_finds_both_copies_of_plus_minus_pairs_at_a_saddle(void **state) {
+    (void)state;
+    double lead[] = {6, 6, -6, -6};
+    check_spectrum(200, lead, 4, -1, 1, 22, 3);  // 6, 6, 1; lambda_min -6, S 6
+    check_spectrum(200, lead, 4, 0, 0, 22, 3);   // 6, 6, 0
+}
+
+static void lanczos_with_k_above_the_multiplicity_continues_past_the_copies(void **state) {
+    (void)state;
+    double lead[] = {9, 9, 8.5, 8.5, 8.5};
+    check_spectrum(250, lead, 5, -2, 8, 23, 7);  // 9, 9, 8.5, 8.5, 8.5, 8, ~7.96
+}
+
+// Clusters at both ends, and a smallest eigenvalue that the start vector hardly contains
+// (a warm start from the top eigenvector, as along training): one Krylov sequence settles
+// on the second-smallest with a small residual. Asked for lambda_min in full, Lanczos must
+// find the true one.
+static void lanczos_finds_the_extremes_of_clusters_at_both_ends(void **state) {
+    (void)state;
+    int n = 300;
+    double lead[] = {10, 9.999, 9.998, -3, -2.9, -2.899};
+    double *lam = spectrum(n, lead, 6, -1, 8);
+    dense d = {.n = n, .a = calloc((size_t)n * n, sizeof(double))};
+    for (int i = 0; i < n; i++) d.a[i * n + i] = lam[i];
+    dense_reference(&d);
+    double *warm = malloc((size_t)n * sizeof(double));
+    ns_rng rng;
+    ns_rng_seed(&rng, 24, 95);
+    for (int i = 0; i < n; i++) warm[i] = 1e-3 * ns_rng_normal(&rng);
+    warm[0] = 1;
+    warm[3] = 1e-13;  // the eigenvector of -3
+    ns_lanczos_opts o;
+    ns_lanczos_opts_default(&o);
+    o.k = 3;
+    o.tol = 1e-10;
+    o.max_iter = 250;
+    o.warm = warm;
+    o.lambda_min_full = 1;
+    ns_eig_result r;
+    assert_int_equal(ns_lanczos(dense_matvec, &d, (size_t)n, &o, &r), 0);
+    assert_true(r.converged && r.min_converged);
+    for (int i = 0; i < 3; i++) TU_ASSERT_REL(r.top[i], d.eig[n - 1 - i], 1e-8);
+    if (!(fabs(r.lambda_min - d.eig[0]) <= 1e-8 * 10)) fail_msg("lambda_min %.10g, LAPACK %.10g", r.lambda_min, d.eig[0]);
+    ns_eig_result_free(&r);
+    free(warm);
+    free(lam);
+    dense_free(&d);
+}
+
+// For S alone the far end needs only to be shown not to compete: fewer HVPs than
+// converging it, the same S, and the flags say which values are converged.
+static void lanczos_certifies_sharpness_without_converging_the_far_end(void **state) {
+    (void)state;
+    int n = 400;
+    double lead[] = {24, 21.9, 18.7, -5.46};
+    double *lam = spectrum(n, lead, 4, -5.4, 6);  // a dense bulk right up to the far end
+    dense d = dense_with_spectrum(n, lam, 25);
+    ns_lanczos_opts o;
+    ns_lanczos_opts_default(&o);
+    o.tol = 1e-6;
+    o.max_iter = n;
+    ns_eig_result s, full;
+    assert_int_equal(ns_lanczos(dense_matvec, &d, (size_t)n, &o, &s), 0);
+    o.lambda_min_full = 1;
+    assert_int_equal(ns_lanczos(dense_matvec, &d, (size_t)n, &o, &full), 0);
+    assert_true(s.converged && full.converged && full.min_converged);
+    TU_ASSERT_REL(s.sharpness, d.eig[n - 1], 1e-9);
+    TU_ASSERT_REL(s.lambda_max, d.eig[n - 1], 1e-9);
+    assert_true(fabs(full.lambda_min - d.eig[0]) <= 1e-6 * 24);
+    assert_true(s.resid_min <= 24 - fabs(s.lambda_min));  // the far end cannot be S
+    print_message("S only: %d HVPs (lambda_min %s); lambda_min in full: %d\n", s.iters,
+                  s.min_converged ? "converged" : "bounded", full.iters);
+    if (!(s.iters < full.iters)) fail_msg("S alone took %d HVPs, with lambda_min %d", s.iters, full.iters);
+    ns_eig_result_free(&s);
+    ns_eig_result_free(&full);
+    free(lam);
+    dense_free(&d);
+}
+
+// Converged means verified: a budget that ends before the copies are checked is reported.
+static void lanczos_without_budget_to_verify_multiplicity_is_not_converged(void **state) {
+    (void)state;
+    double lead[] = {10, 10, 10};
+    double *lam = spectrum(200, lead, 3, -3, 5);
+    dense d = dense_with_spectrum(200, lam, 26);
+    ns_lanczos_opts o;
+    ns_lanczos_opts_default(&o);
+    o.k = 3;
+    o.tol = 1e-8;
+    o.max_iter = 200;
+    ns_eig_result r;
+    assert_int_equal(ns_lanczos(dense_matvec, &d, 200, &o, &r), 0);
+    assert_true(r.converged);
+    int need = r.iters;
+    ns_eig_result_free(&r);
+    for (o.max_iter = need / 3; o.max_iter < need; o.max_iter += need / 3) {
+        assert_int_equal(ns_lanczos(dense_matvec, &d, 200, &o, &r), 0);
+        if (r.converged) fail_msg("converged with %d HVPs where %d were needed", r.iters, need);
+        ns_eig_result_free(&r);
+    }
+    free(lam);
+    dense_free(&d);
+}
+
 // ---- power iteration ---------------------------------------------------------------
 static void power_iteration_agrees_with_lanczos_on_dominant_eigenvalue(void **state) {
     (void)state;
@@ -391,29 +546,36 @@ typedef struct {
     ns_batch b;
 } small_net;
 
-// fc-tanh-5 on 40 random 3-feature points with 3 classes: 38 parameters.
-static small_net small_net_make(ns_loss_kind loss, uint64_t seed) {
+// `arch` on `npts` random points with `features` inputs and 3 classes, theta moved from
+// theta_0 by N(0, perturb^2) per parameter.
+static small_net small_net_of(const char *arch, int features, long npts, double perturb, ns_loss_kind loss,
+                              uint64_t seed) {
     small_net s = {0};
-    ns_model_config cfg = {.init_scale = 1.0, .seed = seed, .c = 1, .h = 1, .w = 3, .k = 3};
-    snprintf(cfg.arch, sizeof cfg.arch, "fc-tanh-5");
+    ns_model_config cfg = {.init_scale = 1.0, .seed = seed, .c = 1, .h = 1, .w = features, .k = 3};
+    snprintf(cfg.arch, sizeof cfg.arch, "%s", arch);
     snprintf(cfg.param, sizeof cfg.param, "standard");
     if (ns_model_create(&cfg, &s.m)) fail_msg("ns_model_create: %s", ns_errmsg());
-    long n = 40;
-    s.x = malloc((size_t)n * 3 * sizeof(real));
+    long n = npts;
+    s.x = malloc((size_t)n * features * sizeof(real));
     s.t = calloc((size_t)n * 3, sizeof(real));
     s.y = malloc((size_t)n * sizeof(int));
     ns_rng rng;
     ns_rng_seed(&rng, seed, 96);
-    for (long i = 0; i < n * 3; i++) s.x[i] = (real)ns_rng_normal(&rng);
+    for (long i = 0; i < n * features; i++) s.x[i] = (real)ns_rng_normal(&rng);
     for (long i = 0; i < n; i++) {
         s.y[i] = (int)ns_rng_below(&rng, 3);
         s.t[i * 3 + s.y[i]] = 1;
     }
-    // move away from theta_0 so the Hessian is indefinite
     real *theta = ns_model_theta(s.m);
-    for (size_t j = 0; j < ns_model_nparams(s.m); j++) theta[j] += (real)(0.7 * ns_rng_normal(&rng));
+    for (size_t j = 0; j < ns_model_nparams(s.m); j++) theta[j] += (real)(perturb * ns_rng_normal(&rng));
     s.b = (ns_batch){.x = s.x, .y = s.y, .t = s.t, .n = n, .loss = loss};
     return s;
+}
+
+// fc-tanh-5 on 40 random 3-feature points with 3 classes: 38 parameters, moved away
+// from theta_0 so the Hessian is indefinite.
+static small_net small_net_make(ns_loss_kind loss, uint64_t seed) {
+    return small_net_of("fc-tanh-5", 3, 40, 0.7, loss, seed);
 }
 
 static void small_net_free(small_net *s) {
@@ -484,6 +646,34 @@ static void lanczos_matches_lapack_on_the_dense_hessian_of_a_tanh_mlp(void **sta
     }
 }
 
+// The linear model: with MSE the Hessian of fc-linear is I_3 (x) (1/n) X~^T X~
+// (X~ = [X, 1]), so every eigenvalue appears once per class. With fewer points than
+// features X~ has rank npts and one Krylov sequence breaks down after npts + 1 steps.
+static void lanczos_counts_the_class_multiplicity_of_a_linear_model_hessian(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    long npts[] = {5, 60};
+    for (int c = 0; c < 2; c++) {
+        small_net s = small_net_of("fc-linear", 20, npts[c], 0, NS_LOSS_MSE, 8);
+        assert_int_equal(ns_model_nparams(s.m), 63);
+        dense d = dense_hessian(&s);
+        int n = d.n;
+        TU_ASSERT_REL(d.eig[n - 3], d.eig[n - 1], 1e-10);  // the top eigenvalue, three times
+        ns_measure_opts o;
+        ns_measure_opts_default(&o);
+        o.eig.k = 4;
+        o.eig.tol = 1e-10;
+        ns_eig_result r;
+        assert_int_equal(ns_measure_eig(s.m, &s.b, &o, &r), 0);
+        assert_true(r.converged);
+        for (int i = 0; i < 4; i++) TU_ASSERT_REL(r.top[i], d.eig[n - 1 - i], 1e-8);
+        assert_true(fabs(r.lambda_min - d.eig[0]) <= 1e-8 * d.eig[n - 1]);
+        ns_eig_result_free(&r);
+        dense_free(&d);
+        small_net_free(&s);
+    }
+}
+
 static void measure_reports_the_final_block_with_consistent_values(void **state) {
     (void)state;
     TU_REQUIRE_DOUBLE();
@@ -520,7 +710,7 @@ static void measure_reports_the_final_block_with_consistent_values(void **state)
     ns_jval v;
     assert_int_equal(ns_json_parse(b.data, b.len, "measurement", &v), 0);
     const char *keys[] = {"train_loss", "train_acc", "train_err", "test_loss", "test_err", "l1", "l2",
-                          "lambda_max", "sharpness", "top_k", "top_k_resid", "trace", "trace_stderr",
+                          "lambda_max", "sharpness", "lambda_min", "lambda_min_resid", "lambda_min_converged", "top_k", "top_k_resid", "trace", "trace_stderr",
                           "eig_iters", "eig_converged", "l1_per_tensor", "l2_per_tensor"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (!ns_jget(&v, keys[i])) fail_msg("key %s missing", keys[i]);
@@ -567,10 +757,18 @@ int main(void) {
         cmocka_unit_test(lanczos_on_tiny_operators_is_exact),
         cmocka_unit_test(lanczos_reports_bad_options_and_operator_failures),
         cmocka_unit_test(lanczos_not_converged_within_max_iter_is_flagged),
+        cmocka_unit_test(lanczos_counts_a_repeated_top_eigenvalue_with_multiplicity),
+        cmocka_unit_test(lanczos_lists_k_copies_when_k_exceeds_no_multiplicity_of_the_identity),
+        cmocka_unit_test(lanczos_finds_both_copies_of_plus_minus_pairs_at_a_saddle),
+        cmocka_unit_test(lanczos_with_k_above_the_multiplicity_continues_past_the_copies),
+        cmocka_unit_test(lanczos_finds_the_extremes_of_clusters_at_both_ends),
+        cmocka_unit_test(lanczos_certifies_sharpness_without_converging_the_far_end),
+        cmocka_unit_test(lanczos_without_budget_to_verify_multiplicity_is_not_converged),
         cmocka_unit_test(power_iteration_agrees_with_lanczos_on_dominant_eigenvalue),
         cmocka_unit_test(hutchinson_is_exact_on_a_diagonal_matrix),
         cmocka_unit_test(hutchinson_is_unbiased_and_its_stderr_is_right_on_a_dense_matrix),
         cmocka_unit_test(lanczos_matches_lapack_on_the_dense_hessian_of_a_tanh_mlp),
+        cmocka_unit_test(lanczos_counts_the_class_multiplicity_of_a_linear_model_hessian),
         cmocka_unit_test(measure_reports_the_final_block_with_consistent_values),
         cmocka_unit_test(measure_skips_the_spectrum_of_a_diverged_model),
     };

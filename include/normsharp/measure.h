@@ -118,7 +118,8 @@ void ns_measurement_free(ns_measurement *x);
 // Writes x as the JSON object `key` with the key names of docs/OUTPUTS.md's "final" block
 // (train_loss, train_acc, train_err, test_loss, test_err, l1, l2, lambda_max, sharpness,
 // top_k, top_k_resid, trace, trace_stderr, eig_iters, eig_converged, l1_per_tensor,
-// l2_per_tensor) plus lambda_min and lambda_min_resid. Not measured -> null.
+// l2_per_tensor) plus lambda_min, lambda_min_resid and lambda_min_converged. Not measured
+// -> null.
 void ns_measurement_json(ns_json *j, const char *key, const ns_measurement *x);
 // Human-readable report, one quantity per line.
 void ns_measurement_print(FILE *f, const ns_measurement *x);

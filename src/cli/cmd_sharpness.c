@@ -45,6 +45,7 @@ static void print_json(const run_info *r, const ns_measurement *x) {
     ns_json_int(&j, "k", r->mo->eig.k);
     ns_json_num(&j, "tol", r->mo->eig.tol);
     ns_json_int(&j, "max_iter", r->mo->eig.max_iter);
+    ns_json_bool(&j, "lambda_min_full", r->mo->eig.lambda_min_full);
     ns_json_num(&j, "seed", (double)r->mo->eig.seed);
     ns_json_int(&j, "trace_probes", r->mo->trace_probes);
     ns_json_end(&j);
@@ -86,7 +87,7 @@ int cmd_sharpness(int argc, char **argv) {
     ns_cli c;
     ns_cli_init(&c, "sharpness",
                 "normsharp sharpness --weights DIR [data options] [--k K] [--tol T] [--max-iter M] "
-                "[--trace-probes P] [--seed S] [--method lanczos|power] [--json]",
+                "[--trace-probes P] [--lambda-min] [--seed S] [--method lanczos|power] [--json]",
                 "Load a weights directory and its data (the data options default to those saved in model.json) "
                 "and print the training loss and accuracy, the l1 and l2 norms (total and per tensor), "
                 "lambda_max, the sharpness max|lambda|, the top-k eigenvalues with their residual norms, the "
@@ -102,6 +103,9 @@ int cmd_sharpness(int argc, char **argv) {
                "Hessian-vector products at most (default 100 for lanczos, 1000 for power)");
     ns_cli_add(&c, "trace-probes", OPT_INT, &mo.trace_probes, 0, 1000000, "P",
                "Hutchinson probes for the trace (default 10; 0 skips it)");
+    ns_cli_add(&c, "lambda-min", OPT_FLAG, &mo.eig.lambda_min_full, 0, 0, NULL,
+               "converge lambda_min too, to residual <= tol * sharpness (by default it is only bounded, as far "
+               "as the sharpness max|lambda| needs)");
     ns_cli_add(&c, "seed", OPT_U64, &mo.eig.seed, 0, 0, "S", "seed of the start vector and the probes (default 0)");
     ns_cli_add(&c, "method", OPT_STR, &method, 0, 0, "M", "lanczos (default) or power");
     ns_cli_add(&c, "threads", OPT_INT, &threads, 0, 4096, "T", "BLAS threads (default: all cores)");
@@ -118,6 +122,8 @@ int cmd_sharpness(int argc, char **argv) {
         return ns_cli_usage_error("--density-probes P and --density-out FILE go together (the density is written to FILE).");
     if (ns_eig_method_parse(method, &mo.method) || mo.method == NS_EIG_NONE)
         return ns_cli_usage_error("--method must be lanczos or power, got '%s'.", method);
+    if (mo.method == NS_EIG_POWER && mo.eig.lambda_min_full)
+        return ns_cli_usage_error("--lambda-min needs --method lanczos (power iteration finds one end only).");
     if (mo.method == NS_EIG_POWER && !ns_cli_seen(&c, "max-iter")) mo.eig.max_iter = 1000;
     mo.trace_seed = mo.eig.seed;
     ns_cli_set_threads(threads);

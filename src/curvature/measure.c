@@ -207,6 +207,8 @@ void ns_measurement_json(ns_json *j, const char *key, const ns_measurement *x) {
     ns_json_num(j, "sharpness", e ? e->sharpness : NAN);
     ns_json_num(j, "lambda_min", e ? e->lambda_min : NAN);
     ns_json_num(j, "lambda_min_resid", e ? e->resid_min : NAN);
+    if (e) ns_json_bool(j, "lambda_min_converged", e->min_converged);
+    else ns_json_null(j, "lambda_min_converged");
     if (e) {
         ns_json_arr(j, "top_k");
         for (int i = 0; i < e->k; i++) ns_json_num(j, NULL, e->top[i]);
@@ -270,7 +272,8 @@ void ns_measurement_print(FILE *f, const ns_measurement *x) {
     if (x->have_eig) {
         const ns_eig_result *e = &x->eig;
         fprintf(f, "lambda_max      %.8g\n", e->lambda_max);
-        fprintf(f, "lambda_min      %.8g   (residual %.3g)\n", e->lambda_min, e->resid_min);
+        fprintf(f, "lambda_min      %.8g   (residual %.3g%s)\n", e->lambda_min, e->resid_min,
+                e->min_converged || x->method != NS_EIG_LANCZOS ? "" : "; a bound only: --lambda-min converges it");
         fprintf(f, "max|lambda|     %.8g   (sharpness)\n", e->sharpness);
         for (int i = 0; i < e->k; i++) fprintf(f, "  top %-3d %-16.10g residual %.3g\n", i + 1, e->top[i], e->top_resid[i]);
         fprintf(f, "%s: %d Hessian-vector products, %s (%.2f s)\n", ns_eig_method_name(x->method), e->iters,

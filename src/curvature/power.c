@@ -47,6 +47,7 @@ int ns_power_iteration(ns_matvec_fn f, void *ctx, size_t n, const ns_lanczos_opt
     } else {  // it is the smallest; the largest is unknown
         r->lambda_min = theta;
         r->resid_min = resid;
+        r->min_converged = r->converged;
     }
     r->vec_max = v;
     v = NULL;

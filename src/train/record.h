@@ -65,10 +65,10 @@ int write_density(const char *dir, const ns_measurement *x);
 int summary_finish(ns_json *j, ns_buf *b, const char *dir);
 
 // ---- shared rules -----------------------------------------------------------------------
-// The measurements of a run by default. Final: the top 5 eigenvalues by Lanczos, up to
-// 300 iterations (on fc-tanh-200-200 / 5000 Fashion-MNIST images top-5 at tol 1e-4 mostly
-// needs more than 100: lambda_min converges last), and a 10-probe trace. Trajectory: the
-// plain defaults (k = 1).
+// The measurements of a run by default. Final: the top 5 eigenvalues (with multiplicity)
+// by Lanczos, up to 300 HVPs (on fc-tanh-200-200 / 5000 Fashion-MNIST images the top 5 at
+// tol 1e-4 and the restart that checks them for further copies need more than 100), and a
+// 10-probe trace. Trajectory: the plain defaults (k = 1).
 void run_measure_defaults(ns_measure_opts *final, ns_measure_opts *eig);
 // 1 if step t is a multiple of every (every <= 0: never).
 int is_due(long t, long every);
