@@ -17,6 +17,8 @@ typedef struct {
     // gx, R{gx} (overwrite) and hp += R{gp}
     void (*rbwd)(void *ctx, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
                  const real *x, const real *rx, const real *p, const real *v);
+    void (*shape_x)(void *ctx, real *x);  // optional: makes the random x special (a constant channel)
+    double tol;  // of the finite-difference checks; 0: 1e-6
 } layer_ut;
 
 static real *rnd(long n, ns_rng *r, double scale) {
@@ -85,22 +87,24 @@ static void check_layer(const layer_ut *L, uint64_t seed, double xscale) {
     ns_rng r;
     ns_rng_seed(&r, seed, NS_STREAM_TEST);
     real *x = rnd(L->nx, &r, xscale), *p = rnd(L->np, &r, 0.5), *gy = rnd(L->ny, &r, 1);
+    if (L->shape_x) L->shape_x(L->ctx, x);
     real *rx = rnd(L->nx, &r, 1), *v = rnd(L->np, &r, 1), *rgy = rnd(L->ny, &r, 1);
     real *gx = zeros(L->nx), *gp = zeros(L->np), *y = zeros(L->ny);
+    double tol = L->tol > 0 ? L->tol : 1e-6;
 
     // 1. backward = gradient of J = <gy, F(x,p)>: FD along each coordinate of x and p
     L->bwd(L->ctx, gx, gp, gy, x, p);
     real *fdx = zeros(L->nx), *fdp = zeros(L->np);
     fd_gradient(L, fdx, 1, gy, x, p);
     fd_gradient(L, fdp, 0, gy, x, p);
-    ASSERT_VEC_CLOSE(gx, fdx, L->nx, 1e-6);
-    if (L->np) ASSERT_VEC_CLOSE(gp, fdp, L->np, 1e-6);
+    ASSERT_VEC_CLOSE(gx, fdx, L->nx, tol);
+    if (L->np) ASSERT_VEC_CLOSE(gp, fdp, L->np, tol);
 
     // 2. rforward = directional derivative of F along (Rx, V)
     real *ry = zeros(L->ny), *fdry = zeros(L->ny);
     L->rfwd(L->ctx, ry, x, rx, p, v);
     fd_forward(L, fdry, x, rx, p, v);
-    ASSERT_VEC_CLOSE(ry, fdry, L->ny, 1e-6);
+    ASSERT_VEC_CLOSE(ry, fdry, L->ny, tol);
 
     // 3. rbackward = directional derivative of the backward pass along (Rx, V, R{gy})
     real *gx2 = zeros(L->nx), *rgx = zeros(L->nx), *hp = zeros(L->np);
@@ -117,8 +121,8 @@ static void check_layer(const layer_ut *L, uint64_t seed, double xscale) {
     }
     central(gxa, gxa, gxb, L->nx);
     central(gpa, gpa, gpb, L->np);
-    ASSERT_VEC_CLOSE(rgx, gxa, L->nx, 1e-6);
-    if (L->np) ASSERT_VEC_CLOSE(hp, gpa, L->np, 1e-6);
+    ASSERT_VEC_CLOSE(rgx, gxa, L->nx, tol);
+    if (L->np) ASSERT_VEC_CLOSE(hp, gpa, L->np, tol);
 
     real *all[] = {x, p, gy, rx, v, rgy, gx, gp, y, fdx, fdp, ry, fdry,
                    gx2, rgx, hp, xs, ps, gys, gxa, gxb, gpa, gpb};
@@ -156,7 +160,7 @@ static void dense_matches_finite_differences(void **state) {
     (void)state;
     TU_REQUIRE_DOUBLE();
     dense_ctx d = {.n = 5, .in = 4, .out = 3, .wmul = 1};
-    layer_ut L = {5 * 4, 4 * 3 + 3, 5 * 3, &d, dense_fwd, dense_bwd, dense_rfwd, dense_rbwd};
+    layer_ut L = {5 * 4, 4 * 3 + 3, 5 * 3, &d, dense_fwd, dense_bwd, dense_rfwd, dense_rbwd, NULL, 0};
     check_layer(&L, 1, 1);
     d.wmul = (real)0.37;  // an ntk-style forward multiplier
     check_layer(&L, 2, 1);
@@ -211,7 +215,7 @@ static void act_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, con
 static void check_activation(ns_act_kind k, uint64_t seed) {
     act_ctx a = {.k = k, .len = 40};
     a.a = zeros(a.len);
-    layer_ut L = {a.len, 0, a.len, &a, act_fwd, act_bwd, act_rfwd, act_rbwd};
+    layer_ut L = {a.len, 0, a.len, &a, act_fwd, act_bwd, act_rfwd, act_rbwd, NULL, 0};
     check_layer(&L, seed, 2);  // values over both branches of relu and elu
     test_free(a.a);
 }
@@ -349,7 +353,7 @@ static void check_conv(int nchw, size_t cap_examples) {
     k.cols = zeros((long)k.cap);
     long hw = (long)k.s.h * k.s.w;
     layer_ut L = {k.n * hw * k.s.c, conv_nw(&k) + k.s.co, k.n * hw * k.s.co, &k,
-                  conv_fwd, conv_bwd, conv_rfwd, conv_rbwd};
+                  conv_fwd, conv_bwd, conv_rfwd, conv_rbwd, NULL, 0};
     check_layer(&L, 20 + (uint64_t)nchw, 1);
     test_free(k.cols);
 }
@@ -435,7 +439,7 @@ static void pooling_matches_finite_differences(void **state) {
         pool_ctx q = {.k = k ? NS_POOL_MAX : NS_POOL_AVG, .n = 2, .h = 5, .w = 4, .c = 3};
         long ny = q.n * (q.h / 2) * (q.w / 2) * q.c;
         q.arg = test_malloc((size_t)ny);
-        layer_ut L = {q.n * q.h * q.w * q.c, 0, ny, &q, pool_fwd, pool_bwd, pool_rfwd, pool_rbwd};
+        layer_ut L = {q.n * q.h * q.w * q.c, 0, ny, &q, pool_fwd, pool_bwd, pool_rfwd, pool_rbwd, NULL, 0};
         check_layer(&L, 30 + (uint64_t)k, 1);  // odd height: the last row is dropped
         test_free(q.arg);
     }
@@ -468,6 +472,294 @@ static void flatten_uses_pytorch_channel_height_width_order(void **state) {
                 assert_true(y[(c * 2 + yy) * 3 + xx] == (real)(100 * c + 10 * yy + xx));
     ns_flatten_backward(back, y, 1, 2, 3, 2);  // the inverse permutation
     assert_memory_equal(back, x, sizeof x);
+}
+
+
+// ---- residual addition ---------------------------------------------------------------------
+// The layer under test takes [x (m,co), s (m,c)] as its input and [P, pb] as parameters.
+typedef struct {
+    long m;
+    int c, co, proj;
+} res_ctx;
+
+static const real *res_p(const res_ctx *r, const real *p) { return r->proj ? p : NULL; }
+
+static void res_fwd(void *c, real *y, const real *x, const real *p) {
+    res_ctx *r = c;
+    ns_residual_forward(y, x, x + r->m * r->co, res_p(r, p), (real)0.7, r->m, r->c, r->co);
+}
+static void res_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
+    res_ctx *r = c;
+    ns_residual_backward(gx, gx + r->m * r->co, r->proj ? gp : NULL, gy, x + r->m * r->co,
+                         res_p(r, p), (real)0.7, r->m, r->c, r->co);
+}
+static void res_rfwd(void *c, real *ry, const real *x, const real *rx, const real *p,
+                     const real *v) {
+    res_ctx *r = c;
+    ns_residual_rforward(ry, rx, x + r->m * r->co, rx + r->m * r->co, res_p(r, p), v, (real)0.7,
+                         r->m, r->c, r->co);
+}
+static void res_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
+                     const real *x, const real *rx, const real *p, const real *v) {
+    res_ctx *r = c;
+    long o = r->m * r->co;
+    ns_residual_rbackward(gx, rgx, gx + o, rgx + o, r->proj ? hp : NULL, gy, rgy, x + o, rx + o,
+                          res_p(r, p), v, (real)0.7, r->m, r->c, r->co);
+}
+
+static void residual_matches_finite_differences(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    res_ctx ident = {.m = 6, .c = 3, .co = 3, .proj = 0}, proj = {.m = 5, .c = 2, .co = 4, .proj = 1};
+    layer_ut L = {ident.m * 6, 0, ident.m * 3, &ident, res_fwd, res_bwd, res_rfwd, res_rbwd, NULL, 0};
+    check_layer(&L, 60, 1);
+    layer_ut Lp = {proj.m * (4 + 2), 4 * 2 + 4, proj.m * 4, &proj, res_fwd, res_bwd, res_rfwd,
+                   res_rbwd, NULL, 0};
+    check_layer(&Lp, 61, 1);
+}
+
+// ---- batch norm and layer norm ------------------------------------------------------------
+typedef struct {
+    ns_norm_kind k;
+    long m;
+    int c;
+    real *xh, *r, *rxh, *a;  // saved values
+} norm_ctx;
+
+static void norm_fwd(void *c, real *y, const real *x, const real *p) {
+    norm_ctx *q = c;
+    ns_norm_forward(q->k, y, q->xh, q->r, x, p, p + q->c, q->m, q->c);
+}
+static void norm_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
+    norm_ctx *q = c;
+    real *y = zeros(q->m * q->c);
+    norm_fwd(c, y, x, p);
+    ns_norm_backward(q->k, gx, gp, gp + q->c, gy, q->xh, q->r, p, q->m, q->c);
+    test_free(y);
+}
+static void norm_rfwd(void *c, real *ry, const real *x, const real *rx, const real *p,
+                      const real *v) {
+    norm_ctx *q = c;
+    real *y = zeros(q->m * q->c);
+    norm_fwd(c, y, x, p);
+    ns_norm_rforward(q->k, ry, q->rxh, q->a, rx, q->xh, q->r, p, v, v + q->c, q->m, q->c);
+    test_free(y);
+}
+static void norm_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
+                      const real *x, const real *rx, const real *p, const real *v) {
+    norm_ctx *q = c;
+    real *ry = zeros(q->m * q->c);
+    norm_rfwd(c, ry, x, rx, p, v);
+    ns_norm_rbackward(q->k, gx, rgx, hp, hp + q->c, gy, rgy, q->xh, q->r, q->rxh, q->a, p, v,
+                      q->m, q->c);
+    test_free(ry);
+}
+// column 1 of x constant: a channel that batch norm divides by sqrt(0 + eps)
+static void constant_channel(void *c, real *x) {
+    norm_ctx *q = c;
+    for (long i = 0; i < q->m; i++) x[i * q->c + 1] = (real)0.3;
+}
+
+static void check_norm(ns_norm_kind k, long m, int c, int constant, uint64_t seed) {
+    norm_ctx q = {.k = k, .m = m, .c = c};
+    long groups = ns_norm_groups(k, m, c);
+    q.xh = zeros(m * c), q.rxh = zeros(m * c), q.r = zeros(groups), q.a = zeros(groups);
+    // A constant channel has r = 1/sqrt(eps): the central differences' error, which grows
+    // as (EPS / the group's spread)^2, is then ~1e-5 relative; the passes themselves are exact.
+    layer_ut L = {m * c, 2L * c, m * c, &q, norm_fwd, norm_bwd, norm_rfwd, norm_rbwd,
+                  constant ? constant_channel : NULL, constant ? 1e-4 : 0};
+    check_layer(&L, seed, 1.5);
+    test_free(q.xh), test_free(q.rxh), test_free(q.r), test_free(q.a);
+}
+
+static void batch_and_layer_norm_match_finite_differences(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    check_norm(NS_NORM_BATCH, 7, 3, 0, 70);
+    check_norm(NS_NORM_BATCH, 12, 2, 0, 71);
+    check_norm(NS_NORM_BATCH, 6, 3, 1, 72);  // a constant channel
+    check_norm(NS_NORM_LAYER, 5, 4, 0, 73);
+    check_norm(NS_NORM_LAYER, 3, 7, 0, 74);
+    check_norm(NS_NORM_LAYER, 4, 3, 0, 75);
+}
+
+// LayerNorm of the row (1, 2, 3, 4): mean 2.5, biased variance 1.25, so
+// xh = (x - 2.5) / sqrt(1.25 + 1e-5) = (-1.5, -0.5, 0.5, 1.5) * 0.894423...; then y = gamma xh + beta.
+static void layer_norm_of_a_hand_worked_row(void **state) {
+    (void)state;
+    real x[4] = {1, 2, 3, 4}, gamma[4] = {1, 2, 1, -1}, beta[4] = {0, 0, 1, 0.5};
+    real y[4], xh[4], r[1];
+    ns_norm_forward(NS_NORM_LAYER, y, xh, r, x, gamma, beta, 1, 4);
+    double rr = 0.894423613; // 1 / sqrt(1.25001)
+    double want[4] = {-1.5 * rr, 2 * -0.5 * rr, 0.5 * rr + 1, -1.5 * rr + 0.5};
+    TU_ASSERT_REL(r[0], rr, 1e-6);
+    for (int i = 0; i < 4; i++) TU_ASSERT_REL(y[i], want[i], 1e-6);
+}
+
+// ---- multi-head self-attention -------------------------------------------------------------
+typedef struct {
+    long n;
+    ns_attn_shape s;
+    real *save, *rsave, *ws;
+} attn_ctx;
+
+static long attn_np(const attn_ctx *a) { return 4L * a->s.d * a->s.d + 4L * a->s.d; }
+
+static void attn_fwd(void *c, real *y, const real *x, const real *p) {
+    attn_ctx *a = c;
+    ns_attention_forward(y, a->save, x, p, (real)0.9, a->n, &a->s);
+}
+static void attn_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
+    attn_ctx *a = c;
+    real *y = zeros(a->n * a->s.t * a->s.d);
+    attn_fwd(c, y, x, p);
+    ns_attention_backward(gx, gp, gy, x, a->save, p, (real)0.9, a->n, &a->s, a->ws);
+    test_free(y);
+}
+static void attn_rfwd(void *c, real *ry, const real *x, const real *rx, const real *p,
+                      const real *v) {
+    attn_ctx *a = c;
+    real *y = zeros(a->n * a->s.t * a->s.d);
+    attn_fwd(c, y, x, p);
+    ns_attention_rforward(ry, a->rsave, x, rx, a->save, p, v, (real)0.9, a->n, &a->s);
+    test_free(y);
+}
+static void attn_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
+                      const real *x, const real *rx, const real *p, const real *v) {
+    attn_ctx *a = c;
+    real *ry = zeros(a->n * a->s.t * a->s.d);
+    attn_rfwd(c, ry, x, rx, p, v);
+    ns_attention_rbackward(gx, rgx, hp, gy, rgy, x, rx, a->save, a->rsave, p, v, (real)0.9,
+                           a->n, &a->s, a->ws);
+    test_free(ry);
+}
+
+static void check_attention(long n, int t, int d, int heads, uint64_t seed) {
+    attn_ctx a = {.n = n, .s = {.t = t, .d = d, .heads = heads}};
+    a.s.scale = (real)(1 / sqrt((double)d / heads));
+    a.save = zeros(n * (long)ns_attention_saved(&a.s));
+    a.rsave = zeros(n * (long)ns_attention_saved(&a.s));
+    a.ws = zeros((long)ns_attention_scratch(&a.s, n));
+    long len = n * t * d;
+    layer_ut L = {len, attn_np(&a), len, &a, attn_fwd, attn_bwd, attn_rfwd, attn_rbwd, NULL, 0};
+    check_layer(&L, seed, 1);
+    test_free(a.save), test_free(a.rsave), test_free(a.ws);
+}
+
+static void attention_matches_finite_differences(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    check_attention(2, 3, 4, 2, 80);
+    check_attention(3, 1, 4, 2, 81);  // a single token: softmax of one score
+    check_attention(2, 4, 3, 1, 82);  // a single head
+    check_attention(1, 5, 6, 3, 83);
+}
+
+// Tokens 1 and 2 with q = k = v = x (d = 1, one head, scale 1): the scores are x_i x_j,
+// P = [softmax(1, 2); softmax(2, 4)] = [1/(1+e), e/(1+e); 1/(1+e^2), e^2/(1+e^2)], y = P x.
+static void attention_of_a_hand_worked_pair(void **state) {
+    (void)state;
+    real x[2] = {1, 2}, p[4 + 4] = {1, 1, 1, 0, 0, 0, 1, 0}, y[2];
+    ns_attn_shape s = {.t = 2, .d = 1, .heads = 1, .scale = 1};
+    real save[12];  // qkv (2x3), P (2x2), O (2x1)
+    assert_int_equal(ns_attention_saved(&s), 12);
+    ns_attention_forward(y, save, x, p, 1, 1, &s);
+    double e = exp(1.0), e2 = exp(2.0);
+    TU_ASSERT_REL(y[0], (1 + 2 * e) / (1 + e), 1e-12);
+    TU_ASSERT_REL(y[1], (1 + 2 * e2) / (1 + e2), 1e-12);
+}
+
+// ---- patch embedding and mean pooling -------------------------------------------------------
+typedef struct {
+    long n;
+    ns_patch_shape s;
+    real *ws;
+} patch_ctx;
+
+static void patch_fwd(void *c, real *y, const real *x, const real *p) {
+    patch_ctx *q = c;
+    ns_patch_forward(y, x, p, (real)0.6, q->n, &q->s, q->ws);
+}
+static void patch_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
+    patch_ctx *q = c;
+    ns_patch_backward(gx, gp, gy, x, p, (real)0.6, q->n, &q->s, q->ws);
+}
+static void patch_rfwd(void *c, real *ry, const real *x, const real *rx, const real *p,
+                       const real *v) {
+    patch_ctx *q = c;
+    ns_patch_rforward(ry, x, rx, p, v, (real)0.6, q->n, &q->s, q->ws);
+}
+static void patch_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
+                       const real *x, const real *rx, const real *p, const real *v) {
+    patch_ctx *q = c;
+    ns_patch_rbackward(gx, rgx, hp, gy, rgy, x, rx, p, v, (real)0.6, q->n, &q->s, q->ws);
+}
+
+static void check_patch(long n, int c, int h, int w, int P, int d, uint64_t seed) {
+    patch_ctx q = {.n = n, .s = {.c = c, .h = h, .w = w, .p = P, .d = d}};
+    q.ws = zeros((long)ns_patch_scratch(&q.s, n));
+    long t = (long)(h / P) * (w / P);
+    layer_ut L = {n * c * h * w, t * d + (long)d * c * P * P + d, n * t * d, &q, patch_fwd,
+                  patch_bwd, patch_rfwd, patch_rbwd, NULL, 0};
+    check_layer(&L, seed, 1);
+    test_free(q.ws);
+}
+
+static void patch_embedding_matches_finite_differences(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    check_patch(2, 1, 4, 6, 2, 3, 90);
+    check_patch(1, 2, 3, 3, 3, 2, 91);  // one patch covering the image
+    check_patch(2, 3, 2, 2, 1, 2, 92);  // 1x1 patches
+}
+
+// Patch k of a 1x4x4 image with P = 2 is the k-th 2x2 block, row by row, read row-major:
+// with W = e_j (one-hot) the token's output is that block's pixel j.
+static void patches_are_cut_row_by_row_as_pytorch_does(void **state) {
+    (void)state;
+    ns_patch_shape s = {.c = 1, .h = 4, .w = 4, .p = 2, .d = 1};
+    real x[16], p[4 + 4 + 1] = {0}, y[4], ws[64];
+    for (int i = 0; i < 16; i++) x[i] = (real)i;
+    p[4 + 1] = 1;  // W selects the patch's pixel (0, 1)
+    ns_patch_forward(y, x, p, 1, 1, &s, ws);
+    real want[4] = {1, 3, 9, 11};
+    for (int k = 0; k < 4; k++) assert_true(y[k] == want[k]);
+}
+
+typedef struct {
+    long n;
+    int t, c;
+} mean_ctx;
+
+static void mean_fwd(void *c, real *y, const real *x, const real *p) {
+    (void)p;
+    mean_ctx *q = c;
+    ns_meanpool_forward(y, x, q->n, q->t, q->c);
+}
+static void mean_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
+    (void)gp, (void)x, (void)p;
+    mean_ctx *q = c;
+    ns_meanpool_backward(gx, gy, q->n, q->t, q->c);
+}
+static void mean_rfwd(void *c, real *ry, const real *x, const real *rx, const real *p,
+                      const real *v) {
+    (void)x, (void)p, (void)v;
+    mean_ctx *q = c;
+    ns_meanpool_rforward(ry, rx, q->n, q->t, q->c);
+}
+static void mean_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
+                      const real *x, const real *rx, const real *p, const real *v) {
+    (void)hp, (void)x, (void)rx, (void)p, (void)v;
+    mean_ctx *q = c;
+    ns_meanpool_rbackward(gx, rgx, gy, rgy, q->n, q->t, q->c);
+}
+
+static void mean_pooling_matches_finite_differences(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    mean_ctx q = {.n = 3, .t = 4, .c = 2};
+    layer_ut L = {3 * 4 * 2, 0, 3 * 2, &q, mean_fwd, mean_bwd, mean_rfwd, mean_rbwd, NULL, 0};
+    check_layer(&L, 95, 1);
 }
 
 // ---- losses --------------------------------------------------------------------------------
@@ -555,6 +847,14 @@ int main(void) {
         cmocka_unit_test(pooling_matches_finite_differences),
         cmocka_unit_test(maxpool_routes_through_the_first_maximum),
         cmocka_unit_test(flatten_uses_pytorch_channel_height_width_order),
+        cmocka_unit_test(residual_matches_finite_differences),
+        cmocka_unit_test(batch_and_layer_norm_match_finite_differences),
+        cmocka_unit_test(layer_norm_of_a_hand_worked_row),
+        cmocka_unit_test(attention_matches_finite_differences),
+        cmocka_unit_test(attention_of_a_hand_worked_pair),
+        cmocka_unit_test(patch_embedding_matches_finite_differences),
+        cmocka_unit_test(patches_are_cut_row_by_row_as_pytorch_does),
+        cmocka_unit_test(mean_pooling_matches_finite_differences),
         cmocka_unit_test(losses_match_finite_differences),
         cmocka_unit_test(losses_are_scaled_as_the_spec_says),
         cmocka_unit_test(loss_rejects_missing_targets_and_bad_labels),

@@ -109,6 +109,87 @@ void ns_flatten_rforward(real *ry, const real *rx, long n, int h, int w, int c);
 void ns_flatten_rbackward(real *gx, real *rgx, const real *gy, const real *rgy, long n,
                           int h, int w, int c);
 
+// ---- residual.c: y = x + s (identity shortcut) or y = x + wmul s P^T + pb (1x1 conv) -----
+// x, y (m, co) the residual branch and the sum; s (m, c) the block's input; m rows
+// (examples x pixels or tokens). p: NULL for the identity (c == co), else P (co, c) then pb
+// (co) — PyTorch's Conv2d(c, co, 1) weight and bias. gx may equal gy (then it is not copied).
+// gp (and hp) accumulate into the (P, pb) block; gs, R{gs}, gx, R{gx} are overwritten.
+void ns_residual_forward(real *y, const real *x, const real *s, const real *p, real wmul,
+                         long m, int c, int co);
+void ns_residual_backward(real *gx, real *gs, real *gp, const real *gy, const real *s,
+                          const real *p, real wmul, long m, int c, int co);
+void ns_residual_rforward(real *ry, const real *rx, const real *s, const real *rs,
+                          const real *p, const real *vp, real wmul, long m, int c, int co);
+void ns_residual_rbackward(real *gx, real *rgx, real *gs, real *rgs, real *hp, const real *gy,
+                           const real *rgy, const real *s, const real *rs, const real *p,
+                           const real *vp, real wmul, long m, int c, int co);
+
+// ---- norm.c: batch norm (per column over rows) or layer norm (per row over columns) ------
+// x, y (m, c); gamma, beta (c). Saved by forward: xh (m, c), r (one per group); by
+// rforward: R{xh} (m, c), a (one per group). ns_norm_groups gives the group count (c for
+// batch norm, m for layer norm). ggamma/gbeta and hgamma/hbeta accumulate; gx, R{gx} are
+// overwritten (NULL: skipped).
+typedef enum { NS_NORM_BATCH, NS_NORM_LAYER } ns_norm_kind;
+long ns_norm_groups(ns_norm_kind k, long m, int c);
+void ns_norm_forward(ns_norm_kind k, real *y, real *xh, real *r, const real *x,
+                     const real *gamma, const real *beta, long m, int c);
+void ns_norm_backward(ns_norm_kind k, real *gx, real *ggamma, real *gbeta, const real *gy,
+                      const real *xh, const real *r, const real *gamma, long m, int c);
+void ns_norm_rforward(ns_norm_kind k, real *ry, real *rxh, real *a, const real *rx,
+                      const real *xh, const real *r, const real *gamma, const real *vgamma,
+                      const real *vbeta, long m, int c);
+void ns_norm_rbackward(ns_norm_kind k, real *gx, real *rgx, real *hgamma, real *hbeta,
+                       const real *gy, const real *rgy, const real *xh, const real *r,
+                       const real *rxh, const real *a, const real *gamma, const real *vgamma,
+                       long m, int c);
+
+// ---- attention.c: multi-head self-attention on tokens x, y (n, t, d) ----------------------
+// p (and v, gp, hp) is the block in_proj_weight (3d,d), in_proj_bias (3d), out_proj.weight
+// (d,d), out_proj.bias (d). `save` holds ns_attention_saved(s) values per example (qkv,
+// softmax probabilities, head outputs), written by forward; `rsave` as many, written by
+// rforward. ws: ns_attention_scratch(s, n) values. gp/hp accumulate, gx/R{gx} overwritten.
+typedef struct {
+    int t, d, heads;
+    real scale;          // of the dot products: 1/sqrt(d/heads), or 1/(d/heads) under muP
+} ns_attn_shape;
+size_t ns_attention_saved(const ns_attn_shape *s);
+size_t ns_attention_scratch(const ns_attn_shape *s, long n);
+void ns_attention_forward(real *y, real *save, const real *x, const real *p, real wmul, long n,
+                          const ns_attn_shape *s);
+void ns_attention_backward(real *gx, real *gp, const real *gy, const real *x, const real *save,
+                           const real *p, real wmul, long n, const ns_attn_shape *s, real *ws);
+void ns_attention_rforward(real *ry, real *rsave, const real *x, const real *rx,
+                           const real *save, const real *p, const real *v, real wmul, long n,
+                           const ns_attn_shape *s);
+void ns_attention_rbackward(real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
+                            const real *x, const real *rx, const real *save, const real *rsave,
+                            const real *p, const real *v, real wmul, long n,
+                            const ns_attn_shape *s, real *ws);
+
+// ---- patch.c: patch embedding + position embedding, x (n, c, h, w) -> y (n, t, d) --------
+// t = (h/P)(w/P) patches, P dividing h and w. p (and v, gp, hp) is the block pos (t, d),
+// W (d, c, P, P), b (d). ws: ns_patch_scratch(s, n) values. Rx may be NULL (the data).
+typedef struct {
+    int c, h, w, p, d;
+} ns_patch_shape;
+size_t ns_patch_scratch(const ns_patch_shape *s, long n);
+void ns_patch_forward(real *y, const real *x, const real *p, real wmul, long n,
+                      const ns_patch_shape *s, real *ws);
+void ns_patch_backward(real *gx, real *gp, const real *gy, const real *x, const real *p,
+                       real wmul, long n, const ns_patch_shape *s, real *ws);
+void ns_patch_rforward(real *ry, const real *x, const real *rx, const real *p, const real *v,
+                       real wmul, long n, const ns_patch_shape *s, real *ws);
+void ns_patch_rbackward(real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
+                        const real *x, const real *rx, const real *p, const real *v, real wmul,
+                        long n, const ns_patch_shape *s, real *ws);
+
+// ---- meanpool.c: mean over the t rows of each example, x (n, t, c) -> y (n, c) ------------
+void ns_meanpool_forward(real *y, const real *x, long n, int t, int c);
+void ns_meanpool_backward(real *gx, const real *gy, long n, int t, int c);
+void ns_meanpool_rforward(real *ry, const real *rx, long n, int t, int c);
+void ns_meanpool_rbackward(real *gx, real *rgx, const real *gy, const real *rgy, long n, int t,
+                           int c);
+
 // ---- loss.c: SPEC §2, on outputs f (n,k) ---------------------------------------------
 // MSE l_i = 0.5 ||f_i - t_i||^2; CE l_i = -log softmax(f_i)[y_i]. The loss is
 // L = scale * sum_i l_i with scale = 1/n_total (a pass may cover part of the batch).
