@@ -2,6 +2,8 @@
 // finite differences, hand-computed Hessians, and the symmetry of the Hessian they build.
 #include <lapacke.h>
 #include "testutil.h"
+#include "normsharp/curvature.h"
+#include "normsharp/measure.h"
 #include "normsharp/model.h"
 #include "normsharp/rng.h"
 
@@ -167,6 +169,25 @@ static void gradient_and_hvp_match_finite_differences_for_small_cnns(void **stat
 }
 
 // f = w x + b, MSE: L = mean 0.5 (w x_i + b - 1)^2, so H = mean [[x^2, x], [x, 1]].
+// ResNets (identity and 1x1 shortcuts, average-pool down-sampling, batch norm) and ViTs
+// (patch and position embedding, layer norm, attention, GELU MLP, mean over tokens).
+static void gradient_and_hvp_match_finite_differences_for_resnets(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    check_model("resnet-tanh-2-3", "standard", 1, 4, 4, 5, 60);
+    check_model("resnet-relu-2-3-bn", "standard", 2, 4, 4, 6, 61);
+    check_model("resnet-softplus-3-b2-bn", "ntk", 1, 3, 3, 4, 62);
+    check_model("resnet-elu-2-3", "mup", 1, 4, 2, 3, 63);
+}
+
+static void gradient_and_hvp_match_finite_differences_for_vits(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    check_model("vit-P2-D4-L1-H2", "standard", 1, 4, 4, 3, 70);
+    check_model("vit-P2-D6-L2-H3", "ntk", 2, 2, 4, 2, 71);
+    check_model("vit-P4-D4-L1-H1", "mup", 1, 4, 4, 3, 72);  // a single token, a single head
+}
+
 static void linear_model_has_the_hand_computed_hessian(void **state) {
     (void)state;
     setup s = make("fc-linear", "standard", 1, 1, 1, 1, 3, NS_LOSS_MSE, 20);
@@ -251,11 +272,59 @@ static void dense_hessian_from_hvps_is_symmetric(void **state) {
     }
 }
 
+// The dense Hessian of a tiny ResNet (with batch norm) and a tiny ViT, one HVP per column:
+// symmetric, and Lanczos on the HVPs finds its extreme eigenvalues.
+static void dense_hessians_of_a_resnet_and_a_vit_are_symmetric_and_match_lanczos(void **state) {
+    (void)state;
+    TU_REQUIRE_DOUBLE();
+    struct { const char *arch; int c, h, w; } nets[] = {{"resnet-tanh-2-3-bn", 1, 4, 4},
+                                                         {"vit-P2-D4-L1-H2", 1, 4, 4}};
+    for (int a = 0; a < 2; a++) {
+        setup s = make(nets[a].arch, "standard", nets[a].c, nets[a].h, nets[a].w, 3, 12,
+                       NS_LOSS_CE, 90 + (uint64_t)a);
+        int p = (int)s.p;
+        double *H = test_malloc(sizeof *H * (size_t)p * p), *ev = test_malloc(sizeof *ev * (size_t)p);
+        real *e = vec(s.p), *col = vec(s.p);
+        for (int j = 0; j < p; j++) {
+            e[j] = 1;
+            assert_int_equal(ns_model_hvp(s.m, &s.b, e, col), 0);
+            e[j] = 0;
+            for (int i = 0; i < p; i++) H[(size_t)i * p + j] = col[i];
+        }
+        double big = 0, asym = 0;
+        for (int i = 0; i < p; i++)
+            for (int j = 0; j < p; j++) {
+                big = fmax(big, fabs(H[(size_t)i * p + j]));
+                asym = fmax(asym, fabs(H[(size_t)i * p + j] - H[(size_t)j * p + i]));
+            }
+        if (asym > 1e-9 * big) fail_msg("%s: max |H - H^T| = %.3g, max |H| = %.3g", nets[a].arch, asym, big);
+        assert_int_equal(LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', p, H, p, ev), 0);
+        ns_hessian_op op;
+        assert_int_equal(ns_hessian_op_init(&op, s.m, &s.b), 0);
+        ns_lanczos_opts o;
+        ns_lanczos_opts_default(&o);
+        o.max_iter = p;
+        o.tol = 1e-8;
+        ns_eig_result r;
+        assert_int_equal(ns_lanczos(ns_hessian_matvec, &op, s.p, &o, &r), 0);
+        print_message("%s (%d parameters): lambda_max %.10g (Lanczos %.10g), lambda_min %.10g "
+                      "(Lanczos %.10g)\n", nets[a].arch, p, ev[p - 1], r.lambda_max, ev[0],
+                      r.lambda_min);
+        TU_ASSERT_REL(r.lambda_max, ev[p - 1], 1e-7);
+        TU_ASSERT_REL(r.lambda_min, ev[0], 1e-7);
+        ns_eig_result_free(&r);
+        ns_hessian_op_free(&op);
+        test_free(H), test_free(ev), test_free(e), test_free(col);
+        release(&s);
+    }
+}
+
 // Passes over the batch in chunks give the loss, gradient and H v of the whole batch.
 static void results_do_not_depend_on_the_chunk_size(void **state) {
     (void)state;
-    const char *archs[] = {"fc-gelu-6-5", "cnn-elu-2-maxpool"};
-    for (int a = 0; a < 2; a++) {
+    // (batch norm couples the examples: its models ignore the chunk size)
+    const char *archs[] = {"fc-gelu-6-5", "cnn-elu-2-maxpool", "resnet-relu-2-3-bn", "vit-P2-D4-L1-H2"};
+    for (int a = 0; a < 4; a++) {
         setup s = make(archs[a], "standard", 1, 4, 4, 3, 11, NS_LOSS_CE, 40);
         real *g1 = vec(s.p), *g2 = vec(s.p), *h1 = vec(s.p), *h2 = vec(s.p);
         real *v = random_vec(s.p, 41);
@@ -302,9 +371,12 @@ int main(void) {
         cmocka_unit_test(gradient_and_hvp_match_finite_differences_for_softplus_elu_gelu_linear_mlps),
         cmocka_unit_test(gradient_and_hvp_match_finite_differences_under_ntk_and_mup),
         cmocka_unit_test(gradient_and_hvp_match_finite_differences_for_small_cnns),
+        cmocka_unit_test(gradient_and_hvp_match_finite_differences_for_resnets),
+        cmocka_unit_test(gradient_and_hvp_match_finite_differences_for_vits),
         cmocka_unit_test(linear_model_has_the_hand_computed_hessian),
         cmocka_unit_test(tanh_unit_has_the_hand_computed_hessian),
         cmocka_unit_test(dense_hessian_from_hvps_is_symmetric),
+        cmocka_unit_test(dense_hessians_of_a_resnet_and_a_vit_are_symmetric_and_match_lanczos),
         cmocka_unit_test(results_do_not_depend_on_the_chunk_size),
         cmocka_unit_test(hvp_is_linear_in_v),
     };

@@ -67,6 +67,54 @@ static void cnn_tensors_have_pytorch_names_and_shapes(void **state) {
     ns_model_free(m);
 }
 
+// The ResNet of docs/ARCHITECTURES.md: stem conv1/bn1, then layerS.B.{conv1,bn1,conv2,bn2,
+// shortcut} (a 1x1 shortcut only where the channels change), then fc.
+static void resnet_tensors_have_pytorch_names_and_shapes(void **state) {
+    (void)state;
+    ns_model *m = create("resnet-relu-4-8-bn", "standard", 1, 28, 28, 10, 1, 0);
+    want_tensor want[] = {
+        {"conv1.weight", 4, {4, 1, 3, 3}}, {"conv1.bias", 1, {4}},
+        {"bn1.weight", 1, {4}}, {"bn1.bias", 1, {4}},
+        {"layer1.0.conv1.weight", 4, {4, 4, 3, 3}}, {"layer1.0.conv1.bias", 1, {4}},
+        {"layer1.0.bn1.weight", 1, {4}}, {"layer1.0.bn1.bias", 1, {4}},
+        {"layer1.0.conv2.weight", 4, {4, 4, 3, 3}}, {"layer1.0.conv2.bias", 1, {4}},
+        {"layer1.0.bn2.weight", 1, {4}}, {"layer1.0.bn2.bias", 1, {4}},
+        {"layer2.0.conv1.weight", 4, {8, 4, 3, 3}}, {"layer2.0.conv1.bias", 1, {8}},
+        {"layer2.0.bn1.weight", 1, {8}}, {"layer2.0.bn1.bias", 1, {8}},
+        {"layer2.0.conv2.weight", 4, {8, 8, 3, 3}}, {"layer2.0.conv2.bias", 1, {8}},
+        {"layer2.0.bn2.weight", 1, {8}}, {"layer2.0.bn2.bias", 1, {8}},
+        {"layer2.0.shortcut.weight", 4, {8, 4, 1, 1}}, {"layer2.0.shortcut.bias", 1, {8}},
+        {"fc.weight", 2, {10, 8}}, {"fc.bias", 1, {10}}};
+    assert_tensors(m, want, (int)(sizeof want / sizeof *want));
+    const real *th = ns_model_theta(m);
+    assert_true(th[ns_model_tensor(m, 2)->offset] == 1 && th[ns_model_tensor(m, 3)->offset] == 0);
+    ns_model_free(m);
+    m = create("resnet-tanh-4-b2", "standard", 1, 8, 8, 10, 1, 0);
+    assert_int_equal(ns_model_ntensors(m), 2 + 2 * 4 + 2);  // two blocks, no shortcut conv
+    assert_string_equal(ns_model_tensor(m, 6)->name, "layer1.1.conv1.weight");
+    ns_model_free(m);
+}
+
+// The ViT of docs/ARCHITECTURES.md: embed.{pos,proj}, blocks.I.{norm1,attn,norm2,fc1,fc2},
+// norm, head; attn as nn.MultiheadAttention's in_proj_* and out_proj.
+static void vit_tensors_have_pytorch_names_and_shapes(void **state) {
+    (void)state;
+    ns_model *m = create("vit-P7-D8-L1-H2", "standard", 1, 28, 28, 10, 1, 0);
+    want_tensor want[] = {
+        {"embed.pos", 3, {1, 16, 8}}, {"embed.proj.weight", 4, {8, 1, 7, 7}},
+        {"embed.proj.bias", 1, {8}},
+        {"blocks.0.norm1.weight", 1, {8}}, {"blocks.0.norm1.bias", 1, {8}},
+        {"blocks.0.attn.in_proj_weight", 2, {24, 8}}, {"blocks.0.attn.in_proj_bias", 1, {24}},
+        {"blocks.0.attn.out_proj.weight", 2, {8, 8}}, {"blocks.0.attn.out_proj.bias", 1, {8}},
+        {"blocks.0.norm2.weight", 1, {8}}, {"blocks.0.norm2.bias", 1, {8}},
+        {"blocks.0.fc1.weight", 2, {32, 8}}, {"blocks.0.fc1.bias", 1, {32}},
+        {"blocks.0.fc2.weight", 2, {8, 32}}, {"blocks.0.fc2.bias", 1, {8}},
+        {"norm.weight", 1, {8}}, {"norm.bias", 1, {8}},
+        {"head.weight", 2, {10, 8}}, {"head.bias", 1, {10}}};
+    assert_tensors(m, want, (int)(sizeof want / sizeof *want));
+    ns_model_free(m);
+}
+
 // The head reads the pooled maps in PyTorch's flatten order (channel, row, column), so a
 // state_dict moves between normsharp and torch unchanged. cnn-linear-2 on 1x4x4: conv1
 // keeps only the centre tap (channel c scales the image by c + 1), avg pooling gives 2x2
@@ -192,7 +240,9 @@ static void valid_architecture_strings_are_accepted(void **state) {
     (void)state;
     const char *ok[] = {"fc-tanh-200-200", "fc-linear", "fc-relu", "fc-gelu-1", "fc-elu-3-4-5",
                         "fc-softplus-65536", "cnn-relu-32-32-avgpool", "cnn-gelu-8-maxpool",
-                        "cnn-elu-4", "cnn-tanh-1-2-3-4"};
+                        "cnn-elu-4", "cnn-tanh-1-2-3-4", "resnet-relu-16-32-64",
+                        "resnet-relu-16-32-64-bn", "resnet-tanh-8-b2", "resnet-relu-8-16-b3-bn",
+                        "resnet-gelu-8-bn-b2", "vit-P7-D64-L2-H4", "vit-P1-D1-L1-H1"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
         if (ns_arch_check(ok[i]) != 0) fail_msg("%s rejected: %s", ok[i], ns_errmsg());
 }
@@ -221,6 +271,19 @@ static void bad_architectures_are_rejected_with_a_clear_message(void **state) {
         {"fc-relu-10-maxpool", "only to cnn"},
         {"cnn-relu-maxpool-8", "channel count 'maxpool'"},
         {"", "empty"},
+        {"resnet-relu-16-b0", "blocks per stage 'b0'"},
+        {"resnet-relu-16-b17", "from 1 to 16"},
+        {"resnet-relu", "no convolution"},
+        {"resnet-relu-bn", "no convolution"},
+        {"resnet-relu-16-maxpool", "only to cnn"},
+        {"resnet-relu-16-bn-bn", "channel count 'bn'"},
+        {"vit-P7-D64-L2-H3", "3 heads do not divide the width 64"},
+        {"vit-P7-D64-L2", "not of the form vit-PP-DD-LL-HH"},
+        {"vit-P7-D64-L2-H4-H4", "not of the form"},
+        {"vit-P0-D64-L2-H4", "patch size as P"},
+        {"vit-P7-D64-L0-H4", "depth as L"},
+        {"vit-D64-P7-L2-H4", "patch size as P"},
+        {"vit-P7-D64-L2-Hx", "head count as H"},
         {"fc-tanh-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1", "more than 32"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -250,6 +313,9 @@ static void bad_configurations_are_rejected_with_a_clear_message(void **state) {
         {config("fc-tanh-10", "standard", 1, 2, 2, 3, NAN, 0), "init scale"},
         {config("fc-tanh-10", "standard", 1, 2, 2, 3, -1, 0), "init scale"},
         {config("fc-relu-65536-65536-65536", "standard", 1, 28, 28, 10, 1, 0), "parameters"},
+        {config("vit-P5-D8-L1-H2", "standard", 1, 28, 28, 10, 1, 0),
+         "the patch size 5 does not divide the 28x28 images"},
+        {config("resnet-relu-4-4-4-4-4-4-4", "standard", 1, 28, 28, 10, 1, 0), "at least 64x64"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         ns_model *m = NULL;
@@ -321,6 +387,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(mlp_tensors_have_pytorch_names_and_shapes),
         cmocka_unit_test(cnn_tensors_have_pytorch_names_and_shapes),
+        cmocka_unit_test(resnet_tensors_have_pytorch_names_and_shapes),
+        cmocka_unit_test(vit_tensors_have_pytorch_names_and_shapes),
         cmocka_unit_test(cnn_head_reads_features_in_pytorch_flatten_order),
         cmocka_unit_test(theta0_depends_only_on_arch_param_scale_and_seed),
         cmocka_unit_test(init_scale_multiplies_theta0),

@@ -201,16 +201,21 @@ int ns_loss_eval(ns_loss_kind kind, real *g, real *rg, const real *f, const real
                  const int *y, const real *t, long n, int k, double scale, double *loss_sum,
                  long *correct);
 
-// ---- arch.c: architecture strings (SPEC §3) ----------------------------------------------
-#define NS_MAX_HIDDEN 32        // hidden layers / conv blocks
+// ---- arch.c: architecture strings (docs/ARCHITECTURES.md) ------------------------------------
+#define NS_MAX_HIDDEN 32        // hidden layers / conv blocks / ResNet stages
 #define NS_MAX_WIDTH 65536      // hidden width of an fc layer
 #define NS_MAX_CHANNELS 4096    // channels of a conv layer
+#define NS_MAX_BLOCKS 16        // residual blocks per ResNet stage, transformer blocks of a ViT
+typedef enum { NS_NET_FC, NS_NET_CNN, NS_NET_RESNET, NS_NET_VIT } ns_net_family;
 typedef struct {
-    int cnn;                    // 0: fc, 1: cnn
-    ns_act_kind act;
+    ns_net_family family;
+    ns_act_kind act;            // fc, cnn, resnet (a ViT's MLP is GELU)
     ns_pool_kind pool;          // cnn only; avgpool unless the string ends in -maxpool
-    int nhidden;
-    int width[NS_MAX_HIDDEN];
+    int nhidden;                // fc: hidden layers; cnn: conv blocks; resnet: stages
+    int width[NS_MAX_HIDDEN];   // their widths / channels
+    int blocks;                 // resnet: residual blocks per stage; vit: transformer blocks
+    int bn;                     // resnet: batch norm after every convolution
+    int patch, dim, heads;      // vit: patch size P, width D, attention heads
 } ns_arch;
 // Parse and validate; on failure return NS_EINVAL with a sentence naming the fault.
 int ns_arch_parse(const char *s, ns_arch *out);

@@ -10,6 +10,17 @@
 //             Yang & Hu (2021) this is muP shifted by the symmetry (a,b,c) -> (a+1/2, b-1/2,
 //             c-1): the same training dynamics as muP with a learning rate that scales with
 //             the width, which a sweep over eta at a fixed width absorbs.
+// The layers of ResNets and ViTs under each parameterization (docs/ARCHITECTURES.md):
+//   a 1x1 shortcut, the patch embedding and each attention projection are weight
+//   matrices as above (fan_in c, c*P*P and d); the position embedding is the patch
+//   embedding's per-token bias (drawn as its biases); batch/layer norm gains start at
+//   1 and shifts at 0 (times the init scale) with no multiplier, as vectors have no fan-in;
+//   muP also scales attention scores by 1/d_head instead of 1/sqrt(d_head) (Yang et al. 2021).
+// Batch norm normalizes with the statistics of the whole batch of a pass — PyTorch's train()
+// mode, every time; there are no running averages. Its statistics couple the examples, so
+// a model with batch norm passes over the batch in one chunk whatever the memory budget,
+// and the test error of such a model is that of the test subset normalized by its own
+// statistics (PyTorch's BatchNorm2d(track_running_stats=False)).
 // theta_0 is drawn from ns_rng(seed, NS_STREAM_INIT), tensor by tensor in state_dict order,
 // element by element in row-major order: it depends only on the architecture, input shape,
 // classes, parameterization, init scale and seed.
@@ -35,19 +46,30 @@
 // hundreds (BENCHMARKS.md §3). MLPs keep whole-batch chunks, for the widest GEMMs.
 #define CONV_CHUNK 16
 
-typedef enum { L_DENSE, L_CONV, L_ACT, L_POOL, L_FLATTEN } layer_kind;
+typedef enum {
+    L_DENSE, L_CONV, L_ACT, L_POOL, L_FLATTEN, L_ADD, L_NORM, L_ATTN, L_PATCH, L_MEAN
+} layer_kind;
 
 typedef struct {
     layer_kind kind;
     long din, dout;         // values per example in and out
-    int in, out;            // dense
+    int in, out;            // dense (per row); add: channels of the shortcut's input and output
+    long rows;              // dense, add, norm, mean: rows per example (pixels or tokens)
     ns_conv_shape conv;     // conv
-    int h, w, c;            // pool, flatten: input geometry (channels last)
+    int h, w, c;            // pool, flatten: input geometry (channels last); norm, mean: c
     ns_act_kind act;
     ns_pool_kind pool;
-    size_t woff, boff;      // parameters in theta (dense, conv)
+    ns_norm_kind norm;
+    ns_attn_shape attn;
+    ns_patch_shape patch;
+    int from;               // add: the layer whose output is the block's input (the shortcut)
+    int skip_by;            // the add layer that also reads this layer's output, or -1
+    int has_params;         // add: a 1x1 conv shortcut
+    size_t woff, boff;      // parameters in theta (dense, conv; the block's start for others)
     real wmul;
     real *y, *ry;           // output and its tangent, for the examples of the current chunk
+    real *save, *rsave;     // norm, attention: values kept from forward (and rforward)
+    real *gs, *rgs;         // add: gradient (and tangent) w.r.t. the shortcut's input
     unsigned char *arg;     // maxpool routing
 } layer;
 
@@ -68,6 +90,7 @@ struct ns_model {
     real *g[2], *rg[2];
     real *cols;
     size_t cols_cap;
+    real *scratch;          // attention, patch embedding
 };
 
 // ---- building --------------------------------------------------------------------------
@@ -100,20 +123,179 @@ static layer *push(ns_model *m, layer_kind kind, long din, long dout) {
     L->kind = kind;
     L->din = din;
     L->dout = dout;
+    L->rows = 1;
+    L->from = L->skip_by = -1;
     return L;
+}
+
+// ---- ResNets and ViTs ------------------------------------------------------------------
+
+static int last_index(const ns_model *m) { return m->nlayers - 1; }
+
+// A tensor named "<prefix>.<what>" of the given shape; returns its offset.
+static size_t tensor(ns_model *m, const char *prefix, const char *what, int ndim,
+                     const int *shape) {
+    return m->tensors[add_tensor(m, prefix, what, ndim, shape)].offset;
+}
+
+// batch norm (over the rows of all examples) or layer norm (over each row), gain and shift.
+static void push_norm(ns_model *m, ns_norm_kind k, const char *name, long rows, int c) {
+    layer *L = push(m, L_NORM, rows * c, rows * c);
+    L->norm = k, L->rows = rows, L->c = c;
+    L->woff = tensor(m, name, "weight", 1, (const int[]){c});
+    tensor(m, name, "bias", 1, (const int[]){c});
+}
+
+// A dense layer applied to each of `rows` rows of an example.
+static void push_dense(ns_model *m, const char *name, long rows, int in, int out) {
+    layer *L = push(m, L_DENSE, rows * in, rows * out);
+    L->rows = rows, L->in = in, L->out = out;
+    L->woff = tensor(m, name, "weight", 2, (const int[]){out, in});
+    L->boff = tensor(m, name, "bias", 1, (const int[]){out});
+}
+
+// The addition closing a residual block whose input is the output of layer `from`.
+static void push_add(ns_model *m, const char *name, int from, long rows, int c, int co) {
+    layer *L = push(m, L_ADD, rows * co, rows * co);
+    L->from = from, L->rows = rows, L->in = c, L->out = co;
+    m->layers[from].skip_by = last_index(m);
+    if (c != co) {
+        L->has_params = 1;
+        L->woff = tensor(m, name, "weight", 4, (const int[]){co, c, 1, 1});
+        L->boff = tensor(m, name, "bias", 1, (const int[]){co});
+    }
+}
+
+static void push_conv(ns_model *m, const char *name, int c, int h, int w, int co, int nchw) {
+    layer *L = push(m, L_CONV, (long)c * h * w, (long)co * h * w);
+    L->conv = (ns_conv_shape){.c = c, .h = h, .w = w, .co = co, .nchw = nchw};
+    L->woff = tensor(m, name, "weight", 4, (const int[]){co, c, 3, 3});
+    L->boff = tensor(m, name, "bias", 1, (const int[]){co});
+}
+
+static void push_act(ns_model *m, ns_act_kind act, long d) {
+    if (act != NS_ACT_LINEAR) push(m, L_ACT, d, d)->act = act;
+}
+
+// conv [bn] act for a stem or the first half of a block; `name` is the module's prefix.
+static void push_conv_unit(ns_model *m, const char *prefix, int unit, int c, int h, int w,
+                           int co, int nchw, int act) {
+    char name[48];
+    snprintf(name, sizeof name, "%s%sconv%d", prefix, *prefix ? "." : "", unit);
+    push_conv(m, name, c, h, w, co, nchw);
+    if (m->arch.bn) {
+        snprintf(name, sizeof name, "%s%sbn%d", prefix, *prefix ? "." : "", unit);
+        push_norm(m, NS_NORM_BATCH, name, (long)h * w, co);
+    }
+    if (act) push_act(m, m->arch.act, (long)co * h * w);
+}
+
+// He et al. (2016)'s basic blocks, post-activation: x -> act(x + bn(conv(act(bn(conv x))))).
+static int build_resnet(ns_model *m, long *d) {
+    const ns_model_config *cfg = &m->cfg;
+    const ns_arch *a = &m->arch;
+    long need = 1L << (a->nhidden - 1);
+    if (cfg->h < need || cfg->w < need)
+        return ns_fail(NS_EINVAL, "architecture '%s' halves its maps %d time%s, so it needs "
+                       "inputs of at least %ldx%ld pixels; these are %dx%d", cfg->arch,
+                       a->nhidden - 1, a->nhidden == 2 ? "" : "s", need, need, cfg->h, cfg->w);
+    int c = a->width[0], h = cfg->h, w = cfg->w;
+    push_conv_unit(m, "", 1, cfg->c, h, w, c, 1, 1);
+    for (int s = 0; s < a->nhidden; s++) {
+        if (s > 0) {
+            layer *P = push(m, L_POOL, (long)c * h * w, (long)c * (h / 2) * (w / 2));
+            P->pool = NS_POOL_AVG, P->h = h, P->w = w, P->c = c;
+            h /= 2, w /= 2;
+        }
+        int co = a->width[s];
+        for (int b = 0; b < a->blocks; b++) {
+            char prefix[24], name[48];
+            snprintf(prefix, sizeof prefix, "layer%d.%d", s + 1, b);
+            int from = last_index(m);
+            push_conv_unit(m, prefix, 1, c, h, w, co, 0, 1);
+            push_conv_unit(m, prefix, 2, co, h, w, co, 0, 0);
+            snprintf(name, sizeof name, "%s.shortcut", prefix);
+            push_add(m, name, from, (long)h * w, c, co);
+            push_act(m, a->act, (long)co * h * w);
+            c = co;
+        }
+    }
+    layer *G = push(m, L_MEAN, (long)c * h * w, c);
+    G->rows = (long)h * w, G->c = c;
+    *d = c;
+    return 0;
+}
+
+// Dosovitskiy et al. (2021) with pre-LayerNorm blocks x += attn(ln1 x); x += mlp(ln2 x),
+// mlp = fc2(gelu(fc1 .)) of width 4d, then a final LayerNorm and the mean over tokens.
+static int build_vit(ns_model *m, long *dout) {
+    const ns_model_config *cfg = &m->cfg;
+    const ns_arch *a = &m->arch;
+    int P = a->patch, d = a->dim;
+    if (cfg->h % P || cfg->w % P)
+        return ns_fail(NS_EINVAL, "architecture '%s': the patch size %d does not divide the "
+                       "%dx%d images", cfg->arch, P, cfg->h, cfg->w);
+    int t = (cfg->h / P) * (cfg->w / P);
+    long td = (long)t * d;
+    layer *E = push(m, L_PATCH, (long)cfg->c * cfg->h * cfg->w, td);
+    E->patch = (ns_patch_shape){.c = cfg->c, .h = cfg->h, .w = cfg->w, .p = P, .d = d};
+    E->woff = tensor(m, "embed", "pos", 3, (const int[]){1, t, d});
+    tensor(m, "embed.proj", "weight", 4, (const int[]){d, cfg->c, P, P});
+    tensor(m, "embed.proj", "bias", 1, (const int[]){d});
+    int mup = strcmp(cfg->param, "mup") == 0, dh = d / a->heads;
+    for (int b = 0; b < a->blocks; b++) {
+        char pre[24], name[40];
+        snprintf(pre, sizeof pre, "blocks.%d", b);
+        int from = last_index(m);
+        snprintf(name, sizeof name, "%s.norm1", pre);
+        push_norm(m, NS_NORM_LAYER, name, t, d);
+        layer *A = push(m, L_ATTN, td, td);
+        A->attn = (ns_attn_shape){.t = t, .d = d, .heads = a->heads,
+                                  .scale = (real)(mup ? 1.0 / dh : 1.0 / sqrt((double)dh))};
+        snprintf(name, sizeof name, "%s.attn", pre);
+        A->woff = tensor(m, name, "in_proj_weight", 2, (const int[]){3 * d, d});
+        tensor(m, name, "in_proj_bias", 1, (const int[]){3 * d});
+        snprintf(name, sizeof name, "%s.attn.out_proj", pre);
+        tensor(m, name, "weight", 2, (const int[]){d, d});
+        tensor(m, name, "bias", 1, (const int[]){d});
+        push_add(m, NULL, from, t, d, d);
+        from = last_index(m);
+        snprintf(name, sizeof name, "%s.norm2", pre);
+        push_norm(m, NS_NORM_LAYER, name, t, d);
+        snprintf(name, sizeof name, "%s.fc1", pre);
+        push_dense(m, name, t, d, 4 * d);
+        push_act(m, NS_ACT_GELU, 4 * td);
+        snprintf(name, sizeof name, "%s.fc2", pre);
+        push_dense(m, name, t, 4 * d, d);
+        push_add(m, NULL, from, t, d, d);
+    }
+    push_norm(m, NS_NORM_LAYER, "norm", t, d);
+    layer *G = push(m, L_MEAN, td, d);
+    G->rows = t, G->c = d;
+    *dout = d;
+    return 0;
 }
 
 static int build(ns_model *m) {
     const ns_model_config *cfg = &m->cfg;
     const ns_arch *a = &m->arch;
     int nh = a->nhidden;
-    m->layers = ns_calloc((size_t)(3 * nh + 2), sizeof *m->layers);
-    m->tensors = ns_calloc((size_t)(2 * nh + 2), sizeof *m->tensors);
+    // at most: per ResNet block 8 layers and 10 tensors; per ViT block 10 and 16
+    size_t most = (size_t)(3 * nh + 2) + (size_t)nh * (1 + 10 * (size_t)a->blocks) + 10 +
+                  16 * (size_t)a->blocks;
+    m->layers = ns_calloc(most, sizeof *m->layers);
+    m->tensors = ns_calloc(most, sizeof *m->tensors);
     if (!m->layers || !m->tensors) return NS_ENOMEM;
     int skip_act = a->act == NS_ACT_LINEAR;  // the identity: no layer needed
     long d = (long)cfg->c * cfg->h * cfg->w;
-    int fc_index = 1;
-    if (a->cnn) {
+    int fc_index = 1, rc;
+    const char *head_name = "fc";
+    if (a->family == NS_NET_RESNET || a->family == NS_NET_VIT) {
+        rc = a->family == NS_NET_RESNET ? build_resnet(m, &d) : build_vit(m, &d);
+        if (rc) return rc;
+        fc_index = 0;
+        head_name = a->family == NS_NET_RESNET ? "fc" : "head";
+    } else if (a->family == NS_NET_CNN) {
         int pools = nh;
         long need = 1L << pools;
         if (cfg->h < need || cfg->w < need)
@@ -147,9 +329,13 @@ static int build(ns_model *m) {
     if (d > MAX_INPUT_DIM)
         return ns_fail(NS_EINVAL, "architecture '%s' feeds %ld features into its head; at most "
                        "%ld are supported", cfg->arch, d, MAX_INPUT_DIM);
-    layer *head = push(m, L_DENSE, d, cfg->k);
-    head->in = (int)d, head->out = cfg->k;
-    add_params(m, head, "fc", fc_index, 2, (const int[]){head->out, head->in});
+    if (fc_index) {
+        layer *head = push(m, L_DENSE, d, cfg->k);
+        head->in = (int)d, head->out = cfg->k;
+        add_params(m, head, "fc", fc_index, 2, (const int[]){head->out, head->in});
+    } else {
+        push_dense(m, head_name, 1, (int)d, cfg->k);
+    }
     if (m->nparams > MAX_PARAMS)
         return ns_fail(NS_EINVAL, "architecture '%s' on %dx%dx%d inputs has %zu parameters; at "
                        "most %zu are supported", cfg->arch, cfg->c, cfg->h, cfg->w, m->nparams,
@@ -166,32 +352,71 @@ static int build(ns_model *m) {
     return 0;
 }
 
-// fan_in of a dense/conv layer (the weight's size over its output count)
-static long fan_in(const layer *L) { return L->kind == L_CONV ? 9L * L->conv.c : L->in; }
+// fan_in of a layer's weight matrix (the weight's size over its output count)
+static long fan_in(const layer *L) {
+    switch (L->kind) {
+    case L_CONV: return 9L * L->conv.c;
+    case L_ATTN: return L->attn.d;
+    case L_PATCH: return (long)L->patch.c * L->patch.p * L->patch.p;
+    default: return L->in;  // dense, add (the 1x1 shortcut)
+    }
+}
+
+typedef struct {
+    ns_rng rng;
+    double scale;           // --init-scale
+    int ntk;                // ntk or mup: N(0,1) weights, zero biases
+} init_draw;
+
+// n weights of a matrix with this fan_in: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), or N(0,1).
+static void draw_weights(init_draw *g, real *w, size_t n, double fin) {
+    double bound = 1.0 / sqrt(fin);
+    for (size_t i = 0; i < n; i++)
+        w[i] = (real)(g->scale * (g->ntk ? ns_rng_normal(&g->rng)
+                                         : ns_rng_uniform_in(&g->rng, -bound, bound)));
+}
+
+// n biases of a layer with this fan_in: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), or 0.
+static void draw_biases(init_draw *g, real *b, size_t n, double fin) {
+    double bound = 1.0 / sqrt(fin);
+    for (size_t i = 0; i < n; i++)
+        b[i] = g->ntk ? 0 : (real)(g->scale * ns_rng_uniform_in(&g->rng, -bound, bound));
+}
 
 static int draw_theta0(ns_model *m) {
     const ns_model_config *cfg = &m->cfg;
-    int ntk = strcmp(cfg->param, "ntk") == 0, mup = strcmp(cfg->param, "mup") == 0;
-    ns_rng rng;
-    ns_rng_seed(&rng, cfg->seed, NS_STREAM_INIT);
+    int mup = strcmp(cfg->param, "mup") == 0;
+    init_draw g = {.scale = cfg->init_scale, .ntk = mup || strcmp(cfg->param, "ntk") == 0};
+    ns_rng_seed(&g.rng, cfg->seed, NS_STREAM_INIT);
     const layer *head = &m->layers[m->nlayers - 1];
-    // Tensors were added in state_dict order, layer by layer, weight then bias.
+    // Tensors were added in state_dict order, layer by layer; they are drawn in that order.
     for (int l = 0; l < m->nlayers; l++) {
         layer *L = &m->layers[l];
-        if (L->kind != L_DENSE && L->kind != L_CONV) continue;
-        double fin = (double)fan_in(L), bound = 1.0 / sqrt(fin);
-        size_t nw = L->boff - L->woff, nb = L->kind == L_CONV ? (size_t)L->conv.co : (size_t)L->out;
-        real *w = m->theta + L->woff, *b = m->theta + L->boff;
-        if (ntk || mup) {
-            L->wmul = (real)(mup && L == head ? 1.0 / fin : bound);
-            for (size_t i = 0; i < nw; i++) w[i] = (real)(cfg->init_scale * ns_rng_normal(&rng));
-            for (size_t i = 0; i < nb; i++) b[i] = 0;
-        } else {
-            L->wmul = 1;
-            for (size_t i = 0; i < nw; i++)
-                w[i] = (real)(cfg->init_scale * ns_rng_uniform_in(&rng, -bound, bound));
-            for (size_t i = 0; i < nb; i++)
-                b[i] = (real)(cfg->init_scale * ns_rng_uniform_in(&rng, -bound, bound));
+        real *p = m->theta + L->woff;
+        if (L->kind == L_NORM) {  // gain and shift
+            for (int i = 0; i < L->c; i++) p[i] = (real)cfg->init_scale, p[L->c + i] = 0;
+            continue;
+        }
+        if (L->kind != L_DENSE && L->kind != L_CONV && L->kind != L_ATTN &&
+            L->kind != L_PATCH && !(L->kind == L_ADD && L->has_params))
+            continue;
+        double fin = (double)fan_in(L);
+        L->wmul = (real)(!g.ntk ? 1.0 : mup && L == head ? 1.0 / fin : 1.0 / sqrt(fin));
+        if (L->kind == L_ATTN) {  // in_proj weight and bias, out_proj weight and bias
+            size_t d = (size_t)L->attn.d;
+            draw_weights(&g, p, 3 * d * d, fin);
+            draw_biases(&g, p + 3 * d * d, 3 * d, fin);
+            draw_weights(&g, p + 3 * d * d + 3 * d, d * d, fin);
+            draw_biases(&g, p + 4 * d * d + 3 * d, d, fin);
+        } else if (L->kind == L_PATCH) {  // position embedding, weight, bias
+            size_t td = (size_t)L->dout, d = (size_t)L->patch.d;
+            draw_biases(&g, p, td, fin);
+            draw_weights(&g, p + td, d * (size_t)fin, fin);
+            draw_biases(&g, p + td + d * (size_t)fin, d, fin);
+        } else {  // weight, then bias
+            size_t nb = L->kind == L_CONV ? (size_t)L->conv.co : (size_t)L->out;
+            draw_weights(&g, p, L->boff - L->woff, fin);
+            draw_biases(&g, m->theta + L->boff, nb, fin);
         }
     }
     return 0;
@@ -263,10 +488,42 @@ const ns_tensor_info *ns_model_tensor(const ns_model *m, int i) {
 
 // ---- workspace -------------------------------------------------------------------------
 
+// Values a layer keeps per example besides its output: the forward pass's saved values
+// (batch norm's per-channel ones counted per example, an overestimate) and an addition's
+// gradient w.r.t. its shortcut. Tangents double both.
+static size_t saved_per_example(const ns_model *m, const layer *L) {
+    switch (L->kind) {
+    case L_NORM: return (size_t)L->dout + (size_t)(L->norm == NS_NORM_BATCH ? L->c : L->rows);
+    case L_ATTN: return ns_attention_saved(&L->attn);
+    case L_ADD: return (size_t)m->layers[L->from].dout;
+    default: return 0;
+    }
+}
+
+// Scratch values of a pass over nb examples (shared by the layers in turn).
+static size_t scratch_size(const ns_model *m, long nb) {
+    size_t most = 0, v;
+    for (int l = 0; l < m->nlayers; l++) {
+        const layer *L = &m->layers[l];
+        v = L->kind == L_ATTN ? ns_attention_scratch(&L->attn, nb)
+            : L->kind == L_PATCH ? ns_patch_scratch(&L->patch, nb) : 0;
+        if (v > most) most = v;
+    }
+    return most;
+}
+
+// Batch norm couples the examples of a pass: its models pass over the batch in one chunk.
+static int batch_statistics(const ns_model *m) {
+    for (int l = 0; l < m->nlayers; l++)
+        if (m->layers[l].kind == L_NORM && m->layers[l].norm == NS_NORM_BATCH) return 1;
+    return 0;
+}
+
 // Values of workspace per example (activations, their tangents, gradient buffers).
 static size_t per_example(const ns_model *m, int with_r) {
     size_t v = 0;
-    for (int l = 0; l < m->nlayers; l++) v += (size_t)m->layers[l].dout;
+    for (int l = 0; l < m->nlayers; l++)
+        v += (size_t)m->layers[l].dout + saved_per_example(m, &m->layers[l]);
     v *= with_r ? 2 : 1;
     v += (size_t)m->maxd * (with_r ? 4 : 2);
     return v;
@@ -274,6 +531,7 @@ static size_t per_example(const ns_model *m, int with_r) {
 
 // Examples per chunk for a batch of n.
 static long chunk_size(const ns_model *m, long n, int with_r) {
+    if (batch_statistics(m)) return n;
     size_t bytes = per_example(m, with_r) * sizeof(real) + (size_t)m->maxd;
     long most = (long)(WORKSPACE_BUDGET / bytes);
     for (int l = 0; l < m->nlayers; l++)
@@ -311,7 +569,8 @@ static int ensure_workspace(ns_model *m, long nb, int with_r) {
     for (int l = 0; l < m->nlayers; l++)
         if (m->layers[l].kind == L_POOL && m->layers[l].pool == NS_POOL_MAX)
             args += (size_t)m->layers[l].dout * (size_t)nb;
-    size_t total = per_example(m, with_r) * (size_t)nb + cols;
+    size_t scratch = scratch_size(m, nb);
+    size_t total = per_example(m, with_r) * (size_t)nb + cols + scratch;
     m->ws = ns_malloc(sizeof *m->ws * total);
     m->args = args ? ns_malloc(args) : NULL;
     if (!m->ws || (args && !m->args)) {
@@ -329,6 +588,10 @@ static int ensure_workspace(ns_model *m, long nb, int with_r) {
         L->ry = with_r ? p : NULL, p += with_r ? sz : 0;
         L->arg = NULL;
         if (L->kind == L_POOL && L->pool == NS_POOL_MAX) L->arg = q, q += sz;
+        size_t keep = saved_per_example(m, L) * (size_t)nb;
+        real **into = L->kind == L_ADD ? &L->gs : &L->save, **rinto = L->kind == L_ADD ? &L->rgs : &L->rsave;
+        *into = keep ? p : NULL, p += keep;
+        *rinto = keep && with_r ? p : NULL, p += with_r ? keep : 0;
     }
     for (int i = 0; i < 2; i++) {
         m->g[i] = p, p += (size_t)m->maxd * nb;
@@ -336,6 +599,7 @@ static int ensure_workspace(ns_model *m, long nb, int with_r) {
     }
     m->cols = cols ? p : NULL;
     m->cols_cap = cols;
+    m->scratch = scratch ? p + cols : NULL;
     m->cap = nb;
     m->cap_r = with_r;
     return 0;
@@ -353,10 +617,11 @@ static void forward(ns_model *m, const real *x, long nb, const real *v) {
         size_t len = (size_t)L->dout * (size_t)nb;
         switch (L->kind) {
         case L_DENSE:
-            ns_dense_forward(L->y, in, th + L->woff, th + L->boff, L->wmul, nb, L->in, L->out);
+            ns_dense_forward(L->y, in, th + L->woff, th + L->boff, L->wmul, nb * L->rows, L->in,
+                             L->out);
             if (v)
                 ns_dense_rforward(L->ry, in, rin, th + L->woff, v + L->woff, v + L->boff, L->wmul,
-                                  nb, L->in, L->out);
+                                  nb * L->rows, L->in, L->out);
             break;
         case L_CONV:
             ns_conv3x3_forward(L->y, in, th + L->woff, th + L->boff, L->wmul, nb, &L->conv,
@@ -377,8 +642,55 @@ static void forward(ns_model *m, const real *x, long nb, const real *v) {
             ns_flatten_forward(L->y, in, nb, L->h, L->w, L->c);
             if (v) ns_flatten_rforward(L->ry, rin, nb, L->h, L->w, L->c);
             break;
+        case L_ADD: {
+            const layer *S = &m->layers[L->from];
+            const real *p = L->has_params ? th + L->woff : NULL;
+            ns_residual_forward(L->y, in, S->y, p, L->wmul, nb * L->rows, L->in, L->out);
+            if (v)
+                ns_residual_rforward(L->ry, rin, S->y, S->ry, p, v + L->woff, L->wmul,
+                                     nb * L->rows, L->in, L->out);
+            break;
+        }
+        case L_NORM: {
+            long rows = nb * L->rows;
+            real *r = L->save + (size_t)rows * L->c, *a = v ? L->rsave + (size_t)rows * L->c : NULL;
+            ns_norm_forward(L->norm, L->y, L->save, r, in, th + L->woff, th + L->woff + L->c, rows,
+                            L->c);
+            if (v)
+                ns_norm_rforward(L->norm, L->ry, L->rsave, a, rin, L->save, r, th + L->woff,
+                                 v + L->woff, v + L->woff + L->c, rows, L->c);
+            break;
+        }
+        case L_ATTN:
+            ns_attention_forward(L->y, L->save, in, th + L->woff, L->wmul, nb, &L->attn);
+            if (v)
+                ns_attention_rforward(L->ry, L->rsave, in, rin, L->save, th + L->woff, v + L->woff,
+                                      L->wmul, nb, &L->attn);
+            break;
+        case L_PATCH:
+            ns_patch_forward(L->y, in, th + L->woff, L->wmul, nb, &L->patch, m->scratch);
+            if (v)
+                ns_patch_rforward(L->ry, in, rin, th + L->woff, v + L->woff, L->wmul, nb,
+                                  &L->patch, m->scratch);
+            break;
+        case L_MEAN:
+            ns_meanpool_forward(L->y, in, nb, (int)L->rows, L->c);
+            if (v) ns_meanpool_rforward(L->ry, rin, nb, (int)L->rows, L->c);
+            break;
         }
     }
+}
+
+// The gradient (and tangent) w.r.t. layer l's output also gets what the residual addition
+// that reads it sent back through its shortcut.
+static void add_shortcut_gradient(const ns_model *m, int l, long nb, real *g, real *rg) {
+    int by = m->layers[l].skip_by;
+    if (by < 0) return;
+    size_t len = (size_t)m->layers[l].dout * (size_t)nb;
+    const real *gs = m->layers[by].gs, *rgs = m->layers[by].rgs;
+    for (size_t i = 0; i < len; i++) g[i] += gs[i];
+    if (rg)
+        for (size_t i = 0; i < len; i++) rg[i] += rgs[i];
 }
 
 // Backward from g[0] = dL/df: grad += dL/dtheta for this chunk.
@@ -389,10 +701,11 @@ static void backward(ns_model *m, const real *x, long nb, real *grad) {
         layer *L = &m->layers[l];
         const real *in = l ? m->layers[l - 1].y : x;
         real *gx = l ? other : NULL;  // the data needs no gradient
+        add_shortcut_gradient(m, l, nb, cur, NULL);
         switch (L->kind) {
         case L_DENSE:
             ns_dense_backward(gx, grad + L->woff, grad + L->boff, cur, in, th + L->woff, L->wmul,
-                              nb, L->in, L->out);
+                              nb * L->rows, L->in, L->out);
             break;
         case L_CONV:
             ns_conv3x3_backward(gx, grad + L->woff, grad + L->boff, cur, in, th + L->woff,
@@ -406,6 +719,28 @@ static void backward(ns_model *m, const real *x, long nb, real *grad) {
             break;
         case L_FLATTEN:
             ns_flatten_backward(gx, cur, nb, L->h, L->w, L->c);
+            break;
+        case L_ADD:  // gx = gy: in place
+            ns_residual_backward(cur, L->gs, L->has_params ? grad + L->woff : NULL, cur,
+                                 m->layers[L->from].y, L->has_params ? th + L->woff : NULL,
+                                 L->wmul, nb * L->rows, L->in, L->out);
+            continue;
+        case L_NORM: {
+            long rows = nb * L->rows;
+            ns_norm_backward(L->norm, gx, grad + L->woff, grad + L->woff + L->c, cur, L->save,
+                             L->save + (size_t)rows * L->c, th + L->woff, rows, L->c);
+            break;
+        }
+        case L_ATTN:
+            ns_attention_backward(gx, grad + L->woff, cur, in, L->save, th + L->woff, L->wmul, nb,
+                                  &L->attn, m->scratch);
+            break;
+        case L_PATCH:
+            ns_patch_backward(gx, grad + L->woff, cur, in, th + L->woff, L->wmul, nb, &L->patch,
+                              m->scratch);
+            break;
+        case L_MEAN:
+            ns_meanpool_backward(gx, cur, nb, (int)L->rows, L->c);
             break;
         }
         t = cur, cur = other, other = t;
@@ -421,10 +756,11 @@ static void rbackward(ns_model *m, const real *x, long nb, const real *v, real *
         const real *in = l ? m->layers[l - 1].y : x;
         const real *rin = l ? m->layers[l - 1].ry : NULL;
         real *gx = l ? other : NULL, *rgx = l ? rother : NULL;
+        add_shortcut_gradient(m, l, nb, cur, rcur);
         switch (L->kind) {
         case L_DENSE:
             ns_dense_rbackward(gx, rgx, hv + L->woff, hv + L->boff, cur, rcur, in, rin,
-                               th + L->woff, v + L->woff, L->wmul, nb, L->in, L->out);
+                               th + L->woff, v + L->woff, L->wmul, nb * L->rows, L->in, L->out);
             break;
         case L_CONV:
             ns_conv3x3_rbackward(gx, rgx, hv + L->woff, hv + L->boff, cur, rcur, in, rin,
@@ -440,6 +776,32 @@ static void rbackward(ns_model *m, const real *x, long nb, const real *v, real *
             break;
         case L_FLATTEN:
             ns_flatten_rbackward(gx, rgx, cur, rcur, nb, L->h, L->w, L->c);
+            break;
+        case L_ADD: {  // gx = gy, R{gx} = R{gy}: in place
+            const layer *S = &m->layers[L->from];
+            ns_residual_rbackward(cur, rcur, L->gs, L->rgs, L->has_params ? hv + L->woff : NULL,
+                                  cur, rcur, S->y, S->ry, L->has_params ? th + L->woff : NULL,
+                                  v + L->woff, L->wmul, nb * L->rows, L->in, L->out);
+            continue;
+        }
+        case L_NORM: {
+            long rows = nb * L->rows;
+            size_t o = (size_t)rows * L->c;
+            ns_norm_rbackward(L->norm, gx, rgx, hv + L->woff, hv + L->woff + L->c, cur, rcur,
+                              L->save, L->save + o, L->rsave, L->rsave + o, th + L->woff,
+                              v + L->woff, rows, L->c);
+            break;
+        }
+        case L_ATTN:
+            ns_attention_rbackward(gx, rgx, hv + L->woff, cur, rcur, in, rin, L->save, L->rsave,
+                                   th + L->woff, v + L->woff, L->wmul, nb, &L->attn, m->scratch);
+            break;
+        case L_PATCH:
+            ns_patch_rbackward(gx, rgx, hv + L->woff, cur, rcur, in, rin, th + L->woff,
+                               v + L->woff, L->wmul, nb, &L->patch, m->scratch);
+            break;
+        case L_MEAN:
+            ns_meanpool_rbackward(gx, rgx, cur, rcur, nb, (int)L->rows, L->c);
             break;
         }
         t = cur, cur = other, other = t;
