@@ -1,0 +1,163 @@
+#!/usr/bin/python3
+"""The PyTorch modules of docs/ARCHITECTURES.md, run from that file, for ResNets and ViTs.
+
+    /usr/bin/python3 bench/torch_arch.py --check DIR [--normsharp BIN]
+        Load the weights directory DIR (normsharp init/train) into the module, evaluate the
+        training and test loss and the top Hessian eigenvalue (autograd double-backward HVPs
+        + SciPy eigsh) on DIR's data in float64, and compare them with `BIN sharpness` on the
+        same weights. Exits 1 if they disagree.
+    /usr/bin/python3 bench/torch_arch.py --bench ARCH [--n 1000] [--threads 2] [--reps 5]
+        Time the gradient and the HVP (double backward) of ARCH's module on the first n
+        Fashion-MNIST training images (float32, MSE as normsharp's), as bench/torch_bench.py.
+Prints one JSON object.
+"""
+import argparse, json, math, os, re, subprocess, sys, time
+import numpy as np
+import torch
+from scipy.sparse.linalg import LinearOperator, eigsh
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from torch_bench import load, read_idx, FMNIST, timeit  # noqa: E402
+
+
+def modules():
+    """Exec the python block of docs/ARCHITECTURES.md: the documented code is the code run."""
+    text = open(os.path.join(HERE, "..", "docs", "ARCHITECTURES.md")).read()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    ns = {}
+    exec(compile(code, "docs/ARCHITECTURES.md", "exec"), ns)
+    return ns
+
+
+def fashion(n, split, classes=None):
+    """normsharp's preprocessing (SPEC: /255, standardized with training-split statistics)."""
+    x = read_idx(os.path.join(FMNIST, "train-images-idx3-ubyte.gz")).reshape(60000, -1).astype(np.float64) / 255.0
+    mean, std = x.mean(0), x.std(0)
+    std[std == 0] = 1.0
+    if split == "test":
+        x = read_idx(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")).reshape(10000, -1).astype(np.float64) / 255.0
+        y = read_idx(os.path.join(FMNIST, "t10k-labels-idx1-ubyte.gz"))
+    else:
+        y = read_idx(os.path.join(FMNIST, "train-labels-idx1-ubyte.gz"))
+    x = (x - mean) / std
+    n = len(y) if n is None else n
+    return torch.tensor(x[:n]).view(-1, 1, 28, 28), torch.tensor(y[:n].astype(np.int64))
+
+
+def loss_of(kind):
+    if kind == "ce":
+        return lambda f, y: torch.nn.functional.cross_entropy(f, y)
+    return lambda f, y: 0.5 * ((f - torch.nn.functional.one_hot(y, f.shape[1]).to(f.dtype)) ** 2).sum() / f.shape[0]
+
+
+def fan_in(name, shape):
+    if name.endswith("in_proj_weight") or name.endswith("weight") and len(shape) >= 2:
+        return int(np.prod(shape[1:]))
+    return None
+
+
+def load_weights(net, wdir, meta):
+    """The .npy tensors, each weight matrix times its wmul under ntk/mup."""
+    param = meta["param"]
+    names = [t["name"] for t in meta["tensors"]]
+    assert names == list(net.state_dict().keys()), (names, list(net.state_dict().keys()))
+    sd = {}
+    last = names[-2]  # the head's weight
+    for t in meta["tensors"]:
+        a = np.load(os.path.join(wdir, t["file"])).astype(np.float64)
+        fin = fan_in(t["name"], a.shape)
+        if param in ("ntk", "mup") and fin:
+            a = a * (1.0 / fin if param == "mup" and t["name"] == last else fin ** -0.5)
+        sd[t["name"]] = torch.from_numpy(a)
+    net.load_state_dict(sd, strict=True)
+
+
+def hvp_fn(net, params, loss):
+    def hvp(vs):
+        g = torch.autograd.grad(loss(), params, create_graph=True)
+        return torch.autograd.grad(sum((gi * vi).sum() for gi, vi in zip(g, vs)), params)
+    return hvp
+
+
+def check(a):
+    meta = json.load(open(os.path.join(a.check, "model.json")))
+    c, h, w = meta["input_shape"]
+    data = meta.get("data", {})
+    n, n_test, kind = data.get("n", 5000), data.get("n_test"), data.get("loss", "mse")
+    torch.set_default_dtype(torch.float64)
+    net = modules()["build"](meta["arch"], c, h, w, meta["classes"], meta["param"]).double()
+    load_weights(net, a.check, meta)
+    x, y = fashion(n, "train")
+    xt, yt = fashion(n_test, "test")
+    lf = loss_of(kind)
+    params = list(net.parameters())
+    with torch.no_grad():
+        train_loss, test_loss = float(lf(net(x), y)), float(lf(net(xt), yt))
+    hvp = hvp_fn(net, params, lambda: lf(net(x), y))
+    p = sum(q.numel() for q in params)
+
+    def matvec(u):
+        u = torch.from_numpy(np.asarray(u, dtype=np.float64).ravel())
+        vs, o = [], 0
+        for q in params:
+            vs.append(u[o:o + q.numel()].view_as(q))
+            o += q.numel()
+        return torch.cat([r.reshape(-1) for r in hvp(vs)]).numpy()
+
+    lam = float(eigsh(LinearOperator((p, p), matvec=matvec, dtype=np.float64), k=1, which="LA",
+                      tol=1e-8, return_eigenvectors=False)[0])
+    out = subprocess.run([a.normsharp, "sharpness", "--weights", a.check, "--k", "1", "--tol", "1e-8",
+                          "--max-iter", "300", "--trace-probes", "0", "--json"],
+                         capture_output=True, text=True, check=True)
+    ns = json.loads(out.stdout)["final"]
+    rel = lambda u, v: abs(u - v) / max(abs(u), abs(v), 1e-300)
+    res = {"arch": meta["arch"], "param": meta["param"], "loss": kind, "n": n, "n_test": n_test,
+           "params": p, "torch_train_loss": train_loss, "normsharp_train_loss": ns["train_loss"],
+           "torch_test_loss": test_loss, "normsharp_test_loss": ns["test_loss"],
+           "torch_lambda_max": lam, "normsharp_lambda_max": ns["lambda_max"]}
+    worst = max(rel(train_loss, ns["train_loss"]), rel(test_loss, ns["test_loss"]),
+                rel(lam, ns["lambda_max"]))
+    res["max_rel_diff"] = worst
+    res["agree"] = worst < a.tol
+    print(json.dumps(res))
+    return 0 if res["agree"] else 1
+
+
+def bench(a):
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    net = modules()["build"](a.bench, 1, 28, 28, 10).float()
+    x, t = load(a.n)
+    x = x.view(-1, 1, 28, 28)
+    params = list(net.parameters())
+
+    def loss_fn():
+        return 0.5 * ((net(x) - t) ** 2).sum() / x.shape[0]
+
+    v = [torch.randn_like(q) for q in params]
+    grad = lambda: torch.autograd.grad(loss_fn(), params)
+    hvp = hvp_fn(net, params, loss_fn)
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": a.threads,
+                      "arch": a.bench, "n": a.n, "params": sum(q.numel() for q in params),
+                      "grad_ms": 1e3 * timeit(grad, a.reps), "hvp_ms": 1e3 * timeit(lambda: hvp(v), a.reps)}))
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check")
+    ap.add_argument("--normsharp", default=os.path.join(HERE, "..", "build", "double", "normsharp"))
+    ap.add_argument("--tol", type=float, default=1e-6)
+    ap.add_argument("--bench")
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=5)
+    a = ap.parse_args()
+    if bool(a.check) == bool(a.bench):
+        ap.error("give one of --check DIR or --bench ARCH")
+    return check(a) if a.check else bench(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
