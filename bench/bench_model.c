@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
         f_hvp += first ? 3 * prod : 8 * prod;
         first = 0;
     }
-    int conv = strncmp(arch, "cnn", 3) == 0;
+    int conv = strncmp(arch, "fc", 2) != 0;  // flops are counted for fully connected nets only
 
     double loss_v, acc;
     const char *names[3] = {"loss (forward)", "gradient", "hvp"};

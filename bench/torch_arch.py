@@ -58,19 +58,22 @@ def fan_in(name, shape):
 
 
 def load_weights(net, wdir, meta):
-    """The .npy tensors, each weight matrix times its wmul under ntk/mup."""
+    """The .npy tensors, each weight matrix times its wmul under ntk/mup. Returns the
+    multipliers, tensor by tensor: the torch parameters are theta times them."""
     param = meta["param"]
     names = [t["name"] for t in meta["tensors"]]
     assert names == list(net.state_dict().keys()), (names, list(net.state_dict().keys()))
-    sd = {}
+    sd, muls = {}, []
     last = names[-2]  # the head's weight
     for t in meta["tensors"]:
         a = np.load(os.path.join(wdir, t["file"])).astype(np.float64)
-        fin = fan_in(t["name"], a.shape)
+        fin, mul = fan_in(t["name"], a.shape), 1.0
         if param in ("ntk", "mup") and fin:
-            a = a * (1.0 / fin if param == "mup" and t["name"] == last else fin ** -0.5)
-        sd[t["name"]] = torch.from_numpy(a)
+            mul = 1.0 / fin if param == "mup" and t["name"] == last else fin ** -0.5
+        sd[t["name"]] = torch.from_numpy(a * mul)
+        muls.append(mul)
     net.load_state_dict(sd, strict=True)
+    return muls
 
 
 def hvp_fn(net, params, loss):
@@ -87,7 +90,7 @@ def check(a):
     n, n_test, kind = data.get("n", 5000), data.get("n_test"), data.get("loss", "mse")
     torch.set_default_dtype(torch.float64)
     net = modules()["build"](meta["arch"], c, h, w, meta["classes"], meta["param"]).double()
-    load_weights(net, a.check, meta)
+    muls = load_weights(net, a.check, meta)
     x, y = fashion(n, "train")
     xt, yt = fashion(n_test, "test")
     lf = loss_of(kind)
@@ -97,13 +100,13 @@ def check(a):
     hvp = hvp_fn(net, params, lambda: lf(net(x), y))
     p = sum(q.numel() for q in params)
 
-    def matvec(u):
+    def matvec(u):  # the Hessian in normsharp's coordinates theta: D H D, D the multipliers
         u = torch.from_numpy(np.asarray(u, dtype=np.float64).ravel())
         vs, o = [], 0
-        for q in params:
-            vs.append(u[o:o + q.numel()].view_as(q))
+        for q, mul in zip(params, muls):
+            vs.append(mul * u[o:o + q.numel()].view_as(q))
             o += q.numel()
-        return torch.cat([r.reshape(-1) for r in hvp(vs)]).numpy()
+        return torch.cat([mul * r.reshape(-1) for r, mul in zip(hvp(vs), muls)]).numpy()
 
     lam = float(eigsh(LinearOperator((p, p), matvec=matvec, dtype=np.float64), k=1, which="LA",
                       tol=1e-8, return_eigenvectors=False)[0])

@@ -208,6 +208,29 @@ static void weights_round_trip_restores_config_theta_and_data_conventions(void *
     ns_model_free(m2);
 }
 
+// ResNet (with batch norm) and ViT weights: every tensor written and read back bit for bit.
+static void resnet_and_vit_weights_round_trip(void **state) {
+    (void)state;
+    const char *archs[] = {"resnet-relu-2-3-bn", "vit-P1-D4-L1-H2"};
+    for (int a = 0; a < 2; a++) {
+        const char *dir = tu_tmpdir();
+        ns_model *m = small_model(archs[a], 5);
+        real *theta = ns_model_theta(m);
+        size_t n = ns_model_nparams(m);
+        for (size_t i = 0; i < n; i++) theta[i] = (real)(0.001 * i - 0.2);
+        assert_int_equal(ns_weights_save(m, dir, NULL), 0);
+        ns_model *m2 = NULL;
+        assert_int_equal(ns_weights_load(dir, &m2, NULL), 0);
+        assert_string_equal(ns_model_cfg(m2)->arch, archs[a]);
+        assert_int_equal(ns_model_ntensors(m2), ns_model_ntensors(m));
+        for (int t = 0; t < ns_model_ntensors(m); t++)
+            assert_string_equal(ns_model_tensor(m2, t)->name, ns_model_tensor(m, t)->name);
+        assert_memory_equal(ns_model_theta(m2), theta, n * sizeof(real));
+        ns_model_free(m);
+        ns_model_free(m2);
+    }
+}
+
 static void weights_files_have_pytorch_names_and_shapes(void **state) {
     (void)state;
     const char *dir = tu_tmpdir();
@@ -331,6 +354,7 @@ int main(void) {
         cmocka_unit_test(numpy_load_reads_our_npy_files),
         cmocka_unit_test(weights_round_trip_restores_config_theta_and_data_conventions),
         cmocka_unit_test(weights_files_have_pytorch_names_and_shapes),
+        cmocka_unit_test(resnet_and_vit_weights_round_trip),
         cmocka_unit_test(weights_load_names_the_broken_file),
         cmocka_unit_test(weights_match_torch_sequential_state_dict_shapes),
     };

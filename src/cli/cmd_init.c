@@ -67,7 +67,7 @@ int cmd_init(int argc, char **argv) {
                 "(model.json + one NumPy .npy file per tensor, PyTorch names and layouts). The input shape and "
                 "the number of classes come from --dataset and --classes; the data is not loaded, and the data "
                 "options are recorded in model.json as the defaults for later commands.");
-    ns_cli_add(&c, "arch", OPT_STR, &arch, 0, 0, "ARCH", "architecture, e.g. fc-tanh-200-200 or cnn-relu-32-32-avgpool");
+    ns_cli_add(&c, "arch", OPT_STR, &arch, 0, 0, "ARCH", "architecture, e.g. fc-tanh-200-200, cnn-relu-32-32-avgpool, resnet-relu-16-32-64-bn, vit-P7-D64-L2-H4 (docs/ARCHITECTURES.md)");
     ns_cli_add(&c, "param", OPT_STR, &param, 0, 0, "P", "parameterization: standard (default), ntk or mup");
     ns_cli_add(&c, "init-scale", OPT_DOUBLE, &cfg.init_scale, 0, 1e6, "C", "multiplies the initial weights (default 1)");
     ns_cli_add(&c, "seed", OPT_U64, &cfg.seed, 0, 0, "S", "seed of theta_0 (default 0)");

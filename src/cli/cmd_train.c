@@ -27,7 +27,7 @@ void train_cli_init(train_cli *t) {
 }
 
 void train_cli_add_model(ns_cli *c, train_cli *t, int with_seed) {
-    ns_cli_add(c, "arch", OPT_STR, &t->arch, 0, 0, "ARCH", "architecture, e.g. fc-tanh-200-200 (default), cnn-relu-32-32");
+    ns_cli_add(c, "arch", OPT_STR, &t->arch, 0, 0, "ARCH", "architecture, e.g. fc-tanh-200-200 (default), cnn-relu-32-32, resnet-relu-16-32-64, vit-P7-D64-L2-H4");
     ns_cli_add(c, "param", OPT_STR, &t->param, 0, 0, "P", "parameterization: standard (default), ntk, mup");
     ns_cli_add(c, "init-scale", OPT_DOUBLE, &t->init_scale, 0, 1e6, "C", "multiply the initial weights by C (default 1)");
     if (with_seed) ns_cli_add(c, "seed", OPT_U64, &t->seed, 0, 0, "S", "seed of theta_0 (default 0)");
