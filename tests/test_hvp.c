@@ -234,6 +234,30 @@ static void tanh_unit_has_the_hand_computed_hessian(void **state) {
     release(&s);
 }
 
+// The dense Hessian (p x p, row-major), one HVP per column; fails unless it is symmetric
+// to max |H - H^T| <= tol max |H|.
+static double *dense_hessian(setup *s, double tol) {
+    int p = (int)s->p;
+    double *H = test_malloc(sizeof *H * (size_t)p * p);
+    real *e = vec(s->p), *col = vec(s->p);
+    for (int j = 0; j < p; j++) {
+        e[j] = 1;
+        assert_int_equal(ns_model_hvp(s->m, &s->b, e, col), 0);
+        e[j] = 0;
+        for (int i = 0; i < p; i++) H[(size_t)i * p + j] = col[i];
+    }
+    double big = 0, asym = 0;
+    for (int i = 0; i < p; i++)
+        for (int j = 0; j < p; j++) {
+            big = fmax(big, fabs(H[(size_t)i * p + j]));
+            asym = fmax(asym, fabs(H[(size_t)i * p + j] - H[(size_t)j * p + i]));
+        }
+    if (asym > tol * big)
+        fail_msg("%s: max |H - H^T| = %.3g, max |H| = %.3g", ns_model_cfg(s->m)->arch, asym, big);
+    test_free(e), test_free(col);
+    return H;
+}
+
 // The dense Hessian of a 139-parameter net, one HVP per column: symmetric, and its spectrum.
 static void dense_hessian_from_hvps_is_symmetric(void **state) {
     (void)state;
@@ -243,21 +267,7 @@ static void dense_hessian_from_hvps_is_symmetric(void **state) {
         setup s = make("fc-tanh-8-8", "standard", 1, 2, 2, 3, 20, loss, 30);
         int p = (int)s.p;
         assert_int_equal(p, 4 * 8 + 8 + 8 * 8 + 8 + 8 * 3 + 3);
-        double *H = test_malloc(sizeof *H * (size_t)p * p), *ev = test_malloc(sizeof *ev * (size_t)p);
-        real *e = vec(s.p), *col = vec(s.p);
-        for (int j = 0; j < p; j++) {
-            e[j] = 1;
-            assert_int_equal(ns_model_hvp(s.m, &s.b, e, col), 0);
-            e[j] = 0;
-            for (int i = 0; i < p; i++) H[(size_t)i * p + j] = col[i];
-        }
-        double big = 0, asym = 0;
-        for (int i = 0; i < p; i++)
-            for (int j = 0; j < p; j++) {
-                big = fmax(big, fabs(H[(size_t)i * p + j]));
-                asym = fmax(asym, fabs(H[(size_t)i * p + j] - H[(size_t)j * p + i]));
-            }
-        if (asym > 1e-10 * big) fail_msg("max |H - H^T| = %.3g, max |H| = %.3g", asym, big);
+        double *H = dense_hessian(&s, 1e-10), *ev = test_malloc(sizeof *ev * (size_t)p);
         double trace = 0;
         for (int i = 0; i < p; i++) trace += H[(size_t)i * p + i];
         assert_int_equal(LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', p, H, p, ev), 0);
@@ -267,7 +277,7 @@ static void dense_hessian_from_hvps_is_symmetric(void **state) {
         print_message("fc-tanh-8-8, %s, n=20: lambda_max %.12g, next %.12g %.12g, lambda_min "
                       "%.12g, trace %.12g\n", loss_name(loss), ev[p - 1], ev[p - 2], ev[p - 3],
                       ev[0], trace);
-        test_free(H), test_free(ev), test_free(e), test_free(col);
+        test_free(H), test_free(ev);
         release(&s);
     }
 }
@@ -283,21 +293,7 @@ static void dense_hessians_of_a_resnet_and_a_vit_are_symmetric_and_match_lanczos
         setup s = make(nets[a].arch, "standard", nets[a].c, nets[a].h, nets[a].w, 3, 12,
                        NS_LOSS_CE, 90 + (uint64_t)a);
         int p = (int)s.p;
-        double *H = test_malloc(sizeof *H * (size_t)p * p), *ev = test_malloc(sizeof *ev * (size_t)p);
-        real *e = vec(s.p), *col = vec(s.p);
-        for (int j = 0; j < p; j++) {
-            e[j] = 1;
-            assert_int_equal(ns_model_hvp(s.m, &s.b, e, col), 0);
-            e[j] = 0;
-            for (int i = 0; i < p; i++) H[(size_t)i * p + j] = col[i];
-        }
-        double big = 0, asym = 0;
-        for (int i = 0; i < p; i++)
-            for (int j = 0; j < p; j++) {
-                big = fmax(big, fabs(H[(size_t)i * p + j]));
-                asym = fmax(asym, fabs(H[(size_t)i * p + j] - H[(size_t)j * p + i]));
-            }
-        if (asym > 1e-9 * big) fail_msg("%s: max |H - H^T| = %.3g, max |H| = %.3g", nets[a].arch, asym, big);
+        double *H = dense_hessian(&s, 1e-9), *ev = test_malloc(sizeof *ev * (size_t)p);
         assert_int_equal(LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', p, H, p, ev), 0);
         ns_hessian_op op;
         assert_int_equal(ns_hessian_op_init(&op, s.m, &s.b), 0);
@@ -314,7 +310,7 @@ static void dense_hessians_of_a_resnet_and_a_vit_are_symmetric_and_match_lanczos
         TU_ASSERT_REL(r.lambda_min, ev[0], 1e-7);
         ns_eig_result_free(&r);
         ns_hessian_op_free(&op);
-        test_free(H), test_free(ev), test_free(e), test_free(col);
+        test_free(H), test_free(ev);
         release(&s);
     }
 }
