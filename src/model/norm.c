@@ -33,8 +33,8 @@ static walk walk_of(ns_norm_kind k, long m, int c) {
 
 long ns_norm_groups(ns_norm_kind k, long m, int c) { return walk_of(k, m, c).groups; }
 
-// The column (affine index) of element i of a (m, c) matrix.
-#define COL(i) ((int)((i) % c))
+// The column (the index of gamma and beta) of element t of group g.
+#define COL(i) (k == NS_NORM_BATCH ? g : t)
 
 void ns_norm_forward(ns_norm_kind k, real *y, real *xh, real *r, const real *x,
                      const real *gamma, const real *beta, long m, int c) {
