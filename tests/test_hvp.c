@@ -301,6 +301,7 @@ static void dense_hessians_of_a_resnet_and_a_vit_are_symmetric_and_match_lanczos
         ns_lanczos_opts_default(&o);
         o.max_iter = p;
         o.tol = 1e-8;
+        o.lambda_min_full = 1;  // both ends, not only as far as they decide S
         ns_eig_result r;
         assert_int_equal(ns_lanczos(ns_hessian_matvec, &op, s.p, &o, &r), 0);
         print_message("%s (%d parameters): lambda_max %.10g (Lanczos %.10g), lambda_min %.10g "
