@@ -277,6 +277,56 @@ static void results_do_not_depend_on_the_chunk_size(void **state) {
     }
 }
 
+// The primal cache of H v: the same bits with it off, with room for some chunks and for all;
+// a product after theta or the batch's data changed (in place) is that of the new point.
+static void hvp_is_the_same_bits_with_and_without_the_primal_cache(void **state) {
+    (void)state;
+    const char *archs[] = {"fc-tanh-6-5", "cnn-relu-2-3-maxpool", "cnn-elu-2"};
+    const size_t budgets[] = {0, 2000, 6000, 20000, (size_t)1 << 30};
+    int partial = 0;
+    setenv("NS_MODEL_CHUNK", "3", 1);
+    for (int a = 0; a < 3; a++)
+        for (int li = 0; li < 2; li++) {
+            ns_loss_kind loss = li ? NS_LOSS_CE : NS_LOSS_MSE;
+            setup ref = make(archs[a], "standard", 1, 4, 4, 3, 11, loss, 60);
+            ns_model_set_hvp_cache(ref.m, 0);
+            real *u = random_vec(ref.p, 61), *w = random_vec(ref.p, 62);
+            real *want[4], *got = vec(ref.p);
+            for (int i = 0; i < 4; i++) want[i] = vec(ref.p);
+            // u, w, u at theta; u after a change of theta; u after a change of the data
+            assert_int_equal(ns_model_hvp(ref.m, &ref.b, u, want[0]), 0);
+            assert_int_equal(ns_model_hvp(ref.m, &ref.b, w, want[1]), 0);
+            ns_model_theta(ref.m)[ref.p - 1] += (real)0.25;
+            assert_int_equal(ns_model_hvp(ref.m, &ref.b, u, want[2]), 0);
+            ref.x[17] += 1;
+            assert_int_equal(ns_model_hvp(ref.m, &ref.b, u, want[3]), 0);
+            for (int bi = 0; bi < 5; bi++) {
+                setup s = make(archs[a], "standard", 1, 4, 4, 3, 11, loss, 60);
+                ns_model_set_hvp_cache(s.m, budgets[bi]);
+                const real *in[5] = {u, w, u, u, u};
+                const int expect[5] = {0, 1, 0, 2, 3};
+                for (int step = 0; step < 5; step++) {
+                    if (step == 3) ns_model_theta(s.m)[s.p - 1] += (real)0.25;
+                    if (step == 4) s.x[17] += 1;
+                    assert_int_equal(ns_model_hvp(s.m, &s.b, in[step], got), 0);
+                    if (memcmp(got, want[expect[step]], sizeof *got * s.p))
+                        fail_msg("%s (%s), cache of %zu bytes, product %d: not the same bits",
+                                 archs[a], loss_name(loss), budgets[bi], step);
+                }
+                long kept = ns_model_hvp_cache_examples(s.m);
+                if (bi == 0) assert_int_equal(kept, 0);
+                if (bi == 4) assert_int_equal(kept, 11);
+                partial += kept > 0 && kept < 11;
+                release(&s);
+            }
+            for (int i = 0; i < 4; i++) test_free(want[i]);
+            test_free(u), test_free(w), test_free(got);
+            release(&ref);
+        }
+    unsetenv("NS_MODEL_CHUNK");
+    assert_true(partial > 0);  // some budget held only part of the batch
+}
+
 // H v is linear in v: H (2 u - 3 w) = 2 H u - 3 H w, in float as well as in double.
 static void hvp_is_linear_in_v(void **state) {
     (void)state;
@@ -307,6 +357,7 @@ int main(void) {
         cmocka_unit_test(dense_hessian_from_hvps_is_symmetric),
         cmocka_unit_test(results_do_not_depend_on_the_chunk_size),
         cmocka_unit_test(hvp_is_linear_in_v),
+        cmocka_unit_test(hvp_is_the_same_bits_with_and_without_the_primal_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

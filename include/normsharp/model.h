@@ -53,6 +53,18 @@ int ns_model_loss(ns_model *m, const ns_batch *b, double *loss, double *acc);
 int ns_model_grad(ns_model *m, const ns_batch *b, real *grad, double *loss, double *acc);
 // hv := H v, H the Hessian of the loss over the batch at theta. Exact (R-operator).
 int ns_model_hvp(ns_model *m, const ns_batch *b, const real *v, real *hv);
+// The primal cache of H v: successive products at the same theta and batch (a Lanczos run)
+// reuse the forward pass and the gradient at every layer instead of recomputing them, for
+// the chunks of examples that fit in `bytes` (its key, copies of theta and of the batch,
+// counted in); the rest are recomputed. The results are the same bits with and without it.
+// A change to theta or to the batch's contents is detected (by comparison) on the next
+// product. Default 512 MB (ns_hvp_cache_default); 0 turns it off. Clear frees its memory.
+void ns_model_set_hvp_cache(ns_model *m, size_t bytes);
+void ns_model_hvp_cache_clear(ns_model *m);
+// Examples whose primal values the cache holds now (for tests and benchmarks).
+long ns_model_hvp_cache_examples(const ns_model *m);
+// The budget of models created from now on, in bytes (the command line's --hvp-cache-mb).
+void ns_hvp_cache_default(size_t bytes);
 
 // ---- weights directory: model.json + one NumPy .npy (format 1.0) per tensor ------------
 // `extra_json` (may be NULL) is an already-formatted JSON object body appended to

@@ -57,6 +57,10 @@ int ns_cli_report_once(int code);
 int ns_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // Configure OpenBLAS threads from --threads / environment (default: all cores).
 void ns_cli_set_threads(int threads);
+// --hvp-cache-mb MB into *mb (left at -1 when not given), and its effect on models created
+// after ns_cli_set_hvp_cache (every model of the command: sweeps build theirs later).
+void ns_cli_add_hvp_cache(ns_cli *c, long *mb);
+void ns_cli_set_hvp_cache(long mb);
 
 // Commands (each in src/cli/cmd_<name>.c)
 int cmd_data(int argc, char **argv);

@@ -78,6 +78,7 @@ static void print_text(const run_info *r, const ns_measurement *x) {
 int cmd_sharpness(int argc, char **argv) {
     const char *weights = NULL, *method = "lanczos";
     int json = 0, threads = 0;
+    long hvp_cache_mb;
     ns_measure_opts mo;
     ns_measure_opts_default(&mo);
     mo.eig.k = 3;
@@ -113,6 +114,7 @@ int cmd_sharpness(int argc, char **argv) {
     train_cli_add_views(&c, &mo.weight_decay, &mo.views);
     ns_cli_add(&c, "density-out", OPT_STR, &density_out, 0, 0, "FILE",
                "with --density-probes: write the density as CSV (lambda,density) to FILE");
+    ns_cli_add_hvp_cache(&c, &hvp_cache_mb);
     ns_cli_add(&c, "json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON object instead of text");
     NS_CLI_PARSE(&c, argc, argv);
     if (!weights) return ns_cli_usage_error("sharpness needs --weights DIR (a directory written by normsharp init).");
@@ -127,6 +129,7 @@ int cmd_sharpness(int argc, char **argv) {
     if (mo.method == NS_EIG_POWER && !ns_cli_seen(&c, "max-iter")) mo.eig.max_iter = 1000;
     mo.trace_seed = mo.eig.seed;
     ns_cli_set_threads(threads);
+    ns_cli_set_hvp_cache(hvp_cache_mb);
 
     double t0 = ns_now();
     ns_model *m = NULL;

@@ -41,6 +41,7 @@ void train_cli_add_measure(ns_cli *c, train_cli *t) {
     ns_cli_add(c, "eig-iters", OPT_INT, &t->eig_iters, 2, 100000, "N", "Lanczos iteration limit (default 300)");
     ns_cli_add(c, "track-tol", OPT_DOUBLE, &t->track_tol, 1e-14, 1, "TOL",
                "Lanczos tolerance of the tracked sharpness: trajectory rows, flow steps (default 1e-2)");
+    ns_cli_add_hvp_cache(c, &t->hvp_cache_mb);
 }
 
 void train_cli_add_views(ns_cli *c, double *weight_decay, ns_view_opts *v) {
@@ -103,6 +104,7 @@ int train_cli_check(train_cli *t) {
     if (access(t->out, W_OK | X_OK) != 0)
         return ns_cli_usage_error("cannot write into --out '%s': %s.", t->out, strerror(errno));
     ns_cli_set_threads(t->threads);
+    ns_cli_set_hvp_cache(t->hvp_cache_mb);
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cblas.h>
 #include "cli.h"
+#include "normsharp/model.h"
 #include "normsharp/sweep.h"
 
 void ns_cli_init(ns_cli *c, const char *cmd, const char *usage, const char *about) {
@@ -153,4 +154,15 @@ int ns_cli_report_once(int code) {
 
 void ns_cli_set_threads(int threads) {
     if (threads > 0) openblas_set_num_threads(threads);
+}
+
+void ns_cli_add_hvp_cache(ns_cli *c, long *mb) {
+    *mb = -1;
+    ns_cli_add(c, "hvp-cache-mb", OPT_LONG, mb, 0, 1L << 30, "MB",
+               "memory for the forward and backward values that Hessian-vector products at one "
+               "theta reuse (default 512; 0 recomputes them every time; the results are the same)");
+}
+
+void ns_cli_set_hvp_cache(long mb) {
+    if (mb >= 0) ns_hvp_cache_default((size_t)mb << 20);
 }

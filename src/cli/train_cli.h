@@ -21,12 +21,13 @@ typedef struct {
     // output and machine
     const char *out;
     int json, threads, save_weights;
+    long hvp_cache_mb;      // --hvp-cache-mb, -1 if not given
 } train_cli;
 
 void train_cli_init(train_cli *t);
 // --arch --param --init-scale --weights (and --seed if with_seed).
 void train_cli_add_model(ns_cli *c, train_cli *t, int with_seed);
-// --top-k --trace-probes --eig-tol --eig-iters --track-tol.
+// --top-k --trace-probes --eig-tol --eig-iters --track-tol --hvp-cache-mb.
 void train_cli_add_measure(ns_cli *c, train_cli *t);
 // --weight-decay --adaptive --adaptive-eps --per-layer --density-probes --density-steps
 // --density-sigma (train, sweep and, measuring saved weights, sharpness).

@@ -167,17 +167,17 @@ ALWAYS_INLINE void rbackward_loop(ns_act_kind k, real *gz, real *rgz, const real
                                   const real *rga, const real *z, const real *rz,
                                   const real *a, size_t len) {
     if (k == NS_ACT_RELU) {  // sigma'' = 0: R{gz} = sigma' R{ga}
-        relu_scale(gz, ga, z, len);
+        if (gz) relu_scale(gz, ga, z, len);
         relu_scale(rgz, rga, z, len);
         return;
     }
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len; i++) {  // GCC unswitches the loop on gz
         real d1, d2, g = ga[i];
         act_derivs(k, z[i], a[i], &d1, &d2);
         real rg = d1 * rga[i];
         if (k != NS_ACT_LINEAR) rg += d2 * rz[i] * g;  // else sigma'' = 0
         rgz[i] = rg;
-        gz[i] = d1 * g;
+        if (gz) gz[i] = d1 * g;
     }
 }
 

@@ -61,7 +61,7 @@ void ns_act_backward(ns_act_kind k, real *gz, const real *ga, const real *z, con
 // Ra = sigma'(z) Rz. In place allowed.
 void ns_act_rforward(ns_act_kind k, real *ra, const real *rz, const real *z, const real *a,
                      size_t len);
-// gz = sigma' ga, Rgz = sigma' Rga + sigma'' Rz ga. In place allowed.
+// gz = sigma' ga, Rgz = sigma' Rga + sigma'' Rz ga. In place allowed; gz may be NULL.
 void ns_act_rbackward(ns_act_kind k, real *gz, real *rgz, const real *ga, const real *rga,
                       const real *z, const real *rz, const real *a, size_t len);
 

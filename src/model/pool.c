@@ -77,6 +77,6 @@ void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned c
 
 void ns_pool_rbackward(ns_pool_kind k, real *gx, real *rgx, const real *gy, const real *rgy,
                        const unsigned char *arg, long n, int h, int w, int c) {
-    ns_pool_backward(k, gx, gy, arg, n, h, w, c);
+    if (gx) ns_pool_backward(k, gx, gy, arg, n, h, w, c);
     ns_pool_backward(k, rgx, rgy, arg, n, h, w, c);
 }
