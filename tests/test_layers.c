@@ -316,50 +316,58 @@ static void tanh_is_accurate_to_a_few_ulp(void **state) {
 typedef struct {
     long n;
     ns_conv_shape s;
-    real *cols;
-    size_t cap;
+    real *cols, *rcols, *ws;  // patches of x and of Rx; the reordered weights
 } conv_ctx;
 
 static long conv_nw(const conv_ctx *c) { return (long)c->s.co * c->s.c * 9; }
 
+// The caller's part of every pass: the patch matrices of the inputs.
+static void conv_patches(conv_ctx *k, const real *x, const real *rx) {
+    ns_conv3x3_im2col(k->cols, x, k->n, &k->s);
+    if (rx) ns_conv3x3_im2col(k->rcols, rx, k->n, &k->s);
+}
 static void conv_fwd(void *c, real *y, const real *x, const real *p) {
     conv_ctx *k = c;
-    ns_conv3x3_forward(y, x, p, p + conv_nw(k), (real)0.8, k->n, &k->s, k->cols, k->cap);
+    conv_patches(k, x, NULL);
+    ns_conv3x3_forward(y, k->cols, p, p + conv_nw(k), (real)0.8, k->n, &k->s, k->ws);
 }
 static void conv_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
     conv_ctx *k = c;
-    ns_conv3x3_backward(gx, gp, gp + conv_nw(k), gy, x, p, (real)0.8, k->n, &k->s, k->cols,
-                        k->cap);
+    conv_patches(k, x, NULL);
+    ns_conv3x3_backward(gx, gp, gp + conv_nw(k), gy, k->cols, p, (real)0.8, k->n, &k->s, k->ws);
 }
 static void conv_rfwd(void *c, real *ry, const real *x, const real *rx, const real *p,
                       const real *v) {
     conv_ctx *k = c;
-    ns_conv3x3_rforward(ry, x, rx, p, v, v + conv_nw(k), (real)0.8, k->n, &k->s, k->cols, k->cap);
+    conv_patches(k, x, rx);
+    ns_conv3x3_rforward(ry, k->cols, rx ? k->rcols : NULL, p, v, v + conv_nw(k), (real)0.8,
+                        k->n, &k->s, k->ws);
 }
 static void conv_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
                       const real *x, const real *rx, const real *p, const real *v) {
     conv_ctx *k = c;
-    ns_conv3x3_rbackward(gx, rgx, hp, hp + conv_nw(k), gy, rgy, x, rx, p, v, (real)0.8, k->n,
-                         &k->s, k->cols, k->cap);
+    conv_patches(k, x, rx);
+    ns_conv3x3_rbackward(gx, rgx, hp, hp + conv_nw(k), gy, rgy, k->cols, rx ? k->rcols : NULL,
+                         p, v, (real)0.8, k->n, &k->s, k->ws);
 }
 
-static void check_conv(int nchw, size_t cap_examples) {
+static void check_conv(int nchw) {
     conv_ctx k = {.n = 3, .s = {.c = 2, .h = 4, .w = 5, .co = 3, .nchw = nchw}};
-    k.cap = ns_conv3x3_workspace(&k.s, (long)cap_examples);
-    k.cols = zeros((long)k.cap);
+    long patches = (long)ns_conv3x3_patch_size(&k.s) * k.n;
+    k.cols = zeros(patches), k.rcols = zeros(patches);
+    k.ws = zeros((long)ns_conv3x3_workspace(&k.s));
     long hw = (long)k.s.h * k.s.w;
     layer_ut L = {k.n * hw * k.s.c, conv_nw(&k) + k.s.co, k.n * hw * k.s.co, &k,
                   conv_fwd, conv_bwd, conv_rfwd, conv_rbwd};
     check_layer(&L, 20 + (uint64_t)nchw, 1);
-    test_free(k.cols);
+    test_free(k.cols), test_free(k.rcols), test_free(k.ws);
 }
 
 static void conv3x3_matches_finite_differences(void **state) {
     (void)state;
     TU_REQUIRE_DOUBLE();
-    check_conv(1, 1);  // channels-first input, one example per GEMM
-    check_conv(0, 2);  // channels-last input, groups of 2 (and a last group of 1)
-    check_conv(1, 8);  // all examples in one GEMM
+    check_conv(1);  // channels-first input
+    check_conv(0);  // channels-last input
 }
 
 // A 3x3 convolution with zero padding, against the textbook sum, PyTorch's layouts.
@@ -369,9 +377,11 @@ static void conv3x3_is_the_padded_cross_correlation(void **state) {
     ns_rng r;
     ns_rng_seed(&r, 4, NS_STREAM_TEST);
     real *x = rnd(2 * 3 * 4, &r, 1), *w = rnd(2 * 2 * 9, &r, 1), b[2] = {0.5, -0.25};
-    real y[3 * 4 * 2], ws[3 * 4 * 2 * 9 + 3 * 2 * 2 * 9];
-    assert_true(ns_conv3x3_workspace(&s, 1) <= sizeof ws / sizeof *ws);
-    ns_conv3x3_forward(y, x, w, b, 1, 1, &s, ws, sizeof ws / sizeof *ws);
+    real y[3 * 4 * 2], cols[3 * 4 * 2 * 9], ws[3 * 2 * 2 * 9];
+    assert_true(ns_conv3x3_patch_size(&s) <= sizeof cols / sizeof *cols);
+    assert_true(ns_conv3x3_workspace(&s) <= sizeof ws / sizeof *ws);
+    ns_conv3x3_im2col(cols, x, 1, &s);
+    ns_conv3x3_forward(y, cols, w, b, 1, 1, &s, ws);
     for (int co = 0; co < 2; co++)
         for (int yy = 0; yy < 3; yy++)
             for (int xx = 0; xx < 4; xx++) {

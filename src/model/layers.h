@@ -68,25 +68,28 @@ void ns_act_rbackward(ns_act_kind k, real *gz, real *rgz, const real *ga, const 
 // ---- conv3x3.c: 3x3 convolution, stride 1, zero padding 1, via im2col + GEMM ----------
 // Input (n, c, h, w) if nchw (the dataset's layout) else (n, h, w, c); output always
 // (n, h, w, co) ("channels last", so that the GEMM writes it directly). W is
-// (co, c, 3, 3) as PyTorch's Conv2d. `ws` is a workspace of ws_cap values, at least
-// ns_conv3x3_workspace(s, 1); ns_conv3x3_workspace(s, g) lets each GEMM cover g examples.
+// (co, c, 3, 3) as PyTorch's Conv2d. The passes take the patch matrix cols = im2col(x)
+// ((n*h*w, 9c): ns_conv3x3_patch_size values per example) and rcols = im2col(Rx) (NULL if
+// Rx is) formed by the caller; the backward passes overwrite them (cols with gx's patches
+// if gx != NULL, rcols with Rgx's if Rgx != NULL). `ws` holds ns_conv3x3_workspace values.
 typedef struct {
     int c, h, w, co;
     int nchw;
 } ns_conv_shape;
-size_t ns_conv3x3_workspace(const ns_conv_shape *s, long examples);
-void ns_conv3x3_forward(real *y, const real *x, const real *w, const real *b, real wmul,
-                        long n, const ns_conv_shape *s, real *ws, size_t ws_cap);
-void ns_conv3x3_backward(real *gx, real *gw, real *gb, const real *gy, const real *x,
-                         const real *w, real wmul, long n, const ns_conv_shape *s,
-                         real *ws, size_t ws_cap);
-void ns_conv3x3_rforward(real *ry, const real *x, const real *rx, const real *w,
+size_t ns_conv3x3_patch_size(const ns_conv_shape *s);
+size_t ns_conv3x3_workspace(const ns_conv_shape *s);
+void ns_conv3x3_im2col(real *cols, const real *x, long n, const ns_conv_shape *s);
+void ns_conv3x3_forward(real *y, const real *cols, const real *w, const real *b, real wmul,
+                        long n, const ns_conv_shape *s, real *ws);
+void ns_conv3x3_backward(real *gx, real *gw, real *gb, const real *gy, real *cols,
+                         const real *w, real wmul, long n, const ns_conv_shape *s, real *ws);
+void ns_conv3x3_rforward(real *ry, const real *cols, const real *rcols, const real *w,
                          const real *vw, const real *vb, real wmul, long n,
-                         const ns_conv_shape *s, real *ws, size_t ws_cap);
+                         const ns_conv_shape *s, real *ws);
 void ns_conv3x3_rbackward(real *gx, real *rgx, real *hw, real *hb, const real *gy,
-                          const real *rgy, const real *x, const real *rx, const real *w,
+                          const real *rgy, real *cols, real *rcols, const real *w,
                           const real *vw, real wmul, long n, const ns_conv_shape *s,
-                          real *ws, size_t ws_cap);
+                          real *ws);
 
 // ---- pool.c: 2x2 pooling, stride 2, channels last: x (n,h,w,c) -> y (n,h/2,w/2,c) -------
 // As PyTorch (floor): an odd last row/column is dropped. Max pooling records in `arg` the

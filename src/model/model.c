@@ -38,7 +38,6 @@
 #define MAX_ACTIVATIONS (1L << 28)  // values of one layer's output, per example
 #define MAX_PARAMS ((size_t)1 << 31)
 #define WORKSPACE_BUDGET ((size_t)512 << 20)  // bytes of activation buffers per pass
-#define COLS_BUDGET ((size_t)4 << 20)         // values of im2col patches per GEMM
 // Convolutional nets make many elementwise passes over large activations: in chunks of 16
 // examples these stay in cache, which makes a CNN gradient ~15% faster than in chunks of
 // hundreds (BENCHMARKS.md §3). MLPs keep whole-batch chunks, for the widest GEMMs.
@@ -58,6 +57,7 @@ typedef struct {
     size_t woff, boff;      // parameters in theta (dense, conv)
     real wmul;
     real *y, *ry;           // output and its tangent, for the examples of the current chunk
+    real *cols, *rcols;     // conv: im2col of the input and of its tangent, for the chunk
     unsigned char *arg;     // maxpool routing
 } layer;
 
@@ -96,8 +96,7 @@ struct ns_model {
     unsigned char *args;
     real *ys;               // the layers' outputs in the workspace (each dout * cap values)
     real *g[2], *rg[2];
-    real *cols;
-    size_t cols_cap;
+    real *taps;             // room for a conv layer's reordered weights (ns_conv3x3_workspace)
     real **gout;            // per layer: dL/d(its output) for the current chunk
     hvp_cache cache;        // the primal cache of H v (see the top of this file)
 };
@@ -305,12 +304,15 @@ const ns_tensor_info *ns_model_tensor(const ns_model *m, int i) {
 
 // ---- workspace -------------------------------------------------------------------------
 
-// Values of workspace per example (activations, their tangents, gradient buffers).
+// Values of workspace per example (activations, their tangents, gradient buffers, patches).
 static size_t per_example(const ns_model *m, int with_r) {
     size_t v = 0;
     for (int l = 0; l < m->nlayers; l++) v += (size_t)m->layers[l].dout;
     v *= with_r ? 2 : 1;
     v += (size_t)m->maxd * (with_r ? 4 : 2);
+    for (int l = 0; l < m->nlayers; l++)  // patches of the input, and of its tangent
+        if (m->layers[l].kind == L_CONV)
+            v += ns_conv3x3_patch_size(&m->layers[l].conv) * (with_r && l ? 2 : 1);
     return v;
 }
 
@@ -338,22 +340,15 @@ static int ensure_workspace(ns_model *m, long nb, int with_r) {
     m->args = NULL;
     m->cap = 0;
     m->cap_r = 0;
-    // convolution workspace: im2col patches of as many examples as COLS_BUDGET allows
-    size_t cols = 0;
-    for (int l = 0; l < m->nlayers; l++) {
-        const layer *L = &m->layers[l];
-        if (L->kind != L_CONV) continue;
-        long per = (long)L->conv.h * L->conv.w * L->conv.c * 9;
-        long g = (long)(COLS_BUDGET / (size_t)per);
-        if (g > nb) g = nb;
-        size_t want = ns_conv3x3_workspace(&L->conv, g);
-        if (want > cols) cols = want;
-    }
+    size_t taps = 0;  // the largest conv layer's reordered weights
+    for (int l = 0; l < m->nlayers; l++)
+        if (m->layers[l].kind == L_CONV && ns_conv3x3_workspace(&m->layers[l].conv) > taps)
+            taps = ns_conv3x3_workspace(&m->layers[l].conv);
     size_t args = 0;
     for (int l = 0; l < m->nlayers; l++)
         if (m->layers[l].kind == L_POOL && m->layers[l].pool == NS_POOL_MAX)
             args += (size_t)m->layers[l].dout * (size_t)nb;
-    size_t total = per_example(m, with_r) * (size_t)nb + cols;
+    size_t total = per_example(m, with_r) * (size_t)nb + taps;
     m->ws = ns_malloc(sizeof *m->ws * total);
     m->args = args ? ns_malloc(args) : NULL;
     if (!m->ws || (args && !m->args)) {
@@ -362,7 +357,7 @@ static int ensure_workspace(ns_model *m, long nb, int with_r) {
         return ns_fail(NS_ENOMEM, "out of memory for the workspace of a pass over %ld examples "
                        "(%zu MB)", nb, sizeof *m->ws * total >> 20);
     }
-    // [outputs of all layers][their tangents][g0 g1 rg0 rg1][patches]
+    // [outputs of all layers][their tangents][g0 g1 rg0 rg1][patches][taps]
     size_t outs = 0;
     for (int l = 0; l < m->nlayers; l++) outs += (size_t)m->layers[l].dout * (size_t)nb;
     m->ys = m->ws;
@@ -375,8 +370,14 @@ static int ensure_workspace(ns_model *m, long nb, int with_r) {
         m->g[i] = p, p += (size_t)m->maxd * nb;
         m->rg[i] = with_r ? p : NULL, p += with_r ? (size_t)m->maxd * nb : 0;
     }
-    m->cols = cols ? p : NULL;
-    m->cols_cap = cols;
+    for (int l = 0; l < m->nlayers; l++) {
+        layer *L = &m->layers[l];
+        if (L->kind != L_CONV) continue;
+        size_t sz = ns_conv3x3_patch_size(&L->conv) * (size_t)nb;
+        L->cols = p, p += sz;
+        L->rcols = with_r && l ? p : NULL, p += with_r && l ? sz : 0;
+    }
+    m->taps = taps ? p : NULL;
     m->cap = nb;
     m->cap_r = with_r;
     return 0;
@@ -526,11 +527,14 @@ static void forward(ns_model *m, const real *x, long nb, const real *v, int prim
                                   nb, L->in, L->out);
             break;
         case L_CONV:
-            if (primal) ns_conv3x3_forward(L->y, in, th + L->woff, th + L->boff, L->wmul, nb, &L->conv,
-                               m->cols, m->cols_cap);
+            ns_conv3x3_im2col(L->cols, in, nb, &L->conv);  // also for the tangent alone
+            if (primal)
+                ns_conv3x3_forward(L->y, L->cols, th + L->woff, th + L->boff, L->wmul, nb,
+                                   &L->conv, m->taps);
+            if (v && rin) ns_conv3x3_im2col(L->rcols, rin, nb, &L->conv);
             if (v)
-                ns_conv3x3_rforward(L->ry, in, rin, th + L->woff, v + L->woff, v + L->boff,
-                                    L->wmul, nb, &L->conv, m->cols, m->cols_cap);
+                ns_conv3x3_rforward(L->ry, L->cols, rin ? L->rcols : NULL, th + L->woff,
+                                    v + L->woff, v + L->boff, L->wmul, nb, &L->conv, m->taps);
             break;
         case L_ACT:
             if (primal) ns_act_forward(L->act, L->y, in, len);
@@ -562,8 +566,8 @@ static void backward(ns_model *m, const real *x, long nb, real *grad) {
                               nb, L->in, L->out);
             break;
         case L_CONV:
-            ns_conv3x3_backward(gx, grad + L->woff, grad + L->boff, cur, in, th + L->woff,
-                                L->wmul, nb, &L->conv, m->cols, m->cols_cap);
+            ns_conv3x3_backward(gx, grad + L->woff, grad + L->boff, cur, L->cols, th + L->woff,
+                                L->wmul, nb, &L->conv, m->taps);
             break;
         case L_ACT:  // in place
             ns_act_backward(L->act, cur, cur, in, L->y, (size_t)L->dout * (size_t)nb);
@@ -597,9 +601,9 @@ static void rbackward(ns_model *m, const real *x, long nb, const real *v, real *
                                th + L->woff, v + L->woff, L->wmul, nb, L->in, L->out);
             break;
         case L_CONV:
-            ns_conv3x3_rbackward(gx, rgx, hv + L->woff, hv + L->boff, cur, rcur, in, rin,
-                                 th + L->woff, v + L->woff, L->wmul, nb, &L->conv, m->cols,
-                                 m->cols_cap);
+            ns_conv3x3_rbackward(gx, rgx, hv + L->woff, hv + L->boff, cur, rcur, L->cols,
+                                 L->rcols, th + L->woff, v + L->woff, L->wmul, nb, &L->conv,
+                                 m->taps);
             break;
         case L_ACT:  // the tangent in place
             ns_act_rbackward(L->act, gx, rcur, cur, rcur, in, rin, L->y,
