@@ -5,7 +5,7 @@
 // where W' (co, 3, 3, c) is PyTorch's weight W (co, c, 3, 3) with its axes reordered, so
 // that each tap of a channels-last input is one contiguous copy of c values. Every pass is
 // then the dense layer's pass on cols: im2col for inputs, its transpose col2im (a
-// gather-sum) for input gradients, and the reordering for weights and their gradients.
+// scatter-add) for input gradients, and the reordering for weights and their gradients.
 // The caller forms the patch matrices of x and Rx once (ns_conv3x3_im2col) and keeps them
 // from the forward pass to the backward pass, which then reuses their memory for the
 // gradients' patches: one gather per input and pass, one GEMM per product over all the
@@ -106,30 +106,29 @@ void ns_conv3x3_im2col(real *cols, const real *x, long n, const ns_conv_shape *s
             }
 }
 
-// gx (n examples) := col2im(gcols), the transpose of im2col, as a gather: each input value
-// sums the patch entries it was copied into. The terms are added in the order in which a
-// scatter over the patch rows (in row order) would add them, taps 8 down to 0, so the sums
-// are the same bits as that scatter's; each value is written once, in a vector loop.
+// gx (n examples) := col2im(gcols), the transpose of im2col: a scatter-add of the patch rows,
+// read in order (a gather that writes each value once measured 8x slower: it reads the
+// patches out of order). Channels-last inputs add c contiguous values per tap, a vector loop.
 static void col2im(real *gx, const real *gcols, long n, const ns_conv_shape *s) {
     strides t = input_strides(s);
+    long off[9];
+    tap_offsets(off, &t);
     int c = s->c;
-    long row_of[9];  // patch row of the tap-q neighbour of a pixel, relative to the pixel's row
-    for (int q = 0; q < 9; q++) row_of[q] = -((long)(q / 3 - 1) * s->w + (q % 3 - 1));
+    memset(gx, 0, sizeof *gx * (size_t)n * (size_t)t.d);
     for (long e = 0; e < n; e++)
-        for (int py = 0; py < s->h; py++)
-            for (int px = 0; px < s->w; px++) {
-                real *dst = gx + e * t.d + py * t.sy + px * t.sx;
-                const real *base = gcols + ((e * s->h + py) * s->w + px) * 9 * c;
-                // the pixel is tap q of the patch centred at (py - q/3 + 1, px - q%3 + 1)
-                unsigned from = taps_inside(s, py, px);  // symmetric: same taps fall inside
-                for (int ci = 0; ci < c; ci++) dst[ci * t.sc] = 0;
-                for (int q = 8; q >= 0; q--) {
-                    if (!(from >> (8 - q) & 1)) continue;
-                    const real *src = base + row_of[q] * 9 * c + q * c;
+        for (int yy = 0; yy < s->h; yy++)
+            for (int xx = 0; xx < s->w; xx++) {
+                const real *row = gcols + ((e * s->h + yy) * s->w + xx) * 9 * c;
+                real *centre = gx + e * t.d + yy * t.sy + xx * t.sx;
+                unsigned inside = taps_inside(s, yy, xx);
+                for (int q = 0; q < 9; q++) {
+                    if (!(inside >> q & 1)) continue;  // out-of-image taps are dropped
+                    const real *r = row + q * c;
+                    real *p = centre + off[q];
                     if (t.sc == 1)
-                        for (int ci = 0; ci < c; ci++) dst[ci] += src[ci];
+                        for (int ci = 0; ci < c; ci++) p[ci] += r[ci];
                     else
-                        for (int ci = 0; ci < c; ci++) dst[ci * t.sc] += src[ci];
+                        for (int ci = 0; ci < c; ci++) p[ci * t.sc] += r[ci];
                 }
             }
 }
