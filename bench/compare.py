@@ -213,24 +213,24 @@ def main():
         ns.lib.bench_blas_threads(th)
         sgemm = ns.lib.bench_sgemm_gflops(5000, 200, 784, 5)
         rec = {"sgemm_gflops": sgemm, "ops": {}}
-        for op in ("grad", "hvp"):
-            run_ns = ns.grad if op == "grad" else (lambda: ns.hvp(vflat))
-            run_ns()
+        run_ns = {"grad": ns.grad, "hvp": lambda: ns.hvp(vflat)}
+        for op in ("grad", "hvp"):  # warm-up
+            run_ns[op]()
             for f in cands[op].values():
-                f()  # warm-up
-            times = {"normsharp": [], "normsharp_gemm": []}
-            times.update({k: [] for k in cands[op]})
-            for r in range(a.reps):
+                f()
+            rec["ops"][op] = {"normsharp": [], "normsharp_gemm": [], **{k: [] for k in cands[op]}}
+        for r in range(a.reps):  # one repetition: each pass of each candidate once
+            for op in ("grad", "hvp"):
+                times = rec["ops"][op]
                 g0 = ns.lib.bench_gemm_seconds()
                 t0 = time.perf_counter()
-                run_ns()
+                run_ns[op]()
                 times["normsharp"].append(time.perf_counter() - t0)
                 times["normsharp_gemm"].append(ns.lib.bench_gemm_seconds() - g0)
                 for k, f in cands[op].items():
                     t0 = time.perf_counter()
                     f()
                     times[k].append(time.perf_counter() - t0)
-            rec["ops"][op] = times
         rec["sgemm_gflops_end"] = ns.lib.bench_sgemm_gflops(5000, 200, 784, 5)
         result["threads"][str(th)] = rec
     result["load_end"] = open("/proc/loadavg").read().split()[:3]
