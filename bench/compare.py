@@ -276,8 +276,8 @@ def summarize(files):
                          1e3 * med(T[k]), ratio, min(ratios), max(ratios),
                          min(r["threads"][th]["sgemm_gflops"], r["threads"][th]["sgemm_gflops_end"]),
                          max(r["threads"][th]["sgemm_gflops"], r["threads"][th]["sgemm_gflops_end"])))
-            g = [a / b for a, b in zip(rs[0]["threads"][th]["ops"]["hvp"]["normsharp"],
-                                       rs[0]["threads"][th]["ops"]["grad"]["normsharp"])]
+            g = [a / b for r in rs for a, b in zip(r["threads"][th]["ops"]["hvp"]["normsharp"],
+                                                   r["threads"][th]["ops"]["grad"]["normsharp"])]
             print("| %s | H v / gradient (normsharp) | %.2f (%.2f-%.2f) | | | | | | |" % (th, med(g), min(g), max(g)))
         print("\nAll PyTorch candidates, median ratio to normsharp (per thread count, malloc setting):\n")
         for r in rs:
