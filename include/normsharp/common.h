@@ -18,6 +18,20 @@ typedef float real;
 #define NS_REAL_NAME "float32"
 #endif
 
+// The library and every program that includes this header must agree on `real`. The
+// library defines one symbol, ns_precision_float32 or ns_precision_float64; each translation
+// unit that includes this header references the one of its own precision. A program built
+// for the other precision therefore fails to link ("undefined reference to
+// `ns_precision_float64'") or, against a swapped shared library, to start. pkg-config's
+// normsharp.pc adds -DNS_DOUBLE=1 for a double library.
+#ifdef NS_DOUBLE
+extern const int ns_precision_float64;
+static const int *const ns_precision_check_ __attribute__((used)) = &ns_precision_float64;
+#else
+extern const int ns_precision_float32;
+static const int *const ns_precision_check_ __attribute__((used)) = &ns_precision_float32;
+#endif
+
 // ---- errors -------------------------------------------------------------------------
 // Library functions return 0 on success or a negative NS_E* code, and leave one readable
 // sentence in a thread-local buffer (ns_errmsg). They never exit. Only the CLI exits.

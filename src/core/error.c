@@ -6,6 +6,13 @@
 #include <time.h>
 #include "normsharp/common.h"
 
+// The precision this library was built for (common.h: a program of the other fails to link).
+#ifdef NS_DOUBLE
+const int ns_precision_float64 = 1;
+#else
+const int ns_precision_float32 = 1;
+#endif
+
 static _Thread_local char errbuf[1024];
 
 int ns_fail(int code, const char *fmt, ...) {
