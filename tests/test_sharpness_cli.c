@@ -171,6 +171,54 @@ static void usage_errors_exit_2_and_runtime_errors_exit_1(void **state) {
     assert_int_equal(tu_run(out, sizeof out, "init --help"), 0);
 }
 
+// One vocabulary: sharpness, train, flow and sweep spell the eigensolver options
+// --top-k/--eig-tol/--eig-iters with the same defaults; the old spellings still work; an
+// unknown option gets the nearest one suggested; `normsharp help CMD` is `CMD --help`.
+static void eigensolver_options_have_one_vocabulary_and_one_default(void **state) {
+    (void)state;
+    const char *w = init_weights("");
+    ns_jval a, b;
+    run_json(&a, "sharpness --weights %s --top-k 2 --eig-tol 1e-9 --eig-iters 400 --trace-probes 0 --json%s", w, "");
+    run_json(&b, "sharpness --weights %s --k 2 --tol 1e-9 --max-iter 400 --trace-probes 0 --json%s", w, "");
+    const ns_jval *ea = ns_jget(&a, "eig"), *eb = ns_jget(&b, "eig");
+    assert_int_equal((int)ns_jnum(ea, "k", 0), 2);
+    assert_int_equal((int)ns_jnum(ea, "max_iter", 0), 400);
+    assert_true(ns_jnum(ea, "tol", 0) == 1e-9);
+    assert_true(ns_jnum(ns_jget(&a, "final"), "sharpness", 0) == ns_jnum(ns_jget(&b, "final"), "sharpness", 1));
+    assert_int_equal((int)ns_jnum(eb, "max_iter", 0), 400);
+    ns_jval_free(&a);
+    ns_jval_free(&b);
+    // the defaults are train's: top 5, 300 iterations
+    run_json(&a, "sharpness --weights %s --trace-probes 0 --json%s", w, "");
+    ea = ns_jget(&a, "eig");
+    assert_int_equal((int)ns_jnum(ea, "k", 0), NS_TOP_K_DEFAULT);
+    assert_int_equal((int)ns_jnum(ea, "max_iter", 0), NS_EIG_ITERS_DEFAULT);
+    ns_jval_free(&a);
+    char out[8192];
+    assert_int_equal(tu_run(out, sizeof out, "sharpness --weights %s --eig-tl 1e-3", w), 2);
+    if (!strstr(out, "did you mean --eig-tol?")) fail_msg("no suggestion in: %s", out);
+    assert_int_equal(tu_run(out, sizeof out, "train --lr 0.1 --eig-iter 10 --out %s/t", w), 2);
+    if (!strstr(out, "did you mean --eig-iters?")) fail_msg("no suggestion in: %s", out);
+    assert_int_equal(tu_run(out, sizeof out, "train --lr 0.1 --tol 1e-3 --k 2 --max-iter 9 --bogus-thing 1 --out %s/t", w), 2);
+    if (!strstr(out, "unknown option '--bogus-thing'") || strstr(out, "did you mean"))
+        fail_msg("wrong message for a far-off option: %s", out);
+    // help CMD prints the command's help
+    char help[1 << 14];
+    assert_int_equal(tu_run(out, sizeof out, "help sharpness"), 0);
+    assert_int_equal(tu_run(help, sizeof help, "sharpness --help"), 0);
+    assert_string_equal(out, help);
+    assert_non_null(strstr(out, "--eig-iters N"));
+    assert_non_null(strstr(out, "(also --max-iter)"));
+    assert_int_equal(tu_run(out, sizeof out, "help dln sweep"), 0);
+    assert_non_null(strstr(out, "usage: normsharp dln sweep"));
+    // every help line fits 80 columns
+    for (const char *p = help; *p;) {
+        size_t n = strcspn(p, "\n");
+        if (n > 80) fail_msg("help line of %zu columns: %.*s", n, (int)n, p);
+        p += n + (p[n] != 0);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(init_json_describes_the_saved_theta_0),
@@ -178,6 +226,7 @@ int main(void) {
         cmocka_unit_test(sharpness_options_override_the_saved_data_conventions),
         cmocka_unit_test(sharpness_text_names_every_quantity),
         cmocka_unit_test(usage_errors_exit_2_and_runtime_errors_exit_1),
+        cmocka_unit_test(eigensolver_options_have_one_vocabulary_and_one_default),
     };
     return cmocka_run_group_tests(tests, make_data, NULL);
 }

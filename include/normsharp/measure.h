@@ -84,6 +84,11 @@ void ns_measure_opts_default(ns_measure_opts *o);
 // The views o->views asks for, of the Hessian of L + (o->weight_decay/2)||theta||^2 over
 // `train`, with the Lanczos options o->eig (k = 1, no warm start). Nothing asked: v zeroed.
 int ns_measure_views(ns_model *m, const ns_batch *train, const ns_measure_opts *o, ns_view_result *v);
+// The command line's defaults for a final measurement, the same in every command
+// (sharpness, train, flow, sweep): --top-k 5, --eig-iters 300, --eig-tol 1e-4, --trace-probes 10.
+#define NS_TOP_K_DEFAULT 5
+#define NS_EIG_ITERS_DEFAULT 300
+#define NS_TRACE_PROBES_DEFAULT 10
 
 // Only the spectrum (e.g. for trajectory rows every eig_every steps). Pass the previous
 // r->vec_max as o->eig.warm to warm-start. r is freed with ns_eig_result_free.

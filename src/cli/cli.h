@@ -18,6 +18,7 @@ typedef struct {
     const char *metavar;  // e.g. "ETA"
     const char *help;     // one line
     int seen;             // set by the parser
+    const char *alias;    // an older spelling that still works (ns_cli_alias), or NULL
 } ns_opt;
 
 #define NS_MAX_OPTS 64
@@ -35,6 +36,8 @@ typedef struct {
 void ns_cli_init(ns_cli *c, const char *cmd, const char *usage, const char *about);
 ns_opt *ns_cli_add(ns_cli *c, const char *name, ns_opt_type t, void *ptr, double lo, double hi,
                    const char *metavar, const char *help);
+// Accept --old_name as another spelling of the option `name` (already added); --help lists it.
+void ns_cli_alias(ns_cli *c, const char *name, const char *old_name);
 // Adds --dataset --data-dir --n --n-test --classes --loss.
 void ns_cli_add_data(ns_cli *c, ns_data_opts *o);
 // Parse argv (argv[0] is the command name). Returns 0 to go on, -1 after printing --help
@@ -71,4 +74,6 @@ int cmd_flow(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_dln(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+// `normsharp help CMD [SUB]`: the command's --help.
+int cmd_help(int argc, char **argv);
 #endif

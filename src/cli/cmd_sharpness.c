@@ -81,13 +81,14 @@ int cmd_sharpness(int argc, char **argv) {
     long hvp_cache_mb;
     ns_measure_opts mo;
     ns_measure_opts_default(&mo);
-    mo.eig.k = 3;
-    mo.trace_probes = 10;
+    mo.eig.k = NS_TOP_K_DEFAULT;
+    mo.eig.max_iter = NS_EIG_ITERS_DEFAULT;
+    mo.trace_probes = NS_TRACE_PROBES_DEFAULT;
     ns_data_opts cli_data;
     ns_data_opts_default(&cli_data);
     ns_cli c;
     ns_cli_init(&c, "sharpness",
-                "normsharp sharpness --weights DIR [data options] [--k K] [--tol T] [--max-iter M] "
+                "normsharp sharpness --weights DIR [data options] [--top-k K] [--eig-tol TOL] [--eig-iters N] "
                 "[--trace-probes P] [--lambda-min] [--seed S] [--method lanczos|power] [--json]",
                 "Load a weights directory and its data (the data options default to those saved in model.json) "
                 "and print the training loss and accuracy, the l1 and l2 norms (total and per tensor), "
@@ -97,15 +98,18 @@ int cmd_sharpness(int argc, char **argv) {
                 "training subset.");
     ns_cli_add(&c, "weights", OPT_STR, &weights, 0, 0, "DIR", "weights directory (normsharp init, or a run's weights/)");
     ns_cli_add_data(&c, &cli_data);
-    ns_cli_add(&c, "k", OPT_INT, &mo.eig.k, 1, 1000, "K", "how many top eigenvalues to report (default 3)");
-    ns_cli_add(&c, "tol", OPT_DOUBLE, &mo.eig.tol, 1e-14, 0.5, "T",
+    ns_cli_add(&c, "top-k", OPT_INT, &mo.eig.k, 1, 1000, "K", "how many top eigenvalues to report (default 5)");
+    ns_cli_alias(&c, "top-k", "k");
+    ns_cli_add(&c, "eig-tol", OPT_DOUBLE, &mo.eig.tol, 1e-14, 0.5, "TOL",
                "relative residual at which an eigenvalue counts as converged (default 1e-4)");
-    ns_cli_add(&c, "max-iter", OPT_INT, &mo.eig.max_iter, 1, 100000, "M",
-               "Hessian-vector products at most (default 100 for lanczos, 1000 for power)");
+    ns_cli_alias(&c, "eig-tol", "tol");
+    ns_cli_add(&c, "eig-iters", OPT_INT, &mo.eig.max_iter, 1, 100000, "N",
+               "Hessian-vector products at most (default 300 for lanczos, 1000 for power)");
+    ns_cli_alias(&c, "eig-iters", "max-iter");
     ns_cli_add(&c, "trace-probes", OPT_INT, &mo.trace_probes, 0, 1000000, "P",
                "Hutchinson probes for the trace (default 10; 0 skips it)");
     ns_cli_add(&c, "lambda-min", OPT_FLAG, &mo.eig.lambda_min_full, 0, 0, NULL,
-               "converge lambda_min too, to residual <= tol * sharpness (by default it is only bounded, as far "
+               "converge lambda_min too, to residual <= --eig-tol x sharpness (by default it is only bounded, as far "
                "as the sharpness max|lambda| needs)");
     ns_cli_add(&c, "seed", OPT_U64, &mo.eig.seed, 0, 0, "S", "seed of the start vector and the probes (default 0)");
     ns_cli_add(&c, "method", OPT_STR, &method, 0, 0, "M", "lanczos (default) or power");
@@ -126,7 +130,7 @@ int cmd_sharpness(int argc, char **argv) {
         return ns_cli_usage_error("--method must be lanczos or power, got '%s'.", method);
     if (mo.method == NS_EIG_POWER && mo.eig.lambda_min_full)
         return ns_cli_usage_error("--lambda-min needs --method lanczos (power iteration finds one end only).");
-    if (mo.method == NS_EIG_POWER && !ns_cli_seen(&c, "max-iter")) mo.eig.max_iter = 1000;
+    if (mo.method == NS_EIG_POWER && !ns_cli_seen(&c, "eig-iters")) mo.eig.max_iter = 1000;
     mo.trace_seed = mo.eig.seed;
     ns_cli_set_threads(threads);
     ns_cli_set_hvp_cache(hvp_cache_mb);
@@ -156,8 +160,8 @@ int cmd_sharpness(int argc, char **argv) {
             if (json) print_json(&r, &x);
             else print_text(&r, &x);
             if (x.have_eig && !x.eig.converged)
-                fprintf(stderr, "normsharp: warning: %s did not reach --tol %g within %d Hessian-vector products; "
-                                "raise --max-iter for a converged estimate.\n",
+                fprintf(stderr, "normsharp: warning: %s did not reach --eig-tol %g within %d Hessian-vector products; "
+                                "raise --eig-iters for a converged estimate.\n",
                         ns_eig_method_name(mo.method), mo.eig.tol, mo.eig.max_iter);
             ns_measurement_free(&x);
         }

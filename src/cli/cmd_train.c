@@ -42,6 +42,10 @@ void train_cli_add_measure(ns_cli *c, train_cli *t) {
     ns_cli_add(c, "track-tol", OPT_DOUBLE, &t->track_tol, 1e-14, 1, "TOL",
                "Lanczos tolerance of the tracked sharpness: trajectory rows, flow steps (default 1e-2)");
     ns_cli_add_hvp_cache(c, &t->hvp_cache_mb);
+    // the spellings of `normsharp sharpness` before the options were one vocabulary
+    ns_cli_alias(c, "top-k", "k");
+    ns_cli_alias(c, "eig-tol", "tol");
+    ns_cli_alias(c, "eig-iters", "max-iter");
 }
 
 void train_cli_add_views(ns_cli *c, double *weight_decay, ns_view_opts *v) {

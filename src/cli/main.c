@@ -26,7 +26,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "normsharp %s — norm versus sharpness under gradient descent\n\n"
             "usage: normsharp <command> [options]\n"
-            "       normsharp <command> --help\n"
+            "       normsharp <command> --help   (or: normsharp help <command>)\n"
             "       normsharp --version\n\ncommands:\n",
             NS_VERSION);
     for (int i = 0; i < NCMD; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].about);
@@ -37,9 +37,21 @@ static int run_command(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || (!strcmp(argv[1], "help") && argc == 2)) {
         usage(stdout);
         return 0;
+    }
+    if (!strcmp(argv[1], "help")) {  // normsharp help CMD [SUB]: the command's --help
+        char *args[4] = {argv[0], argv[2], NULL, NULL};
+        int n = 2;
+        if (argc > 3) args[n++] = argv[3];
+        if (argc > 4) {
+            fprintf(stderr, "normsharp: 'help' takes a command (and a dln subcommand), e.g. 'normsharp help sweep'.\n");
+            return 2;
+        }
+        static char help_flag[] = "--help";
+        args[n++] = help_flag;
+        return run_command(n, args);
     }
     if (!strcmp(argv[1], "--version")) {
         printf("normsharp %s (%s network math)\n", NS_VERSION, NS_REAL_NAME);

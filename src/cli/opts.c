@@ -24,8 +24,18 @@ ns_opt *ns_cli_add(ns_cli *c, const char *name, ns_opt_type t, void *ptr, double
         abort();
     }
     ns_opt *o = &c->opt[c->nopt++];
-    *o = (ns_opt){name, t, ptr, lo, hi, metavar, help, 0};
+    *o = (ns_opt){name, t, ptr, lo, hi, metavar, help, 0, NULL};
     return o;
+}
+
+void ns_cli_alias(ns_cli *c, const char *name, const char *old_name) {
+    for (int k = 0; k < c->nopt; k++)
+        if (!strcmp(c->opt[k].name, name)) {
+            c->opt[k].alias = old_name;
+            return;
+        }
+    fprintf(stderr, "normsharp: internal error: no option '%s' to alias for '%s'\n", name, c->cmd);
+    abort();
 }
 
 void ns_cli_add_data(ns_cli *c, ns_data_opts *o) {
@@ -37,16 +47,84 @@ void ns_cli_add_data(ns_cli *c, ns_data_opts *o) {
     ns_cli_add(c, "loss", OPT_LOSS, &o->loss, 0, 0, "LOSS", "mse (default) or ce (cross-entropy)");
 }
 
+// Print `text` wrapped at 80 columns, each line after the first indented by `indent`,
+// the first starting at column `col`.
+static void print_wrapped(const char *text, int col, int indent) {
+    const int width = 80;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ') p++;
+        size_t w = strcspn(p, " ");
+        if (col > indent && col + 1 + (int)w > width) {
+            printf("\n%*s", indent, "");
+            col = indent;
+        } else if (col > indent) {
+            putchar(' ');
+            col++;
+        }
+        fwrite(p, 1, w, stdout);
+        col += (int)w;
+        p += w;
+    }
+    putchar('\n');
+}
+
 static void print_help(const ns_cli *c) {
-    printf("usage: %s\n\n%s\n\noptions:\n", c->usage, c->about);
+    printf("usage: ");
+    print_wrapped(c->usage, 7, 7);
+    putchar('\n');
+    print_wrapped(c->about, 0, 0);
+    printf("\noptions:\n");
     for (int i = 0; i < c->nopt; i++) {
         const ns_opt *o = &c->opt[i];
-        char left[64];
+        char left[64], help[512];
         if (o->type == OPT_FLAG) snprintf(left, sizeof left, "--%s", o->name);
         else snprintf(left, sizeof left, "--%s %s", o->name, o->metavar ? o->metavar : "X");
-        printf("  %-24s %s\n", left, o->help ? o->help : "");
+        if (o->alias) snprintf(help, sizeof help, "%s (also --%s)", o->help ? o->help : "", o->alias);
+        else snprintf(help, sizeof help, "%s", o->help ? o->help : "");
+        int col = printf("  %-24s", left);
+        print_wrapped(help, col, 27);
     }
     printf("  %-24s %s\n", "--help", "show this help");
+}
+
+// Edit distance (insertions, deletions, substitutions) of a[0..na) and b, for suggestions.
+static int edit_distance(const char *a, size_t na, const char *b) {
+    size_t nb = strlen(b);
+    if (na > 63 || nb > 63) return 99;
+    int row[64];
+    for (size_t j = 0; j <= nb; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= na; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= nb; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[nb];
+}
+
+// The option (by its current name) nearest to the unknown `name`: within a third of its
+// length in edits, or the only one that starts with it. NULL if none is close.
+static const char *nearest_option(const ns_cli *c, const char *name, size_t nlen) {
+    const char *best = NULL, *prefix = NULL;
+    int best_d = 99, nprefix = 0;
+    for (int k = 0; k < c->nopt; k++) {
+        const char *cand[2] = {c->opt[k].name, c->opt[k].alias};
+        for (int q = 0; q < 2 && cand[q]; q++) {
+            int d = edit_distance(name, nlen, cand[q]);
+            if (d < best_d) best_d = d, best = c->opt[k].name;
+            if (nlen >= 2 && !strncmp(cand[q], name, nlen)) nprefix++, prefix = c->opt[k].name;
+        }
+    }
+    int limit = (int)nlen / 3 > 1 ? (int)nlen / 3 : 1;
+    if (best && best_d <= limit) return best;
+    return nprefix == 1 ? prefix : NULL;
 }
 
 int ns_cli_usage_error(const char *fmt, ...) {
@@ -106,11 +184,20 @@ int ns_cli_parse(ns_cli *c, int argc, char **argv) {
         const char *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         ns_opt *o = NULL;
-        for (int k = 0; k < c->nopt; k++)
-            if (strlen(c->opt[k].name) == nlen && !strncmp(c->opt[k].name, name, nlen)) o = &c->opt[k];
-        if (!o)
+        for (int k = 0; k < c->nopt; k++) {
+            const char *al = c->opt[k].alias;
+            if ((strlen(c->opt[k].name) == nlen && !strncmp(c->opt[k].name, name, nlen)) ||
+                (al && strlen(al) == nlen && !strncmp(al, name, nlen)))
+                o = &c->opt[k];
+        }
+        if (!o) {
+            const char *near = nearest_option(c, name, nlen);
+            if (near)
+                return ns_cli_usage_error("unknown option '%.*s' for 'normsharp %s'; did you mean --%s?",
+                                          (int)nlen + 2, a, c->cmd, near);
             return ns_cli_usage_error("unknown option '%.*s' for 'normsharp %s'; see 'normsharp %s --help'.",
                                       (int)nlen + 2, a, c->cmd, c->cmd);
+        }
         char flag[80];
         snprintf(flag, sizeof flag, "--%s", o->name);
         const char *val = NULL;

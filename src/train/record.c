@@ -143,9 +143,9 @@ int summary_finish(ns_json *j, ns_buf *b, const char *dir) {
 
 void run_measure_defaults(ns_measure_opts *final, ns_measure_opts *eig) {
     ns_measure_opts_default(final);
-    final->eig.k = 5;
-    final->eig.max_iter = 300;
-    final->trace_probes = 10;
+    final->eig.k = NS_TOP_K_DEFAULT;
+    final->eig.max_iter = NS_EIG_ITERS_DEFAULT;
+    final->trace_probes = NS_TRACE_PROBES_DEFAULT;
     ns_measure_opts_default(eig);
 }
 
