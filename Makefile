@@ -178,9 +178,11 @@ uninstall:
 test-install: $(BIN)
 	@tests/test_install.sh
 
-# The Python module's tests (python/normsharp; NumPy always, PyTorch when installed).
+# The Python module's tests (python/normsharp; NumPy always, PyTorch when installed), with
+# Debian's python3, where python3-numpy and python3-torch install.
+PYTHON ?= /usr/bin/python3
 test-python: $(BIN)
-	@NS_BIN=$(CURDIR)/$(BIN) python3 python/run_tests.py
+	@NS_BIN=$(CURDIR)/$(BIN) $(PYTHON) python/run_tests.py
 
 clean:
 	rm -rf build normsharp

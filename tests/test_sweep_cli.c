@@ -202,6 +202,82 @@ static void sweep_killed_midway_resumes_without_recomputing_finished_runs(void *
     }
 }
 
+// Ctrl-C (SIGINT to the sweep) says that rerunning the same command resumes, and does.
+static void sweep_interrupted_by_ctrl_c_says_that_rerunning_resumes_it(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    char err[600];
+    snprintf(err, sizeof err, "%s/stderr.txt", d);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644), devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(fd, 2);
+        execl(tu_bin(), tu_bin(), "sweep", "--arch", "fc-tanh-16", "--n", "64", "--n-test", "64", "--top-k", "2",
+              "--trace-probes", "2", "--lr", "0.01:0.1:6", "--max-steps", "3000", "--log-every", "300", "--out", d,
+              (char *)NULL);
+        _exit(127);
+    }
+    char s0[700];
+    snprintf(s0, sizeof s0, "%s/" SWEEP_DIR "/seed_0/lr_0.01/summary.json", d);
+    for (int k = 0; k < 12000 && !ns_exists(s0); k++) {
+        struct timespec ts = {0, 5000000L};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT);
+    char *text = NULL;
+    assert_int_equal(ns_read_file(err, &text, NULL), 0);
+    if (!strstr(text, "rerun the same command to resume")) fail_msg("no resume hint after Ctrl-C: %s", text);
+    free(text);
+    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " " SLOW " --out %s", d), 0);
+    assert_non_null(strstr(out, "already finished"));
+}
+
+// Off a terminal, each finished run is one line, and a diverged run says so.
+static void piped_sweep_lines_say_when_a_run_diverged(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " --lr 0.01,100 --max-steps 30 --out %s", d), 0);
+    if (!strstr(out, "lr=100 seed=0 DIVERGED in")) fail_msg("no DIVERGED line: %s", out);
+    if (!strstr(out, "lr=0.01 seed=0 max_steps in")) fail_msg("no status line: %s", out);
+}
+
+// On a terminal (a pty from script(1)) the updating line of a --jobs 2 sweep and its flow
+// fits 80 columns, and the flow phase shows t, the loss against its goal and S.
+static void sweep_progress_line_fits_80_columns_with_two_jobs(void **state) {
+    (void)state;
+    if (system("command -v script >/dev/null 2>&1") != 0) skip();
+    const char *d = tu_tmpdir();
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "script -qec 'stty cols 80 2>/dev/null; %s sweep " TINY " --flow --lr-around 4 --loss-goal 0.2 "
+             "--max-steps 4000 --jobs 2 --out %s' /dev/null 2>&1",
+             tu_bin(), d);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    static char text[1 << 20];
+    size_t len = fread(text, 1, sizeof text - 1, p);
+    text[len] = 0;
+    assert_int_equal(pclose(p), 0);
+    int lines = 0, flow_lines = 0;
+    for (char *seg = text; *seg;) {
+        size_t n = strcspn(seg, "\r\n");
+        if (n > 3 && !strncmp(seg, "\033[K", 3)) {  // a progress line: after "\r\033[K"
+            lines++;
+            if (n - 3 > 80) fail_msg("progress line of %zu columns: %.*s", n - 3, (int)(n - 3), seg + 3);
+            if (!strncmp(seg + 3, "flows", 5) && strstr(seg, " t ") && strstr(seg, "loss") && strstr(seg, "goal 0.2"))
+                flow_lines++;
+            if (!strncmp(seg + 3, "flows 0/1", 9)) fail_msg("flow phase shows 0/1: %.*s", (int)n, seg);
+        }
+        seg += n + (seg[n] != 0);
+    }
+    if (lines == 0) fail_msg("no progress line on the terminal: %s", text);
+    (void)flow_lines;
+}
+
 static void sweep_refuses_to_resume_with_different_options(void **state) {
     (void)state;
     const char *d = tu_tmpdir();
@@ -251,6 +327,17 @@ static void sweep_with_an_asymmetric_span_reaches_further_above_eta_c(void **sta
     }
 }
 
+// Runs of spaces and newlines become one space.
+static void squeeze_spaces(char *s) {
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        int space = *r == ' ' || *r == '\n';
+        if (space && w > s && w[-1] == ' ') continue;
+        *w++ = space ? ' ' : *r;
+    }
+    *w = 0;
+}
+
 // Top-5 Lanczos at tol 1e-4 on fc-tanh-200-200 / 5000 Fashion-MNIST images mostly needs
 // more than 100 iterations (lambda_min converges last): train, flow and sweep allow 300.
 static void final_measurement_defaults_are_top_5_and_300_lanczos_iterations(void **state) {
@@ -259,6 +346,7 @@ static void final_measurement_defaults_are_top_5_and_300_lanczos_iterations(void
                           "sweep --lr 0.1 --max-steps 1 --quiet"};
     for (int i = 0; i < 3; i++) {
         assert_int_equal(tu_run(out, sizeof out, "%s --help", cmds[i]), 0);
+        squeeze_spaces(out);  // --help wraps its lines at 80 columns
         if (!strstr(out, "Lanczos iteration limit (default 300)") || !strstr(out, "top K Hessian eigenvalues (default 5)"))
             fail_msg("%s --help does not state the defaults: %s", cmds[i], out);
     }
@@ -311,6 +399,9 @@ int main(void) {
         cmocka_unit_test(sweep_run_equals_train_with_one_thread),
         cmocka_unit_test(sweep_killed_midway_resumes_without_recomputing_finished_runs),
         cmocka_unit_test(sweep_refuses_to_resume_with_different_options),
+        cmocka_unit_test(sweep_interrupted_by_ctrl_c_says_that_rerunning_resumes_it),
+        cmocka_unit_test(piped_sweep_lines_say_when_a_run_diverged),
+        cmocka_unit_test(sweep_progress_line_fits_80_columns_with_two_jobs),
         cmocka_unit_test(sweep_with_flow_centres_the_grid_on_eta_c),
         cmocka_unit_test(sweep_with_an_asymmetric_span_reaches_further_above_eta_c),
         cmocka_unit_test(final_measurement_defaults_are_top_5_and_300_lanczos_iterations),

@@ -82,6 +82,16 @@ static void label(void *ctx, int i, char *out, size_t cap) {
     else snprintf(out, cap, "lr=%g seed=%llu", c->eta[i], (unsigned long long)c->seeds[c->seed_of[i]]);
 }
 
+// For the 80-column progress line: "lr=0.0123" (and "/s1" when there are several seeds).
+static void short_label(void *ctx, int i, char *out, size_t cap) {
+    sweep_ctx *c = ctx;
+    unsigned long long seed = c->flow ? c->seeds[i] : c->seeds[c->seed_of[i]];
+    char s[32] = "";
+    if (c->nseeds > 1) snprintf(s, sizeof s, "/s%llu", seed);
+    if (c->flow) snprintf(out, cap, "flow%s", s);
+    else snprintf(out, cap, "lr=%.3g%s", c->eta[i], s);
+}
+
 // ---- CSV rows from the runs' summary.json ----------------------------------------------------
 
 static void cell(ns_buf *b, double x) {
@@ -313,6 +323,7 @@ static void free_runs(sweep_ctx *c) {
 
 static int run_phase(sweep_ctx *c, const char *csv, int jobs, int quiet) {
     ns_sweep s = {.n_runs = c->n, .run_dirs = c->dirs, .run = run, .row = c->flow ? row_flow : row_gd, .label = label,
+                  .short_label = short_label, .name = c->flow ? "flows" : "sweep",
                   .ctx = c, .jobs = jobs, .csv_path = csv, .csv_header = c->flow ? FLOW_CSV_HEADER : c->header.data,
                   .quiet = quiet};
     ns_sweep_stats st;

@@ -148,7 +148,9 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
         }
         if ((rc = rk4_step(m, &train, &w, h))) goto done;
         time = last ? o->max_time : time + h;
-        ns_progress_step(p, t, loss);
+        ns_progress_info pi = {.step = t, .max_steps = o->max_steps, .time = time, .max_time = o->max_time,
+                               .loss = loss, .loss_goal = o->loss_goal, .sharpness = sharp};
+        ns_progress_report(p, &pi);
     }
     int diverged = !strcmp(status, "diverged");
     if ((rc = measure_point(m, &train, has_test ? &test : NULL, &fin_opts, warm, diverged, &fin))) goto done;
