@@ -150,23 +150,27 @@ static double mtime_of(const char *path) {
 
 #define SLOW "--lr 0.01:0.1:6 --max-steps 3000 --log-every 300"
 
+// `sweep TINY SLOW --out dir` in a child process, stdout to /dev/null, stderr to `err`.
+static pid_t start_slow_sweep(const char *dir, const char *err) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644), devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(fd, 2);
+        execl(tu_bin(), tu_bin(), "sweep", "--arch", "fc-tanh-16", "--n", "64", "--n-test", "64", "--top-k", "2",
+              "--trace-probes", "2", "--lr", "0.01:0.1:6", "--max-steps", "3000", "--log-every", "300", "--out", dir,
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
 static void sweep_killed_midway_resumes_without_recomputing_finished_runs(void **state) {
     (void)state;
     char ref[512], d[512];
     two_tmpdirs(ref, d, sizeof ref);
     assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " " SLOW " --jobs 2 --out %s", ref), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        char outarg[600];
-        snprintf(outarg, sizeof outarg, "%s", d);
-        execl(tu_bin(), tu_bin(), "sweep", "--arch", "fc-tanh-16", "--n", "64", "--n-test", "64", "--top-k", "2",
-              "--trace-probes", "2", "--lr", "0.01:0.1:6", "--max-steps", "3000", "--log-every", "300", "--out",
-              outarg, (char *)NULL);
-        _exit(127);
-    }
+    pid_t pid = start_slow_sweep(d, "/dev/null");
     // wait until the first two runs are finished, then kill the sweep outright
     char s0[700], s1[700];
     snprintf(s0, sizeof s0, "%s/" SWEEP_DIR "/seed_0/lr_0.01/summary.json", d);
@@ -208,16 +212,7 @@ static void sweep_interrupted_by_ctrl_c_says_that_rerunning_resumes_it(void **st
     const char *d = tu_tmpdir();
     char err[600];
     snprintf(err, sizeof err, "%s/stderr.txt", d);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644), devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
-        dup2(fd, 2);
-        execl(tu_bin(), tu_bin(), "sweep", "--arch", "fc-tanh-16", "--n", "64", "--n-test", "64", "--top-k", "2",
-              "--trace-probes", "2", "--lr", "0.01:0.1:6", "--max-steps", "3000", "--log-every", "300", "--out", d,
-              (char *)NULL);
-        _exit(127);
-    }
+    pid_t pid = start_slow_sweep(d, err);
     char s0[700];
     snprintf(s0, sizeof s0, "%s/" SWEEP_DIR "/seed_0/lr_0.01/summary.json", d);
     for (int k = 0; k < 12000 && !ns_exists(s0); k++) {
