@@ -165,6 +165,18 @@ static pid_t start_slow_sweep(const char *dir, const char *err) {
     return pid;
 }
 
+// Wait (at most a minute) until `path` exists, then send `sig` to pid; its wait status.
+static int signal_when_exists(pid_t pid, const char *path, int sig) {
+    for (int k = 0; k < 12000 && !ns_exists(path); k++) {
+        struct timespec ts = {0, 5000000L};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, sig);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return st;
+}
+
 static void sweep_killed_midway_resumes_without_recomputing_finished_runs(void **state) {
     (void)state;
     char ref[512], d[512];
@@ -175,13 +187,7 @@ static void sweep_killed_midway_resumes_without_recomputing_finished_runs(void *
     char s0[700], s1[700];
     snprintf(s0, sizeof s0, "%s/" SWEEP_DIR "/seed_0/lr_0.01/summary.json", d);
     snprintf(s1, sizeof s1, "%s/" SWEEP_DIR "/seed_0/lr_0.0158489/summary.json", d);
-    for (int k = 0; k < 12000 && !ns_exists(s1); k++) {
-        struct timespec ts = {0, 5000000L};
-        nanosleep(&ts, NULL);
-    }
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
+    signal_when_exists(pid, s1, SIGKILL);
     assert_true(ns_exists(s0) && ns_exists(s1));
     char csvp[700];
     snprintf(csvp, sizeof csvp, "%s/" SWEEP_DIR "/sweep.csv", d);
@@ -215,13 +221,7 @@ static void sweep_interrupted_by_ctrl_c_says_that_rerunning_resumes_it(void **st
     pid_t pid = start_slow_sweep(d, err);
     char s0[700];
     snprintf(s0, sizeof s0, "%s/" SWEEP_DIR "/seed_0/lr_0.01/summary.json", d);
-    for (int k = 0; k < 12000 && !ns_exists(s0); k++) {
-        struct timespec ts = {0, 5000000L};
-        nanosleep(&ts, NULL);
-    }
-    kill(pid, SIGINT);
-    int st;
-    waitpid(pid, &st, 0);
+    int st = signal_when_exists(pid, s0, SIGINT);
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT);
     char *text = NULL;
     assert_int_equal(ns_read_file(err, &text, NULL), 0);
