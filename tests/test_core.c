@@ -1,5 +1,6 @@
 // Core: seeded random numbers, strict parsing, JSON, atomic files, the command line.
 #include "testutil.h"
+#include "normsharp/measure.h"
 #include "normsharp/rng.h"
 
 static void rng_same_seed_gives_pinned_values_on_every_machine(void **state) {
@@ -178,8 +179,39 @@ static void cli_version_help_and_unknown_command(void **state) {
     assert_int_equal(tu_run(out, sizeof out, ""), 2);
 }
 
+// Numbers are written in the shortest form that reads back as the same double, and
+// error rates are the double nearest (n - correct) / n, not 1 - accuracy.
+static void numbers_print_shortest_round_trip_and_error_rates_are_exact(void **state) {
+    (void)state;
+    char t[32];
+    ns_rng r;
+    ns_rng_seed(&r, 7, 0);
+    for (int i = 0; i < 20000; i++) {
+        double x = (ns_rng_uniform_in(&r, -1, 1)) * pow(10, (int)ns_rng_uniform_in(&r, -30, 30));
+        if (i % 3 == 0) x = round(x * 1e4) / 1e4;  // short decimals too
+        ns_fmt_double(t, x);
+        assert_true(strtod(t, NULL) == x);
+        char u[32];  // when 15 digits read back, they are what is printed (no longer form)
+        snprintf(u, sizeof u, "%.15g", x);
+        if (strtod(u, NULL) == x) assert_string_equal(t, u);
+    }
+    ns_fmt_double(t, 0.2143);
+    assert_string_equal(t, "0.2143");
+    ns_fmt_double(t, 0.1 + 0.2);
+    assert_string_equal(t, "0.30000000000000004");  // a different double from 0.3: all 17 digits
+    double acc = 7857.0 / 10000;
+    ns_fmt_double(t, ns_error_rate(acc, 10000));
+    assert_string_equal(t, "0.2143");
+    ns_fmt_double(t, 1 - acc);
+    assert_string_equal(t, "0.21430000000000005");  // what 1 - accuracy printed
+    for (long n = 1; n < 3000; n += 7)
+        for (long c = 0; c <= n; c += 1 + n / 13)
+            assert_true(ns_error_rate((double)c / (double)n, n) == (double)(n - c) / (double)n);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(numbers_print_shortest_round_trip_and_error_rates_are_exact),
         cmocka_unit_test(rng_same_seed_gives_pinned_values_on_every_machine),
         cmocka_unit_test(rng_seeding_follows_splitmix64_reference),
         cmocka_unit_test(rng_streams_differ_and_normals_have_unit_moments),

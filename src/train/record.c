@@ -180,7 +180,7 @@ int row_test(ns_model *m, const ns_batch *test, traj_row *r) {
     double acc;
     int rc = ns_model_loss(m, test, &r->test_loss, &acc);
     if (rc) return rc;
-    r->test_err = 1 - acc;
+    r->test_err = ns_error_rate(acc, test->n);
     r->has_test = 1;
     return 0;
 }
