@@ -416,6 +416,50 @@ static void report_of_a_dln_only_directory_draws_the_interpolating_set(void **st
     free(text);
     assert_non_null(strstr(out, "DLN best eta beats both minimizers: yes"));
     assert_non_null(strstr(out, "best eta: 0.3,"));
+    // values within a decade: a linear axis; the y label is short enough to fit
+    snprintf(png, sizeof png, "%s/report/dln_dln_generalization.gp", root);
+    assert_false(file_contains(png, "set logscale y"));
+    assert_true(file_contains(png, "set ylabel \"generalization error (squared target units)\""));
+}
+
+// Generalization errors from 1e-31 (a noiseless min-l1 interpolator) to 0.45 on a linear
+// axis all look like zero: the axis becomes logarithmic, and a zero reference is named in
+// the key rather than drawn.
+static void dln_generalization_spanning_decades_gets_a_log_axis(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_dln(root);
+    put(root, "dln/theory.json",
+        "{\"task\": {\"kind\": \"single\", \"n\": 1, \"d\": 2, \"s\": 1, \"noise\": 0, \"seed\": 0, "
+        "\"model\": \"shared\", \"alpha\": 0.01},\n"
+        " \"min_l1\": {\"beta\": [1, 0], \"l1\": 1, \"sharpness\": 4, \"gen_err\": 2.1e-31},\n"
+        " \"min_sharpness\": {\"beta\": [0.6, 0.8], \"l1\": 1.4, \"sharpness\": 3.2, \"gen_err\": 0.4},\n"
+        " \"gen_opt\": {\"beta\": [0.8, 0.4], \"l1\": 1.2, \"sharpness\": 3.6, \"gen_err\": 0}}\n");
+    char out[16384], gp[4096];
+    int rc = tu_run(out, sizeof out, "report %s", root);
+    if (rc != 0) fail_msg("report failed (%d): %s", rc, out);
+    snprintf(gp, sizeof gp, "%s/report/dln_dln_generalization.gp", root);
+    assert_true(file_contains(gp, "set logscale y"));
+    assert_true(file_contains(gp, "off the log axis"));
+    assert_true(file_contains(gp, "e-31 with lines"));  // the 2.1e-31 line is drawn
+}
+
+// `set offsets` pads only the left axis: the right (l2) axis of the norms figure gets its
+// own padded range, so its highest and lowest markers are not cut in half.
+static void norms_figure_pads_the_right_axis(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_sweep(root, 0);
+    char out[16384], gp[4096];
+    assert_int_equal(tu_run(out, sizeof out, "report %s", root), 0);
+    snprintf(gp, sizeof gp, "%s/report/fashion-mnist_fc-tanh-8_mse_seed0_norms.gp", root);
+    char *text = tu_slurp(gp, NULL);
+    const char *r = strstr(text, "set y2range [");
+    if (!r) fail_msg("no y2range in %s", gp);
+    double lo, hi;
+    assert_int_equal(sscanf(r, "set y2range [%lf:%lf]", &lo, &hi), 2);
+    free(text);
+    assert_true(lo < hi);
 }
 
 // A DLN with d coordinates and one data point x = e_2 + e_S (S = 4, or 3 when d = 3; 1-based):
@@ -688,6 +732,8 @@ int main(void) {
         cmocka_unit_test(report_of_a_network_sweep_draws_every_figure_cleanly),
         cmocka_unit_test(diverged_runs_are_marked_and_never_plotted_as_points),
         cmocka_unit_test(report_of_a_dln_only_directory_draws_the_interpolating_set),
+        cmocka_unit_test(dln_generalization_spanning_decades_gets_a_log_axis),
+        cmocka_unit_test(norms_figure_pads_the_right_axis),
         cmocka_unit_test(dln_interpolators_are_drawn_in_3d_and_projected_where_minimizers_differ),
         cmocka_unit_test(seeds_of_one_setting_are_summarized_with_mean_and_sd),
         cmocka_unit_test(seed_groups_of_settings_differing_in_param_get_distinct_figures),

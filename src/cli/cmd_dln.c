@@ -78,8 +78,12 @@ static void add_training(ns_cli *c, dln_args *a, int sweep) {
                "dense Hessian eigenvalues allowed up to P parameters when the secular route is not exact (default 2000)");
 }
 
-static void add_output(ns_cli *c, dln_args *a, int out_required, int jobs) {
-    ns_cli_add(c, "out", OPT_STR, &a->out, 0, 0, "DIR", out_required ? "output directory (required)" : "also write DIR/summary.json");
+// `writes`: what --out DIR gets when it is optional ("summary.json", "theory.json").
+static void add_output(ns_cli *c, dln_args *a, int out_required, int jobs, const char *writes) {
+    static char help[96];  // one command line per process: one help text
+    if (out_required) snprintf(help, sizeof help, "output directory (required)");
+    else snprintf(help, sizeof help, "also write DIR/%s", writes);
+    ns_cli_add(c, "out", OPT_STR, &a->out, 0, 0, "DIR", help);
     ns_cli_add(c, "json", OPT_FLAG, &a->json, 0, 0, NULL, "print the result as JSON");
     if (jobs) ns_cli_add(c, "jobs", OPT_INT, &a->jobs, 1, 1024, "N", "parallel worker processes (default 1)");
     ns_cli_add(c, "threads", OPT_INT, &a->threads, 1, 1024, "N", "OpenBLAS threads (default: all cores; sweep runs use 1)");
@@ -681,14 +685,18 @@ static void sweep_verdict(char **dirs, const double *etas, int K, const ns_dln_t
 static void print_sweep(const char *csv_path, const verdict *vd, const ns_sweep_stats *st) {
     char *text;
     if (ns_read_file(csv_path, &text, NULL) == 0) {  // the CSV as an aligned table
-        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-            for (char *p = line, *f; p; p = f) {
+        int width[32], header = 1;  // each column as wide as its name, at least 11
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"), header = 0) {
+            int col = 0;
+            for (char *p = line, *f; p; p = f, col++) {
                 f = strchr(p, ',');
                 if (f) *f++ = 0;
+                int w = col < 32 ? width[col] : 11;
+                if (header && col < 32) w = width[col] = strlen(p) > 11 ? (int)strlen(p) : 11;
                 char *end;
                 double x = strtod(p, &end);
-                if (*p && !*end) printf(" %-11.5g", x);
-                else printf(" %-11.11s", *p ? p : "-");
+                if (*p && !*end) printf(" %-*.5g", w, x);
+                else printf(" %-*.*s", w, w, *p ? p : "-");
             }
             putchar('\n');
         }
@@ -850,7 +858,7 @@ static const subcommand subcommands[] = {
      "(pseudo-inverse), min-sharpness (DSDP; an LP when n = 1), the hypentropy prediction of\n"
      "gradient flow, and the generalization-optimal interpolator. For shared weights all are\n"
      "restricted to beta >= 0. --out DIR writes DIR/theory.json.",
-     dln_theory, 0, "the reference interpolators: min-l1, min-l2, min-sharpness, hypentropy, gen-optimal"},
+     dln_theory, 0, "min-l1, min-l2, min-sharpness, hypentropy, gen-opt interpolators"},
     {"sweep", "dln sweep", "normsharp dln sweep --lr A:B:K --out OUT [options]",
      "GD from the same initialization at every learning rate of --lr. Writes OUT/theory.json (the\n"
      "reference interpolators; reused on a rerun of the same problem), OUT/runs/lr_<eta>/summary.json\n"
@@ -868,16 +876,18 @@ static int run_subcommand(const subcommand *s, int argc, char **argv) {
     ns_cli_init(&c, s->cmd, s->usage, s->help);
     add_problem(&c, &a);
     if (s->training) add_training(&c, &a, sweep);
-    add_output(&c, &a, sweep, sweep);
+    add_output(&c, &a, sweep, sweep, s->training ? "summary.json" : "theory.json");
     NS_CLI_PARSE(&c, argc, argv);
     return s->run(&c, &a);
 }
 
 static void dln_usage(FILE *f) {
     fprintf(f, "usage: normsharp dln <subcommand> [options]\n       normsharp dln <subcommand> --help\n\n"
-               "The diagonal linear network lab (SPEC §6): beta = w*w, u^D - v^D or u*v trained by GD on\n"
-               "L = ||X beta - y||^2 / (2n), against the min-norm and min-sharpness interpolators.\n\nsubcommands:\n");
-    for (int i = 0; i < NSUB; i++) fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].about);
+               "The diagonal linear network lab (docs/CONVENTIONS.md): beta = w*w, u^D - v^D or\n"
+               "u*v trained by GD on L = ||X beta - y||^2 / (2n), against the min-norm and\n"
+               "min-sharpness interpolators.\n\n"
+               "subcommands:\n");
+    for (int i = 0; i < NSUB; i++) fprintf(f, "  %-7s %s\n", subcommands[i].name, subcommands[i].about);
 }
 
 int cmd_dln(int argc, char **argv) {

@@ -53,8 +53,9 @@ static void print_wrapped(const char *text, int col, int indent) {
     const int width = 80;
     const char *p = text;
     while (*p) {
-        while (*p == ' ') p++;
-        size_t w = strcspn(p, " ");
+        while (*p == ' ' || *p == '\n') p++;  // the text is reflowed
+        if (!*p) break;
+        size_t w = strcspn(p, " \n");
         if (col > indent && col + 1 + (int)w > width) {
             printf("\n%*s", indent, "");
             col = indent;

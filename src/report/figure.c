@@ -184,6 +184,18 @@ void fig_panel_end(fig *g) {
             double pad = pow(g->yhi[a] / g->ylo[a], 0.05) * 1.0001;
             fig_log_tics(g, a ? "y2" : "y", g->ylo[a] / pad, g->yhi[a] * pad);
         }
+    // `set offsets` pads y only: pad y2 the same way, or its extreme points are cut in half
+    if (g->ylo[1] <= g->yhi[1]) {
+        double lo = g->ylo[1], hi = g->yhi[1];
+        if (g->logy[1]) {
+            double pad = pow(hi / lo, 0.05) * 1.0001;
+            lo /= pad, hi *= pad;
+        } else {
+            double pad = hi > lo ? 0.05 * (hi - lo) : 0.05 * fabs(hi) + 1e-12;
+            lo -= pad, hi += pad;
+        }
+        fig_cmd(g, "set y2range [%.17g:%.17g]", lo, hi);
+    }
     if (g->ndata_panel == 0) {
         // Keep the layout: an empty frame that says so.
         fig_cmd(g, "unset logscale; unset arrow; unset label; set bmargin BM");

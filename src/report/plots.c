@@ -373,16 +373,41 @@ void rp_figure_standalone_flow(rp_ctx *c, int k) {
 static const int ref_pt[NS_REF_COUNT] = {5, 8, 13, 2, 3};
 static const char *const ref_color[NS_REF_COUNT] = {"#1f77b4", "#8c564b", "#ff7f0e", "#9467bd", "#2ca02c"};
 
-// Horizontal lines at a reference solution's value (whatever theory.json gives).
+static double ref_value(const ns_rep_exp *e, int r, size_t off) {
+    return *(const double *)(const void *)((const char *)&e->ref[r] + off);
+}
+
+// Horizontal lines at a reference solution's value (whatever theory.json gives). On a log
+// axis a value <= 0 has no line: its key entry says so.
 static void ref_lines(fig *g, const ns_rep_exp *e, size_t off, const char *fmt) {
     for (int r = 0; r < NS_REF_COUNT; r++) {
-        double v = *(const double *)(const void *)((const char *)&e->ref[r] + off);
+        double v = ref_value(e, r, off);
         if (!e->ref[r].present || !isfinite(v)) continue;
         char t[200];
         snprintf(t, sizeof t, fmt, ns_ref_label[r], v);
+        if (g->logy[0] && v <= 0) {
+            fig_clause(g, "keyentry with lines dt %d lw 1.5 lc rgb \"%s\" title \"%s (off the log axis)\"", 3 + r % 3,
+                       ref_color[r], fig_q(g, t));
+            continue;
+        }
         fig_clause(g, "%.17g with lines dt %d lw 1.5 lc rgb \"%s\" title \"%s\"", v, 3 + r % 3, ref_color[r], fig_q(g, t));
         fig_extent(g, 0, v);
     }
+}
+
+// 1 if the positive values a panel would draw (the finished runs' and the references') span
+// more than three decades: a linear axis would show the small ones as zero.
+static int spans_decades(const ns_rep_exp *e, size_t run_off, size_t ref_off) {
+    double lo = INFINITY, hi = 0;
+    for (int i = 0; i < e->nrun; i++) {
+        double v = run_value(&e->run[i], run_off);
+        if (!ns_rep_diverged(&e->run[i]) && v > 0 && isfinite(v)) lo = fmin(lo, v), hi = fmax(hi, v);
+    }
+    for (int r = 0; r < NS_REF_COUNT; r++) {
+        double v = ref_value(e, r, ref_off);
+        if (e->ref[r].present && v > 0 && isfinite(v)) lo = fmin(lo, v), hi = fmax(hi, v);
+    }
+    return hi > 1e3 * lo;
 }
 
 static void fig_dln_generalization(rp_ctx *c, int k) {
@@ -391,9 +416,12 @@ static void fig_dln_generalization(rp_ctx *c, int k) {
     fig g;
     char title[1024];
     fig_begin(&g, c, 820, 620, "%s_generalization", e->tag);
-    snprintf(title, sizeof title, "Generalization error of the GD solution vs learning rate\n%s", e->title);
-    eta_panel(&g, e, f, title, "generalization error (β−β*)ᵀΣ(β−β*) + σ² (squared target units)", 0, NULL, 0);
-    plot_vs_eta(&g, e, offsetof(ns_rep_run, test_err), 0, rp_color[0], 7, "GD solution", "x1y1");
+    int logy = spans_decades(e, offsetof(ns_rep_run, test_err), offsetof(ns_rep_ref, gen_err));
+    snprintf(title, sizeof title, "Generalization error (β−β*)ᵀΣ(β−β*) + σ² of the GD solution vs learning rate\n%s",
+             e->title);
+    eta_panel(&g, e, f, title, logy ? "generalization error (squared target units, log scale)"
+                                    : "generalization error (squared target units)", logy, NULL, 0);
+    plot_vs_eta(&g, e, offsetof(ns_rep_run, test_err), logy, rp_color[0], 7, "GD solution", "x1y1");
     ref_lines(&g, e, offsetof(ns_rep_ref, gen_err), "%s: %.4g");
     mark_best(&g, f, "error");
     eta_panel_end(&g, e, f);
