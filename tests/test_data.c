@@ -1,4 +1,4 @@
-// test_data.c — the data part: IDX and CIFAR readers on files written here, the SPEC §1
+// test_data.c — the data part: IDX and CIFAR readers on files written here, the docs/CONVENTIONS.md, data
 // preprocessing order on a hand-worked example, every rejected input, the synthetic
 // sparse-regression task, and (when installed) the real Fashion-MNIST files.
 #include "testutil.h"
@@ -241,7 +241,7 @@ static void cifar_dataset_concatenates_batches_in_order_with_chw_shape(void **st
     EXPECT_ERR(ns_data_load(&o, &ds), NS_EIO, "data_batch_4.bin");
 }
 
-// ---- preprocessing (SPEC §1) ------------------------------------------------------------
+// ---- preprocessing (docs/CONVENTIONS.md, data) --------------------------------------------------
 
 static void prep_standardizes_with_population_std_and_centres_constant_features(void **state) {
     (void)state;

@@ -517,7 +517,7 @@ static void losses_match_finite_differences(void **state) {
     check_loss(NS_LOSS_CE, 41);
 }
 
-// SPEC §2 by hand: two examples, two classes.
+// docs/CONVENTIONS.md, losses by hand: two examples, two classes.
 static void losses_are_scaled_as_the_spec_says(void **state) {
     (void)state;
     real f[4] = {1, 3, 0.5, -0.5}, t[4] = {1, 0, 1, 0};

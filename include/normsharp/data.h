@@ -1,4 +1,4 @@
-// normsharp/data.h — datasets prepared exactly as SPEC §1 says:
+// normsharp/data.h — datasets prepared exactly as docs/CONVENTIONS.md, data says:
 // /255 -> standardize with full-training-split statistics -> --classes K -> first N / first M.
 #ifndef NORMSHARP_DATA_H
 #define NORMSHARP_DATA_H
@@ -71,7 +71,7 @@ int ns_cifar_read(const char *path, unsigned char **pixels, int **labels, long *
 int ns_prep_standardize(const unsigned char *train_px, long n_full, int d,
                         double *mean, double *std);
 
-// ---- synthetic data for the DLN lab (SPEC §6) ----------------------------------------
+// ---- synthetic data for the DLN lab (docs/CONVENTIONS.md, DLN) ----------------------------------
 // X (n x d, row-major) iid N(0,1); beta* s-sparse with value 1/sqrt(s) on the first s
 // coordinates... of a random support; y = X beta* + noise*N(0,1). All from `seed`.
 typedef struct {

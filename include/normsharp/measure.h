@@ -1,4 +1,4 @@
-// normsharp/measure.h — measure a network at its current theta (SPEC §4): training and
+// normsharp/measure.h — measure a network at its current theta (docs/CONVENTIONS.md, measurements): training and
 // test loss/accuracy, l1/l2 norms (total and per tensor), the top of the Hessian
 // spectrum (Lanczos with a warm start, or power iteration) and the Hutchinson trace.
 // One code path serves `normsharp sharpness`, the "final" blocks of `train`/`flow`

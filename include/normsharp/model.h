@@ -1,4 +1,4 @@
-// normsharp/model.h — networks from architecture strings (SPEC §3), with exact gradients
+// normsharp/model.h — networks from architecture strings (docs/CONVENTIONS.md, architectures), with exact gradients
 // and exact Hessian-vector products (Pearlmutter's R-operator, forward-over-reverse).
 // All parameters live in one contiguous buffer theta, laid out tensor after tensor in
 // PyTorch's state_dict order and layouts (fc1.weight (out,in), fc1.bias, conv1.weight
@@ -38,7 +38,7 @@ const ns_tensor_info *ns_model_tensor(const ns_model *m, int i);
 // Validate an architecture string without building (for early option errors).
 int ns_arch_check(const char *arch);
 
-// A batch: x (n x d), labels y (n), one-hot targets t (n x k; MSE). Loss as SPEC §2.
+// A batch: x (n x d), labels y (n), one-hot targets t (n x k; MSE). Loss as docs/CONVENTIONS.md, losses.
 typedef struct {
     const real *x;
     const int *y;

@@ -108,7 +108,7 @@ int ns_report_load(const char *dir, ns_report *r);
 void ns_report_free(ns_report *r);
 
 // ---- findings ---------------------------------------------------------------------------
-// Thresholds of the findings (SPEC §4-5): "within 10% of 2/eta" is |S - 2/eta| <= 0.1 * 2/eta;
+// Thresholds of the findings (docs/CONVENTIONS.md, findings): "within 10% of 2/eta" is |S - 2/eta| <= 0.1 * 2/eta;
 // "below s_GF by more than 10%" is S < 0.9 s_GF.
 #define NS_EOS_TOL 0.10
 

@@ -1,4 +1,4 @@
-// normsharp data — load a dataset exactly as training would (SPEC §1) and print what came
+// normsharp data — load a dataset exactly as training would (docs/CONVENTIONS.md, data) and print what came
 // out: sizes, shape, class balance, and whether the standardization did its job.
 #include <math.h>
 #include <stdio.h>

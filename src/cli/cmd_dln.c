@@ -1,4 +1,4 @@
-// normsharp dln — the diagonal linear network lab (SPEC §6): `train` one GD run (or the
+// normsharp dln — the diagonal linear network lab (docs/CONVENTIONS.md, DLN): `train` one GD run (or the
 // gradient flow), `theory` the reference interpolators, `sweep` GD over a learning-rate grid
 // through the shared sweep runner. Files: docs/OUTPUTS.md ("The DLN lab").
 #include <errno.h>

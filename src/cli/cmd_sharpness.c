@@ -1,4 +1,4 @@
-// normsharp sharpness — load saved weights and their data, and measure (SPEC §4) the
+// normsharp sharpness — load saved weights and their data, and measure (docs/CONVENTIONS.md, measurements) the
 // training loss and accuracy, the norms, the top of the Hessian spectrum (Lanczos with
 // full reorthogonalization on exact HVPs over the whole training subset) and the trace.
 #include <stdio.h>

@@ -1,4 +1,4 @@
-// normsharp sweep — the protocol of SPEC §5: for every seed, theta_0 once; optionally the
+// normsharp sweep — the protocol of docs/CONVENTIONS.md, protocol: for every seed, theta_0 once; optionally the
 // gradient flow from it (s_GF, eta_c); then GD from that same theta_0 at every learning
 // rate of a grid; one run directory each and a sweep.csv, through the shared runner
 // (parallel workers, resume, progress). Ends with a table and the observed transition.

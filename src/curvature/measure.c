@@ -1,5 +1,5 @@
 // Measuring a network at its current theta: the one place that computes and names the
-// quantities of SPEC §4, shared by `sharpness`, `train`, `flow` and the sweep.
+// quantities of docs/CONVENTIONS.md, measurements, shared by `sharpness`, `train`, `flow` and the sweep.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

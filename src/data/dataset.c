@@ -1,4 +1,4 @@
-// dataset.c — find the files of a dataset, read them, and prepare them as SPEC §1 says:
+// dataset.c — find the files of a dataset, read them, and prepare them as docs/CONVENTIONS.md, data says:
 // /255 -> standardize (full training split) -> --classes K -> first N / first M.
 #include <math.h>
 #include <stdio.h>

@@ -112,7 +112,7 @@ void ns_flatten_rforward(real *ry, const real *rx, long n, int h, int w, int c);
 void ns_flatten_rbackward(real *gx, real *rgx, const real *gy, const real *rgy, long n,
                           int h, int w, int c);
 
-// ---- loss.c: SPEC §2, on outputs f (n,k) ---------------------------------------------
+// ---- loss.c: docs/CONVENTIONS.md, losses, on outputs f (n,k) ------------------------------------
 // MSE l_i = 0.5 ||f_i - t_i||^2; CE l_i = -log softmax(f_i)[y_i]. The loss is
 // L = scale * sum_i l_i with scale = 1/n_total (a pass may cover part of the batch).
 // Adds sum_i l_i to *loss_sum and the count of argmax(f_i) == label to *correct (the label
@@ -123,7 +123,7 @@ int ns_loss_eval(ns_loss_kind kind, real *g, real *rg, const real *f, const real
                  const int *y, const real *t, long n, int k, double scale, double *loss_sum,
                  long *correct);
 
-// ---- arch.c: architecture strings (SPEC §3) ----------------------------------------------
+// ---- arch.c: architecture strings (docs/CONVENTIONS.md, architectures) --------------------------
 #define NS_MAX_HIDDEN 32        // hidden layers / conv blocks
 #define NS_MAX_WIDTH 65536      // hidden width of an fc layer
 #define NS_MAX_CHANNELS 4096    // channels of a conv layer

@@ -1,4 +1,4 @@
-// loss.c — the training losses of SPEC §2 on network outputs f (n,k), with their first and
+// loss.c — the training losses of docs/CONVENTIONS.md, losses on network outputs f (n,k), with their first and
 // second derivatives in f (per example; L = scale * sum_i l_i, scale = 1/n):
 //   mse  l = 0.5 ||f - t||^2         dl/df = f - t              d2l/df2 Rf = Rf
 //   ce   l = -log softmax(f)[y]      dl/df = p - e_y            d2l/df2 Rf = p*Rf - p (p.Rf)

@@ -1,5 +1,5 @@
 // train/flow.c — gradient flow theta' = -grad L(theta) by classical Runge–Kutta 4 at
-// step h = min(c / S(theta), h_max) (SPEC §4). Its largest sharpness before the loss
+// step h = min(c / S(theta), h_max) (docs/CONVENTIONS.md, measurements). Its largest sharpness before the loss
 // reaches the goal, s_GF, predicts the critical learning rate eta_c = 2 / s_GF.
 #include <math.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-// train/gd.c — gradient descent at a constant learning rate (SPEC §5): full batch by
+// train/gd.c — gradient descent at a constant learning rate (docs/CONVENTIONS.md, protocol): full batch by
 // default, heavy-ball or Nesterov momentum, or minibatch SGD; stops at the loss goal, the
 // accuracy goal, the step limit or divergence; records the trajectory and measures the
 // final iterate, the mean of the last m iterates and the point after a decayed phase.
