@@ -127,8 +127,8 @@ void ns_progress_report(ns_progress *p, const ns_progress_info *x) {
     if (!p || (p->fd < 0 && p->console == CONSOLE_NONE)) return;
     double now = ns_now();
     if (p->start == 0) p->start = now;
+    double left = estimate_eta(p, x, now);  // every call: its rates need the early points too
     if (now < p->next_time) return;
-    double left = estimate_eta(p, x, now);
     if (p->console == CONSOLE_NONE) {
         p->next_time = now + PROGRESS_INTERVAL;
         progress_msg m = {.kind = MSG_STEP, .info = *x};
