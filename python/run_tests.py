@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Run the Python module's tests (python/tests) and print 'python: N passed, M failed'.
+"""Run the Python module's tests (python/tests) and print 'python: N passed, M failed, K skipped'.
 NS_BIN names the normsharp program to test against (default ./normsharp). Writes the
 counts to build/python/tests/result.txt for tests/summarize.sh."""
 import os
@@ -15,6 +15,6 @@ passed = result.testsRun - failed - len(result.skipped)
 out = os.path.join(os.path.dirname(here), "build", "python", "tests")
 os.makedirs(out, exist_ok=True)
 with open(os.path.join(out, "result.txt"), "w") as f:
-    f.write(f"{passed} {failed}\n")
-print(f"python: {passed} passed, {failed} failed" + (f" ({len(result.skipped)} skipped)" if result.skipped else ""))
+    f.write(f"{passed} {failed} {len(result.skipped)}\n")
+print(f"python: {passed} passed, {failed} failed, {len(result.skipped)} skipped")
 sys.exit(1 if failed else 0)

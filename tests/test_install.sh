@@ -11,8 +11,8 @@ pass=0; fail=0
 ok() { pass=$((pass + 1)); echo "[       OK ] $1"; }
 bad() { fail=$((fail + 1)); echo "[  FAILED  ] $1: $2"; }
 finish() {
-  echo "$pass $fail" > "$R/result.txt"
-  echo "install: $pass passed, $fail failed"
+  echo "$pass $fail 0" > "$R/result.txt"
+  echo "install: $pass passed, $fail failed, 0 skipped"
   rm -rf "$T"
   [ "$fail" -eq 0 ]
   exit $?

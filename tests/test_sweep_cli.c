@@ -240,23 +240,30 @@ static void piped_sweep_lines_say_when_a_run_diverged(void **state) {
     if (!strstr(out, "lr=0.01 seed=0 max_steps in")) fail_msg("no status line: %s", out);
 }
 
-// On a terminal (a pty from script(1)) the updating line of a --jobs 2 sweep and its flow
-// fits 80 columns, and the flow phase shows t, the loss against its goal and S.
-static void sweep_progress_line_fits_80_columns_with_two_jobs(void **state) {
-    (void)state;
-    if (system("command -v script >/dev/null 2>&1") != 0) skip();
-    const char *d = tu_tmpdir();
+// The text of `normsharp ARGS` run on a pseudo-terminal of 80 columns (script(1)); NULL
+// (the test is skipped) when script is not installed.
+static char *on_a_terminal(const char *args) {
+    if (system("command -v script >/dev/null 2>&1") != 0) return NULL;
     char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "script -qec 'stty cols 80 2>/dev/null; %s sweep " TINY " --flow --lr-around 4 --loss-goal 0.2 "
-             "--max-steps 4000 --jobs 2 --out %s' /dev/null 2>&1",
-             tu_bin(), d);
+    snprintf(cmd, sizeof cmd, "script -qec 'stty cols 80 2>/dev/null; %s %s' /dev/null 2>&1", tu_bin(), args);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     static char text[1 << 20];
     size_t len = fread(text, 1, sizeof text - 1, p);
     text[len] = 0;
     assert_int_equal(pclose(p), 0);
+    return text;
+}
+
+// On a terminal (a pty from script(1)) the updating line of a --jobs 2 sweep and its flow
+// fits 80 columns, and the flow phase shows t, the loss against its goal and S.
+static void sweep_progress_line_fits_80_columns_with_two_jobs(void **state) {
+    (void)state;
+    char args[1024];
+    snprintf(args, sizeof args,
+             "sweep " TINY " --flow --lr-around 4 --loss-goal 0.2 --max-steps 4000 --jobs 2 --out %s", tu_tmpdir());
+    char *text = on_a_terminal(args);
+    if (!text) skip();
     int lines = 0, flow_lines = 0;
     for (char *seg = text; *seg;) {
         size_t n = strcspn(seg, "\r\n");
@@ -271,6 +278,23 @@ static void sweep_progress_line_fits_80_columns_with_two_jobs(void **state) {
     }
     if (lines == 0) fail_msg("no progress line on the terminal: %s", text);
     (void)flow_lines;
+}
+
+// A single run on a terminal: step, loss against the goal, the latest sharpness, an ETA.
+static void train_progress_line_shows_loss_against_goal_sharpness_and_eta(void **state) {
+    (void)state;
+    char args[1024];
+    snprintf(args, sizeof args, "train " TINY " --lr 0.01 --loss-goal 0.01 --max-steps 3000 --eig-every 100 --out %s",
+             tu_tmpdir());
+    char *text = on_a_terminal(args);
+    if (!text) skip();
+    const char *line = strstr(text, "train lr=0.01 | step ");
+    if (!line) fail_msg("no progress line: %s", text);
+    size_t n = strcspn(line, "\r\n");
+    if (n > 80) fail_msg("progress line of %zu columns: %.*s", n, (int)n, line);
+    const char *want[] = {"| loss ", " > goal 0.01 |", "| S ", "| ETA "};
+    for (int i = 0; i < 4; i++)
+        if (!strstr(text, want[i])) fail_msg("'%s' never shown: %.*s", want[i], (int)n, line);
 }
 
 static void sweep_refuses_to_resume_with_different_options(void **state) {
@@ -397,6 +421,7 @@ int main(void) {
         cmocka_unit_test(sweep_interrupted_by_ctrl_c_says_that_rerunning_resumes_it),
         cmocka_unit_test(piped_sweep_lines_say_when_a_run_diverged),
         cmocka_unit_test(sweep_progress_line_fits_80_columns_with_two_jobs),
+        cmocka_unit_test(train_progress_line_shows_loss_against_goal_sharpness_and_eta),
         cmocka_unit_test(sweep_with_flow_centres_the_grid_on_eta_c),
         cmocka_unit_test(sweep_with_an_asymmetric_span_reaches_further_above_eta_c),
         cmocka_unit_test(final_measurement_defaults_are_top_5_and_300_lanczos_iterations),
