@@ -36,6 +36,20 @@ void ns_cli_add_data(ns_cli *c, ns_data_opts *o) {
     ns_cli_add(c, "loss", OPT_LOSS, &o->loss, 0, 0, "LOSS", "mse (default) or ce (cross-entropy)");
 }
 
+void ns_cli_merge_data(ns_data_opts *d, const ns_data_opts *cli, const ns_data_opts *saved, const ns_cli *c) {
+    *d = *saved;
+    if (ns_cli_seen(c, "dataset")) {
+        d->dataset = cli->dataset;
+        // a data directory saved for another dataset does not carry over
+        if (!saved->dataset || strcmp(saved->dataset, cli->dataset)) d->data_dir = NULL;
+    }
+    if (ns_cli_seen(c, "data-dir")) d->data_dir = cli->data_dir;
+    if (ns_cli_seen(c, "n")) d->n = cli->n;
+    if (ns_cli_seen(c, "n-test")) d->n_test = cli->n_test;
+    if (ns_cli_seen(c, "classes")) d->classes = cli->classes;
+    if (ns_cli_seen(c, "loss")) d->loss = cli->loss;
+}
+
 static void print_help(const ns_cli *c) {
     printf("usage: %s\n\n%s\n\noptions:\n", c->usage, c->about);
     for (int i = 0; i < c->nopt; i++) {
