@@ -182,6 +182,21 @@ static void linear_model_has_the_hand_computed_hessian(void **state) {
     release(&s);
 }
 
+// One hidden unit, f = w2 sigma(w1 x + b1) + b2 on one example with MSE: every column of
+// the Hessian (one HVP with e_j each) equals J^T J + r d2f, worked by hand, r = f - y.
+static void assert_unit_hessian(setup *s, const double J[4], const double D[4][4], double r) {
+    real e[4], hv[4];
+    for (int j = 0; j < 4; j++) {
+        for (int i = 0; i < 4; i++) e[i] = i == j;
+        assert_int_equal(ns_model_hvp(s->m, &s->b, e, hv), 0);
+        for (int i = 0; i < 4; i++) {
+            double want = J[i] * J[j] + r * D[i][j];
+            if (fabs(hv[i] - want) > (sizeof(real) == 8 ? 1e-14 : 1e-6))
+                fail_msg("H[%d][%d] = %.17g, by hand %.17g", i, j, (double)hv[i], want);
+        }
+    }
+}
+
 // f = w2 tanh(w1 x + b1) + b2 on one example with target y, MSE: L = 0.5 (f - y)^2,
 // H = J^T J + (f - y) d2f, with a = tanh(u), s = 1 - a^2, s' = -2 a s:
 //   J = (w2 s x, w2 s, a, 1);  d2f[w1][w1] = w2 s' x^2, [w1][b1] = w2 s' x, [w1][w2] = s x,
@@ -200,16 +215,26 @@ static void tanh_unit_has_the_hand_computed_hessian(void **state) {
                       {w2 * s2 * x, w2 * s2, sd, 0},
                       {sd * x, sd, 0, 0},
                       {0, 0, 0, 0}};
-    real e[4], hv[4];
-    for (int j = 0; j < 4; j++) {
-        for (int i = 0; i < 4; i++) e[i] = i == j;
-        assert_int_equal(ns_model_hvp(s.m, &s.b, e, hv), 0);
-        for (int i = 0; i < 4; i++) {
-            double want = J[i] * J[j] + r * D[i][j];
-            if (fabs(hv[i] - want) > (sizeof(real) == 8 ? 1e-14 : 1e-6))
-                fail_msg("H[%d][%d] = %.17g, by hand %.17g", i, j, (double)hv[i], want);
-        }
-    }
+    assert_unit_hessian(&s, J, D, r);
+    release(&s);
+}
+
+// f = w2 elu(w1 x + b1) + b2 with the pre-activation exactly 0 (w1 x + b1 = 2 * 0.5 - 1):
+// PyTorch's convention there is elu'(0) = 1, elu''(0) = 0, so with the tanh unit's notation
+// (a = 0, s = 1, s' = 0) H = J^T J + (f - y) d2f with J = (w2 x, w2, 0, 1) and the only
+// nonzero entries of d2f: [w1][w2] = x, [b1][w2] = 1. (Taking elu''(0) = 1, the e^z branch,
+// adds (f - y) w2 [[x^2, x], [x, 1]] to the (w1, b1) block.)
+static void elu_unit_at_its_kink_has_pytorchs_hessian(void **state) {
+    (void)state;
+    setup s = make("fc-elu-1", "standard", 1, 1, 1, 1, 1, NS_LOSS_MSE, 22);
+    double x = 0.5, y = 1, w1 = 2, b1 = -1, w2 = 0.8, b2 = 0.1;
+    s.x[0] = (real)x;
+    real *th = ns_model_theta(s.m);
+    th[0] = (real)w1, th[1] = (real)b1, th[2] = (real)w2, th[3] = (real)b2;
+    double r = b2 - y;
+    double J[4] = {w2 * x, w2, 0, 1};
+    double D[4][4] = {{0, 0, x, 0}, {0, 0, 1, 0}, {x, 1, 0, 0}, {0, 0, 0, 0}};
+    assert_unit_hessian(&s, J, D, r);
     release(&s);
 }
 
@@ -354,6 +379,7 @@ int main(void) {
         cmocka_unit_test(gradient_and_hvp_match_finite_differences_for_small_cnns),
         cmocka_unit_test(linear_model_has_the_hand_computed_hessian),
         cmocka_unit_test(tanh_unit_has_the_hand_computed_hessian),
+        cmocka_unit_test(elu_unit_at_its_kink_has_pytorchs_hessian),
         cmocka_unit_test(dense_hessian_from_hvps_is_symmetric),
         cmocka_unit_test(results_do_not_depend_on_the_chunk_size),
         cmocka_unit_test(hvp_is_linear_in_v),

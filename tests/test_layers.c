@@ -242,6 +242,66 @@ static void activations_have_their_textbook_values(void **state) {
     for (int i = 0; i < 4; i++) assert_true(a[i] == z[i]);
 }
 
+// sigma'(z) and sigma''(z) as the passes apply them: gz = sigma' ga with ga = 1, and
+// R{gz} = sigma' R{ga} + sigma'' Rz ga with R{ga} = 0, Rz = 1, ga = 1.
+static void act_derivatives_at(ns_act_kind k, real z, double *d1, double *d2) {
+    real a, ga = 1, rga = 0, rz = 1, gz, rgz;
+    ns_act_forward(k, &a, &z, 1);
+    ns_act_backward(k, &gz, &ga, &z, &a, 1);
+    *d1 = gz;
+    ns_act_rbackward(k, &gz, &rgz, &ga, &rga, &z, &rz, &a, 1);
+    *d2 = rgz;
+}
+
+// The first and second derivatives at every kink, tie and branch point, as PyTorch 1.13's
+// autograd gives them (double backward, float64; the table in docs/CONVENTIONS.md), worked by
+// hand: relu'(0) = 0; elu'(0) = 1 and elu''(0) = 0 (the e^z branch only for z < 0 in the
+// second derivative); softplus is linear above 20, and at 20 its first derivative is the
+// sigmoid's while its second is 0; gelu, tanh and linear are smooth at 0.
+static void activation_derivatives_at_kinks_follow_pytorch(void **state) {
+    (void)state;
+    const double s20 = 1 / (1 + exp(-20.0));  // sigmoid(20)
+    const struct {
+        ns_act_kind k;
+        double z, value, d1, d2;
+    } pts[] = {
+        {NS_ACT_RELU, 0, 0, 0, 0},
+        {NS_ACT_RELU, -0.0, 0, 0, 0},
+        {NS_ACT_RELU, 0.5, 0.5, 1, 0},
+        {NS_ACT_ELU, 0, 0, 1, 0},
+        {NS_ACT_ELU, -0.0, 0, 1, 0},
+        {NS_ACT_ELU, -1, expm1(-1.0), exp(-1.0), exp(-1.0)},
+        {NS_ACT_ELU, 1, 1, 1, 0},
+        {NS_ACT_SOFTPLUS, 0, log(2.0), 0.5, 0.25},
+        {NS_ACT_SOFTPLUS, 20, 20 + log1p(exp(-20.0)), s20, 0},
+        {NS_ACT_SOFTPLUS, 20.5, 20.5, 1, 0},
+        {NS_ACT_SOFTPLUS, 30, 30, 1, 0},
+        {NS_ACT_SOFTPLUS, 19.5, 19.5 + log1p(exp(-19.5)), 1 / (1 + exp(-19.5)),
+         exp(-19.5) / ((1 + exp(-19.5)) * (1 + exp(-19.5)))},
+        {NS_ACT_GELU, 0, 0, 0.5, 0.79788456080286535588},  // sigma''(0) = 2 phi(0)
+        {NS_ACT_TANH, 0, 0, 1, 0},
+        {NS_ACT_LINEAR, 0, 0, 1, 0},
+    };
+    double tol = sizeof(real) == 4 ? 1e-6 : 1e-15;
+    int wrong = 0;  // every point is checked and each wrong one named, then the test fails
+    for (size_t i = 0; i < sizeof pts / sizeof *pts; i++) {
+        real z = (real)pts[i].z, a;
+        double d1, d2;
+        ns_act_forward(pts[i].k, &a, &z, 1);
+        act_derivatives_at(pts[i].k, z, &d1, &d2);
+        const char *name = ns_act_name(pts[i].k);
+        if (fabs(a - pts[i].value) > tol * fmax(1, fabs(pts[i].value)))
+            wrong++, print_error("%s(%g) = %.17g, by hand %.17g\n", name, pts[i].z, (double)a,
+                                 pts[i].value);
+        if (fabs(d1 - pts[i].d1) > tol)
+            wrong++, print_error("%s'(%g) = %.17g, PyTorch %.17g\n", name, pts[i].z, d1, pts[i].d1);
+        if (fabs(d2 - pts[i].d2) > tol)
+            wrong++, print_error("%s''(%g) = %.17g, PyTorch %.17g\n", name, pts[i].z, d2,
+                                 pts[i].d2);
+    }
+    assert_int_equal(wrong, 0);
+}
+
 // ReLU's derivative passes (explicit vectors plus a scalar tail) against the definition
 // sigma' v = [z > 0] * v, value for value: every length up to 21 (so every tail), in place
 // and not, with z = 0, signed zeros and NaN among the values.
@@ -462,6 +522,21 @@ static void maxpool_routes_through_the_first_maximum(void **state) {
     assert_true(gx[0] == 0 && gx[1] == 0 && gx[2] == 3 && gx[3] == 0);
     ns_pool_forward(NS_POOL_AVG, y, NULL, x, 1, 2, 2, 1);
     assert_true(fabs(y[0] - 0.875) < 1e-7);
+    // PyTorch's max_pool2d on the same windows: a four-way tie (at 0 too) routes to the
+    // first position; a NaN anywhere wins (the last NaN), so the pool never hides it.
+    const struct {
+        real x[4];
+        int arg;
+    } cases[] = {{{1, 1, 1, 1}, 0}, {{0, 0, 0, 0}, 0}, {{0, 2, 2, 1}, 1},
+                 {{1, NAN, 2, NAN}, 3}, {{NAN, 3, 1, 1}, 0}, {{1, 2, NAN, 3}, 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ns_pool_forward(NS_POOL_MAX, y, arg, cases[i].x, 1, 2, 2, 1);
+        if (arg[0] != cases[i].arg)
+            fail_msg("window %zu: the max is routed to %d, PyTorch routes it to %d", i,
+                     (int)arg[0], cases[i].arg);
+        real want = cases[i].x[cases[i].arg];
+        assert_memory_equal(y, &want, sizeof want);
+    }
 }
 
 static void flatten_uses_pytorch_channel_height_width_order(void **state) {
@@ -558,6 +633,7 @@ int main(void) {
         cmocka_unit_test(dense_matches_finite_differences),
         cmocka_unit_test(every_activation_matches_finite_differences),
         cmocka_unit_test(activations_have_their_textbook_values),
+        cmocka_unit_test(activation_derivatives_at_kinks_follow_pytorch),
         cmocka_unit_test(relu_derivative_passes_equal_the_definition_in_place_or_not),
         cmocka_unit_test(tanh_is_accurate_to_a_few_ulp),
         cmocka_unit_test(conv3x3_matches_finite_differences),

@@ -641,6 +641,109 @@ static void seed_groups_of_settings_differing_in_param_get_distinct_figures(void
     ns_report_free(&r);
 }
 
+// Three sweeps of one setting and seed in three folders (a copy run again elsewhere): three
+// experiments told apart by their folders, and no average across "seeds 0, 0, 0": one
+// group of one seed whose two repeats are named once. Seeds 0 and 1 swept in a/ and again in
+// b/: a group of two seeds (each counted once) whose statistics are those of two seeds.
+static void sweeps_of_one_setting_and_seed_are_repeats_not_seeds(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    const char *sub[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        char d[4096];
+        snprintf(d, sizeof d, "%s/%s", root, sub[i]);
+        make_sweep(d, 0);
+    }
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    assert_int_equal(r.nexp, 3);
+    for (int i = 0; i < 3; i++) {
+        char in[64];
+        snprintf(in, sizeof in, ", in %s/fashion-mnist/fc-tanh-8/mse", sub[i]);
+        if (!strstr(r.exp[i].title, in)) fail_msg("experiment %d is titled '%s', without '%s'", i, r.exp[i].title, in);
+    }
+    ns_seed_group *g;
+    int n;
+    assert_int_equal(ns_report_seed_groups(&r, &g, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(g[0].n, 1);
+    assert_int_equal(g[0].nrepeat, 2);
+    assert_null(strstr(g[0].title, "0, 0"));
+    ns_buf b = {0};
+    ns_seed_group_text(&r, &g[0], &b);
+    assert_non_null(strstr(b.data, "the sweep in b/fashion-mnist/fc-tanh-8/mse repeats the one in a/fashion-mnist/fc-tanh-8/mse"));
+    assert_null(strstr(b.data, "mean ± sd"));
+    ns_buf_free(&b);
+    ns_seed_groups_free(g, n);
+    ns_report_free(&r);
+    char out[32768];
+    int rc = tu_run(out, sizeof out, "report %s", root);
+    if (rc != 0) fail_msg("report failed (%d): %s", rc, out);
+    assert_null(strstr(out, "seeds 0, 0"));
+    assert_null(strstr(out, "across 3 seeds"));
+
+    // seeds 0 and 1 in a/, and again in b/: two seeds, the repeats left out
+    const char *root2 = tu_tmpdir();
+    char d[4096];
+    snprintf(d, sizeof d, "%s/a", root2);
+    make_two_seeds(d);
+    snprintf(d, sizeof d, "%s/b", root2);
+    make_two_seeds(d);
+    assert_int_equal(ns_report_load(root2, &r), 0);
+    assert_int_equal(r.nexp, 4);
+    assert_int_equal(ns_report_seed_groups(&r, &g, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(g[0].n, 2);
+    assert_int_equal(g[0].nrepeat, 2);
+    TU_ASSERT_REL(g[0].s_gf[0], 9, 1e-12);  // (10 + 8) / 2, as without the repeats
+    TU_ASSERT_REL(g[0].s_gf[1], sqrt(2), 1e-12);
+    assert_non_null(strstr(g[0].title, "seeds 0, 1"));
+    ns_seed_groups_free(g, n);
+    ns_report_free(&r);
+}
+
+// The seeds figure frames every point: a run far below the flow's line (S eta / 2 = 0.1 at
+// eta / eta_c = 0.5, below the old floor min(x) / 1.3 = 0.38) stays inside the y range, and
+// the run that stopped at the step limit (seed 0, eta 0.15) is drawn, ringed.
+static void seeds_figure_frames_every_point_and_rings_step_limit_runs(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_two_seeds(root);
+    put(root, "fashion-mnist/fc-tanh-8/mse/sweep.csv",
+        SWEEP_HEADER
+        "0.1,0,converged,500,0.009,0,0.29,0.19,10.1,3.01,2,2,20,,,,,,,,,,,,1\n"
+        "0.15,0,max_steps,400,0.02,0,0.28,0.18,10.05,3.02,9.7,9.7,13.33,,,,,,,,,,,,1\n"
+        "0.3,0,converged,250,0.009,0,0.22,0.12,12,3.2,6.6,6.6,6.667,,,,,,,,,,,,1\n"
+        "0.1,1,converged,500,0.009,0,0.29,0.19,10,3,8.0,8.0,20,,,,,,,,,,,,1\n"
+        "0.4,1,converged,250,0.009,0,0.22,0.10,12,3.2,5.0,5.0,5,,,,,,,,,,,,1\n");
+    char out[32768], gp[4400], *text = NULL;
+    int rc = tu_run(out, sizeof out, "report %s", root);
+    if (rc != 0) fail_msg("report failed (%d): %s", rc, out);
+    snprintf(gp, sizeof gp, "%s/report/fashion-mnist_fc-tanh-8_mse_seeds.gp", root);
+    assert_int_equal(ns_read_file(gp, &text, NULL), 0);
+    const char *yr = strstr(text, "set yrange [");
+    assert_non_null(yr);
+    double ylo = NAN;
+    assert_int_equal(sscanf(yr, "set yrange [%lf:", &ylo), 1);
+    if (!(ylo < 0.1)) fail_msg("the y range starts at %g, above the point at 0.1", ylo);
+    if (!strstr(text, "pt 6")) fail_msg("no ringed point in the seeds figure:\n%s", text);
+    free(text);
+    // the ringed point is the step-limit run: eta / eta_c = 0.75, S eta / 2 = 0.7275
+    char dat[4400];
+    int found = 0;
+    for (int i = 0; i < 20 && !found; i++) {
+        snprintf(dat, sizeof dat, "%s/report/data/fashion-mnist_fc-tanh-8_mse_seeds_%d.dat", root, i);
+        char *d = NULL;
+        double x, y;
+        if (ns_read_file(dat, &d, NULL)) continue;
+        const char *head = "# eta/eta_c value (runs that stopped at the step limit)\n";
+        found = !strncmp(d, head, strlen(head)) && sscanf(d + strlen(head), "%lf %lf", &x, &y) == 2 &&
+                fabs(x - 0.75) < 1e-12 && fabs(y - 0.7275) < 1e-12;
+        free(d);
+    }
+    assert_true(found);
+}
+
 static void one_seed_per_setting_makes_no_group(void **state) {
     (void)state;
     const char *root = tu_tmpdir();
@@ -738,6 +841,8 @@ int main(void) {
         cmocka_unit_test(seeds_of_one_setting_are_summarized_with_mean_and_sd),
         cmocka_unit_test(seed_groups_of_settings_differing_in_param_get_distinct_figures),
         cmocka_unit_test(one_seed_per_setting_makes_no_group),
+        cmocka_unit_test(sweeps_of_one_setting_and_seed_are_repeats_not_seeds),
+        cmocka_unit_test(seeds_figure_frames_every_point_and_rings_step_limit_runs),
         cmocka_unit_test(report_json_gives_the_findings),
         cmocka_unit_test(empty_directory_is_a_clear_error_with_status_1),
         cmocka_unit_test(missing_gnuplot_is_said_in_one_sentence_and_the_documents_remain),

@@ -409,6 +409,145 @@ static void bad_sweep_input_is_a_usage_error_with_exit_status_2(void **state) {
     assert_int_equal(tu_run(out, sizeof out, "flow " TINY " --out %s/f", d), 2);
 }
 
+// ---- the record equals what ran ------------------------------------------------------------
+
+// `normsharp init` of the TINY model at `seed` into DIR/w; returns that path.
+static const char *init_tiny(const char *dir, const char *seed) {
+    static char w[600];
+    snprintf(w, sizeof w, "%s/w", dir);
+    int rc = tu_run(out, sizeof out, "init --arch fc-tanh-16 --n 64 --n-test 64 --seed %s --out %s", seed, w);
+    if (rc) fail_msg("init failed (%d): %s", rc, out);
+    return w;
+}
+
+// The text of summary.json from "status" to "timing": everything a run ended with.
+static char *summary_results(const char *dir) {
+    char *s = summary_without_timing(dir);
+    if (!s) return NULL;
+    char *st = strstr(s, "\"status\"");
+    if (!st) return s;
+    memmove(s, st, strlen(st) + 1);
+    return s;
+}
+
+static void options_that_draw_theta_0_are_refused_with_weights(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    const char *w = init_tiny(d, "7");
+    const char *cmds[] = {"train --lr 0.1 --max-steps 1", "flow --max-steps 1", "sweep --lr 0.1 --max-steps 1"};
+    const char *opts[] = {"--arch fc-tanh-8", "--param ntk", "--init-scale 2", "--seed 1", "--seeds 0,1"};
+    for (int c = 0; c < 3; c++)
+        for (int o = 0; o < 5; o++) {
+            if (c == 2 ? o == 3 : o == 4) continue;  // --seed is train's and flow's, --seeds the sweep's
+            int rc = tu_run(out, sizeof out, "%s --weights %s %s --out %s/o%d%d", cmds[c], w, opts[o], d, c, o);
+            char opt[32];
+            snprintf(opt, sizeof opt, "%.*s", (int)strcspn(opts[o], " "), opts[o]);
+            if (rc != 2 || !strstr(out, opt) || !strstr(out, "--weights"))
+                fail_msg("%s --weights W %s: exit %d, '%s'", cmds[c], opts[o], rc, out);
+        }
+}
+
+// SGD's batches and the Lanczos starts come from the weights' seed, which summary.json
+// records: the run equals one from the same theta_0 drawn fresh with --seed 7.
+static void a_run_from_weights_draws_from_their_seed_and_records_it(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    const char *w = init_tiny(d, "7");
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/a", d);
+    snprintf(b, sizeof b, "%s/b", d);
+    assert_int_equal(tu_run(out, sizeof out, "train --weights %s --top-k 2 --trace-probes 2 --lr 0.1 --batch 16 "
+                            "--max-steps 20 --out %s", w, a), 0);
+    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --seed 7 --lr 0.1 --batch 16 --max-steps 20 --out %s", b),
+                     0);
+    ns_jval v;
+    char p[800];
+    snprintf(p, sizeof p, "%s/summary.json", a);
+    assert_int_equal(ns_json_parse_file(p, &v), 0);
+    uint64_t seed = 0;
+    assert_int_equal(ns_jget_u64(ns_jget(&v, "config"), "seed", &seed), 0);
+    assert_true(seed == 7);
+    assert_true(ns_jnum(ns_jget(&v, "config"), "n", 0) == 64);  // model.json's data options
+    ns_jval_free(&v);
+    assert_same_text(summary_results(a), summary_results(b));
+}
+
+// A sweep from weights has one theta_0: it runs under the weights' seed, in seed_<that>.
+static void sweep_from_weights_runs_under_their_seed(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    const char *w = init_tiny(d, "7");
+    assert_int_equal(tu_run(out, sizeof out, "sweep --weights %s --lr 0.1 --max-steps 2 --quiet --out %s/s", w, d), 0);
+    char p[800];
+    snprintf(p, sizeof p, "%s/s/" SWEEP_DIR "/seed_7/lr_0.1/summary.json", d);
+    assert_true(ns_exists(p));
+    char *csv = slurp("%s/s/" SWEEP_DIR "/sweep.csv%s", d, "");
+    assert_non_null(csv);
+    assert_non_null(strstr(csv, "\n0.1,7,"));
+    free(csv);
+}
+
+// A run directory holds one run: train and flow refuse a folder with files and touch none.
+static void train_and_flow_refuse_an_out_folder_that_holds_files(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 2 --out %s/r", d), 0);
+    char *before = slurp("%s/r/summary.json%s", d, "");
+    assert_non_null(before);
+    const char *cmds[] = {"train " TINY " --lr 0.2 --max-steps 2", "flow " TINY " --max-steps 2"};
+    for (int c = 0; c < 2; c++) {
+        int rc = tu_run(out, sizeof out, "%s --out %s/r", cmds[c], d);
+        if (rc != 2 || !strstr(out, "--out") || !strstr(out, "empty"))
+            fail_msg("%s into a used folder: exit %d, '%s'", cmds[c], rc, out);
+    }
+    assert_same_text(before, slurp("%s/r/summary.json%s", d, ""));
+    // an empty existing folder is fine
+    char e[700];
+    snprintf(e, sizeof e, "%s/empty", d);
+    assert_int_equal(ns_mkdirs(e), 0);
+    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 2 --out %s", e), 0);
+}
+
+// Seeds are unsigned 64-bit: 2^63 and 2^64 - 1 are written as such in summary.json,
+// sweep.csv, the --json table and the folder names, and read back exactly.
+static void seeds_of_2_to_the_63_and_above_are_recorded_unsigned(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    const char *big[] = {"9223372036854775808", "18446744073709551615"};
+    ns_jval v;
+    char args[600];
+    snprintf(args, sizeof args, "sweep " TINY " --lr 0.1 --max-steps 2 --seeds %s,%s", big[0], big[1]);
+    run_json(&v, args, d);
+    const ns_jval *seeds = ns_jget(&v, "seeds");
+    assert_true(seeds && seeds->type == NS_JARR && seeds->n == 2);
+    for (int k = 0; k < 2; k++) {
+        uint64_t s = 0;
+        assert_int_equal(ns_jget_u64(&seeds->items[k], "seed", &s), 0);
+        char text[32];
+        snprintf(text, sizeof text, "%llu", (unsigned long long)s);
+        assert_string_equal(text, big[k]);
+        char p[900];
+        snprintf(p, sizeof p, "%s/" SWEEP_DIR "/seed_%s/lr_0.1/summary.json", d, big[k]);
+        char *sum = slurp("%s%s", p, "");
+        assert_non_null(sum);
+        char want[64];
+        snprintf(want, sizeof want, "\"seed\": \"%s\"", big[k]);
+        if (!strstr(sum, want)) fail_msg("%s does not record %s: %s", p, want, sum);
+        free(sum);
+    }
+    ns_jval_free(&v);
+    char *csv = slurp("%s/" SWEEP_DIR "/sweep.csv%s", d, "");
+    assert_non_null(csv);
+    assert_non_null(strstr(csv, "\n0.1,9223372036854775808,"));
+    assert_non_null(strstr(csv, "\n0.1,18446744073709551615,"));
+    free(csv);
+    // the report reads them back: two seeds, named exactly
+    int rc = tu_run(out, sizeof out, "report %s", d);
+    if (rc || !strstr(out, "seed 9223372036854775808, n = 64") || !strstr(out, "seed 18446744073709551615, n = 64") ||
+        !strstr(out, "seeds 9223372036854775808, 18446744073709551615"))
+        fail_msg("report of seeds 2^63 and 2^64 - 1: exit %d, '%s'", rc, out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(train_twice_with_the_same_options_gives_identical_summaries),
@@ -426,6 +565,11 @@ int main(void) {
         cmocka_unit_test(sweep_with_an_asymmetric_span_reaches_further_above_eta_c),
         cmocka_unit_test(final_measurement_defaults_are_top_5_and_300_lanczos_iterations),
         cmocka_unit_test(bad_sweep_input_is_a_usage_error_with_exit_status_2),
+        cmocka_unit_test(options_that_draw_theta_0_are_refused_with_weights),
+        cmocka_unit_test(a_run_from_weights_draws_from_their_seed_and_records_it),
+        cmocka_unit_test(sweep_from_weights_runs_under_their_seed),
+        cmocka_unit_test(train_and_flow_refuse_an_out_folder_that_holds_files),
+        cmocka_unit_test(seeds_of_2_to_the_63_and_above_are_recorded_unsigned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

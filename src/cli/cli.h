@@ -40,6 +40,9 @@ ns_opt *ns_cli_add(ns_cli *c, const char *name, ns_opt_type t, void *ptr, double
 void ns_cli_alias(ns_cli *c, const char *name, const char *old_name);
 // Adds --dataset --data-dir --n --n-test --classes --loss.
 void ns_cli_add_data(ns_cli *c, ns_data_opts *o);
+// The data options of a run from saved weights: those given on the command line (parsed
+// into `cli`), the rest from model.json (`saved`).
+void ns_cli_merge_data(ns_data_opts *d, const ns_data_opts *cli, const ns_data_opts *saved, const ns_cli *c);
 // Parse argv (argv[0] is the command name). Returns 0 to go on, -1 after printing --help
 // (the command should return 0), or 2 after a usage error (message already printed).
 // Use NS_CLI_PARSE, which returns from the calling command as appropriate.

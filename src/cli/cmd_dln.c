@@ -161,7 +161,7 @@ static void json_task(ns_json *j, const ns_dln_model *m, const ns_dln_task *t) {
     if (t->kind == NS_TASK_SPARSE) ns_json_int(j, "s", t->s);
     else ns_json_null(j, "s");
     ns_json_num(j, "noise", t->noise);
-    ns_json_int(j, "seed", (long long)t->seed);
+    ns_json_u64(j, "seed", t->seed);
     ns_json_str(j, "model", ns_dln_model_name(m->kind));
     ns_json_int(j, "depth", m->depth);
     ns_json_num(j, "alpha", m->alpha);

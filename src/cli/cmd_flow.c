@@ -32,7 +32,8 @@ int cmd_flow(int argc, char **argv) {
     if (!ns_cli_seen(&c, "loss-goal") && !ns_cli_seen(&c, "max-time") && !ns_cli_seen(&c, "max-steps"))
         return ns_cli_usage_error("the flow needs --loss-goal EPS (s_GF is measured until the loss reaches it), "
                                   "or --max-time / --max-steps.");
-    int rc = train_cli_check(&t);
+    int rc = train_cli_check(&t, &c);
+    if (!rc) rc = train_cli_fresh_out(&t);
     if (rc) return rc;
     train_cli_run_opts(&t, t.seed, &o.seed, &o.save_weights, &o.weights_from, &o.final, &o.eig);
 

@@ -54,7 +54,7 @@ static void print_json(const ns_report *r, const ns_seed_group *grp, int ngrp, c
     }
     ns_json_end(&j);
     ns_json_arr(&j, "across_seeds");
-    for (int g = 0; g < ngrp; g++) ns_seed_group_json(&grp[g], &j, NULL);
+    for (int g = 0; g < ngrp; g++) ns_seed_group_json(r, &grp[g], &j, NULL);
     ns_json_end(&j);
     ns_json_end(&j);
     if (b.data) printf("%s\n", b.data);
@@ -80,7 +80,7 @@ static void print_text(const ns_report *r, const ns_seed_group *grp, int ngrp, c
     }
     for (int g = 0; g < ngrp; g++) {
         ns_buf b = {0};
-        ns_seed_group_text(&grp[g], &b);
+        ns_seed_group_text(r, &grp[g], &b);
         printf("\n%s [seeds]\n  %s", grp[g].title, b.data ? b.data : "\n");
         ns_buf_free(&b);
     }

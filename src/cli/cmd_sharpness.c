@@ -1,6 +1,7 @@
 // normsharp sharpness — load saved weights and their data, and measure (docs/CONVENTIONS.md, measurements) the
 // training loss and accuracy, the norms, the top of the Hessian spectrum (Lanczos with
 // full reorthogonalization on exact HVPs over the whole training subset) and the trace.
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "train_cli.h"
@@ -14,21 +15,6 @@ typedef struct {
     const ns_model *m;
     double load_seconds, seconds;
 } run_info;
-
-// Data options: those given on the command line, the rest from model.json.
-static void merge_data(ns_data_opts *d, const ns_data_opts *cli, const ns_data_opts *saved, const ns_cli *c) {
-    *d = *saved;
-    if (ns_cli_seen(c, "dataset")) {
-        d->dataset = cli->dataset;
-        // a data directory saved for another dataset does not carry over
-        if (!saved->dataset || strcmp(saved->dataset, cli->dataset)) d->data_dir = NULL;
-    }
-    if (ns_cli_seen(c, "data-dir")) d->data_dir = cli->data_dir;
-    if (ns_cli_seen(c, "n")) d->n = cli->n;
-    if (ns_cli_seen(c, "n-test")) d->n_test = cli->n_test;
-    if (ns_cli_seen(c, "classes")) d->classes = cli->classes;
-    if (ns_cli_seen(c, "loss")) d->loss = cli->loss;
-}
 
 static void print_json(const run_info *r, const ns_measurement *x) {
     const ns_model_config *cfg = ns_model_cfg(r->m);
@@ -46,7 +32,7 @@ static void print_json(const run_info *r, const ns_measurement *x) {
     ns_json_num(&j, "tol", r->mo->eig.tol);
     ns_json_int(&j, "max_iter", r->mo->eig.max_iter);
     ns_json_bool(&j, "lambda_min_full", r->mo->eig.lambda_min_full);
-    ns_json_num(&j, "seed", (double)r->mo->eig.seed);
+    ns_json_u64(&j, "seed", r->mo->eig.seed);
     ns_json_int(&j, "trace_probes", r->mo->trace_probes);
     ns_json_end(&j);
     ns_measurement_json(&j, "final", x);
@@ -142,7 +128,7 @@ int cmd_sharpness(int argc, char **argv) {
     int loaded = 0;
     int rc = ns_weights_load(weights, &m, &saved);
     if (!rc) {
-        merge_data(&data, &cli_data, &saved, &c);
+        ns_cli_merge_data(&data, &cli_data, &saved, &c);
         rc = ns_data_load(&data, &ds);
         loaded = rc == 0;
     }
@@ -159,7 +145,11 @@ int cmd_sharpness(int argc, char **argv) {
         if (!rc) {
             if (json) print_json(&r, &x);
             else print_text(&r, &x);
-            if (x.have_eig && !x.eig.converged)
+            if (!isfinite(x.train_loss) && (mo.method != NS_EIG_NONE || mo.trace_probes > 0))
+                rc = ns_fail(NS_EIO, "the training loss at the weights in %s is %g, so the Hessian there is not defined "
+                                     "and the sharpness, the eigenvalues and the trace were not computed; the weights "
+                                     "(or the data) make the network's outputs overflow", weights, x.train_loss);
+            else if (x.have_eig && !x.eig.converged)
                 fprintf(stderr, "normsharp: warning: %s did not reach --eig-tol %g within %d Hessian-vector products; "
                                 "raise --eig-iters for a converged estimate.\n",
                         ns_eig_method_name(mo.method), mo.eig.tol, mo.eig.max_iter);

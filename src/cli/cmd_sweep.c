@@ -416,7 +416,7 @@ static void report(const sweep_ctx *c, const char *root, int json) {
         double tr = transition_eta(v, per, c->s_gf[k]);
         if (json) {
             ns_json_obj(&j, NULL);
-            ns_json_int(&j, "seed", (long long)c->seeds[k]);
+            ns_json_u64(&j, "seed", c->seeds[k]);
             ns_json_num(&j, "s_gf", c->s_gf[k]);
             ns_json_num(&j, "eta_c", c->eta_c[k]);
             ns_json_num(&j, "transition_eta", tr);
@@ -526,12 +526,13 @@ int cmd_sweep(int argc, char **argv) {
         free(grid);
         return ns_cli_usage_error("%s.", ns_errmsg());
     }
-    int rc = train_cli_check(&t);
+    int rc = train_cli_check(&t, &c);
     if (rc) {
         free(grid);
         free(seeds);
         return rc;
     }
+    if (t.weights) seeds[0] = t.seed;  // the one theta_0, under its own seed (--seeds is refused)
     fl.loss_goal = gd.loss_goal;
 
     ns_dataset ds = {0};

@@ -70,6 +70,20 @@ static void print_wrapped(const char *text, int col, int indent) {
     putchar('\n');
 }
 
+void ns_cli_merge_data(ns_data_opts *d, const ns_data_opts *cli, const ns_data_opts *saved, const ns_cli *c) {
+    *d = *saved;
+    if (ns_cli_seen(c, "dataset")) {
+        d->dataset = cli->dataset;
+        // a data directory saved for another dataset does not carry over
+        if (!saved->dataset || strcmp(saved->dataset, cli->dataset)) d->data_dir = NULL;
+    }
+    if (ns_cli_seen(c, "data-dir")) d->data_dir = cli->data_dir;
+    if (ns_cli_seen(c, "n")) d->n = cli->n;
+    if (ns_cli_seen(c, "n-test")) d->n_test = cli->n_test;
+    if (ns_cli_seen(c, "classes")) d->classes = cli->classes;
+    if (ns_cli_seen(c, "loss")) d->loss = cli->loss;
+}
+
 static void print_help(const ns_cli *c) {
     printf("usage: ");
     print_wrapped(c->usage, 7, 7);

@@ -178,6 +178,20 @@ double ns_jnum(const ns_jval *obj, const char *key, double def) {
     return def;
 }
 
+int ns_jget_u64(const ns_jval *obj, const char *key, uint64_t *out) {
+    const ns_jval *v = ns_jget(obj, key);
+    if (v && v->type == NS_JSTR) {
+        int rc = ns_parse_u64(v->str, key, out);
+        if (rc) ns_clear_error();
+        return rc ? -1 : 0;
+    }
+    if (v && v->type == NS_JNUM && v->num >= 0 && v->num < (double)NS_JSON_EXACT_MAX && v->num == floor(v->num)) {
+        *out = (uint64_t)v->num;
+        return 0;
+    }
+    return -1;
+}
+
 const char *ns_jstr(const ns_jval *obj, const char *key, const char *def) {
     const ns_jval *v = ns_jget(obj, key);
     return v && v->type == NS_JSTR ? v->str : def;

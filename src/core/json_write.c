@@ -138,6 +138,12 @@ void ns_json_int(ns_json *j, const char *k, long long x) {
     ns_buf_printf(j->b, "%lld", x);
 }
 
+void ns_json_u64(ns_json *j, const char *k, uint64_t x) {
+    key(j, k);
+    if (x < NS_JSON_EXACT_MAX) ns_buf_printf(j->b, "%llu", (unsigned long long)x);
+    else ns_buf_printf(j->b, "\"%llu\"", (unsigned long long)x);
+}
+
 void ns_json_bool(ns_json *j, const char *k, int x) {
     key(j, k);
     ns_buf_append(j->b, x ? "true" : "false", x ? 4 : 5);

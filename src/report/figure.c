@@ -392,3 +392,10 @@ int fig_end(fig *g, int exp, const char *caption) {
     ns_buf_free(&script);
     return f != NULL;
 }
+
+void fig_ring_points(fig *g, series *ring, const char *axes) {
+    if (fig_series(g, ring, "using 1:2 axes %s with points pt 6 ps 2.4 lc rgb \"black\" notitle", axes) && !g->ring_key) {
+        fig_clause(g, "keyentry with points pt 6 ps 2.4 lc rgb \"black\" title \"ringed: stopped at the step limit\"");
+        g->ring_key = 1;
+    }
+}

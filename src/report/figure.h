@@ -48,6 +48,9 @@ void fig_cmd(fig *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 void fig_clause(fig *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // Writes the series (if it has points) as a data file and adds its clause; returns 1 if added.
 int fig_series(fig *g, series *s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+// Open rings over the points of a series (runs that stopped at the step limit, so that they
+// are not mistaken for converged ones), and the legend's one entry for them in this panel.
+void fig_ring_points(fig *g, series *ring, const char *axes);
 // y2 on a log scale in the current panel.
 void fig_log_y2(fig *g);
 // Something drawn on axis 0 (y) or 1 (y2) that is not a series, e.g. a reference line.

@@ -91,12 +91,7 @@ static void plot_vs_eta(fig *g, const ns_rep_exp *e, size_t off, int logy, const
     }
     fig_series(g, &s, "using 1:2 axes %s with linespoints pt %d ps 1.2 lw 1.5 lc rgb \"%s\" title \"%s\"", axes, pt, col,
                fig_q(g, title));
-    int ringed = ring.n > 0;
-    if (fig_series(g, &ring, "using 1:2 axes %s with points pt 6 ps 2.4 lc rgb \"black\" notitle", axes) && ringed &&
-        !g->ring_key) {
-        fig_clause(g, "keyentry with points pt 6 ps 2.4 lc rgb \"black\" title \"ringed: stopped at the step limit\"");
-        g->ring_key = 1;
-    }
+    fig_ring_points(g, &ring, axes);
 }
 
 // The stability threshold 2/eta across the eta range (its ends set the y extent).
@@ -361,12 +356,15 @@ static void fig_flow(rp_ctx *c, const ns_rep_flow *fl, int exp, const char *tag,
 
 void rp_figure_standalone_flow(rp_ctx *c, int k) {
     const ns_rep_flow *fl = &c->r->flow[k];
-    char tag[300], what[600];
-    snprintf(tag, sizeof tag, "flow%d_%s_%s_%s_seed%ld", k + 1, fl->cfg.dataset, fl->cfg.arch, fl->cfg.loss, fl->cfg.seed);
-    snprintf(what, sizeof what, "%s, %s, %s loss, seed %ld", *fl->cfg.dataset ? fl->cfg.dataset : "unknown dataset",
-             *fl->cfg.arch ? fl->cfg.arch : "unknown architecture", *fl->cfg.loss ? fl->cfg.loss : "unknown",
-             fl->cfg.seed);
-    fig_flow(c, fl, -1 - k, tag, what);
+    char tag[300];
+    snprintf(tag, sizeof tag, "flow%d_%s_%s_%s_seed%llu", k + 1, fl->cfg.dataset, fl->cfg.arch, fl->cfg.loss,
+             (unsigned long long)fl->cfg.seed);
+    ns_buf what = {0};
+    rp_setting_text(&what, &fl->cfg);
+    if (fl->cfg.seed_known) ns_buf_printf(&what, ", seed %llu", (unsigned long long)fl->cfg.seed);
+    ns_buf_printf(&what, ", in %s", rp_rel_dir(c->r, fl->dir));
+    fig_flow(c, fl, -1 - k, tag, what.data ? what.data : "");
+    ns_buf_free(&what);
 }
 
 // ---- DLN ----------------------------------------------------------------------------------------

@@ -39,6 +39,8 @@ void rp_figure_standalone_flow(rp_ctx *c, int flow);
 int rp_write_documents(rp_ctx *c, ns_report_out *out);
 // "dataset, arch, loss loss" (with "unknown ..." for what the configuration lacks).
 void rp_setting_text(ns_buf *b, const ns_rep_config *c);
+// dir as a path under the report's DIR ("." for DIR itself; dir unchanged if outside it).
+const char *rp_rel_dir(const ns_report *r, const char *dir);
 // Makes s usable as a file name in place: keeps letters, digits, '.', '-', '_'; else '_'.
 void rp_file_safe(char *s);
 // Replaces *tag (malloc'd) by itself or, if one of the n names name_at(ctx, 0..n-1) already is

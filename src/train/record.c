@@ -100,7 +100,7 @@ void config_model_data(ns_json *j, const ns_model *m, const ns_dataset *ds, cons
     ns_json_str(j, "arch", c->arch);
     ns_json_str(j, "param", c->param);
     ns_json_num(j, "init_scale", c->init_scale);
-    ns_json_int(j, "seed", (long long)c->seed);
+    ns_json_u64(j, "seed", c->seed);
     if (weights_from) ns_json_str(j, "weights_from", weights_from);
     ns_json_str(j, "dataset", ds->name);
     ns_json_int(j, "n", ds->n);
