@@ -40,13 +40,29 @@ const char *rp_num(char out[32], double x) {
     return out;
 }
 
+// gnuplot expands `cmd` (runs a shell command) and @macros inside double-quoted strings and
+// interprets their backslash escapes; a single-quoted string is taken literally, with '' for
+// one quote. So every string from data becomes single-quoted; a line break becomes the
+// concatenation '."\n".' and any other control byte a space (a raw one would end the
+// command). Truncated at a character boundary when it does not fit FIG_ESC_LEN.
 const char *fig_q(fig *g, const char *s) {
     char *o = g->esc[g->esc_i++ % FIG_NESC];
     size_t k = 0;
-    for (; *s && k + 2 < FIG_ESC_LEN; s++) {
-        if (*s == '"' || *s == '\\' || *s == '\n') o[k++] = '\\';
-        o[k++] = *s == '\n' ? 'n' : *s;
+    o[k++] = '\'';
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        const char *put = ch == '\n' ? "'.\"\\n\".'" : ch == '\'' ? "''" : ch < 0x20 || ch == 0x7f ? " " : NULL;
+        size_t n = put ? strlen(put) : 1;
+        if (k + n + 2 > FIG_ESC_LEN) {
+            while (k > 1 && ((unsigned char)o[k - 1] & 0xc0) == 0x80) k--;  // a cut UTF-8 sequence
+            if (k > 1 && (unsigned char)o[k - 1] >= 0xc0) k--;
+            break;
+        }
+        if (put) memcpy(o + k, put, n);
+        else o[k] = (char)ch;
+        k += n;
     }
+    o[k++] = '\'';
     o[k] = 0;
     return o;
 }
@@ -87,7 +103,7 @@ int fig_begin(fig *g, rp_ctx *c, int w, int h, const char *fmt, ...) {
 void fig_multiplot(fig *g, int rows, int cols, const char *title) {
     g->multiplot = 1;
     g->cols = cols;
-    fig_cmd(g, "set multiplot layout %d,%d title \"%s\" font \",12\"", rows, cols, fig_q(g, title));
+    fig_cmd(g, "set multiplot layout %d,%d title %s font \",12\"", rows, cols, fig_q(g, title));
 }
 
 void fig_panel(fig *g, const char *title, const char *xlabel, const char *ylabel, int logx, int logy) {
@@ -102,9 +118,9 @@ void fig_panel(fig *g, const char *title, const char *xlabel, const char *ylabel
     fig_cmd(g, "unset logscale; unset arrow; unset label; unset object; unset y2tics; unset y2label; unset colorbox; set cbrange [*:*]");
     fig_cmd(g, "unset title; set autoscale; set xtics autofreq; set ytics autofreq mirror; set size noratio; set grid; set format x \"%%g\"; set format y \"%%g\"");
     fig_cmd(g, "set autoscale yfix; set autoscale y2fix; set offsets 0, 0, graph 0.05, graph 0.05");  // lines at the extremes stay visible
-    fig_cmd(g, "set title \"%s\"", fig_q(g, title));
-    fig_cmd(g, "set xlabel \"%s\"", fig_q(g, xlabel));
-    fig_cmd(g, "set ylabel \"%s\"", fig_q(g, ylabel));
+    fig_cmd(g, "set title %s", fig_q(g, title));
+    fig_cmd(g, "set xlabel %s", fig_q(g, xlabel));
+    fig_cmd(g, "set ylabel %s", fig_q(g, ylabel));
     if (logx) fig_cmd(g, "set logscale x");
     if (logy) fig_cmd(g, "set logscale y");
 }
@@ -115,12 +131,19 @@ void fig_panel(fig *g, const char *title, const char *xlabel, const char *ylabel
 // falls back to one column when they do not, and the margin must be counted for that.
 static void reserve_key_rows(fig *g) {
     int entries = 0, longest = 0;
-    for (const char *p = g->plot.data; p && (p = strstr(p, " title \"")); p++) {
+    for (const char *p = g->plot.data; p && (p = strstr(p, " title ")); p++) {
+        char quote = p[7];
+        if (quote != '"' && quote != '\'') continue;
         entries++;
         int len = 0;
-        for (const char *q = p + 8; *q && *q != '"'; q++)
-            if (*q == '\\' && q[1]) q++, len++;
+        for (const char *q = p + 8; *q; q++) {
+            if (quote == '"' && *q == '"') break;
+            if (quote == '"' && *q == '\\' && q[1]) q++, len++;
+            else if (quote == '\'' && *q == '\'' && q[1] == '\'') q++, len++;  // '' is one quote
+            else if (quote == '\'' && *q == '\'' && !strncmp(q, "'.\"\\n\".'", 8)) q += 7, len++;  // fig_q's line break
+            else if (quote == '\'' && *q == '\'') break;
             else len += ((unsigned char)*q & 0xc0) != 0x80;  // UTF-8: count characters
+        }
         if (len > longest) longest = len;
     }
     int panel = g->w / (g->cols ? g->cols : 1);
