@@ -760,6 +760,38 @@ static void hostile_strings_in_a_results_folder_never_reach_a_shell(void **state
     assert_false(file_contains(cmd, "rror"));
 }
 
+// ---- symbolic links ---------------------------------------------------------------------------------
+static void links_back_into_the_tree_are_followed_once(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_sweep(root, 0);
+    char link[4096], target[4096];
+    snprintf(link, sizeof link, "%s/self", root);
+    assert_int_equal(symlink(".", link), 0);
+    snprintf(link, sizeof link, "%s/again", root);
+    snprintf(target, sizeof target, "%s/fashion-mnist", root);
+    assert_int_equal(symlink(target, link), 0);
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    assert_int_equal(r.nexp, 1);  // one sweep, however many links lead to it
+    assert_int_equal(r.nflow, 1);
+    ns_report_free(&r);
+    // Three links to '.' would make 3^16 paths to walk: it must end at once.
+    const char *names[] = {"a", "b", "c"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(link, sizeof link, "%s/fashion-mnist/%s", root, names[k]);
+        assert_int_equal(symlink(".", link), 0);
+    }
+    char cmd[8192], out[8192];
+    snprintf(cmd, sizeof cmd, "timeout 60 %s report %s --json 2>&1", tu_bin(), root);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("report did not finish cleanly (%d): %s", st, out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(findings_of_a_network_sweep_match_the_known_answers),
@@ -780,6 +812,7 @@ int main(void) {
         cmocka_unit_test(empty_directory_is_a_clear_error_with_status_1),
         cmocka_unit_test(missing_gnuplot_is_said_in_one_sentence_and_the_documents_remain),
         cmocka_unit_test(hostile_strings_in_a_results_folder_never_reach_a_shell),
+        cmocka_unit_test(links_back_into_the_tree_are_followed_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

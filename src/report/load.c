@@ -52,23 +52,50 @@ static void sl_sort(strlist *l) {
 
 // ---- the walk ------------------------------------------------------------------------------
 typedef struct {
+    dev_t dev;
+    ino_t ino;
+} dir_id;
+
+typedef struct {
     strlist sweeps, dlns, summaries;  // directories holding sweep.csv / dln.csv / summary.json
-    const char *skip;                 // DIR/report: our own output
+    dir_id *seen;                     // every real directory visited, and DIR/report (our output)
+    int nseen;
 } found;
 
 #define MAX_DEPTH 16
 
+// Marks the directory as visited; 0 if it was already (a link back into the tree, or a
+// second link to one folder): each real folder is read once, whatever links lead to it.
+static int first_visit(found *f, const struct stat *st, int *rc) {
+    for (int k = 0; k < f->nseen; k++)
+        if (f->seen[k].dev == st->st_dev && f->seen[k].ino == st->st_ino) return 0;
+    dir_id *v = ns_realloc(f->seen, (size_t)(f->nseen + 1) * sizeof *v);
+    if (!v) {
+        *rc = NS_ENOMEM;
+        return 0;
+    }
+    f->seen = v;
+    f->seen[f->nseen++] = (dir_id){st->st_dev, st->st_ino};
+    return 1;
+}
+
+// Entries in name order, so that neither readdir's order nor which of several links to one
+// folder comes first leaks into the report.
 static int walk(const char *dir, int depth, found *f) {
     DIR *d = opendir(dir);
     if (!d) {
         if (depth > 0) return 0;  // an unreadable subdirectory holds nothing we can use
         return ns_fail(NS_EIO, "cannot read the results directory '%s': %s", dir, strerror(errno));
     }
+    strlist names = {0};
     int rc = 0;
     struct dirent *e;
-    while (!rc && (e = readdir(d))) {
-        const char *name = e->d_name;
-        if (name[0] == '.') continue;
+    while (!rc && (e = readdir(d)))
+        if (e->d_name[0] != '.') rc = sl_push(&names, e->d_name);
+    closedir(d);
+    sl_sort(&names);
+    for (int i = 0; i < names.n && !rc; i++) {
+        const char *name = names.v[i];
         char path[4096];
         if (ns_path(path, sizeof path, "%s/%s", dir, name)) {
             rc = NS_EIO;
@@ -77,7 +104,7 @@ static int walk(const char *dir, int depth, found *f) {
         struct stat st;
         if (stat(path, &st) != 0) continue;  // e.g. a dangling link
         if (S_ISDIR(st.st_mode)) {
-            if (!strcmp(name, "weights") || !strcmp(path, f->skip) || depth >= MAX_DEPTH) continue;
+            if (!strcmp(name, "weights") || depth >= MAX_DEPTH || !first_visit(f, &st, &rc)) continue;
             rc = walk(path, depth + 1, f);
         } else if (S_ISREG(st.st_mode)) {
             if (!strcmp(name, "sweep.csv")) rc = sl_push(&f->sweeps, dir);
@@ -85,7 +112,7 @@ static int walk(const char *dir, int depth, found *f) {
             else if (!strcmp(name, "summary.json")) rc = sl_push(&f->summaries, dir);
         }
     }
-    closedir(d);
+    sl_free(&names);
     return rc;
 }
 
@@ -558,8 +585,12 @@ int ns_report_load(const char *dir, ns_report *r) {
     while (l > 1 && r->dir[l - 1] == '/') r->dir[--l] = 0;
     char skip[4096];
     if (ns_path(skip, sizeof skip, "%s/report", r->dir)) return NS_EIO;
-    found f = {.skip = skip};
-    int rc = walk(r->dir, 0, &f);
+    found f = {0};
+    struct stat st;
+    int rc = 0;
+    if (stat(r->dir, &st) == 0) first_visit(&f, &st, &rc);
+    if (!rc && stat(skip, &st) == 0) first_visit(&f, &st, &rc);  // our own output
+    if (!rc) rc = walk(r->dir, 0, &f);
     if (!rc) {
         sl_sort(&f.sweeps);
         sl_sort(&f.dlns);
@@ -571,6 +602,7 @@ int ns_report_load(const char *dir, ns_report *r) {
     sl_free(&f.sweeps);
     sl_free(&f.dlns);
     sl_free(&f.summaries);
+    free(f.seen);
     if (!rc) attach_flows(r);
     if (!rc) rc = unique_tags(r);
     if (!rc && r->nexp == 0 && r->nflow == 0)
