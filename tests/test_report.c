@@ -792,6 +792,41 @@ static void links_back_into_the_tree_are_followed_once(void **state) {
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("report did not finish cleanly (%d): %s", st, out);
 }
 
+// ---- numbers out of range ---------------------------------------------------------------------------
+static void out_of_range_numbers_in_results_are_read_without_undefined_casts(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    // seed 2^53 + 1 keeps its last digit; seed 1e300, steps 3.26e21 and nan are no integers
+    // that fit a long (casting them is undefined behaviour: the SAN build stops on it).
+    put(root, "a/b/mse/sweep.csv",
+        SWEEP_HEADER "0.05,9007199254740993,converged,3.26e21,0.009,0,0.30,0.20,10,3,9.8,9.8,40,,,,,,,,,,,,1\n"
+                     "0.1,1e300,converged,nan,0.009,0,0.29,0.19,10.1,3.01,9.9,9.9,20,,,,,,,,,,,,1\n");
+    put(root, "t/summary.json",
+        "{\"kind\": \"train\", \"config\": {\"arch\": \"fc-tanh-8\", \"seed\": 1e300, \"n\": -1e30, "
+        "\"dataset\": \"fashion-mnist\", \"loss\": \"mse\", \"lr\": 0.1}, \"steps\": 1e19, \"status\": \"converged\"}");
+    put(root, "dln/dln.csv", "eta,status,steps\n0.1,converged,1e40\n");
+    put(root, "dln/theory.json", "{\"task\": {\"kind\": \"single\", \"n\": 1e12, \"d\": -5e9}}");
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    int seen_big = 0;
+    for (int k = 0; k < r.nexp; k++) {
+        const ns_rep_exp *e = &r.exp[k];
+        for (int i = 0; i < e->nrun; i++) assert_int_equal(e->run[i].steps, -1);
+        if (e->kind == NS_EXP_SWEEP && e->cfg.seed == 9007199254740993L) seen_big = 1;
+        if (e->kind == NS_EXP_TRAIN) {
+            assert_int_equal(e->cfg.seed, -1);
+            assert_int_equal(e->cfg.n, -1);
+        }
+        if (e->kind == NS_EXP_DLN) {
+            assert_int_equal(e->dln_n, -1);
+            assert_int_equal(e->dln_d, -1);
+        }
+        assert_null(strstr(e->title, "-9223372036854775808"));
+    }
+    assert_true(seen_big);
+    ns_report_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(findings_of_a_network_sweep_match_the_known_answers),
@@ -813,6 +848,7 @@ int main(void) {
         cmocka_unit_test(missing_gnuplot_is_said_in_one_sentence_and_the_documents_remain),
         cmocka_unit_test(hostile_strings_in_a_results_folder_never_reach_a_shell),
         cmocka_unit_test(links_back_into_the_tree_are_followed_once),
+        cmocka_unit_test(out_of_range_numbers_in_results_are_read_without_undefined_casts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

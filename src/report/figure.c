@@ -23,7 +23,7 @@ static void buf_vprintf(ns_buf *b, const char *fmt, va_list ap) {
     if (n >= 0 && (size_t)n < sizeof tmp) {
         ns_buf_append(b, tmp, (size_t)n);
     } else if (n >= 0) {
-        char *big = malloc((size_t)n + 1);
+        char *big = ns_malloc((size_t)n + 1);
         if (!big) b->oom = 1;
         else {
             vsnprintf(big, (size_t)n + 1, fmt, again);
@@ -277,7 +277,7 @@ int fig_series(fig *g, series *s, const char *fmt, ...) {
         snprintf(rel, sizeof rel, "data/%s_%d.dat", g->name, g->nfile++);
         if (ns_path(path, sizeof path, "%s/%s", g->c->rdir, rel) ||
             ns_write_file_atomic(path, s->b.data, s->b.len)) {
-            if (!g->c->rc) g->c->rc = NS_EIO;
+            rp_hard_error(g->c, NS_EIO);
         } else {
             if (g->nclause++) ns_buf_printf(&g->plot, ", \\\n        ");
             ns_buf_printf(&g->plot, "'%s' ", rel);
@@ -292,7 +292,7 @@ int fig_series(fig *g, series *s, const char *fmt, ...) {
             fig_extent(g, s->y2, s->yhi);
         }
     }
-    if (s->b.oom && !g->c->rc) g->c->rc = NS_ENOMEM;
+    if (s->b.oom) rp_hard_error(g->c, NS_ENOMEM);
     ns_buf_free(&s->b);
     return drawn;
 }
@@ -300,6 +300,12 @@ int fig_series(fig *g, series *s, const char *fmt, ...) {
 void fig_content(fig *g) {
     g->ndata_panel++;
     g->ndata++;
+}
+
+void rp_hard_error(rp_ctx *c, int rc) {
+    if (c->rc) return;
+    c->rc = rc;
+    snprintf(c->rc_msg, sizeof c->rc_msg, "%s", ns_errmsg());
 }
 
 // ---- running gnuplot -------------------------------------------------------------------------
@@ -317,6 +323,12 @@ static int run_gnuplot(rp_ctx *c, const char *script) {
     if (log < 0) return ns_fail(NS_EIO, "cannot write '%s': %s", c->log, strerror(errno));
     dprintf(log, "== %s\n", script);
     const char *prog = c->o->gnuplot ? c->o->gnuplot : "gnuplot";
+    if (!*prog) {  // drawing off: the scripts are written, no process is started
+        close(log);
+        c->gnuplot_missing = 1;
+        note_failure(c, "drawing is off (no gnuplot program given), so the figures were not drawn");
+        return NS_EIO;
+    }
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -355,7 +367,7 @@ int fig_end(fig *g, int exp, const char *caption) {
     rp_ctx *c = g->c;
     if (g->multiplot) fig_cmd(g, "unset multiplot");
     int keep = g->ndata > 0 && !g->body.oom && !g->plot.oom && !c->rc;
-    if (g->body.oom || g->plot.oom) c->rc = NS_ENOMEM;
+    if (g->body.oom || g->plot.oom) rp_hard_error(c, NS_ENOMEM);
     ns_buf script = {0};
     if (keep) {
         ns_buf_printf(&script,
@@ -383,7 +395,7 @@ int fig_end(fig *g, int exp, const char *caption) {
     rp_figure *f = NULL;
     if (script.oom || ns_path(path, sizeof path, "%s/%s.gp", c->rdir, g->name) ||
         ns_write_file_atomic(path, script.data, script.len)) {
-        if (!c->rc) c->rc = script.oom ? NS_ENOMEM : NS_EIO;
+        rp_hard_error(c, script.oom ? NS_ENOMEM : NS_EIO);
     } else if ((f = ns_realloc(c->fig, (size_t)(c->nfig + 1) * sizeof *f))) {
         c->fig = f;
         f = &c->fig[c->nfig++];
@@ -391,14 +403,14 @@ int fig_end(fig *g, int exp, const char *caption) {
         f->caption = ns_strdup(caption);
         f->exp = exp;
         f->drawn = 0;
-        if (!f->name || !f->caption) c->rc = NS_ENOMEM;
+        if (!f->name || !f->caption) rp_hard_error(c, NS_ENOMEM);
         char gp[300];
         snprintf(gp, sizeof gp, "%s.gp", g->name);
         if (!c->gnuplot_missing && run_gnuplot(c, gp) == 0 && !ns_path(png, sizeof png, "%s/%s.png", c->rdir, g->name))
             f->drawn = ns_exists(png);
         ns_clear_error();
     } else {
-        c->rc = NS_ENOMEM;
+        rp_hard_error(c, NS_ENOMEM);
     }
     ns_buf_free(&script);
     return f != NULL;

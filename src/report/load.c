@@ -2,6 +2,7 @@
 // wrote (docs/OUTPUTS.md), and turn it into experiments whose runs are sorted by eta.
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -162,13 +163,33 @@ static void run_init(ns_rep_run *r) {
     for (int i = 0; i < NCSV; i++) *field_of(r, csv_fields[i].off) = NAN;
 }
 
+// A whole number read from a file, as a long: `fallback` unless it is finite, integral and
+// within long's range (casting NaN or a value out of range is undefined behaviour).
+static long whole(double x, long fallback) {
+    return x == floor(x) && x >= -0x1p63 && x < 0x1p63 ? (long)x : fallback;
+}
+
+static int whole_int(double x, int fallback) {
+    long v = whole(x, fallback);
+    return v >= INT_MIN && v <= INT_MAX ? (int)v : fallback;
+}
+
+// The seed of a CSV row, read from its text so that seeds above 2^53 keep every digit
+// (0 when the cell holds no integer that fits a long).
+static long row_seed(const ns_table *t, int row, int col) {
+    const char *s = ns_table_str(t, row, col);
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*s && *end == 0 && errno == 0 && v >= LONG_MIN && v <= LONG_MAX) return (long)v;
+    return whole(ns_table_num(t, row, col), 0);
+}
+
 static void run_from_row(ns_rep_run *r, const ns_table *t, int row) {
     run_init(r);
     r->eta = ns_table_num(t, row, ns_table_col(t, "eta"));
-    double seed = ns_table_num(t, row, ns_table_col(t, "seed"));
-    double steps = ns_table_num(t, row, ns_table_col(t, "steps"));
-    r->seed = isfinite(seed) ? (long)seed : 0;
-    r->steps = isfinite(steps) ? (long)steps : -1;
+    r->seed = row_seed(t, row, ns_table_col(t, "seed"));
+    r->steps = whole(ns_table_num(t, row, ns_table_col(t, "steps")), -1);
     snprintf(r->status, sizeof r->status, "%s", ns_table_str(t, row, ns_table_col(t, "status")));
     for (int i = 0; i < NCSV; i++) {
         int c = ns_table_col(t, csv_fields[i].name);
@@ -180,8 +201,8 @@ static void run_from_summary(ns_rep_run *r, const ns_jval *sum) {
     run_init(r);
     const ns_jval *cfg = ns_jget(sum, "config");
     r->eta = ns_jnum(cfg, "lr", NAN);
-    r->seed = (long)ns_jnum(cfg, "seed", 0);
-    r->steps = (long)ns_jnum(sum, "steps", -1);
+    r->seed = whole(ns_jnum(cfg, "seed", 0), 0);
+    r->steps = whole(ns_jnum(sum, "steps", -1), -1);
     snprintf(r->status, sizeof r->status, "%s", ns_jstr(sum, "status", ""));
     for (int i = 0; i < NSUM; i++)
         *field_of(r, summary_fields[i].off) = ns_jnum(ns_jget(sum, summary_fields[i].block), summary_fields[i].key, NAN);
@@ -218,9 +239,8 @@ static void config_read(ns_rep_config *c, const ns_jval *sum) {
     snprintf(c->arch, sizeof c->arch, "%s", ns_jstr(cf, "arch", ""));
     snprintf(c->loss, sizeof c->loss, "%s", ns_jstr(cf, "loss", ""));
     snprintf(c->param, sizeof c->param, "%s", ns_jstr(cf, "param", ""));
-    double seed = ns_jnum(cf, "seed", NAN), n = ns_jnum(cf, "n", NAN);
-    c->seed = isfinite(seed) ? (long)seed : -1;
-    c->n = isfinite(n) ? (long)n : -1;
+    c->seed = whole(ns_jnum(cf, "seed", NAN), -1);
+    c->n = whole(ns_jnum(cf, "n", NAN), -1);
     c->init_scale = ns_jnum(cf, "init_scale", NAN);
     double wd = ns_jnum(cf, "weight_decay", 0), batch = ns_jnum(cf, "batch", -1);
     c->weight_decay = isfinite(wd) ? wd : 0;
@@ -332,15 +352,16 @@ static int load_sweep_seed(ns_report *r, const char *dir, const ns_table *t, lon
     if (!e->run) return NS_ENOMEM;
     int found_cfg = 0;
     for (int i = 0; i < t->nrow; i++) {
-        double s = ns_table_num(t, i, cseed);
-        if ((isfinite(s) ? (long)s : 0) != seed) continue;
+        if (row_seed(t, i, cseed) != seed) continue;
         ns_rep_run *run = &e->run[e->nrun++];
         run_from_row(run, t, i);
         char rdir[4096];
         if (ns_path(rdir, sizeof rdir, "%s/seed_%ld/lr_%g", dir, seed, run->eta)) return NS_EIO;
         if (ns_is_dir(rdir) && !(run->dir = ns_strdup(rdir))) return NS_ENOMEM;
         ns_jval sum;
-        if (!found_cfg && run->dir && summary_read(run->dir, &sum) == 0) {
+        int rc = !found_cfg && run->dir ? summary_read(run->dir, &sum) : NS_EIO;
+        if (rc == NS_ENOMEM) return rc;  // an unreadable summary is skipped, but not for want of memory
+        if (!rc) {
             config_read(&e->cfg, &sum);
             ns_jval_free(&sum);
             found_cfg = 1;
@@ -381,13 +402,9 @@ static int load_sweep(ns_report *r, const char *dir) {
     // One experiment per seed, in the order the seeds first appear.
     int cseed = ns_table_col(&t, "seed");
     for (int i = 0; i < t.nrow && !rc; i++) {
-        double s = ns_table_num(&t, i, cseed);
-        long seed = isfinite(s) ? (long)s : 0;
+        long seed = row_seed(&t, i, cseed);
         int seen = 0;
-        for (int j = 0; j < i && !seen; j++) {
-            double sj = ns_table_num(&t, j, cseed);
-            seen = (isfinite(sj) ? (long)sj : 0) == seed;
-        }
+        for (int j = 0; j < i && !seen; j++) seen = row_seed(&t, j, cseed) == seed;
         if (!seen) rc = load_sweep_seed(r, dir, &t, seed);
     }
     ns_table_free(&t);
@@ -413,9 +430,8 @@ static int load_theory(ns_rep_exp *e) {
     }
     e->theory_s_gf = ns_jnum(&th, "s_gf", NAN);
     const ns_jval *task = ns_jget(&th, "task");
-    double n = ns_jnum(task, "n", NAN), d = ns_jnum(task, "d", NAN);
-    e->dln_n = isfinite(n) ? (int)n : -1;
-    e->dln_d = isfinite(d) ? (int)d : -1;
+    e->dln_n = whole_int(ns_jnum(task, "n", NAN), -1);
+    e->dln_d = whole_int(ns_jnum(task, "d", NAN), -1);
     ns_buf t = {0};
     ns_buf_printf(&t, "DLN, %s task", ns_jstr(task, "kind", "unknown"));
     const char *num_keys[] = {"n", "d", "s", "noise", "alpha", "seed"};
@@ -446,14 +462,16 @@ static int load_dln(ns_report *r, const char *dir) {
         if (ns_path(rdir, sizeof rdir, "%s/runs/lr_%g", dir, run->eta)) rc = NS_EIO;
         else if (ns_is_dir(rdir) && !(run->dir = ns_strdup(rdir))) rc = NS_ENOMEM;
         ns_jval sum;
-        if (!rc && run->dir && summary_read(run->dir, &sum) == 0) {
+        int got = !rc && run->dir ? summary_read(run->dir, &sum) : NS_EIO;
+        if (got == NS_ENOMEM) rc = got;  // an unreadable summary is skipped, but not for want of memory
+        else if (!got) {
             rc = read_vector(ns_jget(&sum, "beta"), &run->beta, &run->d);
             ns_jval_free(&sum);
         }
     }
     ns_table_free(&t);
-    ns_clear_error();
     if (rc) return rc;
+    ns_clear_error();
     sort_runs(e->run, e->nrun);
     if ((rc = load_theory(e))) return rc;
     const char *base = strrchr(dir, '/');

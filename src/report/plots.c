@@ -236,8 +236,10 @@ static void fig_sweep_measures(rp_ctx *c, int k) {
 static double read_trajectory(const char *dir, const char *xcol, series *loss, series *sharp) {
     char path[4200];
     ns_table t;
-    if (ns_path(path, sizeof path, "%s/trajectory.csv", dir) || !ns_exists(path) || ns_table_read(path, &t)) {
-        ns_clear_error();
+    int rc = ns_path(path, sizeof path, "%s/trajectory.csv", dir) || !ns_exists(path) ? NS_EIO : ns_table_read(path, &t);
+    if (rc == NS_ENOMEM) loss->b.oom = 1;  // an error (fig_series reports it), not a missing trajectory
+    if (rc) {
+        if (rc != NS_ENOMEM) ns_clear_error();
         return NAN;
     }
     int cx = ns_table_col(&t, xcol), cl = ns_table_col(&t, "train_loss"), cs = ns_table_col(&t, "sharpness");
