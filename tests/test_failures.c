@@ -2,13 +2,28 @@
 // hook in ns_malloc / ns_calloc / ns_realloc), every command stops with a non-zero exit and
 // says why in sentences that start "normsharp: " — never a crash, never "unknown error",
 // never a success that silently lost a measurement.
+#include <sys/stat.h>
 #include "testutil.h"
+
+// A folder whose `gnuplot` draws nothing and succeeds: the report's own steps are under
+// test here, and a real gnuplot per figure per failure point would take minutes.
+static const char *fake_gnuplot_dir(void) {
+    static char dir[300];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "%s", tu_tmpdir());
+        char path[400];
+        snprintf(path, sizeof path, "%s/gnuplot", dir);
+        tu_spit(path, "#!/bin/sh\nexit 0\n", 17);
+        if (chmod(path, 0755)) fail_msg("chmod %s failed", path);
+    }
+    return dir;
+}
 
 // Runs `NS_FAIL_ALLOC_AT=k normsharp ARGS` (stdout discarded); returns the exit status, or
 // -1 for a signal. stderr goes to err.
 static int run_failing_at(long k, char *err, size_t cap, const char *args) {
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "NS_FAIL_ALLOC_AT=%ld %s %s 2>&1 >/dev/null", k, tu_bin(), args);
+    snprintf(cmd, sizeof cmd, "PATH=%s:$PATH NS_FAIL_ALLOC_AT=%ld %s %s 2>&1 >/dev/null", fake_gnuplot_dir(), k, tu_bin(), args);
     FILE *p = popen(cmd, "r");
     if (!p) fail_msg("popen failed");
     size_t n = fread(err, 1, cap - 1, p);
@@ -44,7 +59,7 @@ static long allocations_of(const char *args) {
     return most;
 }
 
-// Fails the k-th allocation for k = 1..8, then about every 33% more, and the last: each
+// Fails the k-th allocation for k = 1..32, then about every 25% more, and the last: each
 // run must stop with a non-zero status and sentences. Past the last, it must succeed.
 // FMT may contain %s once: a fresh output directory for each run.
 static void sweep_failures(const char *fmt) {
@@ -52,7 +67,7 @@ static void sweep_failures(const char *fmt) {
     char err[16384], args[4096];
     snprintf(args, sizeof args, fmt, tu_tmpdir());
     long total = allocations_of(args), tried = 0;
-    for (long k = 1; k <= total; k = k < 8 ? k + 1 : k + k / 3 < total ? k + k / 3 : k == total ? total + 1 : total) {
+    for (long k = 1; k <= total; k = k < 32 ? k + 1 : k + k / 4 < total ? k + k / 4 : k == total ? total + 1 : total) {
         snprintf(args, sizeof args, fmt, tu_tmpdir());
         int rc = run_failing_at(k, err, sizeof err, args);
         tried++;

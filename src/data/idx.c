@@ -21,14 +21,14 @@ int ns_read_all_gz(const char *path, unsigned char **data, size_t *len, int *cut
     gzFile f = gzopen(path, "rb");
     if (!f) return ns_fail(NS_EIO, "cannot open %s: %s", path, errno ? strerror(errno) : "out of memory");
     gzbuffer(f, 256u * 1024u);
-    size_t cap = 4u * GZ_CHUNK, n = 0;
+    size_t cap = 1u << 16, n = 0;  // small files stay small; large ones double their way up
     unsigned char *buf = ns_malloc(cap);
     if (!buf) {
         gzclose(f);
         return NS_ENOMEM;
     }
     for (;;) {
-        if (cap - n < GZ_CHUNK) {
+        if (n == cap) {
             // grow geometrically; realloc of large blocks is cheap (mremap)
             if (cap > SIZE_MAX / 2) {
                 free(buf);
@@ -46,7 +46,8 @@ int ns_read_all_gz(const char *path, unsigned char **data, size_t *len, int *cut
         }
         size_t most = limit ? limit(buf, n) : SIZE_MAX;
         if (n >= most) break;  // all the file can need (and one byte more, to see a surplus)
-        int r = gzread(f, buf + n, (unsigned)(most - n < GZ_CHUNK ? most - n : GZ_CHUNK));
+        size_t want = cap - n < GZ_CHUNK ? cap - n : GZ_CHUNK;
+        int r = gzread(f, buf + n, (unsigned)(most - n < want ? most - n : want));
         if (r > 0) {
             n += (size_t)r;
             continue;
