@@ -31,6 +31,6 @@ for bin in "$FZ"/fuzz_*; do
   fi
   [ "$KEEP" = keep ] || rm -rf "$work"
 done
-echo "$pass $fail" > "$FZ/tests/result.txt"
+echo "$pass $fail 0" > "$FZ/tests/result.txt"
 echo "fuzz: $pass passed, $fail failed"
 [ -z "$failed" ] || { echo "failing harnesses:$failed"; exit 1; }
