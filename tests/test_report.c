@@ -705,17 +705,20 @@ static void hostile_strings_in_a_results_folder_never_reach_a_shell(void **state
     char marks[300];
     snprintf(marks, sizeof marks, "%.250s/marks", root);
     assert_int_equal(ns_mkdirs(marks), 0);
-    char h[6][2048];
-    for (int k = 0; k < 6; k++) hostile(h[k], sizeof h[k], marks, k, 1);
+    char h[7][2048];
+    for (int k = 0; k < 7; k++) hostile(h[k], sizeof h[k], marks, k, 1);
     put(root, "ds/fc/mse/sweep.csv",
         SWEEP_HEADER "0.05,0,converged,900,0.009,0,0.30,0.20,10,3,9.8,9.8,40,,,,,,,,,,,,1\n"
                      "0.3,0,converged,250,0.009,0,0.22,0.12,12,3.2,6.6,6.6,6.667,,,,,,,,,,,,1\n");
-    char cfg[16384], sum[20000];
+    char cfg[16384], sum[24000];
     snprintf(cfg, sizeof cfg,
              "\"config\": {\"arch\": \"%s\", \"param\": \"%s\", \"init_scale\": 1, \"seed\": 0, "
              "\"dataset\": \"%s\", \"n\": 100, \"loss\": \"%s\", \"lr\": 0.05}",
              h[0], h[1], h[2], h[3]);
-    snprintf(sum, sizeof sum, "{\"kind\": \"train\", %s, \"status\": \"converged\"}", cfg);
+    // the run's summary names a layer (a key of final.per_layer, drawn as a key entry)
+    snprintf(sum, sizeof sum,
+             "{\"kind\": \"train\", %s, \"status\": \"converged\", \"final\": {\"l1\": 10, "
+             "\"adaptive_sharpness\": 3, \"per_layer\": {\"%s\": {\"sharpness\": 5}}}}", cfg, h[6]);
     put(root, "ds/fc/mse/seed_0/lr_0.05/summary.json", sum);
     put(root, "ds/fc/mse/seed_0/lr_0.05/trajectory.csv",
         "step,time,train_loss,train_acc,l1,l2,test_loss,test_err,lambda_max,sharpness,step_seconds\n"

@@ -242,9 +242,9 @@ static void config_read(ns_rep_config *c, const ns_jval *sum) {
     c->seed = whole(ns_jnum(cf, "seed", NAN), -1);
     c->n = whole(ns_jnum(cf, "n", NAN), -1);
     c->init_scale = ns_jnum(cf, "init_scale", NAN);
-    double wd = ns_jnum(cf, "weight_decay", 0), batch = ns_jnum(cf, "batch", -1);
+    double wd = ns_jnum(cf, "weight_decay", 0);
     c->weight_decay = isfinite(wd) ? wd : 0;
-    c->batch = isfinite(batch) ? (long)batch : -1;
+    c->batch = whole(ns_jnum(cf, "batch", -1), -1);
 }
 
 static int str_match(const char *a, const char *b) { return !*a || !*b || !strcmp(a, b); }

@@ -97,7 +97,7 @@ static void fig_layers(rp_ctx *c, int k, const run_views *v) {
         ser_init(&s, 1, 1, "eta layer_sharpness");
         for (int i = 0; i < e->nrun; i++)
             if (t < v[i].nlayers && !strcmp(v[i].names[t], v[ref].names[t])) ser_add(&s, e->run[i].eta, v[i].layer[t]);
-        fig_series(&g, &s, "using 1:2 with linespoints pt %d ps 1.1 lw 1.4 lc rgb \"%s\" title \"%s\"", 4 + t,
+        fig_series(&g, &s, "using 1:2 with linespoints pt %d ps 1.1 lw 1.4 lc rgb \"%s\" title %s", 4 + t,
                    rp_color[t % RP_NCOLOR], fig_q(&g, v[ref].names[t]));
     }
     series s;
