@@ -31,8 +31,11 @@ ifeq ($(PRECISION),double)
   CFLAGS += -DNS_DOUBLE=1
 endif
 ifeq ($(SAN),1)
-  CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-  LDFLAGS += -fsanitize=address,undefined
+  # float-cast-overflow is not part of GCC's "undefined": a double read from a file cast to
+  # an integer out of its range (or NaN) must stop the suite too.
+  CFLAGS += -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined,float-cast-overflow
+  LDFLAGS += -fsanitize=address,undefined,float-cast-overflow
   VARIANT := $(VARIANT)-san
 endif
 ifeq ($(MPI),1)
@@ -57,8 +60,8 @@ SONAME := libnormsharp.so.$(SO_MAJOR)
 SO := $(B)/libnormsharp.so.$(NS_VERSION)
 BIN := $(B)/normsharp
 
-.PHONY: all lib tests test test-one test-mpi test-install test-python deps mpi-deps demo reproduce bench \
-        clean install uninstall
+.PHONY: all lib tests test test-one test-mpi test-install test-python test-fuzz fuzz deps mpi-deps demo \
+        reproduce bench clean install uninstall
 all: $(BIN)
 ifeq ($(VARIANT)$(TAG),float)
 	@ln -sf $(BIN) normsharp
@@ -109,6 +112,32 @@ test-mpi:
 	@$(MAKE) --no-print-directory all PRECISION=float SAN=0 MPI=1
 	@tests/test_mpi.sh build/float-mpi$(TAG) build/float$(TAG)/normsharp
 
+# ---- fuzzing (tests/fuzz/, docs/FUZZING.md): libFuzzer harnesses built with clang, ASan and
+# UBSan (float-cast-overflow included) over the library in float precision.
+#   make fuzz        each harness for FUZZ_SECONDS (default 60), new inputs kept in build/fuzz/corpus/
+#   make test-fuzz   each harness briefly (FUZZ_SHORT seconds, default 12) on the committed corpus
+FUZZ_SECONDS ?= 60
+FUZZ_SHORT ?= 12
+FZ := build/fuzz
+FUZZ_CC := clang
+FUZZ_FLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+              -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FZ)/%)
+FUZZ_OBJ := $(LIB_SRC:%.c=$(FZ)/%.o)
+$(FZ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+$(FZ)/libfuzz.a: $(FUZZ_OBJ)
+	ar rcs $@ $^
+$(FZ)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FZ)/libfuzz.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FZ)/libfuzz.a $(LDLIBS)
+-include $(FUZZ_OBJ:.o=.d)
+fuzz: $(FUZZ_BIN)
+	@tests/fuzz/run.sh $(FZ) $(FUZZ_SECONDS) keep
+test-fuzz: $(FUZZ_BIN)
+	@tests/fuzz/run.sh $(FZ) $(FUZZ_SHORT)
+
 HAVE_MPI := $(shell command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 && echo 1)
 test: deps
 	@$(MAKE) --no-print-directory test-one PRECISION=float
@@ -116,12 +145,13 @@ test: deps
 	@$(MAKE) --no-print-directory test-one PRECISION=double SAN=1
 	@$(MAKE) --no-print-directory test-install PRECISION=float
 	@$(MAKE) --no-print-directory test-python PRECISION=float
+	@$(MAKE) --no-print-directory test-fuzz
 ifeq ($(HAVE_MPI),1)
 	@$(MAKE) --no-print-directory test-mpi
-	@tests/summarize.sh build/float build/double build/double-san build/install build/python build/float-mpi
+	@tests/summarize.sh build/float build/double build/double-san build/install build/python $(FZ) build/float-mpi
 else
 	@echo "test-mpi: skipped (no mpicc/mpirun; scripts/install-deps --mpi installs OpenMPI)"
-	@tests/summarize.sh build/float build/double build/double-san build/install build/python
+	@tests/summarize.sh build/float build/double build/double-san build/install build/python $(FZ)
 endif
 
 demo: deps all

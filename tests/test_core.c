@@ -139,6 +139,60 @@ static void json_reader_rejects_malformed_text_with_the_file_name(void **state) 
     }
 }
 
+// RFC 8259: control bytes inside strings must be escaped; a raw NUL used to cut an
+// architecture string short. Escapes must be known, \u needs four hex digits, and \u0000
+// cannot live in a C string.
+static void json_reader_rejects_control_bytes_and_bad_escapes_in_strings(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        size_t len;
+    } bad[] = {
+        {"{\"arch\": \"fc-relu-8\0-4096\"}", 26}, {"{\"a\": \"x\ny\"}", 12}, {"{\"a\": \"\x01\"}", 10},
+        {"{\"a\": \"\x1f\"}", 10},                {"{\"a\": \"\\q\"}", 11}, {"{\"a\": \"\\u00zz\"}", 15},
+        {"{\"a\": \"\\u0000\"}", 15},             {"{\"a\": \"\\u12\"}", 13},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ns_jval v;
+        if (ns_json_parse(bad[i].text, bad[i].len, "model.json", &v) != NS_EFORMAT)
+            fail_msg("case %zu was accepted", i);
+        assert_non_null(strstr(ns_errmsg(), "model.json"));
+    }
+    ns_jval v;
+    const char *good = "{\"a\": \"\\u0041\\/\\t\xc3\xa9\"}";
+    assert_int_equal(ns_json_parse(good, strlen(good), "x", &v), 0);
+    assert_string_equal(ns_jstr(&v, "a", ""), "A/\t\xc3\xa9");
+    ns_jval_free(&v);
+}
+
+// After the rename, the folder itself is synced (a power loss could otherwise lose the new
+// name): seen with strace on a command that writes a summary.
+static void atomic_write_syncs_the_folder_after_the_rename(void **state) {
+    (void)state;
+    if (system("strace -o /dev/null true >/dev/null 2>&1") != 0) skip();  // no strace, or no ptrace here
+    char dir[300], cmd[2048], log[400];
+    snprintf(dir, sizeof dir, "%s", tu_tmpdir());
+    snprintf(log, sizeof log, "%s/strace.log", dir);
+    snprintf(cmd, sizeof cmd,
+             "strace -qq -e trace=openat,fsync,rename -o %s %s dln train --x 0.5,1,2 --beta-star 1,1,1 --alpha 0.1 "
+             "--lr 0.05 --out %s/run >/dev/null 2>&1", log, tu_bin(), dir);
+    assert_int_equal(system(cmd), 0);
+    char *text = tu_slurp(log, NULL);
+    char want[400];
+    snprintf(want, sizeof want, "rename(\"%s/run/summary.json.tmp.", dir);
+    const char *p = strstr(text, want);
+    if (!p) fail_msg("no rename onto summary.json in:\n%s", text);
+    snprintf(want, sizeof want, "openat(AT_FDCWD, \"%s/run\", O_RDONLY|O_DIRECTORY", dir);
+    p = strstr(p, want);
+    if (!p) fail_msg("the folder is not opened after the rename:\n%s", text);
+    const char *eq = strstr(p, ") = ");
+    assert_non_null(eq);
+    char sync[64];
+    snprintf(sync, sizeof sync, "fsync(%d)", atoi(eq + 4));
+    if (!strstr(eq, sync)) fail_msg("the folder is not synced:\n%s", text);
+    free(text);
+}
+
 static void atomic_write_replaces_whole_file_and_leaves_no_temporary(void **state) {
     (void)state;
     const char *d = tu_tmpdir();
@@ -220,6 +274,8 @@ int main(void) {
         cmocka_unit_test(json_written_numbers_read_back_bit_exactly),
         cmocka_unit_test(json_reader_rejects_malformed_text_with_the_file_name),
         cmocka_unit_test(atomic_write_replaces_whole_file_and_leaves_no_temporary),
+        cmocka_unit_test(json_reader_rejects_control_bytes_and_bad_escapes_in_strings),
+        cmocka_unit_test(atomic_write_syncs_the_folder_after_the_rename),
         cmocka_unit_test(cli_version_help_and_unknown_command),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);

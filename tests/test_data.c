@@ -1,6 +1,8 @@
 // test_data.c — the data part: IDX and CIFAR readers on files written here, the docs/CONVENTIONS.md, data
 // preprocessing order on a hand-worked example, every rejected input, the synthetic
 // sparse-regression task, and (when installed) the real Fashion-MNIST files.
+#include <sys/resource.h>
+#include <zlib.h>
 #include "testutil.h"
 #include "data_fixtures.h"
 #include "normsharp/data.h"
@@ -102,7 +104,33 @@ static void idx_reader_rejects_bytes_beyond_the_declared_data(void **state) {
     uint32_t dims[3] = {2, 2, 2};
     fx_idx(p, 0, 8, 3, dims, px12, 12);
     ns_idx x;
-    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "4 bytes after the 8 bytes");
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "more bytes after the 8 bytes");
+}
+
+static long max_rss_kb(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+}
+
+// A small gzip whose header declares one 1x1 image but that inflates to 96 MB: reading
+// stops one byte past the declared data, so the memory never grows by the 96 MB.
+static void idx_reader_stops_inflating_at_the_declared_size(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    char *p = path_in(dir, "bomb.gz");
+    gzFile g = gzopen(p, "wb9");
+    assert_non_null(g);
+    unsigned char head[17] = {0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 7};
+    assert_int_equal(gzwrite(g, head, sizeof head), (int)sizeof head);
+    static unsigned char zeros[1 << 20];
+    for (int i = 0; i < 96; i++) assert_int_equal(gzwrite(g, zeros, sizeof zeros), (int)sizeof zeros);
+    assert_int_equal(gzclose(g), Z_OK);
+    long before = max_rss_kb();
+    ns_idx x;
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "more bytes after the 1 bytes");
+    long grown = max_rss_kb() - before;
+    if (grown > 32000) fail_msg("reading grew the memory by %ld kB", grown);
 }
 
 static void idx_reader_rejects_overflowing_dimensions(void **state) {
@@ -530,6 +558,7 @@ int main(void) {
         cmocka_unit_test(idx_reader_rejects_wrong_magic),
         cmocka_unit_test(idx_reader_rejects_truncated_data_with_counts),
         cmocka_unit_test(idx_reader_rejects_bytes_beyond_the_declared_data),
+        cmocka_unit_test(idx_reader_stops_inflating_at_the_declared_size),
         cmocka_unit_test(idx_reader_rejects_overflowing_dimensions),
         cmocka_unit_test(idx_reader_rejects_corrupt_gzip),
         cmocka_unit_test(idx_reader_rejects_gzip_cut_short),

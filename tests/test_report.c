@@ -419,7 +419,7 @@ static void report_of_a_dln_only_directory_draws_the_interpolating_set(void **st
     // values within a decade: a linear axis; the y label is short enough to fit
     snprintf(png, sizeof png, "%s/report/dln_dln_generalization.gp", root);
     assert_false(file_contains(png, "set logscale y"));
-    assert_true(file_contains(png, "set ylabel \"generalization error (squared target units)\""));
+    assert_true(file_contains(png, "set ylabel 'generalization error (squared target units)'"));
 }
 
 // Generalization errors from 1e-31 (a noiseless min-l1 interpolator) to 0.45 on a linear
@@ -823,6 +823,162 @@ static void missing_gnuplot_is_said_in_one_sentence_and_the_documents_remain(voi
     assert_true(file_contains(md, "not drawn"));
 }
 
+// ---- hostile strings -------------------------------------------------------------------------------
+// A string that would run a command (or write a file) if gnuplot expanded it: a backquote,
+// system() after breaking out of either kind of quote or the line, an @macro, control bytes.
+// Each asks to create MARKS/<k>_<variant>; nothing may ever appear there.
+static void hostile(char *out, size_t cap, const char *marks, int k, int json) {
+    snprintf(out, cap,
+             "x`touch %s/%d_bq` y'; system('touch %s/%d_sq'); z='%s!touch %s/%d_nl%s"
+             "system(%stouch %s/%d_dq%s)%s; set output '%s/%d_out' @PWN %s %s",
+             marks, k, marks, k, json ? "\\n" : "\n", marks, k, json ? "\\n" : "\n", json ? "\\\"" : "\"", marks,
+             k, json ? "\\\"" : "\"", json ? "\\\"" : "\"", marks, k, json ? "\\\\" : "\\",
+             json ? "\\u0001\\u001b\\r\\t\\u007f" : "\x01\x1b\r\t\x7f");
+}
+
+static int count_entries(const char *dir) {
+    char cmd[8192], line[64];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    int n = fgets(line, sizeof line, p) ? atoi(line) : -1;
+    pclose(p);
+    return n;
+}
+
+static void hostile_strings_in_a_results_folder_never_reach_a_shell(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    char marks[300];
+    snprintf(marks, sizeof marks, "%.250s/marks", root);
+    assert_int_equal(ns_mkdirs(marks), 0);
+    char h[7][2048];
+    for (int k = 0; k < 7; k++) hostile(h[k], sizeof h[k], marks, k, 1);
+    put(root, "ds/fc/mse/sweep.csv",
+        SWEEP_HEADER "0.05,0,converged,900,0.009,0,0.30,0.20,10,3,9.8,9.8,40,,,,,,,,,,,,1\n"
+                     "0.3,0,converged,250,0.009,0,0.22,0.12,12,3.2,6.6,6.6,6.667,,,,,,,,,,,,1\n");
+    char cfg[16384], sum[24000];
+    snprintf(cfg, sizeof cfg,
+             "\"config\": {\"arch\": \"%s\", \"param\": \"%s\", \"init_scale\": 1, \"seed\": 0, "
+             "\"dataset\": \"%s\", \"n\": 100, \"loss\": \"%s\", \"lr\": 0.05}",
+             h[0], h[1], h[2], h[3]);
+    // the run's summary names a layer (a key of final.per_layer, drawn as a key entry)
+    snprintf(sum, sizeof sum,
+             "{\"kind\": \"train\", %s, \"status\": \"converged\", \"final\": {\"l1\": 10, "
+             "\"adaptive_sharpness\": 3, \"per_layer\": {\"%s\": {\"sharpness\": 5}}}}", cfg, h[6]);
+    put(root, "ds/fc/mse/seed_0/lr_0.05/summary.json", sum);
+    put(root, "ds/fc/mse/seed_0/lr_0.05/trajectory.csv",
+        "step,time,train_loss,train_acc,l1,l2,test_loss,test_err,lambda_max,sharpness,step_seconds\n"
+        "0,0,1,0.5,10,3,,,2,2,0.01\n5,0.25,0.5,0.5,10,3,,,4,4,0.01\n10,0.5,0.1,0.5,10,3,,,5,5,0.01\n");
+    snprintf(sum, sizeof sum, "{\"kind\": \"flow\", %s, \"s_gf\": 10, \"eta_c\": 0.2, \"status\": \"converged\"}", cfg);
+    put(root, "ds/fc/mse/seed_0/flow/summary.json", sum);
+    put(root, "ds/fc/mse/seed_0/flow/trajectory.csv",
+        "step,time,h,train_loss,train_acc,l1,l2,test_loss,test_err,lambda_max,sharpness\n"
+        "0,0,0.05,1,0.1,10,3,,,2,2\n1,0.05,0.05,0.8,0.2,10,3,,,5,5\n2,0.1,0.05,0.5,0.4,10,3,,,10,10\n");
+    // A DLN folder whose name is hostile (no theory.json), and one whose theory.json is.
+    const char *dlncsv = "eta,status,steps,l1,sharpness,two_over_eta,gen_err,dist_min_l1,dist_min_sharp,train_loss\n"
+                         "0.1,converged,800,1.02,3.98,20,0.45,0.04,0.8,1e-9\n"
+                         "0.3,converged,300,1.2,3.6,6.667,0.12,0.45,0.4,1e-9\n";
+    char name[1200], rel[1500];
+    // (no '/' in a folder name: gnuplot runs in ROOT/report, so the marks are at ../marks)
+    snprintf(name, sizeof name, "dln`cd ..;cd marks;touch 6_bq`'; system('cd ..;cd marks;touch 6_sq'); '\n!cd ..;cd marks;touch 6_nl\n");
+    snprintf(rel, sizeof rel, "%s/dln.csv", name);
+    put(root, rel, dlncsv);
+    put(root, "dln2/dln.csv", dlncsv);
+    char theory[8192];
+    snprintf(theory, sizeof theory,
+             "{\"task\": {\"kind\": \"%s\", \"n\": 1, \"d\": 2, \"model\": \"%s\"},\n"
+             " \"min_l1\": {\"beta\": [1, 0], \"l1\": 1, \"sharpness\": 4, \"gen_err\": 0.5}}\n", h[4], h[5]);
+    put(root, "dln2/theory.json", theory);
+    char out[65536];
+    int rc = tu_run(out, sizeof out, "report %s", root);
+    if (rc != 0) fail_msg("report failed (%d): %s", rc, out);
+    if (count_entries(marks) != 0) fail_msg("report ran a command from the data: %s is not empty", marks);
+    // The saved scripts are inert too when redrawn by hand.
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cd '%s/report' && for f in *.gp; do gnuplot \"$f\" >/dev/null 2>&1; done", root);
+    assert_int_equal(system(cmd), 0);
+    if (count_entries(marks) != 0) fail_msg("a saved .gp ran a command from the data: %s is not empty", marks);
+    snprintf(cmd, sizeof cmd, "grep -l 'touch' '%s'/report/*.gp | wc -l", root);
+    char line[64];
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    int scripts = fgets(line, sizeof line, p) ? atoi(line) : 0;
+    pclose(p);
+    assert_true(scripts >= 4);  // the hostile strings are there, as inert titles
+    snprintf(cmd, sizeof cmd, "%s/report/gnuplot.log", root);
+    assert_false(file_contains(cmd, "rror"));
+}
+
+// ---- symbolic links ---------------------------------------------------------------------------------
+static void links_back_into_the_tree_are_followed_once(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    make_sweep(root, 0);
+    char link[4096], target[4096];
+    snprintf(link, sizeof link, "%s/self", root);
+    assert_int_equal(symlink(".", link), 0);
+    snprintf(link, sizeof link, "%s/again", root);
+    snprintf(target, sizeof target, "%s/fashion-mnist", root);
+    assert_int_equal(symlink(target, link), 0);
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    assert_int_equal(r.nexp, 1);  // one sweep, however many links lead to it
+    assert_int_equal(r.nflow, 1);
+    ns_report_free(&r);
+    // Three links to '.' would make 3^16 paths to walk: it must end at once.
+    const char *names[] = {"a", "b", "c"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(link, sizeof link, "%s/fashion-mnist/%s", root, names[k]);
+        assert_int_equal(symlink(".", link), 0);
+    }
+    char cmd[8192], out[8192];
+    snprintf(cmd, sizeof cmd, "timeout 60 %s report %s --json 2>&1", tu_bin(), root);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("report did not finish cleanly (%d): %s", st, out);
+}
+
+// ---- numbers out of range ---------------------------------------------------------------------------
+static void out_of_range_numbers_in_results_are_read_without_undefined_casts(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    // seed 2^53 + 1 keeps its last digit; seed 1e300, steps 3.26e21 and nan are no integers
+    // that fit a long (casting them is undefined behaviour: the SAN build stops on it).
+    put(root, "a/b/mse/sweep.csv",
+        SWEEP_HEADER "0.05,9007199254740993,converged,3.26e21,0.009,0,0.30,0.20,10,3,9.8,9.8,40,,,,,,,,,,,,1\n"
+                     "0.1,1e300,converged,nan,0.009,0,0.29,0.19,10.1,3.01,9.9,9.9,20,,,,,,,,,,,,1\n");
+    put(root, "t/summary.json",
+        "{\"kind\": \"train\", \"config\": {\"arch\": \"fc-tanh-8\", \"seed\": 1e300, \"n\": -1e30, "
+        "\"dataset\": \"fashion-mnist\", \"loss\": \"mse\", \"lr\": 0.1}, \"steps\": 1e19, \"status\": \"converged\"}");
+    put(root, "dln/dln.csv", "eta,status,steps\n0.1,converged,1e40\n");
+    put(root, "dln/theory.json", "{\"task\": {\"kind\": \"single\", \"n\": 1e12, \"d\": -5e9}}");
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    int seen_big = 0;
+    for (int k = 0; k < r.nexp; k++) {
+        const ns_rep_exp *e = &r.exp[k];
+        for (int i = 0; i < e->nrun; i++) assert_int_equal(e->run[i].steps, -1);
+        if (e->kind == NS_EXP_SWEEP && e->cfg.seed == 9007199254740993ULL) seen_big = 1;
+        if (e->kind == NS_EXP_TRAIN) {
+            // 1e300 is no seed: unknown (seed_known 0, seed 0), never a wrapped-around number
+            assert_int_equal(e->cfg.seed_known, 0);
+            assert_true(e->cfg.seed == 0);
+            assert_int_equal(e->cfg.n, -1);
+        }
+        if (e->kind == NS_EXP_DLN) {
+            assert_int_equal(e->dln_n, -1);
+            assert_int_equal(e->dln_d, -1);
+        }
+        assert_null(strstr(e->title, "-9223372036854775808"));
+    }
+    assert_true(seen_big);
+    ns_report_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(findings_of_a_network_sweep_match_the_known_answers),
@@ -846,6 +1002,9 @@ int main(void) {
         cmocka_unit_test(report_json_gives_the_findings),
         cmocka_unit_test(empty_directory_is_a_clear_error_with_status_1),
         cmocka_unit_test(missing_gnuplot_is_said_in_one_sentence_and_the_documents_remain),
+        cmocka_unit_test(hostile_strings_in_a_results_folder_never_reach_a_shell),
+        cmocka_unit_test(links_back_into_the_tree_are_followed_once),
+        cmocka_unit_test(out_of_range_numbers_in_results_are_read_without_undefined_casts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,10 +76,18 @@ void ns_model_config_json(ns_json *j, const ns_model_config *cfg);
 // (`dir` names the weights in the message).
 int ns_model_fits(const ns_model *m, const ns_dataset *ds, const char *dir);
 int ns_weights_save(const ns_model *m, const char *dir, const ns_data_opts *data);
-// Load: reads model.json, builds the model, reads every tensor, checks shapes.
+// Load: reads model.json, checks that every tensor's .npy exists with the right header
+// (before the model, whose theta_0 may be large, is built), builds the model, reads every
+// tensor (all finite), checks shapes.
 // If `data` is non-NULL it is filled with the saved dataset conventions.
 int ns_weights_load(const char *dir, ns_model **out, ns_data_opts *data);
 // .npy helpers (float32 '<f4' or float64 '<f8', C order)
 int ns_npy_write(const char *path, const real *x, int ndim, const int *shape);
+// Reads the array into x (count of shape values). NS_EFORMAT naming the file (and, for a
+// NaN or infinite value, or a float64 beyond the build's float range, the first such
+// element's index) unless it is a finite array of exactly that shape.
 int ns_npy_read(const char *path, real *x, int ndim, const int *shape);
+// The cheap part of ns_npy_read: the file exists, its header gives that shape and a
+// supported dtype, and its size matches; the data are not read.
+int ns_npy_check(const char *path, int ndim, const int *shape);
 #endif

@@ -188,7 +188,7 @@ void ns_seed_groups_free(ns_seed_group *g, int n);
 // ---- figures and documents --------------------------------------------------------------
 typedef struct {
     int coord_i, coord_j;  // 0-based beta coordinates for the DLN interpolation picture; -1: auto
-    const char *gnuplot;   // program to run (default "gnuplot")
+    const char *gnuplot;   // program to run (default "gnuplot"); "": write scripts, start nothing
 } ns_report_opts;
 void ns_report_opts_default(ns_report_opts *o);
 

@@ -43,7 +43,7 @@ int cmd_flow(int argc, char **argv) {
     if ((rc = ns_data_load(&t.data, &ds))) return ns_cli_report(rc);
     if (!(rc = train_cli_model(&t, &ds, t.seed, &m))) {
         ns_progress *p = ns_progress_console("flow");
-        rc = ns_flow_run(m, &ds, &t.data, &o, t.out, p, &res);
+        rc = !p ? NS_ENOMEM : ns_flow_run(m, &ds, &t.data, &o, t.out, p, &res);
         ns_progress_console_end(p);
     }
     if (!rc) {

@@ -369,14 +369,16 @@ typedef struct {
     int finished;
 } run_view;
 
-static void view_of(const sweep_ctx *c, int i, run_view *v) {
+// A run without a readable summary is "missing"; running out of memory is an error.
+static int view_of(const sweep_ctx *c, int i, run_view *v) {
     memset(v, 0, sizeof *v);
     v->eta = c->eta[i];
     v->sharpness = v->l1 = v->test_err = NAN;
     ns_jval d;
-    if (load_summary(c->dirs[i], &d)) {
+    int rc = load_summary(c->dirs[i], &d);
+    if (rc) {
         snprintf(v->status, sizeof v->status, "missing");
-        return;
+        return rc == NS_ENOMEM ? rc : 0;
     }
     const ns_jval *f = ns_jget(&d, "final");
     v->finished = 1;
@@ -385,6 +387,7 @@ static void view_of(const sweep_ctx *c, int i, run_view *v) {
     v->l1 = ns_jnum(f, "l1", NAN);
     v->test_err = ns_jnum(f, "test_err", NAN);
     ns_jval_free(&d);
+    return 0;
 }
 
 // The observed transition: the smallest eta whose final sharpness is more than 10% below
@@ -399,10 +402,11 @@ static double transition_eta(const run_view *v, int n, double s_gf) {
     return NAN;
 }
 
-static void report(const sweep_ctx *c, const char *root, int json) {
+static int report(const sweep_ctx *c, const char *root, int json) {
     int per = c->n / (c->nseeds ? c->nseeds : 1);
     run_view *v = ns_calloc((size_t)(per ? per : 1), sizeof *v);
-    if (!v) return;
+    if (!v) return NS_ENOMEM;
+    int rc = 0;
     ns_buf b = {0};
     ns_json j;
     if (json) {
@@ -412,7 +416,8 @@ static void report(const sweep_ctx *c, const char *root, int json) {
         ns_json_arr(&j, "seeds");
     }
     for (int k = 0; k < c->nseeds; k++) {
-        for (int q = 0; q < per; q++) view_of(c, k * per + q, &v[q]);
+        for (int q = 0; q < per && !rc; q++) rc = view_of(c, k * per + q, &v[q]);
+        if (rc) break;
         double tr = transition_eta(v, per, c->s_gf[k]);
         if (json) {
             ns_json_obj(&j, NULL);
@@ -454,12 +459,14 @@ static void report(const sweep_ctx *c, const char *root, int json) {
         ns_json_end(&j);
         ns_json_end(&j);
         ns_buf_append(&b, "\n", 1);
-        if (b.data) fputs(b.data, stdout);
-    } else {
+        if (!rc && b.oom) rc = NS_ENOMEM;
+        if (!rc) fputs(b.data, stdout);
+    } else if (!rc) {
         printf("results in %s/sweep.csv\n", root);
     }
     ns_buf_free(&b);
     free(v);
+    return rc;
 }
 
 // ---- the command --------------------------------------------------------------------------------
@@ -590,7 +597,7 @@ int cmd_sweep(int argc, char **argv) {
     }
     rc = run_phase(&x, csv, jobs, quiet);
     status = ns_cli_report_once(rc);  // first: the table's reading of unfinished runs replaces the message
-    if (ns_sweep_rank() == 0) report(&x, root, t.json);
+    if (ns_sweep_rank() == 0 && (rc = report(&x, root, t.json)) && !status) status = ns_cli_report(rc);
 done:
     free_runs(&x);
     ns_buf_free(&x.header);

@@ -251,7 +251,7 @@ int cmd_train(int argc, char **argv) {
         char label[64];
         snprintf(label, sizeof label, "train lr=%g", lr);
         ns_progress *p = ns_progress_console(label);
-        rc = ns_train_run(m, &ds, &t.data, &o, t.out, p, &res);
+        rc = !p ? NS_ENOMEM : ns_train_run(m, &ds, &t.data, &o, t.out, p, &res);
         ns_progress_console_end(p);
     }
     if (!rc) {

@@ -194,13 +194,12 @@ static int fill_split(const raw_split *r, int d, int k, const double *scale, con
 
 // The check reported as full_mean/full_std: standardize every training row as the model
 // would see it (rounded to `real`) and average the per-feature mean and std over features.
-static void measure_full(const raw_split *r, int d, const double *scale, const double *shift, ns_dataset *ds) {
+static int measure_full(const raw_split *r, int d, const double *scale, const double *shift, ns_dataset *ds) {
     double *s1 = ns_calloc((size_t)d, sizeof *s1), *s2 = ns_calloc((size_t)d, sizeof *s2);
     if (!s1 || !s2) {
-        ds->full_mean = ds->full_std = NAN;
         free(s1);
         free(s2);
-        return;
+        return NS_ENOMEM;
     }
     for (long i = 0; i < r->n; i++) {
         const unsigned char *p = r->px + (size_t)i * (size_t)d;
@@ -220,6 +219,7 @@ static void measure_full(const raw_split *r, int d, const double *scale, const d
     ds->full_std = std_sum / d;
     free(s1);
     free(s2);
+    return NS_OK;
 }
 
 static int check_opts(const ns_data_opts *o) {
@@ -287,7 +287,7 @@ int ns_data_load(const ns_data_opts *o, ns_dataset *ds) {
         scale[j] = 1.0 / (255.0 * ds->feat_std[j]);
         shift[j] = -ds->feat_mean[j] / ds->feat_std[j];
     }
-    measure_full(&train, ds->d, scale, shift, ds);
+    if ((rc = measure_full(&train, ds->d, scale, shift, ds))) goto done;
 
     // 3. --classes K, then 4. the first N / first M
     long avail = count_kept(&train, ds->k), avail_test = count_kept(&test, ds->k);

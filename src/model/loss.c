@@ -26,7 +26,7 @@ int ns_loss_eval(ns_loss_kind kind, real *g, real *rg, const real *f, const real
     if (rg && !rf) return ns_fail(NS_EINVAL, "the loss's tangent pass needs the output tangent");
     double *p = NULL;
     if (kind == NS_LOSS_CE) {
-        p = malloc(sizeof *p * (size_t)k);
+        p = ns_malloc(sizeof *p * (size_t)k);
         if (!p) return ns_fail(NS_ENOMEM, "out of memory in the loss (%d classes)", k);
     }
     double sum = 0;

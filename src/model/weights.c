@@ -215,6 +215,33 @@ static int read_data(const ns_jval *root, const char *dir, const char *file, ns_
     return NS_OK;
 }
 
+// Before the model is built (theta_0 of a large architecture costs time and memory): every
+// tensor model.json lists has its .npy file, with that shape in its header and the size to
+// match. What the list says is checked against the model after it is built.
+static int check_files_first(const ns_jval *root, const char *dir, const char *file) {
+    const ns_jval *ts = ns_jget(root, "tensors");
+    if (!ts || ts->type != NS_JARR) return NS_OK;
+    for (int t = 0; t < ts->n; t++) {
+        const char *name = ns_jstr(&ts->items[t], "name", "");
+        const ns_jval *sh = ns_jget(&ts->items[t], "shape");
+        int shape[8], ndim = sh && sh->type == NS_JARR && sh->n <= 8 ? sh->n : -1;
+        for (int d = 0; d < ndim; d++) {
+            double v = sh->items[d].type == NS_JNUM ? sh->items[d].num : -1;
+            if (!(v >= 0 && v <= 1 << 30 && v == (int)v)) ndim = -1;
+            else shape[d] = (int)v;
+        }
+        if (!*name || strchr(name, '/') || ndim < 0)
+            return ns_fail(NS_EFORMAT, "%s: tensor %d of \"tensors\" needs a \"name\" (no '/') and a \"shape\" "
+                                       "of at most 8 whole numbers.", file, t + 1);
+        char path[4096];
+        int rc = ns_path(path, sizeof path, "%s/%s.npy", dir, name);
+        if (rc) return rc;
+        if (!ns_exists(path)) return ns_fail(NS_EIO, "%s is missing: the weights of tensor %s.", path, name);
+        if ((rc = ns_npy_check(path, ndim, shape))) return rc;
+    }
+    return NS_OK;
+}
+
 // Re-issue the current error with the file named first (copying: the message buffer is
 // also the destination).
 static int prefix_error(int rc, const char *file) {
@@ -238,6 +265,7 @@ int ns_weights_load(const char *dir, ns_model **out, ns_data_opts *data) {
     ns_model *m = NULL;
     if (root.type != NS_JOBJ) rc = ns_fail(NS_EFORMAT, "%s: expected a JSON object.", file);
     if (!rc) rc = read_config(&root, file, &cfg);
+    if (!rc) rc = check_files_first(&root, dir, file);
     if (!rc && (rc = ns_model_create(&cfg, &m))) rc = prefix_error(rc, file);
     if (!rc) rc = check_tensors(&root, m, file);
     if (!rc && data) rc = read_data(&root, dir, file, data);

@@ -341,7 +341,7 @@ int ns_report_write(const ns_report *r, const ns_report_opts *o, ns_report_out *
     for (int k = 0; k < r->nexp && !c.rc; k++) rp_figures_experiment(&c, k);
     for (int k = 0; k < r->nflow && !c.rc; k++)
         if (!r->flow[k].used) rp_figure_standalone_flow(&c, k);
-    rc = c.rc ? c.rc : rp_write_documents(&c, out);
+    rc = c.rc ? ns_fail(c.rc, "%s", c.rc_msg) : rp_write_documents(&c, out);
     out->nfig = c.nfig;
     if (!rc && (out->png = ns_calloc((size_t)c.nfig + 1, sizeof *out->png))) {
         for (int i = 0; i < c.nfig && !rc; i++) {

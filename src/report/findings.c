@@ -303,6 +303,7 @@ void ns_findings_json(const ns_findings *f, ns_json *j, const char *key) {
         p = nl + 1;
     }
     ns_json_end(j);
+    if (lines.oom) j->b->oom = 1;  // the caller sees the lost lines as its own out of memory
     ns_buf_free(&lines);
     ns_json_end(j);
 }

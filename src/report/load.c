@@ -2,6 +2,7 @@
 // wrote (docs/OUTPUTS.md), and turn it into experiments whose runs are sorted by eta.
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -52,23 +53,50 @@ static void sl_sort(strlist *l) {
 
 // ---- the walk ------------------------------------------------------------------------------
 typedef struct {
+    dev_t dev;
+    ino_t ino;
+} dir_id;
+
+typedef struct {
     strlist sweeps, dlns, summaries;  // directories holding sweep.csv / dln.csv / summary.json
-    const char *skip;                 // DIR/report: our own output
+    dir_id *seen;                     // every real directory visited, and DIR/report (our output)
+    int nseen;
 } found;
 
 #define MAX_DEPTH 16
 
+// Marks the directory as visited; 0 if it was already (a link back into the tree, or a
+// second link to one folder): each real folder is read once, whatever links lead to it.
+static int first_visit(found *f, const struct stat *st, int *rc) {
+    for (int k = 0; k < f->nseen; k++)
+        if (f->seen[k].dev == st->st_dev && f->seen[k].ino == st->st_ino) return 0;
+    dir_id *v = ns_realloc(f->seen, (size_t)(f->nseen + 1) * sizeof *v);
+    if (!v) {
+        *rc = NS_ENOMEM;
+        return 0;
+    }
+    f->seen = v;
+    f->seen[f->nseen++] = (dir_id){st->st_dev, st->st_ino};
+    return 1;
+}
+
+// Entries in name order, so that neither readdir's order nor which of several links to one
+// folder comes first leaks into the report.
 static int walk(const char *dir, int depth, found *f) {
     DIR *d = opendir(dir);
     if (!d) {
         if (depth > 0) return 0;  // an unreadable subdirectory holds nothing we can use
         return ns_fail(NS_EIO, "cannot read the results directory '%s': %s", dir, strerror(errno));
     }
+    strlist names = {0};
     int rc = 0;
     struct dirent *e;
-    while (!rc && (e = readdir(d))) {
-        const char *name = e->d_name;
-        if (name[0] == '.') continue;
+    while (!rc && (e = readdir(d)))
+        if (e->d_name[0] != '.') rc = sl_push(&names, e->d_name);
+    closedir(d);
+    sl_sort(&names);
+    for (int i = 0; i < names.n && !rc; i++) {
+        const char *name = names.v[i];
         char path[4096];
         if (ns_path(path, sizeof path, "%s/%s", dir, name)) {
             rc = NS_EIO;
@@ -77,7 +105,7 @@ static int walk(const char *dir, int depth, found *f) {
         struct stat st;
         if (stat(path, &st) != 0) continue;  // e.g. a dangling link
         if (S_ISDIR(st.st_mode)) {
-            if (!strcmp(name, "weights") || !strcmp(path, f->skip) || depth >= MAX_DEPTH) continue;
+            if (!strcmp(name, "weights") || depth >= MAX_DEPTH || !first_visit(f, &st, &rc)) continue;
             rc = walk(path, depth + 1, f);
         } else if (S_ISREG(st.st_mode)) {
             if (!strcmp(name, "sweep.csv")) rc = sl_push(&f->sweeps, dir);
@@ -85,7 +113,7 @@ static int walk(const char *dir, int depth, found *f) {
             else if (!strcmp(name, "summary.json")) rc = sl_push(&f->summaries, dir);
         }
     }
-    closedir(d);
+    sl_free(&names);
     return rc;
 }
 
@@ -135,6 +163,17 @@ static void run_init(ns_rep_run *r) {
     for (int i = 0; i < NCSV; i++) *field_of(r, csv_fields[i].off) = NAN;
 }
 
+// A whole number read from a file, as a long: `fallback` unless it is finite, integral and
+// within long's range (casting NaN or a value out of range is undefined behaviour).
+static long whole(double x, long fallback) {
+    return x == floor(x) && x >= -0x1p63 && x < 0x1p63 ? (long)x : fallback;
+}
+
+static int whole_int(double x, int fallback) {
+    long v = whole(x, fallback);
+    return v >= INT_MIN && v <= INT_MAX ? (int)v : fallback;
+}
+
 // The seed of a row: its cell's unsigned 64-bit integer, exactly (a double would round
 // seeds above 2^53); 0 if the cell is empty or not one.
 static uint64_t row_seed(const ns_table *t, int row, int col) {
@@ -149,9 +188,8 @@ static uint64_t row_seed(const ns_table *t, int row, int col) {
 static void run_from_row(ns_rep_run *r, const ns_table *t, int row) {
     run_init(r);
     r->eta = ns_table_num(t, row, ns_table_col(t, "eta"));
-    double steps = ns_table_num(t, row, ns_table_col(t, "steps"));
     r->seed = row_seed(t, row, ns_table_col(t, "seed"));
-    r->steps = isfinite(steps) ? (long)steps : -1;
+    r->steps = whole(ns_table_num(t, row, ns_table_col(t, "steps")), -1);
     snprintf(r->status, sizeof r->status, "%s", ns_table_str(t, row, ns_table_col(t, "status")));
     for (int i = 0; i < NCSV; i++) {
         int c = ns_table_col(t, csv_fields[i].name);
@@ -164,7 +202,7 @@ static void run_from_summary(ns_rep_run *r, const ns_jval *sum) {
     const ns_jval *cfg = ns_jget(sum, "config");
     r->eta = ns_jnum(cfg, "lr", NAN);
     if (ns_jget_u64(cfg, "seed", &r->seed)) r->seed = 0;
-    r->steps = (long)ns_jnum(sum, "steps", -1);
+    r->steps = whole(ns_jnum(sum, "steps", -1), -1);
     snprintf(r->status, sizeof r->status, "%s", ns_jstr(sum, "status", ""));
     for (int i = 0; i < NSUM; i++)
         *field_of(r, summary_fields[i].off) = ns_jnum(ns_jget(sum, summary_fields[i].block), summary_fields[i].key, NAN);
@@ -201,14 +239,13 @@ static void config_read(ns_rep_config *c, const ns_jval *sum) {
     snprintf(c->arch, sizeof c->arch, "%s", ns_jstr(cf, "arch", ""));
     snprintf(c->loss, sizeof c->loss, "%s", ns_jstr(cf, "loss", ""));
     snprintf(c->param, sizeof c->param, "%s", ns_jstr(cf, "param", ""));
-    double n = ns_jnum(cf, "n", NAN);
     c->seed_known = ns_jget_u64(cf, "seed", &c->seed) == 0;
     if (!c->seed_known) c->seed = 0;
-    c->n = isfinite(n) ? (long)n : -1;
+    c->n = whole(ns_jnum(cf, "n", NAN), -1);
     c->init_scale = ns_jnum(cf, "init_scale", NAN);
-    double wd = ns_jnum(cf, "weight_decay", 0), batch = ns_jnum(cf, "batch", -1);
+    double wd = ns_jnum(cf, "weight_decay", 0);
     c->weight_decay = isfinite(wd) ? wd : 0;
-    c->batch = isfinite(batch) ? (long)batch : -1;
+    c->batch = whole(ns_jnum(cf, "batch", -1), -1);
 }
 
 static int str_match(const char *a, const char *b) { return !*a || !*b || !strcmp(a, b); }
@@ -335,7 +372,9 @@ static int load_sweep_seed(ns_report *r, const char *dir, const ns_table *t, uin
         if (ns_path(rdir, sizeof rdir, "%s/seed_%llu/lr_%g", dir, (unsigned long long)seed, run->eta)) return NS_EIO;
         if (ns_is_dir(rdir) && !(run->dir = ns_strdup(rdir))) return NS_ENOMEM;
         ns_jval sum;
-        if (!found_cfg && run->dir && summary_read(run->dir, &sum) == 0) {
+        int rc = !found_cfg && run->dir ? summary_read(run->dir, &sum) : NS_EIO;
+        if (rc == NS_ENOMEM) return rc;  // an unreadable summary is skipped, but not for want of memory
+        if (!rc) {
             config_read(&e->cfg, &sum);
             ns_jval_free(&sum);
             found_cfg = 1;
@@ -404,9 +443,8 @@ static int load_theory(ns_rep_exp *e) {
     }
     e->theory_s_gf = ns_jnum(&th, "s_gf", NAN);
     const ns_jval *task = ns_jget(&th, "task");
-    double n = ns_jnum(task, "n", NAN), d = ns_jnum(task, "d", NAN);
-    e->dln_n = isfinite(n) ? (int)n : -1;
-    e->dln_d = isfinite(d) ? (int)d : -1;
+    e->dln_n = whole_int(ns_jnum(task, "n", NAN), -1);
+    e->dln_d = whole_int(ns_jnum(task, "d", NAN), -1);
     ns_buf t = {0};
     ns_buf_printf(&t, "DLN, %s task", ns_jstr(task, "kind", "unknown"));
     const char *num_keys[] = {"n", "d", "s", "noise", "alpha"};
@@ -439,14 +477,16 @@ static int load_dln(ns_report *r, const char *dir) {
         if (ns_path(rdir, sizeof rdir, "%s/runs/lr_%g", dir, run->eta)) rc = NS_EIO;
         else if (ns_is_dir(rdir) && !(run->dir = ns_strdup(rdir))) rc = NS_ENOMEM;
         ns_jval sum;
-        if (!rc && run->dir && summary_read(run->dir, &sum) == 0) {
+        int got = !rc && run->dir ? summary_read(run->dir, &sum) : NS_EIO;
+        if (got == NS_ENOMEM) rc = got;  // an unreadable summary is skipped, but not for want of memory
+        else if (!got) {
             rc = read_vector(ns_jget(&sum, "beta"), &run->beta, &run->d);
             ns_jval_free(&sum);
         }
     }
     ns_table_free(&t);
-    ns_clear_error();
     if (rc) return rc;
+    ns_clear_error();
     sort_runs(e->run, e->nrun);
     if ((rc = load_theory(e))) return rc;
     const char *base = strrchr(dir, '/');
@@ -578,8 +618,12 @@ int ns_report_load(const char *dir, ns_report *r) {
     while (l > 1 && r->dir[l - 1] == '/') r->dir[--l] = 0;
     char skip[4096];
     if (ns_path(skip, sizeof skip, "%s/report", r->dir)) return NS_EIO;
-    found f = {.skip = skip};
-    int rc = walk(r->dir, 0, &f);
+    found f = {0};
+    struct stat st;
+    int rc = 0;
+    if (stat(r->dir, &st) == 0) first_visit(&f, &st, &rc);
+    if (!rc && stat(skip, &st) == 0) first_visit(&f, &st, &rc);  // our own output
+    if (!rc) rc = walk(r->dir, 0, &f);
     if (!rc) {
         sl_sort(&f.sweeps);
         sl_sort(&f.dlns);
@@ -591,6 +635,7 @@ int ns_report_load(const char *dir, ns_report *r) {
     sl_free(&f.sweeps);
     sl_free(&f.dlns);
     sl_free(&f.summaries);
+    free(f.seen);
     if (!rc) attach_flows(r);
     if (!rc) rc = unique_tags(r);
     if (!rc && r->nexp == 0 && r->nflow == 0)

@@ -89,14 +89,14 @@ static void plot_vs_eta(fig *g, const ns_rep_exp *e, size_t off, int logy, const
         ser_add(&s, u->eta, run_value(u, off));
         if (!ns_rep_converged(u)) ser_add(&ring, u->eta, run_value(u, off));
     }
-    fig_series(g, &s, "using 1:2 axes %s with linespoints pt %d ps 1.2 lw 1.5 lc rgb \"%s\" title \"%s\"", axes, pt, col,
+    fig_series(g, &s, "using 1:2 axes %s with linespoints pt %d ps 1.2 lw 1.5 lc rgb \"%s\" title %s", axes, pt, col,
                fig_q(g, title));
     fig_ring_points(g, &ring, axes);
 }
 
 // The stability threshold 2/eta across the eta range (its ends set the y extent).
 static void threshold_curve(fig *g, const ns_rep_exp *e, const char *title) {
-    fig_clause(g, "2/x with lines dt 2 lw 1.5 lc rgb \"%s\" title \"%s\"", C_THRESHOLD, fig_q(g, title));
+    fig_clause(g, "2/x with lines dt 2 lw 1.5 lc rgb \"%s\" title %s", C_THRESHOLD, fig_q(g, title));
     for (int i = 0; i < e->nrun; i++)
         if (e->run[i].eta > 0) {
             fig_extent(g, 0, 2 / (1.3 * e->run[i].eta));
@@ -110,7 +110,7 @@ static void eta_panel(fig *g, const ns_rep_exp *e, const ns_findings *f, const c
                       const char *y2label, int logy2) {
     fig_panel(g, title, X_ETA, ylabel, 1, logy);
     if (y2label) {
-        fig_cmd(g, "set y2label \"%s\"; set y2tics; set ytics nomirror", fig_q(g, y2label));
+        fig_cmd(g, "set y2label %s; set y2tics; set ytics nomirror", fig_q(g, y2label));
         if (logy2) fig_log_y2(g);
     }
     eta_range(g, e, f);
@@ -231,8 +231,10 @@ static void fig_sweep_measures(rp_ctx *c, int k) {
 static double read_trajectory(const char *dir, const char *xcol, series *loss, series *sharp) {
     char path[4200];
     ns_table t;
-    if (ns_path(path, sizeof path, "%s/trajectory.csv", dir) || !ns_exists(path) || ns_table_read(path, &t)) {
-        ns_clear_error();
+    int rc = ns_path(path, sizeof path, "%s/trajectory.csv", dir) || !ns_exists(path) ? NS_EIO : ns_table_read(path, &t);
+    if (rc == NS_ENOMEM) loss->b.oom = 1;  // an error (fig_series reports it), not a missing trajectory
+    if (rc) {
+        if (rc != NS_ENOMEM) ns_clear_error();
         return NAN;
     }
     int cx = ns_table_col(&t, xcol), cl = ns_table_col(&t, "train_loss"), cs = ns_table_col(&t, "sharpness");
@@ -384,11 +386,13 @@ static void ref_lines(fig *g, const ns_rep_exp *e, size_t off, const char *fmt) 
         char t[200];
         snprintf(t, sizeof t, fmt, ns_ref_label[r], v);
         if (g->logy[0] && v <= 0) {
-            fig_clause(g, "keyentry with lines dt %d lw 1.5 lc rgb \"%s\" title \"%s (off the log axis)\"", 3 + r % 3,
-                       ref_color[r], fig_q(g, t));
+            char off[256];
+            snprintf(off, sizeof off, "%s (off the log axis)", t);
+            fig_clause(g, "keyentry with lines dt %d lw 1.5 lc rgb \"%s\" title %s", 3 + r % 3, ref_color[r],
+                       fig_q(g, off));
             continue;
         }
-        fig_clause(g, "%.17g with lines dt %d lw 1.5 lc rgb \"%s\" title \"%s\"", v, 3 + r % 3, ref_color[r], fig_q(g, t));
+        fig_clause(g, "%.17g with lines dt %d lw 1.5 lc rgb \"%s\" title %s", v, 3 + r % 3, ref_color[r], fig_q(g, t));
         fig_extent(g, 0, v);
     }
 }
@@ -609,8 +613,8 @@ static void fig_dln_interpolators(rp_ctx *c, int k) {
         ser_init(&s, 0, 0, ns_dln_ref_key[r]);
         double row[3] = {e->ref[r].beta[ci], e->ref[r].beta[cj], three_d ? e->ref[r].beta[2] : 0};
         ser_row(&s, row, three_d ? 3 : 2);
-        fig_series(&g, &s, "using 1:2%s with points pt %d ps 2.6 lw 2 lc rgb \"%s\" title \"%s\"", three_d ? ":3" : "",
-                   ref_pt[r], ref_color[r], ns_ref_label[r]);
+        fig_series(&g, &s, "using 1:2%s with points pt %d ps 2.6 lw 2 lc rgb \"%s\" title %s", three_d ? ":3" : "",
+                   ref_pt[r], ref_color[r], fig_q(&g, ns_ref_label[r]));
     }
     if (three_d) {
         fig_splot_end(&g);

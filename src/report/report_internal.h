@@ -23,8 +23,12 @@ typedef struct {
     int gnuplot_missing;   // gnuplot could not be started: stop trying
     int gnuplot_failed;    // a script failed: keep the first message
     char fail_msg[1024];
-    int rc;                // first hard error (I/O, memory)
+    int rc;                // first hard error (I/O, memory), set through rp_hard_error
+    char rc_msg[1024];     // its sentence, kept: later steps may clear the error buffer
 } rp_ctx;
+
+// Records the first hard error (code rc) with the current error sentence.
+void rp_hard_error(rp_ctx *c, int rc);
 
 // The figure of seed group g (seeds.c).
 #define RP_FIG_GROUP(g) (-1000000 - (g))

@@ -236,6 +236,7 @@ typedef struct {
     int total, finished, skipped, failed;  // finished counts done + skipped + failed
     int diverged;                          // runs done here whose summary says "diverged"
     int first_error;                       // NS_E* of the first failed run
+    int oom;                               // a finished run's status could not be read: no memory
     double started, run_seconds;           // run_seconds: sum over runs done here
     int runs_timed;
     int tty, quiet, line_shown;
@@ -300,14 +301,16 @@ static void draw_line(tally *t, const slot *slots, int nslots, int pending_left,
     ns_buf_free(&b);
 }
 
-// The "status" of finished run i from its summary.json ("" if unreadable).
-static void status_of(const tally *t, int i, char *out, size_t cap) {
+// The "status" of finished run i from its summary.json ("" if unreadable); the read's error.
+static int status_of(const tally *t, int i, char *out, size_t cap) {
     out[0] = 0;
     char p[4200];
     ns_jval d;
-    if (summary_path(t->s->run_dirs[i], p, sizeof p) || ns_json_parse_file(p, &d)) return;
+    int rc = summary_path(t->s->run_dirs[i], p, sizeof p);
+    if (rc || (rc = ns_json_parse_file(p, &d))) return rc;
     snprintf(out, cap, "%s", ns_jstr(&d, "status", ""));
     ns_jval_free(&d);
+    return 0;
 }
 
 // A run ended: count it and say so (a plain line per run off a terminal; failures always).
@@ -325,7 +328,7 @@ static void run_ended(tally *t, int i, int code, const char *why, double seconds
     t->run_seconds += seconds;
     t->runs_timed++;
     char status[32];
-    status_of(t, i, status, sizeof status);
+    if (status_of(t, i, status, sizeof status) == NS_ENOMEM) t->oom = 1;
     int diverged = !strcmp(status, "diverged");
     t->diverged += diverged;
     if (!t->tty && !t->quiet)
@@ -592,6 +595,9 @@ static int sweep_here(const ns_sweep *s, ns_sweep_stats *stats) {
         stats->seconds = ns_now() - t.started;
     }
     if (rc) return rc;
+    if (t.oom)
+        return ns_fail(NS_ENOMEM, "out of memory reading the status of a finished run for the progress display; "
+                                  "every run and sweep.csv were written");
     if (t.failed)
         return ns_fail(t.first_error && t.first_error != NS_EINVAL ? t.first_error : NS_EIO,
                        "%d of %d sweep runs failed (see above); "
