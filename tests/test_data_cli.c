@@ -40,9 +40,13 @@ static void data_rejects_unknown_option_and_bad_loss(void **state) {
 
 static void data_says_how_to_get_mnist_when_it_is_not_installed(void **state) {
     (void)state;
+    const char *was = getenv("NORMSHARP_MNIST_DIR");
+    char *saved = was ? strdup(was) : NULL;  // restored for the test of the installed copy
     setenv("NORMSHARP_MNIST_DIR", "/nonexistent/normsharp/mnist", 1);
     int rc = tu_run(out, sizeof out, "data --dataset mnist");
-    unsetenv("NORMSHARP_MNIST_DIR");
+    if (saved) setenv("NORMSHARP_MNIST_DIR", saved, 1);
+    else unsetenv("NORMSHARP_MNIST_DIR");
+    free(saved);
     expect_one_sentence(rc, 1, "MNIST is not installed (looked in /nonexistent/normsharp/mnist): run scripts/install-deps");
 }
 
