@@ -40,7 +40,7 @@ void ns_cli_alias(ns_cli *c, const char *name, const char *old_name) {
 
 void ns_cli_add_data(ns_cli *c, ns_data_opts *o) {
     ns_cli_add(c, "dataset", OPT_STR, &o->dataset, 0, 0, "NAME", "fashion-mnist (default), mnist or cifar10");
-    ns_cli_add(c, "data-dir", OPT_STR, &o->data_dir, 0, 0, "DIR", "directory of the dataset files (required for mnist, cifar10)");
+    ns_cli_add(c, "data-dir", OPT_STR, &o->data_dir, 0, 0, "DIR", "directory of the dataset files (required for cifar10; without it fashion-mnist and mnist use the installed copies)");
     ns_cli_add(c, "n", OPT_LONG, &o->n, 1, 1e9, "N", "training subset: the first N examples (default 5000)");
     ns_cli_add(c, "n-test", OPT_LONG, &o->n_test, 1, 1e9, "M", "test subset: the first M examples (default all)");
     ns_cli_add(c, "classes", OPT_INT, &o->classes, 2, 1000, "K", "keep only examples with label < K");
