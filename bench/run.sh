@@ -1,38 +1,41 @@
 #!/bin/sh
-# The reference benchmark, normsharp and PyTorch side by side in one run:
-#   fc-tanh-200-200 on the first 5000 Fashion-MNIST images, MSE, float32, 2 threads.
-# Usage: make bench      (or bench/run.sh after `make`)
-# Needs the PyTorch reference: scripts/install-deps --bench (python3-torch, python3-scipy).
-# Prints a Markdown table; BENCHMARKS.md quotes it.
+# The benchmark: normsharp against PyTorch at its best, in one process, interleaved
+# (bench/compare.py says how). Prints Markdown; BENCHMARKS.md quotes it.
+#   make bench       (or bench/run.sh)
+# Environment: REPS (default 7), ARCHS ("fc-tanh-200-200:5000 cnn-relu-32-32:1000"),
+# THREADS ("1,2"), OUT (build/bench). Needs python3-torch and python3-scipy
+# (scripts/install-deps --bench).
+# OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which this machine may set for old OpenBLAS
+# builds, are unset for these commands alone (the kernel then in use is printed); tests and
+# CI keep them.
 set -e
 cd "$(dirname "$0")/.."
-THREADS=${THREADS:-2}
 OUT=${OUT:-build/bench}
+REPS=${REPS:-7}
+THREADS=${THREADS:-1,2}
+ARCHS=${ARCHS:-"fc-tanh-200-200:5000 cnn-relu-32-32:1000"}
+TUNE=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295
 mkdir -p "$OUT"
-CFLAGS_BLAS=$(pkg-config --cflags openblas)
-LIBS=$(pkg-config --libs openblas lapacke zlib)
-cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude $CFLAGS_BLAS bench/bench_model.c build/float/libnormsharp.a \
-   $LIBS -lglpk -ldsdp -lm -lpthread -o "$OUT/bench_model"
-
-echo "== machine: $(nproc) cores, $(uname -m), load $(cut -d' ' -f1-3 /proc/loadavg), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
-echo "== normsharp passes on random data (bench/bench_model.c)"
-OPENBLAS_NUM_THREADS=$THREADS "$OUT/bench_model" fc-tanh-200-200 5000 20 mse | tee "$OUT/model.txt"
-
-echo "== normsharp sharpness on Fashion-MNIST (normsharp sharpness --tol 1e-4)"
-rm -rf "$OUT/w"
-./normsharp init --arch fc-tanh-200-200 --seed 0 --out "$OUT/w" > /dev/null
-./normsharp sharpness --weights "$OUT/w" --n 5000 --tol 1e-4 --k 1 --trace-probes 0 --threads "$THREADS" \
-    --json > "$OUT/sharpness.json"
-/usr/bin/python3 - "$OUT/sharpness.json" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-f = d.get("final", d)
-print("normsharp: sharpness %.9g  hvps %s  seconds %s" % (f.get("sharpness"), f.get("eig_iters"), d.get("timing", {}).get("eig_seconds", d.get("timing"))))
-PY
-
-echo "== PyTorch on the same weights and data (bench/torch_bench.py)"
-if /usr/bin/python3 -c "import torch, scipy" 2>/dev/null; then
-  /usr/bin/python3 bench/torch_bench.py --weights "$OUT/w" --threads "$THREADS" --reps 10 | tee "$OUT/torch.json"
-else
-  echo "PyTorch/SciPy missing: run scripts/install-deps --bench"
+if ! /usr/bin/python3 -c "import torch, functorch" 2>/dev/null; then
+  echo "PyTorch missing: run scripts/install-deps --bench" >&2
+  exit 1
 fi
+# normsharp as a shared library (position-independent float build), its sgemm calls timed
+CFLAGS="-O2 -g -fPIC" make --no-print-directory -j2 TAG=-pic lib >/dev/null
+cc -shared -fPIC -O2 -std=c11 -D_GNU_SOURCE $(pkg-config --cflags openblas) -o "$OUT/libns_bench.so" \
+   bench/gemm_clock.c -Wl,--whole-archive build/float-pic/libnormsharp.a -Wl,--no-whole-archive \
+   -Wl,--wrap=cblas_sgemm $(pkg-config --libs openblas lapacke zlib) -lglpk -ldsdp -lm -lpthread
+
+echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+files=""
+for spec in $ARCHS; do
+  arch=${spec%%:*} n=${spec##*:}
+  for tune in "" "$TUNE"; do  # the two malloc settings, one process each
+    f="$OUT/compare-$arch-$n${tune:+-tuned}.json"
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ${tune:+GLIBC_TUNABLES=$tune} \
+      /usr/bin/python3 bench/compare.py --lib "$OUT/libns_bench.so" --arch "$arch" --n "$n" \
+      --reps "$REPS" --threads "$THREADS" --out "$f"
+    files="$files $f"
+  done
+done
+/usr/bin/python3 bench/compare.py --summarize $files | tee "$OUT/compare.md"

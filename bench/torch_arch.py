@@ -18,8 +18,8 @@ import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from torch_bench import load, read_idx, FMNIST  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+from normsharp import load_data  # noqa: E402  (the data as normsharp prepares it)
 
 
 def modules():
@@ -31,19 +31,11 @@ def modules():
     return ns
 
 
-def fashion(n, split, classes=None):
-    """normsharp's preprocessing (SPEC: /255, standardized with training-split statistics)."""
-    x = read_idx(os.path.join(FMNIST, "train-images-idx3-ubyte.gz")).reshape(60000, -1).astype(np.float64) / 255.0
-    mean, std = x.mean(0), x.std(0)
-    std[std == 0] = 1.0
-    if split == "test":
-        x = read_idx(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")).reshape(10000, -1).astype(np.float64) / 255.0
-        y = read_idx(os.path.join(FMNIST, "t10k-labels-idx1-ubyte.gz"))
-    else:
-        y = read_idx(os.path.join(FMNIST, "train-labels-idx1-ubyte.gz"))
-    x = (x - mean) / std
-    n = len(y) if n is None else n
-    return torch.tensor(x[:n]).view(-1, 1, 28, 28), torch.tensor(y[:n].astype(np.int64))
+def fashion(n, n_test=None):
+    """The first n training and n_test (None: all) test images of Fashion-MNIST, prepared as
+    normsharp does (python/normsharp/data.py): (x, y, x_test, y_test) as float64 tensors of
+    shape (N, 1, 28, 28) and int64 labels."""
+    return tuple(torch.tensor(a) for a in load_data("fashion-mnist", n=n, n_test=n_test))
 
 
 def loss_of(kind):
@@ -92,8 +84,7 @@ def check(a):
     torch.set_default_dtype(torch.float64)
     net = modules()["build"](meta["arch"], c, h, w, meta["classes"], meta["param"]).double()
     muls = load_weights(net, a.check, meta)
-    x, y = fashion(n, "train")
-    xt, yt = fashion(n_test, "test")
+    x, y, xt, yt = fashion(n, n_test)
     lf = loss_of(kind)
     params = list(net.parameters())
     with torch.no_grad():
@@ -145,8 +136,9 @@ def bench(a):
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     net = modules()["build"](a.bench, 1, 28, 28, 10).float()
-    x, t = load(a.n)
-    x = x.view(-1, 1, 28, 28)
+    x, y = fashion(a.n, 0)[:2]
+    x = x.float()
+    t = torch.nn.functional.one_hot(y, 10).float()
     params = list(net.parameters())
 
     def loss_fn():

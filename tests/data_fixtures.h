@@ -56,7 +56,7 @@ static inline void fx_idx_pair(const char *dir, const char *stem, const char *ls
     fx_idx(path, gz, 8, 1, &nl, labels, nl);
 }
 
-// The hand-worked example of SPEC §1 (2x2 images): 4 training images with labels
+// The hand-worked example of docs/CONVENTIONS.md, data (2x2 images): 4 training images with labels
 // 0,1,2,0 and 2 test images with labels 1,3. Feature 1 is constant; with --classes 2
 // the label-2 image is dropped only after standardizing.
 static const unsigned char fx_hand_train[4 * 4] = {

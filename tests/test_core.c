@@ -1,5 +1,6 @@
 // Core: seeded random numbers, strict parsing, JSON, atomic files, the command line.
 #include "testutil.h"
+#include "normsharp/measure.h"
 #include "normsharp/rng.h"
 
 static void rng_same_seed_gives_pinned_values_on_every_machine(void **state) {
@@ -138,6 +139,60 @@ static void json_reader_rejects_malformed_text_with_the_file_name(void **state) 
     }
 }
 
+// RFC 8259: control bytes inside strings must be escaped; a raw NUL used to cut an
+// architecture string short. Escapes must be known, \u needs four hex digits, and \u0000
+// cannot live in a C string.
+static void json_reader_rejects_control_bytes_and_bad_escapes_in_strings(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        size_t len;
+    } bad[] = {
+        {"{\"arch\": \"fc-relu-8\0-4096\"}", 26}, {"{\"a\": \"x\ny\"}", 12}, {"{\"a\": \"\x01\"}", 10},
+        {"{\"a\": \"\x1f\"}", 10},                {"{\"a\": \"\\q\"}", 11}, {"{\"a\": \"\\u00zz\"}", 15},
+        {"{\"a\": \"\\u0000\"}", 15},             {"{\"a\": \"\\u12\"}", 13},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ns_jval v;
+        if (ns_json_parse(bad[i].text, bad[i].len, "model.json", &v) != NS_EFORMAT)
+            fail_msg("case %zu was accepted", i);
+        assert_non_null(strstr(ns_errmsg(), "model.json"));
+    }
+    ns_jval v;
+    const char *good = "{\"a\": \"\\u0041\\/\\t\xc3\xa9\"}";
+    assert_int_equal(ns_json_parse(good, strlen(good), "x", &v), 0);
+    assert_string_equal(ns_jstr(&v, "a", ""), "A/\t\xc3\xa9");
+    ns_jval_free(&v);
+}
+
+// After the rename, the folder itself is synced (a power loss could otherwise lose the new
+// name): seen with strace on a command that writes a summary.
+static void atomic_write_syncs_the_folder_after_the_rename(void **state) {
+    (void)state;
+    if (system("strace -o /dev/null true >/dev/null 2>&1") != 0) skip();  // no strace, or no ptrace here
+    char dir[300], cmd[2048], log[400];
+    snprintf(dir, sizeof dir, "%s", tu_tmpdir());
+    snprintf(log, sizeof log, "%s/strace.log", dir);
+    snprintf(cmd, sizeof cmd,
+             "strace -qq -e trace=openat,fsync,rename -o %s %s dln train --x 0.5,1,2 --beta-star 1,1,1 --alpha 0.1 "
+             "--lr 0.05 --out %s/run >/dev/null 2>&1", log, tu_bin(), dir);
+    assert_int_equal(system(cmd), 0);
+    char *text = tu_slurp(log, NULL);
+    char want[400];
+    snprintf(want, sizeof want, "rename(\"%s/run/summary.json.tmp.", dir);
+    const char *p = strstr(text, want);
+    if (!p) fail_msg("no rename onto summary.json in:\n%s", text);
+    snprintf(want, sizeof want, "openat(AT_FDCWD, \"%s/run\", O_RDONLY|O_DIRECTORY", dir);
+    p = strstr(p, want);
+    if (!p) fail_msg("the folder is not opened after the rename:\n%s", text);
+    const char *eq = strstr(p, ") = ");
+    assert_non_null(eq);
+    char sync[64];
+    snprintf(sync, sizeof sync, "fsync(%d)", atoi(eq + 4));
+    if (!strstr(eq, sync)) fail_msg("the folder is not synced:\n%s", text);
+    free(text);
+}
+
 static void atomic_write_replaces_whole_file_and_leaves_no_temporary(void **state) {
     (void)state;
     const char *d = tu_tmpdir();
@@ -178,8 +233,39 @@ static void cli_version_help_and_unknown_command(void **state) {
     assert_int_equal(tu_run(out, sizeof out, ""), 2);
 }
 
+// Numbers are written in the shortest form that reads back as the same double, and
+// error rates are the double nearest (n - correct) / n, not 1 - accuracy.
+static void numbers_print_shortest_round_trip_and_error_rates_are_exact(void **state) {
+    (void)state;
+    char t[32];
+    ns_rng r;
+    ns_rng_seed(&r, 7, 0);
+    for (int i = 0; i < 20000; i++) {
+        double x = (ns_rng_uniform_in(&r, -1, 1)) * pow(10, (int)ns_rng_uniform_in(&r, -30, 30));
+        if (i % 3 == 0) x = round(x * 1e4) / 1e4;  // short decimals too
+        ns_fmt_double(t, x);
+        assert_true(strtod(t, NULL) == x);
+        char u[32];  // when 15 digits read back, they are what is printed (no longer form)
+        snprintf(u, sizeof u, "%.15g", x);
+        if (strtod(u, NULL) == x) assert_string_equal(t, u);
+    }
+    ns_fmt_double(t, 0.2143);
+    assert_string_equal(t, "0.2143");
+    ns_fmt_double(t, 0.1 + 0.2);
+    assert_string_equal(t, "0.30000000000000004");  // a different double from 0.3: all 17 digits
+    double acc = 7857.0 / 10000;
+    ns_fmt_double(t, ns_error_rate(acc, 10000));
+    assert_string_equal(t, "0.2143");
+    ns_fmt_double(t, 1 - acc);
+    assert_string_equal(t, "0.21430000000000005");  // what 1 - accuracy printed
+    for (long n = 1; n < 3000; n += 7)
+        for (long c = 0; c <= n; c += 1 + n / 13)
+            assert_true(ns_error_rate((double)c / (double)n, n) == (double)(n - c) / (double)n);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(numbers_print_shortest_round_trip_and_error_rates_are_exact),
         cmocka_unit_test(rng_same_seed_gives_pinned_values_on_every_machine),
         cmocka_unit_test(rng_seeding_follows_splitmix64_reference),
         cmocka_unit_test(rng_streams_differ_and_normals_have_unit_moments),
@@ -188,6 +274,8 @@ int main(void) {
         cmocka_unit_test(json_written_numbers_read_back_bit_exactly),
         cmocka_unit_test(json_reader_rejects_malformed_text_with_the_file_name),
         cmocka_unit_test(atomic_write_replaces_whole_file_and_leaves_no_temporary),
+        cmocka_unit_test(json_reader_rejects_control_bytes_and_bad_escapes_in_strings),
+        cmocka_unit_test(atomic_write_syncs_the_folder_after_the_rename),
         cmocka_unit_test(cli_version_help_and_unknown_command),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);

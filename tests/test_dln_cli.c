@@ -15,6 +15,9 @@ static void help_lists_the_subcommands_and_each_has_help(void **state) {
     assert_non_null(strstr(out, "theory"));
     EXPECT_EXIT(0, "--lr", "dln train --help");
     EXPECT_EXIT(0, "--json", "dln theory --help");
+    assert_non_null(strstr(out, "also write DIR/theory.json"));  // what theory writes, not summary.json
+    assert_null(strstr(out, "summary.json"));
+    EXPECT_EXIT(0, "also write DIR/summary.json", "dln train --help");
     EXPECT_EXIT(0, "--jobs", "dln sweep --help");
     EXPECT_EXIT(2, "usage", "dln");
     EXPECT_EXIT(2, "unknown dln subcommand 'fly'", "dln fly");
@@ -105,6 +108,9 @@ static void sweep_writes_csv_theory_and_runs_and_resumes(void **state) {
     const char *task = "--task sparse --n 6 --d 10 --s 2 --noise 0.2 --seed 3 --lr 0.02:3:5";
     EXPECT_EXIT(0, "lowest generalization error", "dln sweep %s --out %s", task, a);
     assert_non_null(strstr(out, "below both minimizers"));
+    // the printed table's headers are whole (they were cut to 11 characters: two_over_et)
+    assert_non_null(strstr(out, " two_over_eta "));
+    assert_non_null(strstr(out, " dist_min_sharp "));
     snprintf(p, sizeof p, "%s/dln.csv", a);
     char *csv = tu_slurp(p, NULL);
     const char *header = "eta,status,steps,l1,sharpness,two_over_eta,gen_err,dist_min_l1,dist_min_sharp,train_loss,"

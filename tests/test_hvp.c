@@ -203,6 +203,21 @@ static void linear_model_has_the_hand_computed_hessian(void **state) {
     release(&s);
 }
 
+// One hidden unit, f = w2 sigma(w1 x + b1) + b2 on one example with MSE: every column of
+// the Hessian (one HVP with e_j each) equals J^T J + r d2f, worked by hand, r = f - y.
+static void assert_unit_hessian(setup *s, const double J[4], const double D[4][4], double r) {
+    real e[4], hv[4];
+    for (int j = 0; j < 4; j++) {
+        for (int i = 0; i < 4; i++) e[i] = i == j;
+        assert_int_equal(ns_model_hvp(s->m, &s->b, e, hv), 0);
+        for (int i = 0; i < 4; i++) {
+            double want = J[i] * J[j] + r * D[i][j];
+            if (fabs(hv[i] - want) > (sizeof(real) == 8 ? 1e-14 : 1e-6))
+                fail_msg("H[%d][%d] = %.17g, by hand %.17g", i, j, (double)hv[i], want);
+        }
+    }
+}
+
 // f = w2 tanh(w1 x + b1) + b2 on one example with target y, MSE: L = 0.5 (f - y)^2,
 // H = J^T J + (f - y) d2f, with a = tanh(u), s = 1 - a^2, s' = -2 a s:
 //   J = (w2 s x, w2 s, a, 1);  d2f[w1][w1] = w2 s' x^2, [w1][b1] = w2 s' x, [w1][w2] = s x,
@@ -221,16 +236,26 @@ static void tanh_unit_has_the_hand_computed_hessian(void **state) {
                       {w2 * s2 * x, w2 * s2, sd, 0},
                       {sd * x, sd, 0, 0},
                       {0, 0, 0, 0}};
-    real e[4], hv[4];
-    for (int j = 0; j < 4; j++) {
-        for (int i = 0; i < 4; i++) e[i] = i == j;
-        assert_int_equal(ns_model_hvp(s.m, &s.b, e, hv), 0);
-        for (int i = 0; i < 4; i++) {
-            double want = J[i] * J[j] + r * D[i][j];
-            if (fabs(hv[i] - want) > (sizeof(real) == 8 ? 1e-14 : 1e-6))
-                fail_msg("H[%d][%d] = %.17g, by hand %.17g", i, j, (double)hv[i], want);
-        }
-    }
+    assert_unit_hessian(&s, J, D, r);
+    release(&s);
+}
+
+// f = w2 elu(w1 x + b1) + b2 with the pre-activation exactly 0 (w1 x + b1 = 2 * 0.5 - 1):
+// PyTorch's convention there is elu'(0) = 1, elu''(0) = 0, so with the tanh unit's notation
+// (a = 0, s = 1, s' = 0) H = J^T J + (f - y) d2f with J = (w2 x, w2, 0, 1) and the only
+// nonzero entries of d2f: [w1][w2] = x, [b1][w2] = 1. (Taking elu''(0) = 1, the e^z branch,
+// adds (f - y) w2 [[x^2, x], [x, 1]] to the (w1, b1) block.)
+static void elu_unit_at_its_kink_has_pytorchs_hessian(void **state) {
+    (void)state;
+    setup s = make("fc-elu-1", "standard", 1, 1, 1, 1, 1, NS_LOSS_MSE, 22);
+    double x = 0.5, y = 1, w1 = 2, b1 = -1, w2 = 0.8, b2 = 0.1;
+    s.x[0] = (real)x;
+    real *th = ns_model_theta(s.m);
+    th[0] = (real)w1, th[1] = (real)b1, th[2] = (real)w2, th[3] = (real)b2;
+    double r = b2 - y;
+    double J[4] = {w2 * x, w2, 0, 1};
+    double D[4][4] = {{0, 0, x, 0}, {0, 0, 1, 0}, {x, 1, 0, 0}, {0, 0, 0, 0}};
+    assert_unit_hessian(&s, J, D, r);
     release(&s);
 }
 
@@ -343,6 +368,59 @@ static void results_do_not_depend_on_the_chunk_size(void **state) {
     }
 }
 
+// The primal cache of H v: the same bits with it off, with room for some chunks and for all;
+// a product after theta or the batch's data changed (in place) is that of the new point.
+// ResNets (residual additions, a 1x1 shortcut, batch norm over the whole batch) and a ViT
+// (layer norm and attention, whose per-chunk saved values are recomputed, in 4 chunks).
+static void hvp_is_the_same_bits_with_and_without_the_primal_cache(void **state) {
+    (void)state;
+    const char *archs[] = {"fc-tanh-6-5",     "cnn-relu-2-3-maxpool", "cnn-elu-2",
+                           "resnet-tanh-2-3", "resnet-relu-2-3-bn",   "vit-P2-D4-L1-H2"};
+    const size_t budgets[] = {0, 2000, 6000, 20000, (size_t)1 << 30};
+    int partial = 0;
+    setenv("NS_MODEL_CHUNK", "3", 1);
+    for (int a = 0; a < 6; a++)
+        for (int li = 0; li < 2; li++) {
+            ns_loss_kind loss = li ? NS_LOSS_CE : NS_LOSS_MSE;
+            setup ref = make(archs[a], "standard", 1, 4, 4, 3, 11, loss, 60);
+            ns_model_set_hvp_cache(ref.m, 0);
+            real *u = random_vec(ref.p, 61), *w = random_vec(ref.p, 62);
+            real *want[4], *got = vec(ref.p);
+            for (int i = 0; i < 4; i++) want[i] = vec(ref.p);
+            // u, w, u at theta; u after a change of theta; u after a change of the data
+            assert_int_equal(ns_model_hvp(ref.m, &ref.b, u, want[0]), 0);
+            assert_int_equal(ns_model_hvp(ref.m, &ref.b, w, want[1]), 0);
+            ns_model_theta(ref.m)[ref.p - 1] += (real)0.25;
+            assert_int_equal(ns_model_hvp(ref.m, &ref.b, u, want[2]), 0);
+            ref.x[17] += 1;
+            assert_int_equal(ns_model_hvp(ref.m, &ref.b, u, want[3]), 0);
+            for (int bi = 0; bi < 5; bi++) {
+                setup s = make(archs[a], "standard", 1, 4, 4, 3, 11, loss, 60);
+                ns_model_set_hvp_cache(s.m, budgets[bi]);
+                const real *in[5] = {u, w, u, u, u};
+                const int expect[5] = {0, 1, 0, 2, 3};
+                for (int step = 0; step < 5; step++) {
+                    if (step == 3) ns_model_theta(s.m)[s.p - 1] += (real)0.25;
+                    if (step == 4) s.x[17] += 1;
+                    assert_int_equal(ns_model_hvp(s.m, &s.b, in[step], got), 0);
+                    if (memcmp(got, want[expect[step]], sizeof *got * s.p))
+                        fail_msg("%s (%s), cache of %zu bytes, product %d: not the same bits",
+                                 archs[a], loss_name(loss), budgets[bi], step);
+                }
+                long kept = ns_model_hvp_cache_examples(s.m);
+                if (bi == 0) assert_int_equal(kept, 0);
+                if (bi == 4) assert_int_equal(kept, 11);
+                partial += kept > 0 && kept < 11;
+                release(&s);
+            }
+            for (int i = 0; i < 4; i++) test_free(want[i]);
+            test_free(u), test_free(w), test_free(got);
+            release(&ref);
+        }
+    unsetenv("NS_MODEL_CHUNK");
+    assert_true(partial > 0);  // some budget held only part of the batch
+}
+
 // H v is linear in v: H (2 u - 3 w) = 2 H u - 3 H w, in float as well as in double.
 static void hvp_is_linear_in_v(void **state) {
     (void)state;
@@ -372,10 +450,12 @@ int main(void) {
         cmocka_unit_test(gradient_and_hvp_match_finite_differences_for_vits),
         cmocka_unit_test(linear_model_has_the_hand_computed_hessian),
         cmocka_unit_test(tanh_unit_has_the_hand_computed_hessian),
+        cmocka_unit_test(elu_unit_at_its_kink_has_pytorchs_hessian),
         cmocka_unit_test(dense_hessian_from_hvps_is_symmetric),
         cmocka_unit_test(dense_hessians_of_a_resnet_and_a_vit_are_symmetric_and_match_lanczos),
         cmocka_unit_test(results_do_not_depend_on_the_chunk_size),
         cmocka_unit_test(hvp_is_linear_in_v),
+        cmocka_unit_test(hvp_is_the_same_bits_with_and_without_the_primal_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -246,6 +246,66 @@ static void activations_have_their_textbook_values(void **state) {
     for (int i = 0; i < 4; i++) assert_true(a[i] == z[i]);
 }
 
+// sigma'(z) and sigma''(z) as the passes apply them: gz = sigma' ga with ga = 1, and
+// R{gz} = sigma' R{ga} + sigma'' Rz ga with R{ga} = 0, Rz = 1, ga = 1.
+static void act_derivatives_at(ns_act_kind k, real z, double *d1, double *d2) {
+    real a, ga = 1, rga = 0, rz = 1, gz, rgz;
+    ns_act_forward(k, &a, &z, 1);
+    ns_act_backward(k, &gz, &ga, &z, &a, 1);
+    *d1 = gz;
+    ns_act_rbackward(k, &gz, &rgz, &ga, &rga, &z, &rz, &a, 1);
+    *d2 = rgz;
+}
+
+// The first and second derivatives at every kink, tie and branch point, as PyTorch 1.13's
+// autograd gives them (double backward, float64; the table in docs/CONVENTIONS.md), worked by
+// hand: relu'(0) = 0; elu'(0) = 1 and elu''(0) = 0 (the e^z branch only for z < 0 in the
+// second derivative); softplus is linear above 20, and at 20 its first derivative is the
+// sigmoid's while its second is 0; gelu, tanh and linear are smooth at 0.
+static void activation_derivatives_at_kinks_follow_pytorch(void **state) {
+    (void)state;
+    const double s20 = 1 / (1 + exp(-20.0));  // sigmoid(20)
+    const struct {
+        ns_act_kind k;
+        double z, value, d1, d2;
+    } pts[] = {
+        {NS_ACT_RELU, 0, 0, 0, 0},
+        {NS_ACT_RELU, -0.0, 0, 0, 0},
+        {NS_ACT_RELU, 0.5, 0.5, 1, 0},
+        {NS_ACT_ELU, 0, 0, 1, 0},
+        {NS_ACT_ELU, -0.0, 0, 1, 0},
+        {NS_ACT_ELU, -1, expm1(-1.0), exp(-1.0), exp(-1.0)},
+        {NS_ACT_ELU, 1, 1, 1, 0},
+        {NS_ACT_SOFTPLUS, 0, log(2.0), 0.5, 0.25},
+        {NS_ACT_SOFTPLUS, 20, 20 + log1p(exp(-20.0)), s20, 0},
+        {NS_ACT_SOFTPLUS, 20.5, 20.5, 1, 0},
+        {NS_ACT_SOFTPLUS, 30, 30, 1, 0},
+        {NS_ACT_SOFTPLUS, 19.5, 19.5 + log1p(exp(-19.5)), 1 / (1 + exp(-19.5)),
+         exp(-19.5) / ((1 + exp(-19.5)) * (1 + exp(-19.5)))},
+        {NS_ACT_GELU, 0, 0, 0.5, 0.79788456080286535588},  // sigma''(0) = 2 phi(0)
+        {NS_ACT_TANH, 0, 0, 1, 0},
+        {NS_ACT_LINEAR, 0, 0, 1, 0},
+    };
+    double tol = sizeof(real) == 4 ? 1e-6 : 1e-15;
+    int wrong = 0;  // every point is checked and each wrong one named, then the test fails
+    for (size_t i = 0; i < sizeof pts / sizeof *pts; i++) {
+        real z = (real)pts[i].z, a;
+        double d1, d2;
+        ns_act_forward(pts[i].k, &a, &z, 1);
+        act_derivatives_at(pts[i].k, z, &d1, &d2);
+        const char *name = ns_act_name(pts[i].k);
+        if (fabs(a - pts[i].value) > tol * fmax(1, fabs(pts[i].value)))
+            wrong++, print_error("%s(%g) = %.17g, by hand %.17g\n", name, pts[i].z, (double)a,
+                                 pts[i].value);
+        if (fabs(d1 - pts[i].d1) > tol)
+            wrong++, print_error("%s'(%g) = %.17g, PyTorch %.17g\n", name, pts[i].z, d1, pts[i].d1);
+        if (fabs(d2 - pts[i].d2) > tol)
+            wrong++, print_error("%s''(%g) = %.17g, PyTorch %.17g\n", name, pts[i].z, d2,
+                                 pts[i].d2);
+    }
+    assert_int_equal(wrong, 0);
+}
+
 // ReLU's derivative passes (explicit vectors plus a scalar tail) against the definition
 // sigma' v = [z > 0] * v, value for value: every length up to 21 (so every tail), in place
 // and not, with z = 0, signed zeros and NaN among the values.
@@ -320,50 +380,58 @@ static void tanh_is_accurate_to_a_few_ulp(void **state) {
 typedef struct {
     long n;
     ns_conv_shape s;
-    real *cols;
-    size_t cap;
+    real *cols, *rcols, *ws;  // patches of x and of Rx; the reordered weights
 } conv_ctx;
 
 static long conv_nw(const conv_ctx *c) { return (long)c->s.co * c->s.c * 9; }
 
+// The caller's part of every pass: the patch matrices of the inputs.
+static void conv_patches(conv_ctx *k, const real *x, const real *rx) {
+    ns_conv3x3_im2col(k->cols, x, k->n, &k->s);
+    if (rx) ns_conv3x3_im2col(k->rcols, rx, k->n, &k->s);
+}
 static void conv_fwd(void *c, real *y, const real *x, const real *p) {
     conv_ctx *k = c;
-    ns_conv3x3_forward(y, x, p, p + conv_nw(k), (real)0.8, k->n, &k->s, k->cols, k->cap);
+    conv_patches(k, x, NULL);
+    ns_conv3x3_forward(y, k->cols, p, p + conv_nw(k), (real)0.8, k->n, &k->s, k->ws);
 }
 static void conv_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
     conv_ctx *k = c;
-    ns_conv3x3_backward(gx, gp, gp + conv_nw(k), gy, x, p, (real)0.8, k->n, &k->s, k->cols,
-                        k->cap);
+    conv_patches(k, x, NULL);
+    ns_conv3x3_backward(gx, gp, gp + conv_nw(k), gy, k->cols, p, (real)0.8, k->n, &k->s, k->ws);
 }
 static void conv_rfwd(void *c, real *ry, const real *x, const real *rx, const real *p,
                       const real *v) {
     conv_ctx *k = c;
-    ns_conv3x3_rforward(ry, x, rx, p, v, v + conv_nw(k), (real)0.8, k->n, &k->s, k->cols, k->cap);
+    conv_patches(k, x, rx);
+    ns_conv3x3_rforward(ry, k->cols, rx ? k->rcols : NULL, p, v, v + conv_nw(k), (real)0.8,
+                        k->n, &k->s, k->ws);
 }
 static void conv_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
                       const real *x, const real *rx, const real *p, const real *v) {
     conv_ctx *k = c;
-    ns_conv3x3_rbackward(gx, rgx, hp, hp + conv_nw(k), gy, rgy, x, rx, p, v, (real)0.8, k->n,
-                         &k->s, k->cols, k->cap);
+    conv_patches(k, x, rx);
+    ns_conv3x3_rbackward(gx, rgx, hp, hp + conv_nw(k), gy, rgy, k->cols, rx ? k->rcols : NULL,
+                         p, v, (real)0.8, k->n, &k->s, k->ws);
 }
 
-static void check_conv(int nchw, size_t cap_examples) {
+static void check_conv(int nchw) {
     conv_ctx k = {.n = 3, .s = {.c = 2, .h = 4, .w = 5, .co = 3, .nchw = nchw}};
-    k.cap = ns_conv3x3_workspace(&k.s, (long)cap_examples);
-    k.cols = zeros((long)k.cap);
+    long patches = (long)ns_conv3x3_patch_size(&k.s) * k.n;
+    k.cols = zeros(patches), k.rcols = zeros(patches);
+    k.ws = zeros((long)ns_conv3x3_workspace(&k.s));
     long hw = (long)k.s.h * k.s.w;
     layer_ut L = {k.n * hw * k.s.c, conv_nw(&k) + k.s.co, k.n * hw * k.s.co, &k,
                   conv_fwd, conv_bwd, conv_rfwd, conv_rbwd, NULL, 0};
     check_layer(&L, 20 + (uint64_t)nchw, 1);
-    test_free(k.cols);
+    test_free(k.cols), test_free(k.rcols), test_free(k.ws);
 }
 
 static void conv3x3_matches_finite_differences(void **state) {
     (void)state;
     TU_REQUIRE_DOUBLE();
-    check_conv(1, 1);  // channels-first input, one example per GEMM
-    check_conv(0, 2);  // channels-last input, groups of 2 (and a last group of 1)
-    check_conv(1, 8);  // all examples in one GEMM
+    check_conv(1);  // channels-first input
+    check_conv(0);  // channels-last input
 }
 
 // A 3x3 convolution with zero padding, against the textbook sum, PyTorch's layouts.
@@ -373,9 +441,11 @@ static void conv3x3_is_the_padded_cross_correlation(void **state) {
     ns_rng r;
     ns_rng_seed(&r, 4, NS_STREAM_TEST);
     real *x = rnd(2 * 3 * 4, &r, 1), *w = rnd(2 * 2 * 9, &r, 1), b[2] = {0.5, -0.25};
-    real y[3 * 4 * 2], ws[3 * 4 * 2 * 9 + 3 * 2 * 2 * 9];
-    assert_true(ns_conv3x3_workspace(&s, 1) <= sizeof ws / sizeof *ws);
-    ns_conv3x3_forward(y, x, w, b, 1, 1, &s, ws, sizeof ws / sizeof *ws);
+    real y[3 * 4 * 2], cols[3 * 4 * 2 * 9], ws[3 * 2 * 2 * 9];
+    assert_true(ns_conv3x3_patch_size(&s) <= sizeof cols / sizeof *cols);
+    assert_true(ns_conv3x3_workspace(&s) <= sizeof ws / sizeof *ws);
+    ns_conv3x3_im2col(cols, x, 1, &s);
+    ns_conv3x3_forward(y, cols, w, b, 1, 1, &s, ws);
     for (int co = 0; co < 2; co++)
         for (int yy = 0; yy < 3; yy++)
             for (int xx = 0; xx < 4; xx++) {
@@ -456,6 +526,21 @@ static void maxpool_routes_through_the_first_maximum(void **state) {
     assert_true(gx[0] == 0 && gx[1] == 0 && gx[2] == 3 && gx[3] == 0);
     ns_pool_forward(NS_POOL_AVG, y, NULL, x, 1, 2, 2, 1);
     assert_true(fabs(y[0] - 0.875) < 1e-7);
+    // PyTorch's max_pool2d on the same windows: a four-way tie (at 0 too) routes to the
+    // first position; a NaN anywhere wins (the last NaN), so the pool never hides it.
+    const struct {
+        real x[4];
+        int arg;
+    } cases[] = {{{1, 1, 1, 1}, 0}, {{0, 0, 0, 0}, 0}, {{0, 2, 2, 1}, 1},
+                 {{1, NAN, 2, NAN}, 3}, {{NAN, 3, 1, 1}, 0}, {{1, 2, NAN, 3}, 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ns_pool_forward(NS_POOL_MAX, y, arg, cases[i].x, 1, 2, 2, 1);
+        if (arg[0] != cases[i].arg)
+            fail_msg("window %zu: the max is routed to %d, PyTorch routes it to %d", i,
+                     (int)arg[0], cases[i].arg);
+        real want = cases[i].x[cases[i].arg];
+        assert_memory_equal(y, &want, sizeof want);
+    }
 }
 
 static void flatten_uses_pytorch_channel_height_width_order(void **state) {
@@ -800,7 +885,7 @@ static void losses_match_finite_differences(void **state) {
     check_loss(NS_LOSS_CE, 41);
 }
 
-// SPEC §2 by hand: two examples, two classes.
+// docs/CONVENTIONS.md, losses by hand: two examples, two classes.
 static void losses_are_scaled_as_the_spec_says(void **state) {
     (void)state;
     real f[4] = {1, 3, 0.5, -0.5}, t[4] = {1, 0, 1, 0};
@@ -841,6 +926,7 @@ int main(void) {
         cmocka_unit_test(dense_matches_finite_differences),
         cmocka_unit_test(every_activation_matches_finite_differences),
         cmocka_unit_test(activations_have_their_textbook_values),
+        cmocka_unit_test(activation_derivatives_at_kinks_follow_pytorch),
         cmocka_unit_test(relu_derivative_passes_equal_the_definition_in_place_or_not),
         cmocka_unit_test(tanh_is_accurate_to_a_few_ulp),
         cmocka_unit_test(conv3x3_matches_finite_differences),

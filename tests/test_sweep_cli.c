@@ -150,34 +150,44 @@ static double mtime_of(const char *path) {
 
 #define SLOW "--lr 0.01:0.1:6 --max-steps 3000 --log-every 300"
 
+// `sweep TINY SLOW --out dir` in a child process, stdout to /dev/null, stderr to `err`.
+static pid_t start_slow_sweep(const char *dir, const char *err) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644), devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(fd, 2);
+        execl(tu_bin(), tu_bin(), "sweep", "--arch", "fc-tanh-16", "--n", "64", "--n-test", "64", "--top-k", "2",
+              "--trace-probes", "2", "--lr", "0.01:0.1:6", "--max-steps", "3000", "--log-every", "300", "--out", dir,
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+// Wait (at most a minute) until `path` exists, then send `sig` to pid; its wait status.
+static int signal_when_exists(pid_t pid, const char *path, int sig) {
+    for (int k = 0; k < 12000 && !ns_exists(path); k++) {
+        struct timespec ts = {0, 5000000L};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, sig);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return st;
+}
+
 static void sweep_killed_midway_resumes_without_recomputing_finished_runs(void **state) {
     (void)state;
     char ref[512], d[512];
     two_tmpdirs(ref, d, sizeof ref);
     assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " " SLOW " --jobs 2 --out %s", ref), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        char outarg[600];
-        snprintf(outarg, sizeof outarg, "%s", d);
-        execl(tu_bin(), tu_bin(), "sweep", "--arch", "fc-tanh-16", "--n", "64", "--n-test", "64", "--top-k", "2",
-              "--trace-probes", "2", "--lr", "0.01:0.1:6", "--max-steps", "3000", "--log-every", "300", "--out",
-              outarg, (char *)NULL);
-        _exit(127);
-    }
+    pid_t pid = start_slow_sweep(d, "/dev/null");
     // wait until the first two runs are finished, then kill the sweep outright
     char s0[700], s1[700];
     snprintf(s0, sizeof s0, "%s/" SWEEP_DIR "/seed_0/lr_0.01/summary.json", d);
     snprintf(s1, sizeof s1, "%s/" SWEEP_DIR "/seed_0/lr_0.0158489/summary.json", d);
-    for (int k = 0; k < 12000 && !ns_exists(s1); k++) {
-        struct timespec ts = {0, 5000000L};
-        nanosleep(&ts, NULL);
-    }
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
+    signal_when_exists(pid, s1, SIGKILL);
     assert_true(ns_exists(s0) && ns_exists(s1));
     char csvp[700];
     snprintf(csvp, sizeof csvp, "%s/" SWEEP_DIR "/sweep.csv", d);
@@ -200,6 +210,91 @@ static void sweep_killed_midway_resumes_without_recomputing_finished_runs(void *
         snprintf(p, sizeof p, "%s/" SWEEP_DIR "/seed_0/lr_%s/trajectory.csv", d, etas[i]);
         assert_true(ns_exists(p));
     }
+}
+
+// Ctrl-C (SIGINT to the sweep) says that rerunning the same command resumes, and does.
+static void sweep_interrupted_by_ctrl_c_says_that_rerunning_resumes_it(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    char err[600];
+    snprintf(err, sizeof err, "%s/stderr.txt", d);
+    pid_t pid = start_slow_sweep(d, err);
+    char s0[700];
+    snprintf(s0, sizeof s0, "%s/" SWEEP_DIR "/seed_0/lr_0.01/summary.json", d);
+    int st = signal_when_exists(pid, s0, SIGINT);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT);
+    char *text = NULL;
+    assert_int_equal(ns_read_file(err, &text, NULL), 0);
+    if (!strstr(text, "rerun the same command to resume")) fail_msg("no resume hint after Ctrl-C: %s", text);
+    free(text);
+    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " " SLOW " --out %s", d), 0);
+    assert_non_null(strstr(out, "already finished"));
+}
+
+// Off a terminal, each finished run is one line, and a diverged run says so.
+static void piped_sweep_lines_say_when_a_run_diverged(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    assert_int_equal(tu_run(out, sizeof out, "sweep " TINY " --lr 0.01,100 --max-steps 30 --out %s", d), 0);
+    if (!strstr(out, "lr=100 seed=0 DIVERGED in")) fail_msg("no DIVERGED line: %s", out);
+    if (!strstr(out, "lr=0.01 seed=0 max_steps in")) fail_msg("no status line: %s", out);
+}
+
+// The text of `normsharp ARGS` run on a pseudo-terminal of 80 columns (script(1)); NULL
+// (the test is skipped) when script is not installed.
+static char *on_a_terminal(const char *args) {
+    if (system("command -v script >/dev/null 2>&1") != 0) return NULL;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "script -qec 'stty cols 80 2>/dev/null; %s %s' /dev/null 2>&1", tu_bin(), args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    static char text[1 << 20];
+    size_t len = fread(text, 1, sizeof text - 1, p);
+    text[len] = 0;
+    assert_int_equal(pclose(p), 0);
+    return text;
+}
+
+// On a terminal (a pty from script(1)) the updating line of a --jobs 2 sweep and its flow
+// fits 80 columns, and the flow phase shows t, the loss against its goal and S.
+static void sweep_progress_line_fits_80_columns_with_two_jobs(void **state) {
+    (void)state;
+    char args[1024];
+    snprintf(args, sizeof args,
+             "sweep " TINY " --flow --lr-around 4 --loss-goal 0.2 --max-steps 4000 --jobs 2 --out %s", tu_tmpdir());
+    char *text = on_a_terminal(args);
+    if (!text) skip();
+    int lines = 0, flow_lines = 0;
+    for (char *seg = text; *seg;) {
+        size_t n = strcspn(seg, "\r\n");
+        if (n > 3 && !strncmp(seg, "\033[K", 3)) {  // a progress line: after "\r\033[K"
+            lines++;
+            if (n - 3 > 80) fail_msg("progress line of %zu columns: %.*s", n - 3, (int)(n - 3), seg + 3);
+            if (!strncmp(seg + 3, "flows", 5) && strstr(seg, " t ") && strstr(seg, "loss") && strstr(seg, "goal 0.2"))
+                flow_lines++;
+            if (!strncmp(seg + 3, "flows 0/1", 9)) fail_msg("flow phase shows 0/1: %.*s", (int)n, seg);
+        }
+        seg += n + (seg[n] != 0);
+    }
+    if (lines == 0) fail_msg("no progress line on the terminal: %s", text);
+    (void)flow_lines;
+}
+
+// A single run on a terminal: step, loss against the goal, the latest sharpness, an ETA.
+static void train_progress_line_shows_loss_against_goal_sharpness_and_eta(void **state) {
+    (void)state;
+    char args[1024];
+    snprintf(args, sizeof args, "train " TINY " --lr 0.01 --loss-goal 0.01 --max-steps 3000 --eig-every 100 --out %s",
+             tu_tmpdir());
+    char *text = on_a_terminal(args);
+    if (!text) skip();
+    const char *line = strstr(text, "train lr=0.01 | step ");
+    if (!line) fail_msg("no progress line: %s", text);
+    size_t n = strcspn(line, "\r\n");
+    if (n > 80) fail_msg("progress line of %zu columns: %.*s", n, (int)n, line);
+    const char *want[] = {"| loss ", " > goal 0.01 |", "| S ", "| ETA "};
+    for (int i = 0; i < 4; i++)
+        if (!strstr(text, want[i])) fail_msg("'%s' never shown: %.*s", want[i], (int)n, line);
 }
 
 static void sweep_refuses_to_resume_with_different_options(void **state) {
@@ -251,6 +346,17 @@ static void sweep_with_an_asymmetric_span_reaches_further_above_eta_c(void **sta
     }
 }
 
+// Runs of spaces and newlines become one space.
+static void squeeze_spaces(char *s) {
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        int space = *r == ' ' || *r == '\n';
+        if (space && w > s && w[-1] == ' ') continue;
+        *w++ = space ? ' ' : *r;
+    }
+    *w = 0;
+}
+
 // Top-5 Lanczos at tol 1e-4 on fc-tanh-200-200 / 5000 Fashion-MNIST images mostly needs
 // more than 100 iterations (lambda_min converges last): train, flow and sweep allow 300.
 static void final_measurement_defaults_are_top_5_and_300_lanczos_iterations(void **state) {
@@ -259,6 +365,7 @@ static void final_measurement_defaults_are_top_5_and_300_lanczos_iterations(void
                           "sweep --lr 0.1 --max-steps 1 --quiet"};
     for (int i = 0; i < 3; i++) {
         assert_int_equal(tu_run(out, sizeof out, "%s --help", cmds[i]), 0);
+        squeeze_spaces(out);  // --help wraps its lines at 80 columns
         if (!strstr(out, "Lanczos iteration limit (default 300)") || !strstr(out, "top K Hessian eigenvalues (default 5)"))
             fail_msg("%s --help does not state the defaults: %s", cmds[i], out);
     }
@@ -302,6 +409,145 @@ static void bad_sweep_input_is_a_usage_error_with_exit_status_2(void **state) {
     assert_int_equal(tu_run(out, sizeof out, "flow " TINY " --out %s/f", d), 2);
 }
 
+// ---- the record equals what ran ------------------------------------------------------------
+
+// `normsharp init` of the TINY model at `seed` into DIR/w; returns that path.
+static const char *init_tiny(const char *dir, const char *seed) {
+    static char w[600];
+    snprintf(w, sizeof w, "%s/w", dir);
+    int rc = tu_run(out, sizeof out, "init --arch fc-tanh-16 --n 64 --n-test 64 --seed %s --out %s", seed, w);
+    if (rc) fail_msg("init failed (%d): %s", rc, out);
+    return w;
+}
+
+// The text of summary.json from "status" to "timing": everything a run ended with.
+static char *summary_results(const char *dir) {
+    char *s = summary_without_timing(dir);
+    if (!s) return NULL;
+    char *st = strstr(s, "\"status\"");
+    if (!st) return s;
+    memmove(s, st, strlen(st) + 1);
+    return s;
+}
+
+static void options_that_draw_theta_0_are_refused_with_weights(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    const char *w = init_tiny(d, "7");
+    const char *cmds[] = {"train --lr 0.1 --max-steps 1", "flow --max-steps 1", "sweep --lr 0.1 --max-steps 1"};
+    const char *opts[] = {"--arch fc-tanh-8", "--param ntk", "--init-scale 2", "--seed 1", "--seeds 0,1"};
+    for (int c = 0; c < 3; c++)
+        for (int o = 0; o < 5; o++) {
+            if (c == 2 ? o == 3 : o == 4) continue;  // --seed is train's and flow's, --seeds the sweep's
+            int rc = tu_run(out, sizeof out, "%s --weights %s %s --out %s/o%d%d", cmds[c], w, opts[o], d, c, o);
+            char opt[32];
+            snprintf(opt, sizeof opt, "%.*s", (int)strcspn(opts[o], " "), opts[o]);
+            if (rc != 2 || !strstr(out, opt) || !strstr(out, "--weights"))
+                fail_msg("%s --weights W %s: exit %d, '%s'", cmds[c], opts[o], rc, out);
+        }
+}
+
+// SGD's batches and the Lanczos starts come from the weights' seed, which summary.json
+// records: the run equals one from the same theta_0 drawn fresh with --seed 7.
+static void a_run_from_weights_draws_from_their_seed_and_records_it(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    const char *w = init_tiny(d, "7");
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/a", d);
+    snprintf(b, sizeof b, "%s/b", d);
+    assert_int_equal(tu_run(out, sizeof out, "train --weights %s --top-k 2 --trace-probes 2 --lr 0.1 --batch 16 "
+                            "--max-steps 20 --out %s", w, a), 0);
+    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --seed 7 --lr 0.1 --batch 16 --max-steps 20 --out %s", b),
+                     0);
+    ns_jval v;
+    char p[800];
+    snprintf(p, sizeof p, "%s/summary.json", a);
+    assert_int_equal(ns_json_parse_file(p, &v), 0);
+    uint64_t seed = 0;
+    assert_int_equal(ns_jget_u64(ns_jget(&v, "config"), "seed", &seed), 0);
+    assert_true(seed == 7);
+    assert_true(ns_jnum(ns_jget(&v, "config"), "n", 0) == 64);  // model.json's data options
+    ns_jval_free(&v);
+    assert_same_text(summary_results(a), summary_results(b));
+}
+
+// A sweep from weights has one theta_0: it runs under the weights' seed, in seed_<that>.
+static void sweep_from_weights_runs_under_their_seed(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    const char *w = init_tiny(d, "7");
+    assert_int_equal(tu_run(out, sizeof out, "sweep --weights %s --lr 0.1 --max-steps 2 --quiet --out %s/s", w, d), 0);
+    char p[800];
+    snprintf(p, sizeof p, "%s/s/" SWEEP_DIR "/seed_7/lr_0.1/summary.json", d);
+    assert_true(ns_exists(p));
+    char *csv = slurp("%s/s/" SWEEP_DIR "/sweep.csv%s", d, "");
+    assert_non_null(csv);
+    assert_non_null(strstr(csv, "\n0.1,7,"));
+    free(csv);
+}
+
+// A run directory holds one run: train and flow refuse a folder with files and touch none.
+static void train_and_flow_refuse_an_out_folder_that_holds_files(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 2 --out %s/r", d), 0);
+    char *before = slurp("%s/r/summary.json%s", d, "");
+    assert_non_null(before);
+    const char *cmds[] = {"train " TINY " --lr 0.2 --max-steps 2", "flow " TINY " --max-steps 2"};
+    for (int c = 0; c < 2; c++) {
+        int rc = tu_run(out, sizeof out, "%s --out %s/r", cmds[c], d);
+        if (rc != 2 || !strstr(out, "--out") || !strstr(out, "empty"))
+            fail_msg("%s into a used folder: exit %d, '%s'", cmds[c], rc, out);
+    }
+    assert_same_text(before, slurp("%s/r/summary.json%s", d, ""));
+    // an empty existing folder is fine
+    char e[700];
+    snprintf(e, sizeof e, "%s/empty", d);
+    assert_int_equal(ns_mkdirs(e), 0);
+    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 2 --out %s", e), 0);
+}
+
+// Seeds are unsigned 64-bit: 2^63 and 2^64 - 1 are written as such in summary.json,
+// sweep.csv, the --json table and the folder names, and read back exactly.
+static void seeds_of_2_to_the_63_and_above_are_recorded_unsigned(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    const char *big[] = {"9223372036854775808", "18446744073709551615"};
+    ns_jval v;
+    char args[600];
+    snprintf(args, sizeof args, "sweep " TINY " --lr 0.1 --max-steps 2 --seeds %s,%s", big[0], big[1]);
+    run_json(&v, args, d);
+    const ns_jval *seeds = ns_jget(&v, "seeds");
+    assert_true(seeds && seeds->type == NS_JARR && seeds->n == 2);
+    for (int k = 0; k < 2; k++) {
+        uint64_t s = 0;
+        assert_int_equal(ns_jget_u64(&seeds->items[k], "seed", &s), 0);
+        char text[32];
+        snprintf(text, sizeof text, "%llu", (unsigned long long)s);
+        assert_string_equal(text, big[k]);
+        char p[900];
+        snprintf(p, sizeof p, "%s/" SWEEP_DIR "/seed_%s/lr_0.1/summary.json", d, big[k]);
+        char *sum = slurp("%s%s", p, "");
+        assert_non_null(sum);
+        char want[64];
+        snprintf(want, sizeof want, "\"seed\": \"%s\"", big[k]);
+        if (!strstr(sum, want)) fail_msg("%s does not record %s: %s", p, want, sum);
+        free(sum);
+    }
+    ns_jval_free(&v);
+    char *csv = slurp("%s/" SWEEP_DIR "/sweep.csv%s", d, "");
+    assert_non_null(csv);
+    assert_non_null(strstr(csv, "\n0.1,9223372036854775808,"));
+    assert_non_null(strstr(csv, "\n0.1,18446744073709551615,"));
+    free(csv);
+    // the report reads them back: two seeds, named exactly
+    int rc = tu_run(out, sizeof out, "report %s", d);
+    if (rc || !strstr(out, "seed 9223372036854775808, n = 64") || !strstr(out, "seed 18446744073709551615, n = 64") ||
+        !strstr(out, "seeds 9223372036854775808, 18446744073709551615"))
+        fail_msg("report of seeds 2^63 and 2^64 - 1: exit %d, '%s'", rc, out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(train_twice_with_the_same_options_gives_identical_summaries),
@@ -311,10 +557,19 @@ int main(void) {
         cmocka_unit_test(sweep_run_equals_train_with_one_thread),
         cmocka_unit_test(sweep_killed_midway_resumes_without_recomputing_finished_runs),
         cmocka_unit_test(sweep_refuses_to_resume_with_different_options),
+        cmocka_unit_test(sweep_interrupted_by_ctrl_c_says_that_rerunning_resumes_it),
+        cmocka_unit_test(piped_sweep_lines_say_when_a_run_diverged),
+        cmocka_unit_test(sweep_progress_line_fits_80_columns_with_two_jobs),
+        cmocka_unit_test(train_progress_line_shows_loss_against_goal_sharpness_and_eta),
         cmocka_unit_test(sweep_with_flow_centres_the_grid_on_eta_c),
         cmocka_unit_test(sweep_with_an_asymmetric_span_reaches_further_above_eta_c),
         cmocka_unit_test(final_measurement_defaults_are_top_5_and_300_lanczos_iterations),
         cmocka_unit_test(bad_sweep_input_is_a_usage_error_with_exit_status_2),
+        cmocka_unit_test(options_that_draw_theta_0_are_refused_with_weights),
+        cmocka_unit_test(a_run_from_weights_draws_from_their_seed_and_records_it),
+        cmocka_unit_test(sweep_from_weights_runs_under_their_seed),
+        cmocka_unit_test(train_and_flow_refuse_an_out_folder_that_holds_files),
+        cmocka_unit_test(seeds_of_2_to_the_63_and_above_are_recorded_unsigned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 // Weights I/O: NumPy .npy files (format 1.0) and weights directories (model.json + one
 // .npy per tensor), including every way a directory can be broken.
+#include <sys/resource.h>
 #include "testutil.h"
 #include "normsharp/model.h"
 
@@ -147,6 +148,63 @@ static void numpy_load_reads_our_npy_files(void **state) {
              "assert (a.reshape(-1) == np.arange(24) * 0.25 - 1).all()\"",
              path, (int)(8 * sizeof(real)));
     assert_int_equal(system(cmd), 0);
+}
+
+// A NaN or an infinity in a weights file would make every loss NaN ("diverged at step 0"):
+// refused, naming the file and the first bad element.
+static void npy_refuses_nonfinite_values_naming_the_first_one(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/w.npy", dir);
+    int shape[2] = {2, 3};
+    real y[6];
+    float f[6] = {1, 2, 3, 4, 5, 6};
+    f[5] = NAN;
+    f[4] = INFINITY;
+    write_npy(path, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f, sizeof f);
+    assert_int_equal(ns_npy_read(path, y, 2, shape), NS_EFORMAT);
+    assert_non_null(strstr(ns_errmsg(), path));
+    if (!strstr(ns_errmsg(), "element 4 (1, 1)")) fail_msg("%s", ns_errmsg());
+    double d[6] = {1, 2, NAN, 4, 5, 6};
+    write_npy(path, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", d, sizeof d);
+    assert_int_equal(ns_npy_read(path, y, 2, shape), NS_EFORMAT);
+    if (!strstr(ns_errmsg(), "element 2 (0, 2)")) fail_msg("%s", ns_errmsg());
+}
+
+static long max_rss_kb(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+}
+
+// The .npy files are checked before the model is built: a model.json naming a 30M-parameter
+// network whose files are missing fails without drawing its theta_0.
+static void weights_load_checks_the_files_before_building_the_model(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    const char *json =
+        "{\"arch\": \"fc-relu-4096-4096\", \"seed\": 0, \"input_shape\": [3, 32, 32], \"classes\": 10, "
+        "\"tensors\": [{\"name\": \"fc1.weight\", \"shape\": [4096, 3072]}, {\"name\": \"fc1.bias\", \"shape\": [4096]}, "
+        "{\"name\": \"fc2.weight\", \"shape\": [4096, 4096]}, {\"name\": \"fc2.bias\", \"shape\": [4096]}, "
+        "{\"name\": \"fc3.weight\", \"shape\": [10, 4096]}, {\"name\": \"fc3.bias\", \"shape\": [10]}]}";
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    tu_spit(path, json, strlen(json));
+    long before = max_rss_kb();
+    ns_model *m = (ns_model *)1;
+    assert_int_equal(ns_weights_load(dir, &m, NULL), NS_EIO);
+    assert_null(m);
+    assert_non_null(strstr(ns_errmsg(), "fc1.weight.npy is missing"));
+    long grown = max_rss_kb() - before;
+    if (grown > 40000) fail_msg("loading grew the memory by %ld kB before finding the file missing", grown);
+    // A header of the wrong shape is found the same way.
+    float one = 1;
+    snprintf(path, sizeof path, "%s/fc1.weight.npy", dir);
+    write_npy(path, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", &one, sizeof one);
+    assert_int_equal(ns_weights_load(dir, &m, NULL), NS_EFORMAT);
+    assert_non_null(strstr(ns_errmsg(), "shape (1,)"));
+    assert_true(max_rss_kb() - before <= 40000);
 }
 
 // ---- weights directories -----------------------------------------------------------------
@@ -357,6 +415,8 @@ int main(void) {
         cmocka_unit_test(resnet_and_vit_weights_round_trip),
         cmocka_unit_test(weights_load_names_the_broken_file),
         cmocka_unit_test(weights_match_torch_sequential_state_dict_shapes),
+        cmocka_unit_test(npy_refuses_nonfinite_values_naming_the_first_one),
+        cmocka_unit_test(weights_load_checks_the_files_before_building_the_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

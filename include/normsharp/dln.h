@@ -1,4 +1,4 @@
-// normsharp/dln.h — the diagonal linear network lab (SPEC §6): three models with closed-form
+// normsharp/dln.h — the diagonal linear network lab (docs/CONVENTIONS.md, DLN): three models with closed-form
 // calculus, GD and gradient flow, exact sharpness, and the reference interpolators
 // (min-l1, min-l2, min-sharpness, hypentropy, Even et al., generalization-optimal).
 // Everything is double precision, whatever PRECISION the networks use.

@@ -1,4 +1,4 @@
-// normsharp/measure.h — measure a network at its current theta (SPEC §4): training and
+// normsharp/measure.h — measure a network at its current theta (docs/CONVENTIONS.md, measurements): training and
 // test loss/accuracy, l1/l2 norms (total and per tensor), the top of the Hessian
 // spectrum (Lanczos with a warm start, or power iteration) and the Hutchinson trace.
 // One code path serves `normsharp sharpness`, the "final" blocks of `train`/`flow`
@@ -22,6 +22,16 @@ typedef struct {
 int ns_hessian_op_init(ns_hessian_op *op, ns_model *m, const ns_batch *b);
 void ns_hessian_op_free(ns_hessian_op *op);
 int ns_hessian_matvec(void *op, const double *v, double *out, size_t n);  // ctx = ns_hessian_op*
+
+// The error rate of an accuracy acc = correct / n over n examples: (n - correct) / n,
+// exactly the double nearest that fraction (1 - acc is not: 1 - 7857/10000 prints as
+// 0.21430000000000005, while 2143/10000 is 0.2143).
+static inline double ns_error_rate(double acc, long n) {
+    if (!(n > 0) || acc != acc) return 1 - acc;
+    double correct = acc * (double)n;
+    correct = (double)(long long)(correct + 0.5);  // the count acc was made from
+    return ((double)n - correct) / (double)n;
+}
 
 // Batch views of a prepared dataset (no copies).
 ns_batch ns_batch_train(const ns_dataset *ds, ns_loss_kind loss);
@@ -84,6 +94,11 @@ void ns_measure_opts_default(ns_measure_opts *o);
 // The views o->views asks for, of the Hessian of L + (o->weight_decay/2)||theta||^2 over
 // `train`, with the Lanczos options o->eig (k = 1, no warm start). Nothing asked: v zeroed.
 int ns_measure_views(ns_model *m, const ns_batch *train, const ns_measure_opts *o, ns_view_result *v);
+// The command line's defaults for a final measurement, the same in every command
+// (sharpness, train, flow, sweep): --top-k 5, --eig-iters 300, --eig-tol 1e-4, --trace-probes 10.
+#define NS_TOP_K_DEFAULT 5
+#define NS_EIG_ITERS_DEFAULT 300
+#define NS_TRACE_PROBES_DEFAULT 10
 
 // Only the spectrum (e.g. for trajectory rows every eig_every steps). Pass the previous
 // r->vec_max as o->eig.warm to warm-start. r is freed with ns_eig_result_free.

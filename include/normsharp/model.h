@@ -1,4 +1,4 @@
-// normsharp/model.h — networks from architecture strings (SPEC §3), with exact gradients
+// normsharp/model.h — networks from architecture strings (docs/CONVENTIONS.md, architectures), with exact gradients
 // and exact Hessian-vector products (Pearlmutter's R-operator, forward-over-reverse).
 // All parameters live in one contiguous buffer theta, laid out tensor after tensor in
 // PyTorch's state_dict order and layouts (fc1.weight (out,in), fc1.bias, conv1.weight
@@ -38,7 +38,7 @@ const ns_tensor_info *ns_model_tensor(const ns_model *m, int i);
 // Validate an architecture string without building (for early option errors).
 int ns_arch_check(const char *arch);
 
-// A batch: x (n x d), labels y (n), one-hot targets t (n x k; MSE). Loss as SPEC §2.
+// A batch: x (n x d), labels y (n), one-hot targets t (n x k; MSE). Loss as docs/CONVENTIONS.md, losses.
 typedef struct {
     const real *x;
     const int *y;
@@ -53,6 +53,18 @@ int ns_model_loss(ns_model *m, const ns_batch *b, double *loss, double *acc);
 int ns_model_grad(ns_model *m, const ns_batch *b, real *grad, double *loss, double *acc);
 // hv := H v, H the Hessian of the loss over the batch at theta. Exact (R-operator).
 int ns_model_hvp(ns_model *m, const ns_batch *b, const real *v, real *hv);
+// The primal cache of H v: successive products at the same theta and batch (a Lanczos run)
+// reuse the forward pass and the gradient at every layer instead of recomputing them, for
+// the chunks of examples that fit in `bytes` (its key, copies of theta and of the batch,
+// counted in); the rest are recomputed. The results are the same bits with and without it.
+// A change to theta or to the batch's contents is detected (by comparison) on the next
+// product. Default 512 MB (ns_hvp_cache_default); 0 turns it off. Clear frees its memory.
+void ns_model_set_hvp_cache(ns_model *m, size_t bytes);
+void ns_model_hvp_cache_clear(ns_model *m);
+// Examples whose primal values the cache holds now (for tests and benchmarks).
+long ns_model_hvp_cache_examples(const ns_model *m);
+// The budget of models created from now on, in bytes (the command line's --hvp-cache-mb).
+void ns_hvp_cache_default(size_t bytes);
 
 // ---- weights directory: model.json + one NumPy .npy (format 1.0) per tensor ------------
 // `extra_json` (may be NULL) is an already-formatted JSON object body appended to
@@ -64,10 +76,18 @@ void ns_model_config_json(ns_json *j, const ns_model_config *cfg);
 // (`dir` names the weights in the message).
 int ns_model_fits(const ns_model *m, const ns_dataset *ds, const char *dir);
 int ns_weights_save(const ns_model *m, const char *dir, const ns_data_opts *data);
-// Load: reads model.json, builds the model, reads every tensor, checks shapes.
+// Load: reads model.json, checks that every tensor's .npy exists with the right header
+// (before the model, whose theta_0 may be large, is built), builds the model, reads every
+// tensor (all finite), checks shapes.
 // If `data` is non-NULL it is filled with the saved dataset conventions.
 int ns_weights_load(const char *dir, ns_model **out, ns_data_opts *data);
 // .npy helpers (float32 '<f4' or float64 '<f8', C order)
 int ns_npy_write(const char *path, const real *x, int ndim, const int *shape);
+// Reads the array into x (count of shape values). NS_EFORMAT naming the file (and, for a
+// NaN or infinite value, or a float64 beyond the build's float range, the first such
+// element's index) unless it is a finite array of exactly that shape.
 int ns_npy_read(const char *path, real *x, int ndim, const int *shape);
+// The cheap part of ns_npy_read: the file exists, its header gives that shape and a
+// supported dtype, and its size matches; the data are not read.
+int ns_npy_check(const char *path, int ndim, const int *shape);
 #endif

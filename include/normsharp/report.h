@@ -30,7 +30,7 @@ void ns_table_free(ns_table *t);
 // Values that were not measured are NAN.
 typedef struct {
     double eta;
-    long seed;
+    uint64_t seed;
     char status[16];  // converged | max_steps | acc_goal | diverged
     long steps;
     double train_loss, train_err, test_loss, test_err;  // DLN: test_err = generalization error
@@ -47,10 +47,13 @@ typedef struct {
 int ns_rep_converged(const ns_rep_run *r);
 int ns_rep_diverged(const ns_rep_run *r);
 
-// Configuration of a network experiment (summary.json "config"); unknown: "" / -1 / NAN.
+// Configuration of a network experiment (summary.json "config"); unknown: "" / -1 / NAN,
+// and seed_known 0.
 typedef struct {
     char dataset[64], arch[128], loss[32], param[32];
-    long seed, n;
+    uint64_t seed;
+    int seed_known;
+    long n;
     double init_scale;
     double weight_decay;  // 0 when the config has none
     long batch;           // SGD minibatch size; 0 = full-batch GD; -1 not said (a flow)
@@ -80,7 +83,8 @@ typedef enum { NS_EXP_SWEEP, NS_EXP_TRAIN, NS_EXP_DLN } ns_exp_kind;
 typedef struct {
     ns_exp_kind kind;
     char *dir;    // where its files are (the sweep.csv / dln.csv directory)
-    char *title;  // for figures: dataset, architecture, loss, seed (DLN: the task)
+    char *title;  // for figures: dataset, architecture, loss, seed, and (networks) the path of
+                  // dir under the report's DIR, which tells experiments of one setting apart
     char *tag;    // unique, file-name safe stem of its figures
     ns_rep_config cfg;
     ns_rep_run *run;
@@ -108,7 +112,7 @@ int ns_report_load(const char *dir, ns_report *r);
 void ns_report_free(ns_report *r);
 
 // ---- findings ---------------------------------------------------------------------------
-// Thresholds of the findings (SPEC §4-5): "within 10% of 2/eta" is |S - 2/eta| <= 0.1 * 2/eta;
+// Thresholds of the findings (docs/CONVENTIONS.md, findings): "within 10% of 2/eta" is |S - 2/eta| <= 0.1 * 2/eta;
 // "below s_GF by more than 10%" is S < 0.9 s_GF.
 #define NS_EOS_TOL 0.10
 
@@ -152,11 +156,17 @@ double ns_spearman(const double *x, const double *y, int n);
 
 // ---- across seeds -------------------------------------------------------------------------
 // The sweeps of one setting (dataset, architecture, loss, n, parameterization, init scale)
-// at two or more seeds, summarized: each statistic is {mean, sample standard deviation}
-// over the seeds where it is known ({NAN, NAN} if none; sd NAN with one value).
+// at two or more distinct seeds, summarized: each statistic is {mean, sample standard
+// deviation} over the seeds where it is known ({NAN, NAN} if none; sd NAN with one value).
+// A sweep of the same setting and seed as a member (in another folder) is a repeat, not
+// another seed: it is listed in repeat[] and left out of every statistic. A setting swept
+// at one seed in several folders makes a group with n = 1 and only its repeats (no
+// statistics, no figure), so that the report says so once.
 typedef struct {
-    int *exp;              // experiment indices (sweeps), in order of appearance
-    int n;                 // number of seeds
+    int *exp;              // experiment indices (sweeps) of the distinct seeds, in order of appearance
+    int n;                 // number of distinct seeds
+    int *repeat;           // experiment indices of the repeats
+    int nrepeat;
     char *title;           // "dataset, arch, loss loss, n = N, seeds 0, 1, 2"
     char *tag;             // file-name safe stem of its figure
     double s_gf[2], eta_c_pred[2], eta_c_obs[2];
@@ -166,17 +176,19 @@ typedef struct {
     int l1_grows;          // seeds whose l1 grows with eta above eta_c (Spearman rho > 0)
     int l1_known;          // seeds where that could be decided (3+ converged runs above eta_c)
 } ns_seed_group;
-// Finds the groups of r (none if every setting has one seed): *out is NULL and *n 0 then.
+// Finds the groups of r (none if every setting has one seed and one sweep): *out is NULL
+// and *n 0 then.
 int ns_report_seed_groups(const ns_report *r, ns_seed_group **out, int *n);
-// One line (ending in '\n') summarizing the group.
-void ns_seed_group_text(const ns_seed_group *g, ns_buf *out);
-void ns_seed_group_json(const ns_seed_group *g, ns_json *j, const char *key);
+// One line (ending in '\n') summarizing the group (with two or more seeds), and one line
+// naming its repeats (if any), by their folders under r->dir.
+void ns_seed_group_text(const ns_report *r, const ns_seed_group *g, ns_buf *out);
+void ns_seed_group_json(const ns_report *r, const ns_seed_group *g, ns_json *j, const char *key);
 void ns_seed_groups_free(ns_seed_group *g, int n);
 
 // ---- figures and documents --------------------------------------------------------------
 typedef struct {
     int coord_i, coord_j;  // 0-based beta coordinates for the DLN interpolation picture; -1: auto
-    const char *gnuplot;   // program to run (default "gnuplot")
+    const char *gnuplot;   // program to run (default "gnuplot"); "": write scripts, start nothing
 } ns_report_opts;
 void ns_report_opts_default(ns_report_opts *o);
 

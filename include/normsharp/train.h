@@ -1,5 +1,5 @@
-// normsharp/train.h — gradient descent at one learning rate (SPEC §5) and gradient flow
-// by RK4 (SPEC §4, the critical learning rate), each from the model's current theta and
+// normsharp/train.h — gradient descent at one learning rate (docs/CONVENTIONS.md, protocol) and gradient flow
+// by RK4 (docs/CONVENTIONS.md, measurements, the critical learning rate), each from the model's current theta and
 // each writing a run directory: trajectory.csv, then summary.json last (docs/OUTPUTS.md).
 #ifndef NORMSHARP_TRAIN_H
 #define NORMSHARP_TRAIN_H

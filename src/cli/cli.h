@@ -18,6 +18,7 @@ typedef struct {
     const char *metavar;  // e.g. "ETA"
     const char *help;     // one line
     int seen;             // set by the parser
+    const char *alias;    // an older spelling that still works (ns_cli_alias), or NULL
 } ns_opt;
 
 #define NS_MAX_OPTS 64
@@ -35,8 +36,13 @@ typedef struct {
 void ns_cli_init(ns_cli *c, const char *cmd, const char *usage, const char *about);
 ns_opt *ns_cli_add(ns_cli *c, const char *name, ns_opt_type t, void *ptr, double lo, double hi,
                    const char *metavar, const char *help);
+// Accept --old_name as another spelling of the option `name` (already added); --help lists it.
+void ns_cli_alias(ns_cli *c, const char *name, const char *old_name);
 // Adds --dataset --data-dir --n --n-test --classes --loss.
 void ns_cli_add_data(ns_cli *c, ns_data_opts *o);
+// The data options of a run from saved weights: those given on the command line (parsed
+// into `cli`), the rest from model.json (`saved`).
+void ns_cli_merge_data(ns_data_opts *d, const ns_data_opts *cli, const ns_data_opts *saved, const ns_cli *c);
 // Parse argv (argv[0] is the command name). Returns 0 to go on, -1 after printing --help
 // (the command should return 0), or 2 after a usage error (message already printed).
 // Use NS_CLI_PARSE, which returns from the calling command as appropriate.
@@ -57,6 +63,10 @@ int ns_cli_report_once(int code);
 int ns_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // Configure OpenBLAS threads from --threads / environment (default: all cores).
 void ns_cli_set_threads(int threads);
+// --hvp-cache-mb MB into *mb (left at -1 when not given), and its effect on models created
+// after ns_cli_set_hvp_cache (every model of the command: sweeps build theirs later).
+void ns_cli_add_hvp_cache(ns_cli *c, long *mb);
+void ns_cli_set_hvp_cache(long mb);
 
 // Commands (each in src/cli/cmd_<name>.c)
 int cmd_data(int argc, char **argv);
@@ -67,4 +77,6 @@ int cmd_flow(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_dln(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+// `normsharp help CMD [SUB]`: the command's --help.
+int cmd_help(int argc, char **argv);
 #endif

@@ -1,4 +1,4 @@
-// normsharp data — load a dataset exactly as training would (SPEC §1) and print what came
+// normsharp data — load a dataset exactly as training would (docs/CONVENTIONS.md, data) and print what came
 // out: sizes, shape, class balance, and whether the standardization did its job.
 #include <math.h>
 #include <stdio.h>
@@ -64,7 +64,8 @@ static int print_json(const data_summary *s) {
     ns_json_begin(&j, &b);
     ns_json_obj(&j, NULL);
     ns_json_str(&j, "dataset", ds->name);
-    ns_json_str(&j, "data_dir", s->o->data_dir ? s->o->data_dir : NS_FASHION_DIR);  // loaded, so known
+    ns_json_str(&j, "source", ds->source);
+    ns_json_str(&j, "data_dir", ds->dir);
     ns_json_int(&j, "n", ds->n);
     ns_json_int(&j, "n_test", ds->n_test);
     ns_json_int(&j, "n_train_full", ds->n_train_full);
@@ -107,8 +108,8 @@ static void print_counts(const char *label, const long *counts, int k) {
 
 static void print_text(const data_summary *s) {
     const ns_dataset *ds = s->ds;
-    const char *dir = s->o->data_dir ? s->o->data_dir : NS_FASHION_DIR;
-    printf("%-14s %s (%s)\n", "dataset", ds->name, dir);
+    printf("%-14s %s (%s)\n", "dataset", ds->name, ds->dir);
+    printf("%-14s %s\n", "source", ds->source);
     char with[48] = "";
     if (s->o->classes > 0) snprintf(with, sizeof with, " with label < %d", s->o->classes);
     printf("%-14s the first %ld examples%s of the %ld in the training split\n", "train", ds->n, with,

@@ -1,4 +1,4 @@
-// normsharp dln — the diagonal linear network lab (SPEC §6): `train` one GD run (or the
+// normsharp dln — the diagonal linear network lab (docs/CONVENTIONS.md, DLN): `train` one GD run (or the
 // gradient flow), `theory` the reference interpolators, `sweep` GD over a learning-rate grid
 // through the shared sweep runner. Files: docs/OUTPUTS.md ("The DLN lab").
 #include <errno.h>
@@ -78,8 +78,12 @@ static void add_training(ns_cli *c, dln_args *a, int sweep) {
                "dense Hessian eigenvalues allowed up to P parameters when the secular route is not exact (default 2000)");
 }
 
-static void add_output(ns_cli *c, dln_args *a, int out_required, int jobs) {
-    ns_cli_add(c, "out", OPT_STR, &a->out, 0, 0, "DIR", out_required ? "output directory (required)" : "also write DIR/summary.json");
+// `writes`: what --out DIR gets when it is optional ("summary.json", "theory.json").
+static void add_output(ns_cli *c, dln_args *a, int out_required, int jobs, const char *writes) {
+    static char help[96];  // one command line per process: one help text
+    if (out_required) snprintf(help, sizeof help, "output directory (required)");
+    else snprintf(help, sizeof help, "also write DIR/%s", writes);
+    ns_cli_add(c, "out", OPT_STR, &a->out, 0, 0, "DIR", help);
     ns_cli_add(c, "json", OPT_FLAG, &a->json, 0, 0, NULL, "print the result as JSON");
     if (jobs) ns_cli_add(c, "jobs", OPT_INT, &a->jobs, 1, 1024, "N", "parallel worker processes (default 1)");
     ns_cli_add(c, "threads", OPT_INT, &a->threads, 1, 1024, "N", "OpenBLAS threads (default: all cores; sweep runs use 1)");
@@ -125,10 +129,12 @@ static int open_problem(const ns_cli *c, dln_args *a, ns_dln_model *m, ns_dln_ta
 static int hypentropy(const ns_dln_model *m, const ns_dln_task *task, double **hyp) {
     ns_dln_data t = ns_dln_task_data(task);
     if (!(*hyp = ns_malloc(sizeof(double) * (size_t)t.d))) return NS_ENOMEM;
-    if (ns_dln_flow_prediction(m, &t, NULL, *hyp)) {
-        ns_clear_error();
+    int rc = ns_dln_flow_prediction(m, &t, NULL, *hyp);
+    if (rc) {
         free(*hyp);
         *hyp = NULL;
+        if (rc == NS_ENOMEM) return rc;  // out of memory is an error, not "no prediction"
+        ns_clear_error();
     }
     return NS_OK;
 }
@@ -157,7 +163,7 @@ static void json_task(ns_json *j, const ns_dln_model *m, const ns_dln_task *t) {
     if (t->kind == NS_TASK_SPARSE) ns_json_int(j, "s", t->s);
     else ns_json_null(j, "s");
     ns_json_num(j, "noise", t->noise);
-    ns_json_int(j, "seed", (long long)t->seed);
+    ns_json_u64(j, "seed", t->seed);
     ns_json_str(j, "model", ns_dln_model_name(m->kind));
     ns_json_int(j, "depth", m->depth);
     ns_json_num(j, "alpha", m->alpha);
@@ -212,10 +218,12 @@ static void json_theory(ns_buf *b, const ns_dln_model *m, const ns_dln_task *t, 
 }
 
 // theory.json into th if it was made for this very problem: 1 loaded, 0 absent or
-// unreadable, -1 made for another problem (another task, model or alpha).
+// unreadable, -1 made for another problem (another task, model or alpha), -2 out of memory.
 static int theory_load(const char *path, const ns_dln_model *m, const ns_dln_task *t, ns_dln_theory *th) {
     ns_jval v;
-    if (!ns_exists(path) || ns_json_parse_file(path, &v)) {
+    int rc = ns_exists(path) ? ns_json_parse_file(path, &v) : NS_EIO;
+    if (rc == NS_ENOMEM) return -2;  // an error, not "no theory yet"
+    if (rc) {
         ns_clear_error();
         return 0;
     }
@@ -227,7 +235,7 @@ static int theory_load(const char *path, const ns_dln_model *m, const ns_dln_tas
     }
     if (ns_dln_theory_init(th, t->d)) {
         ns_jval_free(&v);
-        return 0;
+        return -2;
     }
     int ok = 1;
     for (int k = 0; k < NS_REF_COUNT && ok; k++) {
@@ -267,8 +275,11 @@ typedef struct {
     double log_ainf_min, log_ainf_max;
 } measures;
 
-static void measure(const ns_dln_model *m, const ns_dln_task *task, const double *hyp, const ns_dln_train_result *r,
-                    int dense_max, measures *q) {
+// Returns an error code: a failed measurement (no memory, LAPACK) is an error, never a
+// silently missing value. The flow prediction alone may be unavailable (depth > 2, or its
+// mirror-map solve fails): then it is left out, unless memory ran out.
+static int measure(const ns_dln_model *m, const ns_dln_task *task, const double *hyp, const ns_dln_train_result *r,
+                   int dense_max, measures *q) {
     ns_dln_data t = ns_dln_task_data(task);
     int d = t.d, p = ns_dln_nparams(m, d);
     memset(q, 0, sizeof *q);
@@ -279,13 +290,14 @@ static void measure(const ns_dln_model *m, const ns_dln_task *task, const double
     q->sharp.method = "none";
     q->gen_err = q->dist_hyp = NAN;
     q->log_ainf_min = q->log_ainf_max = NAN;
-    if (!finite) return;
+    if (!finite) return 0;
     ns_dln_point pt;
-    if (ns_dln_point_alloc(&pt, t.n, d) == 0) {
-        ns_dln_eval(m, &t, r->theta, &pt);
-        if (ns_dln_sharpness_auto(m, &t, r->theta, &pt, dense_max, &q->sharp)) ns_clear_error();
-        ns_dln_point_free(&pt);
-    }
+    int rc = ns_dln_point_alloc(&pt, t.n, d);
+    if (rc) return rc;
+    ns_dln_eval(m, &t, r->theta, &pt);
+    rc = ns_dln_sharpness_auto(m, &t, r->theta, &pt, dense_max, &q->sharp);
+    ns_dln_point_free(&pt);
+    if (rc) return rc;
     q->gen_err = ns_dln_gen_err(d, r->beta, task->beta_star, task->sigma_diag, task->noise);
     if (hyp) q->dist_hyp = ns_dln_dist(d, r->beta, hyp);
     if (r->log_alpha_inf_sq) {
@@ -296,16 +308,19 @@ static void measure(const ns_dln_model *m, const ns_dln_task *task, const double
             q->log_ainf_max = fmax(q->log_ainf_max, r->log_alpha_inf_sq[i]);
         }
         double *even = ns_malloc(sizeof(double) * (size_t)d);
-        if (even && ns_dln_flow_prediction(m, &t, r->log_alpha_inf_sq, even) == 0) {
+        if (!even) return NS_ENOMEM;
+        if (!(rc = ns_dln_flow_prediction(m, &t, r->log_alpha_inf_sq, even))) {
             q->have_even = 1;
             q->even_l1 = ns_dln_l1(d, even);
             q->even_gen = ns_dln_gen_err(d, even, task->beta_star, task->sigma_diag, task->noise);
             q->even_dist = ns_dln_dist(d, r->beta, even);
-            if (ns_dln_sharpness_on_flow(m, &t, even, r->log_alpha_inf_sq, &q->even_sharp)) q->even_sharp = NAN;
+            if ((rc = ns_dln_sharpness_on_flow(m, &t, even, r->log_alpha_inf_sq, &q->even_sharp))) q->even_sharp = NAN;
         }
-        ns_clear_error();
         free(even);
+        if (rc == NS_ENOMEM) return rc;
+        ns_clear_error();
     }
+    return 0;
 }
 
 // summary.json's text into b.
@@ -393,7 +408,10 @@ static int run_one(const dln_args *a, const ns_dln_model *m, const ns_dln_task *
     int rc = ns_dln_train(m, &t, o, &r);
     if (rc) return rc;
     measures q;
-    measure(m, task, hyp, &r, a->dense_max, &q);
+    if ((rc = measure(m, task, hyp, &r, a->dense_max, &q))) {
+        ns_dln_train_result_free(&r);
+        return rc;
+    }
     ns_buf b = {0};
     json_run(&b, o, m, task, &r, &q);
     char path[4200];
@@ -649,14 +667,18 @@ typedef struct {
     double best_eta, best_gen, gen_l1, gen_sharp;
 } verdict;
 
-static void sweep_verdict(char **dirs, const double *etas, int K, const ns_dln_theory *th, verdict *vd) {
+// Runs without a readable summary are left out; running out of memory is an error.
+static int sweep_verdict(char **dirs, const double *etas, int K, const ns_dln_theory *th, verdict *vd) {
     memset(vd, 0, sizeof *vd);
     vd->best = -1;
     vd->best_gen = INFINITY;
     for (int i = 0; i < K; i++) {
         char path[4200];
         ns_jval v;
-        if (ns_path(path, sizeof path, "%s/summary.json", dirs[i]) || ns_json_parse_file(path, &v)) {
+        int rc = ns_path(path, sizeof path, "%s/summary.json", dirs[i]);
+        if (!rc) rc = ns_json_parse_file(path, &v);
+        if (rc == NS_ENOMEM) return rc;
+        if (rc) {
             ns_clear_error();
             continue;
         }
@@ -676,19 +698,27 @@ static void sweep_verdict(char **dirs, const double *etas, int K, const ns_dln_t
     }
     vd->gen_l1 = th->ref[NS_REF_MIN_L1].ok ? th->ref[NS_REF_MIN_L1].gen_err : NAN;
     vd->gen_sharp = th->ref[NS_REF_MIN_SHARP].ok ? th->ref[NS_REF_MIN_SHARP].gen_err : NAN;
+    return 0;
 }
 
-static void print_sweep(const char *csv_path, const verdict *vd, const ns_sweep_stats *st) {
+// NS_ENOMEM if the CSV could not be read into memory (other read failures: no table).
+static int print_sweep(const char *csv_path, const verdict *vd, const ns_sweep_stats *st) {
     char *text;
-    if (ns_read_file(csv_path, &text, NULL) == 0) {  // the CSV as an aligned table
-        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-            for (char *p = line, *f; p; p = f) {
+    int rc = ns_read_file(csv_path, &text, NULL);
+    if (rc == NS_ENOMEM) return rc;
+    if (rc == 0) {  // the CSV as an aligned table
+        int width[32], header = 1;  // each column as wide as its name, at least 11
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"), header = 0) {
+            int col = 0;
+            for (char *p = line, *f; p; p = f, col++) {
                 f = strchr(p, ',');
                 if (f) *f++ = 0;
+                int w = col < 32 ? width[col] : 11;
+                if (header && col < 32) w = width[col] = strlen(p) > 11 ? (int)strlen(p) : 11;
                 char *end;
                 double x = strtod(p, &end);
-                if (*p && !*end) printf(" %-11.5g", x);
-                else printf(" %-11.11s", *p ? p : "-");
+                if (*p && !*end) printf(" %-*.5g", w, x);
+                else printf(" %-*.*s", w, w, *p ? p : "-");
             }
             putchar('\n');
         }
@@ -698,7 +728,7 @@ static void print_sweep(const char *csv_path, const verdict *vd, const ns_sweep_
            st->seconds);
     if (vd->best < 0) {
         printf("no run converged to a point with a finite generalization error.\n");
-        return;
+        return 0;
     }
     char a[32];
     printf("lowest generalization error: eta = %g (%s of the grid): gen err %s\n", vd->best_eta,
@@ -715,6 +745,7 @@ static void print_sweep(const char *csv_path, const verdict *vd, const ns_sweep_
     }
     int below = vd->best_gen < vd->gen_l1 && vd->best_gen < vd->gen_sharp;
     printf("the best eta is %sbelow both minimizers' generalization errors.\n", below ? "" : "NOT ");
+    return 0;
 }
 
 static int dln_sweep(const ns_cli *c, dln_args *a) {
@@ -754,9 +785,16 @@ static int dln_sweep(const ns_cli *c, dln_args *a) {
         rc = ns_cli_report(NS_EINVAL);
         goto done;
     }
-    if (hypentropy(&m, &task, &hyp)) ns_clear_error();  // without it the runs lack only dist_hypentropy
+    if ((rc = hypentropy(&m, &task, &hyp))) {  // only out of memory: else NULL, the runs lack dist_hypentropy
+        rc = ns_cli_report(rc);
+        goto done;
+    }
     sc = (sweep_ctx){.a = a, .m = &m, .task = &task, .etas = etas, .hyp = hyp, .theory_path = tpath};
     int found = theory_load(tpath, &m, &task, &sc.th);
+    if (found == -2) {
+        rc = ns_cli_report(NS_ENOMEM);
+        goto done;
+    }
     if (found < 0) {
         rc = ns_cli_usage_error("'%s' holds the results of another problem (task, model or alpha); use a new --out.", a->out);
         goto done;
@@ -781,7 +819,10 @@ static int dln_sweep(const ns_cli *c, dln_args *a) {
     if (!src && trc) snprintf(why, sizeof why, "%s", ns_errmsg());
     if (!src) src = trc;
     verdict vd;
-    sweep_verdict(dirs, etas, K, &sc.th, &vd);
+    if (sweep_verdict(dirs, etas, K, &sc.th, &vd) && !src) {
+        src = NS_ENOMEM;
+        snprintf(why, sizeof why, "%s", ns_errmsg());
+    }
     if (a->json) {
         ns_buf b = {0};
         ns_json j;
@@ -809,10 +850,17 @@ static int dln_sweep(const ns_cli *c, dln_args *a) {
         ns_json_bool(&j, "below_both", vd.best >= 0 && vd.best_gen < vd.gen_l1 && vd.best_gen < vd.gen_sharp);
         ns_json_end(&j);
         if (!b.oom) printf("%s\n", b.data);
+        else if (!src) {
+            src = NS_ENOMEM;
+            snprintf(why, sizeof why, "%s", ns_errmsg());
+        }
         ns_buf_free(&b);
     } else {
         print_problem(&m, &task);
-        print_sweep(cpath, &vd, &st);
+        if (print_sweep(cpath, &vd, &st) && !src) {
+            src = NS_ENOMEM;
+            snprintf(why, sizeof why, "%s", ns_errmsg());
+        }
     }
     rc = ns_cli_report(src ? ns_fail(src, "%s", why) : 0);
 done:
@@ -850,7 +898,7 @@ static const subcommand subcommands[] = {
      "(pseudo-inverse), min-sharpness (DSDP; an LP when n = 1), the hypentropy prediction of\n"
      "gradient flow, and the generalization-optimal interpolator. For shared weights all are\n"
      "restricted to beta >= 0. --out DIR writes DIR/theory.json.",
-     dln_theory, 0, "the reference interpolators: min-l1, min-l2, min-sharpness, hypentropy, gen-optimal"},
+     dln_theory, 0, "min-l1, min-l2, min-sharpness, hypentropy, gen-opt interpolators"},
     {"sweep", "dln sweep", "normsharp dln sweep --lr A:B:K --out OUT [options]",
      "GD from the same initialization at every learning rate of --lr. Writes OUT/theory.json (the\n"
      "reference interpolators; reused on a rerun of the same problem), OUT/runs/lr_<eta>/summary.json\n"
@@ -868,16 +916,18 @@ static int run_subcommand(const subcommand *s, int argc, char **argv) {
     ns_cli_init(&c, s->cmd, s->usage, s->help);
     add_problem(&c, &a);
     if (s->training) add_training(&c, &a, sweep);
-    add_output(&c, &a, sweep, sweep);
+    add_output(&c, &a, sweep, sweep, s->training ? "summary.json" : "theory.json");
     NS_CLI_PARSE(&c, argc, argv);
     return s->run(&c, &a);
 }
 
 static void dln_usage(FILE *f) {
     fprintf(f, "usage: normsharp dln <subcommand> [options]\n       normsharp dln <subcommand> --help\n\n"
-               "The diagonal linear network lab (SPEC §6): beta = w*w, u^D - v^D or u*v trained by GD on\n"
-               "L = ||X beta - y||^2 / (2n), against the min-norm and min-sharpness interpolators.\n\nsubcommands:\n");
-    for (int i = 0; i < NSUB; i++) fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].about);
+               "The diagonal linear network lab (docs/CONVENTIONS.md): beta = w*w, u^D - v^D or\n"
+               "u*v trained by GD on L = ||X beta - y||^2 / (2n), against the min-norm and\n"
+               "min-sharpness interpolators.\n\n"
+               "subcommands:\n");
+    for (int i = 0; i < NSUB; i++) fprintf(f, "  %-7s %s\n", subcommands[i].name, subcommands[i].about);
 }
 
 int cmd_dln(int argc, char **argv) {

@@ -32,7 +32,8 @@ int cmd_flow(int argc, char **argv) {
     if (!ns_cli_seen(&c, "loss-goal") && !ns_cli_seen(&c, "max-time") && !ns_cli_seen(&c, "max-steps"))
         return ns_cli_usage_error("the flow needs --loss-goal EPS (s_GF is measured until the loss reaches it), "
                                   "or --max-time / --max-steps.");
-    int rc = train_cli_check(&t);
+    int rc = train_cli_check(&t, &c);
+    if (!rc) rc = train_cli_fresh_out(&t);
     if (rc) return rc;
     train_cli_run_opts(&t, t.seed, &o.seed, &o.save_weights, &o.weights_from, &o.final, &o.eig);
 
@@ -42,7 +43,7 @@ int cmd_flow(int argc, char **argv) {
     if ((rc = ns_data_load(&t.data, &ds))) return ns_cli_report(rc);
     if (!(rc = train_cli_model(&t, &ds, t.seed, &m))) {
         ns_progress *p = ns_progress_console("flow");
-        rc = ns_flow_run(m, &ds, &t.data, &o, t.out, p, &res);
+        rc = !p ? NS_ENOMEM : ns_flow_run(m, &ds, &t.data, &o, t.out, p, &res);
         ns_progress_console_end(p);
     }
     if (!rc) {

@@ -1,4 +1,4 @@
-// normsharp init — draw theta_0 for an architecture (SPEC §3) and save it as a weights
+// normsharp init — draw theta_0 for an architecture (docs/CONVENTIONS.md, architectures) and save it as a weights
 // directory (model.json + one .npy per tensor). theta_0 depends only on the architecture,
 // the parameterization, the init scale and the seed; the input shape and the number of
 // classes come from the dataset's known shape, so the data is not loaded.

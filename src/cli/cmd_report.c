@@ -25,7 +25,8 @@ static int parse_coords(const char *s, ns_report_opts *o) {
     return 0;
 }
 
-static void print_json(const ns_report *r, const ns_seed_group *grp, int ngrp, const ns_report_out *out,
+// Both printers return NS_ENOMEM (with its sentence) if they could not build their text.
+static int print_json(const ns_report *r, const ns_seed_group *grp, int ngrp, const ns_report_out *out,
                        const char *error) {
     ns_buf b = {0};
     ns_json j;
@@ -54,14 +55,16 @@ static void print_json(const ns_report *r, const ns_seed_group *grp, int ngrp, c
     }
     ns_json_end(&j);
     ns_json_arr(&j, "across_seeds");
-    for (int g = 0; g < ngrp; g++) ns_seed_group_json(&grp[g], &j, NULL);
+    for (int g = 0; g < ngrp; g++) ns_seed_group_json(r, &grp[g], &j, NULL);
     ns_json_end(&j);
     ns_json_end(&j);
-    if (b.data) printf("%s\n", b.data);
+    int rc = b.oom ? NS_ENOMEM : 0;
+    if (!rc) printf("%s\n", b.data);
     ns_buf_free(&b);
+    return rc;
 }
 
-static void print_text(const ns_report *r, const ns_seed_group *grp, int ngrp, const ns_report_out *out) {
+static int print_text(const ns_report *r, const ns_seed_group *grp, int ngrp, const ns_report_out *out) {
     if (out->md[0])
         printf("report: %s (open %s to view the %d figure%s)\n", out->md, out->html, out->npng, out->npng == 1 ? "" : "s");
     for (int k = 0; k < r->nexp; k++) {
@@ -76,14 +79,19 @@ static void print_text(const ns_report *r, const ns_seed_group *grp, int ngrp, c
             if (!nl) break;
             p = nl + 1;
         }
+        int oom = b.oom;
         ns_buf_free(&b);
+        if (oom) return NS_ENOMEM;
     }
     for (int g = 0; g < ngrp; g++) {
         ns_buf b = {0};
-        ns_seed_group_text(&grp[g], &b);
-        printf("\n%s [seeds]\n  %s", grp[g].title, b.data ? b.data : "\n");
+        ns_seed_group_text(r, &grp[g], &b);
+        int oom = b.oom;
+        if (!oom) printf("\n%s [seeds]\n  %s", grp[g].title, b.data ? b.data : "\n");
         ns_buf_free(&b);
+        if (oom) return NS_ENOMEM;
     }
+    return 0;
 }
 
 int cmd_report(int argc, char **argv) {
@@ -120,9 +128,12 @@ int cmd_report(int argc, char **argv) {
     ns_report_out out;
     rc = ns_report_write(&r, &o, &out);
     char *error = rc ? ns_strdup(ns_errmsg()) : NULL;
-    if (json) print_json(&r, grp, ngrp, &out, error);
-    else print_text(&r, grp, ngrp, &out);
+    int prc = json ? print_json(&r, grp, ngrp, &out, error) : print_text(&r, grp, ngrp, &out);
     fflush(stdout);
+    if (!rc && prc) {
+        rc = prc;
+        error = ns_strdup(ns_errmsg());
+    }
     if (rc) {
         ns_fail(rc, "%s", error ? error : "the report could not be written");
         rc = ns_cli_report(rc);

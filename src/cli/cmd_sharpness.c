@@ -1,6 +1,7 @@
-// normsharp sharpness — load saved weights and their data, and measure (SPEC §4) the
+// normsharp sharpness — load saved weights and their data, and measure (docs/CONVENTIONS.md, measurements) the
 // training loss and accuracy, the norms, the top of the Hessian spectrum (Lanczos with
 // full reorthogonalization on exact HVPs over the whole training subset) and the trace.
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "train_cli.h"
@@ -14,21 +15,6 @@ typedef struct {
     const ns_model *m;
     double load_seconds, seconds;
 } run_info;
-
-// Data options: those given on the command line, the rest from model.json.
-static void merge_data(ns_data_opts *d, const ns_data_opts *cli, const ns_data_opts *saved, const ns_cli *c) {
-    *d = *saved;
-    if (ns_cli_seen(c, "dataset")) {
-        d->dataset = cli->dataset;
-        // a data directory saved for another dataset does not carry over
-        if (!saved->dataset || strcmp(saved->dataset, cli->dataset)) d->data_dir = NULL;
-    }
-    if (ns_cli_seen(c, "data-dir")) d->data_dir = cli->data_dir;
-    if (ns_cli_seen(c, "n")) d->n = cli->n;
-    if (ns_cli_seen(c, "n-test")) d->n_test = cli->n_test;
-    if (ns_cli_seen(c, "classes")) d->classes = cli->classes;
-    if (ns_cli_seen(c, "loss")) d->loss = cli->loss;
-}
 
 static void print_json(const run_info *r, const ns_measurement *x) {
     const ns_model_config *cfg = ns_model_cfg(r->m);
@@ -46,7 +32,7 @@ static void print_json(const run_info *r, const ns_measurement *x) {
     ns_json_num(&j, "tol", r->mo->eig.tol);
     ns_json_int(&j, "max_iter", r->mo->eig.max_iter);
     ns_json_bool(&j, "lambda_min_full", r->mo->eig.lambda_min_full);
-    ns_json_num(&j, "seed", (double)r->mo->eig.seed);
+    ns_json_u64(&j, "seed", r->mo->eig.seed);
     ns_json_int(&j, "trace_probes", r->mo->trace_probes);
     ns_json_end(&j);
     ns_measurement_json(&j, "final", x);
@@ -78,15 +64,17 @@ static void print_text(const run_info *r, const ns_measurement *x) {
 int cmd_sharpness(int argc, char **argv) {
     const char *weights = NULL, *method = "lanczos";
     int json = 0, threads = 0;
+    long hvp_cache_mb;
     ns_measure_opts mo;
     ns_measure_opts_default(&mo);
-    mo.eig.k = 3;
-    mo.trace_probes = 10;
+    mo.eig.k = NS_TOP_K_DEFAULT;
+    mo.eig.max_iter = NS_EIG_ITERS_DEFAULT;
+    mo.trace_probes = NS_TRACE_PROBES_DEFAULT;
     ns_data_opts cli_data;
     ns_data_opts_default(&cli_data);
     ns_cli c;
     ns_cli_init(&c, "sharpness",
-                "normsharp sharpness --weights DIR [data options] [--k K] [--tol T] [--max-iter M] "
+                "normsharp sharpness --weights DIR [data options] [--top-k K] [--eig-tol TOL] [--eig-iters N] "
                 "[--trace-probes P] [--lambda-min] [--seed S] [--method lanczos|power] [--json]",
                 "Load a weights directory and its data (the data options default to those saved in model.json) "
                 "and print the training loss and accuracy, the l1 and l2 norms (total and per tensor), "
@@ -96,15 +84,18 @@ int cmd_sharpness(int argc, char **argv) {
                 "training subset.");
     ns_cli_add(&c, "weights", OPT_STR, &weights, 0, 0, "DIR", "weights directory (normsharp init, or a run's weights/)");
     ns_cli_add_data(&c, &cli_data);
-    ns_cli_add(&c, "k", OPT_INT, &mo.eig.k, 1, 1000, "K", "how many top eigenvalues to report (default 3)");
-    ns_cli_add(&c, "tol", OPT_DOUBLE, &mo.eig.tol, 1e-14, 0.5, "T",
+    ns_cli_add(&c, "top-k", OPT_INT, &mo.eig.k, 1, 1000, "K", "how many top eigenvalues to report (default 5)");
+    ns_cli_alias(&c, "top-k", "k");
+    ns_cli_add(&c, "eig-tol", OPT_DOUBLE, &mo.eig.tol, 1e-14, 0.5, "TOL",
                "relative residual at which an eigenvalue counts as converged (default 1e-4)");
-    ns_cli_add(&c, "max-iter", OPT_INT, &mo.eig.max_iter, 1, 100000, "M",
-               "Hessian-vector products at most (default 100 for lanczos, 1000 for power)");
+    ns_cli_alias(&c, "eig-tol", "tol");
+    ns_cli_add(&c, "eig-iters", OPT_INT, &mo.eig.max_iter, 1, 100000, "N",
+               "Hessian-vector products at most (default 300 for lanczos, 1000 for power)");
+    ns_cli_alias(&c, "eig-iters", "max-iter");
     ns_cli_add(&c, "trace-probes", OPT_INT, &mo.trace_probes, 0, 1000000, "P",
                "Hutchinson probes for the trace (default 10; 0 skips it)");
     ns_cli_add(&c, "lambda-min", OPT_FLAG, &mo.eig.lambda_min_full, 0, 0, NULL,
-               "converge lambda_min too, to residual <= tol * sharpness (by default it is only bounded, as far "
+               "converge lambda_min too, to residual <= --eig-tol x sharpness (by default it is only bounded, as far "
                "as the sharpness max|lambda| needs)");
     ns_cli_add(&c, "seed", OPT_U64, &mo.eig.seed, 0, 0, "S", "seed of the start vector and the probes (default 0)");
     ns_cli_add(&c, "method", OPT_STR, &method, 0, 0, "M", "lanczos (default) or power");
@@ -113,6 +104,7 @@ int cmd_sharpness(int argc, char **argv) {
     train_cli_add_views(&c, &mo.weight_decay, &mo.views);
     ns_cli_add(&c, "density-out", OPT_STR, &density_out, 0, 0, "FILE",
                "with --density-probes: write the density as CSV (lambda,density) to FILE");
+    ns_cli_add_hvp_cache(&c, &hvp_cache_mb);
     ns_cli_add(&c, "json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON object instead of text");
     NS_CLI_PARSE(&c, argc, argv);
     if (!weights) return ns_cli_usage_error("sharpness needs --weights DIR (a directory written by normsharp init).");
@@ -124,9 +116,10 @@ int cmd_sharpness(int argc, char **argv) {
         return ns_cli_usage_error("--method must be lanczos or power, got '%s'.", method);
     if (mo.method == NS_EIG_POWER && mo.eig.lambda_min_full)
         return ns_cli_usage_error("--lambda-min needs --method lanczos (power iteration finds one end only).");
-    if (mo.method == NS_EIG_POWER && !ns_cli_seen(&c, "max-iter")) mo.eig.max_iter = 1000;
+    if (mo.method == NS_EIG_POWER && !ns_cli_seen(&c, "eig-iters")) mo.eig.max_iter = 1000;
     mo.trace_seed = mo.eig.seed;
     ns_cli_set_threads(threads);
+    ns_cli_set_hvp_cache(hvp_cache_mb);
 
     double t0 = ns_now();
     ns_model *m = NULL;
@@ -135,7 +128,7 @@ int cmd_sharpness(int argc, char **argv) {
     int loaded = 0;
     int rc = ns_weights_load(weights, &m, &saved);
     if (!rc) {
-        merge_data(&data, &cli_data, &saved, &c);
+        ns_cli_merge_data(&data, &cli_data, &saved, &c);
         rc = ns_data_load(&data, &ds);
         loaded = rc == 0;
     }
@@ -152,9 +145,13 @@ int cmd_sharpness(int argc, char **argv) {
         if (!rc) {
             if (json) print_json(&r, &x);
             else print_text(&r, &x);
-            if (x.have_eig && !x.eig.converged)
-                fprintf(stderr, "normsharp: warning: %s did not reach --tol %g within %d Hessian-vector products; "
-                                "raise --max-iter for a converged estimate.\n",
+            if (!isfinite(x.train_loss) && (mo.method != NS_EIG_NONE || mo.trace_probes > 0))
+                rc = ns_fail(NS_EIO, "the training loss at the weights in %s is %g, so the Hessian there is not defined "
+                                     "and the sharpness, the eigenvalues and the trace were not computed; the weights "
+                                     "(or the data) make the network's outputs overflow", weights, x.train_loss);
+            else if (x.have_eig && !x.eig.converged)
+                fprintf(stderr, "normsharp: warning: %s did not reach --eig-tol %g within %d Hessian-vector products; "
+                                "raise --eig-iters for a converged estimate.\n",
                         ns_eig_method_name(mo.method), mo.eig.tol, mo.eig.max_iter);
             ns_measurement_free(&x);
         }

@@ -1,4 +1,4 @@
-// normsharp sweep — the protocol of SPEC §5: for every seed, theta_0 once; optionally the
+// normsharp sweep — the protocol of docs/CONVENTIONS.md, protocol: for every seed, theta_0 once; optionally the
 // gradient flow from it (s_GF, eta_c); then GD from that same theta_0 at every learning
 // rate of a grid; one run directory each and a sweep.csv, through the shared runner
 // (parallel workers, resume, progress). Ends with a table and the observed transition.
@@ -80,6 +80,16 @@ static void label(void *ctx, int i, char *out, size_t cap) {
     sweep_ctx *c = ctx;
     if (c->flow) snprintf(out, cap, "flow seed=%llu", (unsigned long long)c->seeds[i]);
     else snprintf(out, cap, "lr=%g seed=%llu", c->eta[i], (unsigned long long)c->seeds[c->seed_of[i]]);
+}
+
+// For the 80-column progress line: "lr=0.0123" (and "/s1" when there are several seeds).
+static void short_label(void *ctx, int i, char *out, size_t cap) {
+    sweep_ctx *c = ctx;
+    unsigned long long seed = c->flow ? c->seeds[i] : c->seeds[c->seed_of[i]];
+    char s[32] = "";
+    if (c->nseeds > 1) snprintf(s, sizeof s, "/s%llu", seed);
+    if (c->flow) snprintf(out, cap, "flow%s", s);
+    else snprintf(out, cap, "lr=%.3g%s", c->eta[i], s);
 }
 
 // ---- CSV rows from the runs' summary.json ----------------------------------------------------
@@ -313,6 +323,7 @@ static void free_runs(sweep_ctx *c) {
 
 static int run_phase(sweep_ctx *c, const char *csv, int jobs, int quiet) {
     ns_sweep s = {.n_runs = c->n, .run_dirs = c->dirs, .run = run, .row = c->flow ? row_flow : row_gd, .label = label,
+                  .short_label = short_label, .name = c->flow ? "flows" : "sweep",
                   .ctx = c, .jobs = jobs, .csv_path = csv, .csv_header = c->flow ? FLOW_CSV_HEADER : c->header.data,
                   .quiet = quiet};
     ns_sweep_stats st;
@@ -358,14 +369,16 @@ typedef struct {
     int finished;
 } run_view;
 
-static void view_of(const sweep_ctx *c, int i, run_view *v) {
+// A run without a readable summary is "missing"; running out of memory is an error.
+static int view_of(const sweep_ctx *c, int i, run_view *v) {
     memset(v, 0, sizeof *v);
     v->eta = c->eta[i];
     v->sharpness = v->l1 = v->test_err = NAN;
     ns_jval d;
-    if (load_summary(c->dirs[i], &d)) {
+    int rc = load_summary(c->dirs[i], &d);
+    if (rc) {
         snprintf(v->status, sizeof v->status, "missing");
-        return;
+        return rc == NS_ENOMEM ? rc : 0;
     }
     const ns_jval *f = ns_jget(&d, "final");
     v->finished = 1;
@@ -374,6 +387,7 @@ static void view_of(const sweep_ctx *c, int i, run_view *v) {
     v->l1 = ns_jnum(f, "l1", NAN);
     v->test_err = ns_jnum(f, "test_err", NAN);
     ns_jval_free(&d);
+    return 0;
 }
 
 // The observed transition: the smallest eta whose final sharpness is more than 10% below
@@ -388,10 +402,11 @@ static double transition_eta(const run_view *v, int n, double s_gf) {
     return NAN;
 }
 
-static void report(const sweep_ctx *c, const char *root, int json) {
+static int report(const sweep_ctx *c, const char *root, int json) {
     int per = c->n / (c->nseeds ? c->nseeds : 1);
     run_view *v = ns_calloc((size_t)(per ? per : 1), sizeof *v);
-    if (!v) return;
+    if (!v) return NS_ENOMEM;
+    int rc = 0;
     ns_buf b = {0};
     ns_json j;
     if (json) {
@@ -401,11 +416,12 @@ static void report(const sweep_ctx *c, const char *root, int json) {
         ns_json_arr(&j, "seeds");
     }
     for (int k = 0; k < c->nseeds; k++) {
-        for (int q = 0; q < per; q++) view_of(c, k * per + q, &v[q]);
+        for (int q = 0; q < per && !rc; q++) rc = view_of(c, k * per + q, &v[q]);
+        if (rc) break;
         double tr = transition_eta(v, per, c->s_gf[k]);
         if (json) {
             ns_json_obj(&j, NULL);
-            ns_json_int(&j, "seed", (long long)c->seeds[k]);
+            ns_json_u64(&j, "seed", c->seeds[k]);
             ns_json_num(&j, "s_gf", c->s_gf[k]);
             ns_json_num(&j, "eta_c", c->eta_c[k]);
             ns_json_num(&j, "transition_eta", tr);
@@ -443,12 +459,14 @@ static void report(const sweep_ctx *c, const char *root, int json) {
         ns_json_end(&j);
         ns_json_end(&j);
         ns_buf_append(&b, "\n", 1);
-        if (b.data) fputs(b.data, stdout);
-    } else {
+        if (!rc && b.oom) rc = NS_ENOMEM;
+        if (!rc) fputs(b.data, stdout);
+    } else if (!rc) {
         printf("results in %s/sweep.csv\n", root);
     }
     ns_buf_free(&b);
     free(v);
+    return rc;
 }
 
 // ---- the command --------------------------------------------------------------------------------
@@ -515,12 +533,13 @@ int cmd_sweep(int argc, char **argv) {
         free(grid);
         return ns_cli_usage_error("%s.", ns_errmsg());
     }
-    int rc = train_cli_check(&t);
+    int rc = train_cli_check(&t, &c);
     if (rc) {
         free(grid);
         free(seeds);
         return rc;
     }
+    if (t.weights) seeds[0] = t.seed;  // the one theta_0, under its own seed (--seeds is refused)
     fl.loss_goal = gd.loss_goal;
 
     ns_dataset ds = {0};
@@ -578,7 +597,7 @@ int cmd_sweep(int argc, char **argv) {
     }
     rc = run_phase(&x, csv, jobs, quiet);
     status = ns_cli_report_once(rc);  // first: the table's reading of unfinished runs replaces the message
-    if (ns_sweep_rank() == 0) report(&x, root, t.json);
+    if (ns_sweep_rank() == 0 && (rc = report(&x, root, t.json)) && !status) status = ns_cli_report(rc);
 done:
     free_runs(&x);
     ns_buf_free(&x.header);

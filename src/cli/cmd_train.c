@@ -1,5 +1,6 @@
 // normsharp train — gradient descent at one learning rate from theta_0, into a run
 // directory (docs/OUTPUTS.md). Also home of the options train, flow and sweep share.
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,7 +32,9 @@ void train_cli_add_model(ns_cli *c, train_cli *t, int with_seed) {
     ns_cli_add(c, "param", OPT_STR, &t->param, 0, 0, "P", "parameterization: standard (default), ntk, mup");
     ns_cli_add(c, "init-scale", OPT_DOUBLE, &t->init_scale, 0, 1e6, "C", "multiply the initial weights by C (default 1)");
     if (with_seed) ns_cli_add(c, "seed", OPT_U64, &t->seed, 0, 0, "S", "seed of theta_0 (default 0)");
-    ns_cli_add(c, "weights", OPT_STR, &t->weights, 0, 0, "DIR", "start from saved weights instead of a fresh theta_0");
+    ns_cli_add(c, "weights", OPT_STR, &t->weights, 0, 0, "DIR",
+               "start from saved weights instead of a fresh theta_0 (their model.json gives the model, the seed "
+               "and the default data options)");
 }
 
 void train_cli_add_measure(ns_cli *c, train_cli *t) {
@@ -41,6 +44,11 @@ void train_cli_add_measure(ns_cli *c, train_cli *t) {
     ns_cli_add(c, "eig-iters", OPT_INT, &t->eig_iters, 2, 100000, "N", "Lanczos iteration limit (default 300)");
     ns_cli_add(c, "track-tol", OPT_DOUBLE, &t->track_tol, 1e-14, 1, "TOL",
                "Lanczos tolerance of the tracked sharpness: trajectory rows, flow steps (default 1e-2)");
+    ns_cli_add_hvp_cache(c, &t->hvp_cache_mb);
+    // the spellings of `normsharp sharpness` before the options were one vocabulary
+    ns_cli_alias(c, "top-k", "k");
+    ns_cli_alias(c, "eig-tol", "tol");
+    ns_cli_alias(c, "eig-iters", "max-iter");
 }
 
 void train_cli_add_views(ns_cli *c, double *weight_decay, ns_view_opts *v) {
@@ -94,7 +102,33 @@ void train_cli_add_gd(ns_cli *c, ns_train_opts *o) {
     ns_cli_add(c, "decay-factor", OPT_DOUBLE, &o->decay_factor, 1e-12, 1, "F", "learning-rate factor of the decayed phase (default 0.1)");
 }
 
-int train_cli_check(train_cli *t) {
+// With --weights, theta_0 and its seed come from model.json: an option that draws theta_0
+// would be ignored, so it is refused; the run's seed (minibatches, Lanczos and Hutchinson
+// starts) is the weights' seed, which summary.json records; the data options not given on
+// the command line are the saved ones (as for `sharpness`).
+static int from_weights(train_cli *t, const ns_cli *c) {
+    static const char *const drawn[] = {"arch", "param", "init-scale", "seed", "seeds"};
+    for (size_t i = 0; i < sizeof drawn / sizeof *drawn; i++)
+        if (ns_cli_seen(c, drawn[i]))
+            return ns_cli_usage_error("--%s cannot go with --weights: the weights in %s are theta_0, and their "
+                                      "model.json fixes the architecture, parameterization, init scale and seed "
+                                      "(the seed also draws minibatches and Lanczos starts); drop --%s, or drop "
+                                      "--weights to draw a fresh theta_0.", drawn[i], t->weights, drawn[i]);
+    ns_model *m = NULL;
+    ns_data_opts saved, given = t->data;
+    int rc = ns_weights_load(t->weights, &m, &saved);
+    if (rc) return ns_cli_report(rc);
+    t->seed = ns_model_cfg(m)->seed;
+    ns_cli_merge_data(&t->data, &given, &saved, c);
+    ns_model_free(m);
+    return 0;
+}
+
+int train_cli_check(train_cli *t, const ns_cli *c) {
+    if (t->weights) {
+        int rc = from_weights(t, c);
+        if (rc) return rc;
+    }
     if (ns_arch_check(t->arch)) return ns_cli_usage_error("%s", ns_errmsg());
     if (strcmp(t->param, "standard") && strcmp(t->param, "ntk") && strcmp(t->param, "mup"))
         return ns_cli_usage_error("--param must be standard, ntk or mup, got '%s'.", t->param);
@@ -103,6 +137,22 @@ int train_cli_check(train_cli *t) {
     if (access(t->out, W_OK | X_OK) != 0)
         return ns_cli_usage_error("cannot write into --out '%s': %s.", t->out, strerror(errno));
     ns_cli_set_threads(t->threads);
+    ns_cli_set_hvp_cache(t->hvp_cache_mb);
+    return 0;
+}
+
+int train_cli_fresh_out(const train_cli *t) {
+    DIR *d = opendir(t->out);
+    if (!d) return ns_cli_usage_error("cannot read --out '%s': %s.", t->out, strerror(errno));
+    struct dirent *e;
+    char first[256] = "";
+    while (!*first && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            snprintf(first, sizeof first, "%s", e->d_name);
+    closedir(d);
+    if (*first)
+        return ns_cli_usage_error("--out '%s' already holds files (%s, ...), perhaps of an earlier run; a run "
+                                  "directory holds one run only: give a new or empty folder.", t->out, first);
     return 0;
 }
 
@@ -183,7 +233,8 @@ int cmd_train(int argc, char **argv) {
     if (vrc) return vrc;
     if (!(lr > 0)) return ns_cli_usage_error("--lr must be a number > 0, got %g.", lr);
     if (o.nesterov && !(o.momentum > 0)) return ns_cli_usage_error("--nesterov needs --momentum > 0.");
-    int rc = train_cli_check(&t);
+    int rc = train_cli_check(&t, &c);
+    if (!rc) rc = train_cli_fresh_out(&t);
     if (rc) return rc;
     o.lr = lr;
     train_cli_run_opts(&t, t.seed, &o.seed, &o.save_weights, &o.weights_from, &o.final, &o.eig);
@@ -200,7 +251,7 @@ int cmd_train(int argc, char **argv) {
         char label[64];
         snprintf(label, sizeof label, "train lr=%g", lr);
         ns_progress *p = ns_progress_console(label);
-        rc = ns_train_run(m, &ds, &t.data, &o, t.out, p, &res);
+        rc = !p ? NS_ENOMEM : ns_train_run(m, &ds, &t.data, &o, t.out, p, &res);
         ns_progress_console_end(p);
     }
     if (!rc) {

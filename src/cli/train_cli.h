@@ -21,12 +21,13 @@ typedef struct {
     // output and machine
     const char *out;
     int json, threads, save_weights;
+    long hvp_cache_mb;      // --hvp-cache-mb, -1 if not given
 } train_cli;
 
 void train_cli_init(train_cli *t);
 // --arch --param --init-scale --weights (and --seed if with_seed).
 void train_cli_add_model(ns_cli *c, train_cli *t, int with_seed);
-// --top-k --trace-probes --eig-tol --eig-iters --track-tol.
+// --top-k --trace-probes --eig-tol --eig-iters --track-tol --hvp-cache-mb.
 void train_cli_add_measure(ns_cli *c, train_cli *t);
 // --weight-decay --adaptive --adaptive-eps --per-layer --density-probes --density-steps
 // --density-sigma (train, sweep and, measuring saved weights, sharpness).
@@ -38,8 +39,12 @@ void train_cli_add_output(ns_cli *c, train_cli *t, int with_threads);
 // Everything about stopping and recording GD (not --lr): --momentum ... --decay-factor.
 void train_cli_add_gd(ns_cli *c, ns_train_opts *o);
 // Validates the shared options after parsing; returns 0 or an exit status (2) after
-// printing the message. Creates --out (an unwritable one is a usage error).
-int train_cli_check(train_cli *t);
+// printing the message. Creates --out (an unwritable one is a usage error). With --weights:
+// refuses the options that draw theta_0 (--arch --param --init-scale --seed --seeds), sets
+// t->seed to the weights' seed and the data options not given to those in model.json.
+int train_cli_check(train_cli *t, const ns_cli *c);
+// --out must be empty (train, flow: one run's files only); returns 0 or 2 after a message.
+int train_cli_fresh_out(const train_cli *t);
 // What a run (GD or flow) from theta_0 of `seed` takes from the shared options: its seed,
 // --save-weights, --weights, and the measurements (final: top-k and trace; trajectory: k = 1;
 // the views in both).

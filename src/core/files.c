@@ -1,4 +1,5 @@
-// Files: mkdir -p, whole-file reads, and atomic writes (temporary name, fsync, rename),
+// Files: mkdir -p, whole-file reads, and atomic writes (temporary name, fsync, rename,
+// fsync of the folder),
 // so that a crash never leaves a half-written result.
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +47,21 @@ int ns_mkdirs(const char *path) {
     return 0;
 }
 
+// The rename is durable only once the folder that holds the name is on disk: without this
+// a power loss can take a finished summary.json or sweep.csv back to its old state (or to
+// nothing). A folder that cannot be opened for reading, or a file system that cannot sync
+// folders (EINVAL), is left as it is.
+static int sync_parent(const char *path) {
+    char dir[4200];
+    const char *slash = strrchr(path, '/');
+    if (ns_path(dir, sizeof dir, "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1, slash ? path : ".")) return NS_EINVAL;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return 0;
+    int rc = fsync(fd) != 0 && errno != EINVAL && errno != EROFS ? errno : 0;
+    close(fd);
+    return rc ? ns_fail(NS_EIO, "cannot write '%s': syncing its folder failed: %s", path, strerror(rc)) : 0;
+}
+
 int ns_write_file_atomic(const char *path, const void *data, size_t len) {
     char tmp[4200];
     if (ns_path(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid())) return NS_EINVAL;
@@ -77,7 +93,7 @@ int ns_write_file_atomic(const char *path, const void *data, size_t len) {
         unlink(tmp);
         return ns_fail(NS_EIO, "cannot write '%s': %s", path, strerror(e));
     }
-    return 0;
+    return sync_parent(path);
 }
 
 int ns_read_file(const char *path, char **data, size_t *len) {

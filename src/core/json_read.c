@@ -21,13 +21,31 @@ static void ws(parser *p) {
 
 static int value(parser *p, ns_jval *v);
 
+static int hex4(const char *h, unsigned *code) {
+    *code = 0;
+    for (int i = 0; i < 4; i++) {
+        int c = (unsigned char)h[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return 0;
+        *code = *code << 4 | (unsigned)d;
+    }
+    return 1;
+}
+
+// RFC 8259 strings: raw control bytes (below 0x20, NUL among them) are invalid, and so are
+// unknown escapes. \u0000 is refused too: a C string would end there (cutting, say, an
+// architecture string short); other non-ASCII \u escapes read as '?'.
 static int string(parser *p, char **out) {
     // p->s at opening quote
     p->s++;
     ns_buf b = {0};
-    while (p->s < p->end && *p->s != '"') {
+    const char *bad = NULL;
+    while (!bad && p->s < p->end && *p->s != '"') {
         char c = *p->s++;
-        if (c == '\\') {
+        if ((unsigned char)c < 0x20) {
+            p->s--;
+            bad = "a raw control byte in a string";
+        } else if (c == '\\') {
             if (p->s >= p->end) break;
             char e = *p->s++;
             switch (e) {
@@ -36,18 +54,27 @@ static int string(parser *p, char **out) {
             case 'r': c = '\r'; break;
             case 'b': c = '\b'; break;
             case 'f': c = '\f'; break;
+            case '"': case '\\': case '/': c = e; break;
             case 'u': {
-                if (p->end - p->s < 4) { ns_buf_free(&b); return perr(p, "short \\u escape"); }
-                unsigned code = (unsigned)strtoul((char[5]){p->s[0], p->s[1], p->s[2], p->s[3], 0}, NULL, 16);
+                unsigned code;
+                if (p->end - p->s < 4 || !hex4(p->s, &code)) {
+                    bad = "a \\u escape without four hex digits";
+                    break;
+                }
+                if (code == 0) {
+                    bad = "\\u0000 in a string";
+                    break;
+                }
                 p->s += 4;
                 c = code < 0x80 ? (char)code : '?';  // only ASCII escapes are expected here
                 break;
             }
-            default: c = e;
+            default: p->s--; bad = "an unknown escape in a string";
             }
         }
-        ns_buf_append(&b, &c, 1);
+        if (!bad) ns_buf_append(&b, &c, 1);
     }
+    if (bad) { ns_buf_free(&b); return perr(p, bad); }
     if (p->s >= p->end) { ns_buf_free(&b); return perr(p, "unterminated string"); }
     p->s++;
     if (b.oom) { ns_buf_free(&b); return NS_ENOMEM; }
@@ -58,11 +85,11 @@ static int string(parser *p, char **out) {
 static int push(ns_jval *v, char *key, int *cap) {
     if (v->n == *cap) {
         int nc = *cap ? *cap * 2 : 8;
-        ns_jval *items = realloc(v->items, sizeof(ns_jval) * (size_t)nc);
+        ns_jval *items = ns_realloc(v->items, sizeof(ns_jval) * (size_t)nc);
         if (!items) return ns_fail(NS_ENOMEM, "out of memory parsing JSON");
         v->items = items;
         if (v->type == NS_JOBJ) {
-            char **keys = realloc(v->keys, sizeof(char *) * (size_t)nc);
+            char **keys = ns_realloc(v->keys, sizeof(char *) * (size_t)nc);
             if (!keys) return ns_fail(NS_ENOMEM, "out of memory parsing JSON");
             v->keys = keys;
         }
@@ -176,6 +203,20 @@ double ns_jnum(const ns_jval *obj, const char *key, double def) {
     if (v->type == NS_JNUM || v->type == NS_JBOOL) return v->num;
     if (v->type == NS_JNULL) return NAN;
     return def;
+}
+
+int ns_jget_u64(const ns_jval *obj, const char *key, uint64_t *out) {
+    const ns_jval *v = ns_jget(obj, key);
+    if (v && v->type == NS_JSTR) {
+        int rc = ns_parse_u64(v->str, key, out);
+        if (rc) ns_clear_error();
+        return rc ? -1 : 0;
+    }
+    if (v && v->type == NS_JNUM && v->num >= 0 && v->num < (double)NS_JSON_EXACT_MAX && v->num == floor(v->num)) {
+        *out = (uint64_t)v->num;
+        return 0;
+    }
+    return -1;
 }
 
 const char *ns_jstr(const ns_jval *obj, const char *key, const char *def) {

@@ -10,7 +10,7 @@ void ns_buf_append(ns_buf *b, const char *s, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1) cap *= 2;
-        char *d = realloc(b->data, cap);
+        char *d = ns_realloc(b->data, cap);
         if (!d) {
             b->oom = 1;
             ns_fail(NS_ENOMEM, "out of memory building text output");
@@ -35,7 +35,7 @@ void ns_buf_printf(ns_buf *b, const char *fmt, ...) {
         ns_buf_append(b, tmp, (size_t)n);
         return;
     }
-    char *big = malloc((size_t)n + 1);
+    char *big = ns_malloc((size_t)n + 1);
     if (!big) {
         b->oom = 1;
         return;
@@ -136,6 +136,12 @@ void ns_json_num(ns_json *j, const char *k, double x) {
 void ns_json_int(ns_json *j, const char *k, long long x) {
     key(j, k);
     ns_buf_printf(j->b, "%lld", x);
+}
+
+void ns_json_u64(ns_json *j, const char *k, uint64_t x) {
+    key(j, k);
+    if (x < NS_JSON_EXACT_MAX) ns_buf_printf(j->b, "%llu", (unsigned long long)x);
+    else ns_buf_printf(j->b, "\"%llu\"", (unsigned long long)x);
 }
 
 void ns_json_bool(ns_json *j, const char *k, int x) {

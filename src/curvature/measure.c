@@ -1,5 +1,5 @@
 // Measuring a network at its current theta: the one place that computes and names the
-// quantities of SPEC §4, shared by `sharpness`, `train`, `flow` and the sweep.
+// quantities of docs/CONVENTIONS.md, measurements, shared by `sharpness`, `train`, `flow` and the sweep.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,9 +105,9 @@ int ns_measure(ns_model *m, const ns_batch *train, const ns_batch *test, const n
     if (!rc && test && test->n > 0) {
         double acc;
         rc = ns_model_loss(m, test, &x->test_loss, &acc);
-        x->test_err = 1 - acc;
+        x->test_err = ns_error_rate(acc, test->n);
     }
-    x->train_err = 1 - x->train_acc;
+    x->train_err = ns_error_rate(x->train_acc, train->n);
     if (!rc) rc = measure_norms(m, x);
     if (o->weight_decay > 0) x->objective = x->train_loss + 0.5 * o->weight_decay * x->l2 * x->l2;
     x->seconds_loss = ns_now() - t0;

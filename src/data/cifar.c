@@ -6,6 +6,15 @@
 
 #define CIFAR_PIXELS 3072
 #define CIFAR_RECORD (1 + CIFAR_PIXELS)
+// A batch file holds 10000 records; allow a whole split (60000) in one, and one byte more to
+// see a surplus. Nothing beyond is inflated (a gzip bomb stops here).
+#define CIFAR_MAX_RECORDS 60000
+
+static size_t cifar_limit(const unsigned char *data, size_t len) {
+    (void)data;
+    (void)len;
+    return (size_t)CIFAR_MAX_RECORDS * CIFAR_RECORD + 1;
+}
 
 int ns_cifar_read(const char *path, unsigned char **pixels, int **labels, long *count) {
     *pixels = NULL;
@@ -14,11 +23,15 @@ int ns_cifar_read(const char *path, unsigned char **pixels, int **labels, long *
     unsigned char *buf;
     size_t len;
     int cut;
-    int rc = ns_read_all_gz(path, &buf, &len, &cut);
+    int rc = ns_read_all_gz(path, &buf, &len, &cut, cifar_limit);
     if (rc) return rc;
     if (cut) {
         free(buf);
         return ns_fail(NS_EFORMAT, "%s is truncated: its gzip stream ends early", path);
+    }
+    if (len > (size_t)CIFAR_MAX_RECORDS * CIFAR_RECORD) {
+        free(buf);
+        return ns_fail(NS_EFORMAT, "%s holds more than %d CIFAR-10 records: not a CIFAR-10 batch", path, CIFAR_MAX_RECORDS);
     }
     if (len == 0 || len % CIFAR_RECORD != 0) {
         free(buf);

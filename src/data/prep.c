@@ -1,4 +1,4 @@
-// prep.c — SPEC §1 preprocessing on raw uint8 pixels:
+// prep.c — docs/CONVENTIONS.md, data preprocessing on raw uint8 pixels:
 // x_ij = (p_ij/255 - mean_j) / std_j, mean and population std over the full training split.
 #include <math.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-// synth.c — Gaussian sparse regression for the DLN lab (SPEC §6, Woodworth et al.):
+// synth.c — Gaussian sparse regression for the DLN lab (docs/CONVENTIONS.md, DLN, Woodworth et al.):
 // X_ij ~ N(0,1), beta*_i = 1/sqrt(s) on a random support of size s, y = X beta* + noise*N(0,1).
 #include <math.h>
 #include <stdlib.h>

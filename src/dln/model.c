@@ -1,4 +1,4 @@
-// dln/model.c — the calculus of the three diagonal linear networks (SPEC §6), side by side.
+// dln/model.c — the calculus of the three diagonal linear networks (docs/CONVENTIONS.md, DLN), side by side.
 // Each coordinate i of beta depends only on its own parameters theta_i (one or two numbers),
 // so everything follows from j_i = dbeta_i/dtheta_i and h_i = d^2 beta_i/dtheta_i^2:
 //   grad_i = j_i g_i,   H = (1/n) J^T J + blockdiag(g_i h_i),   J = X . blockdiag(j_i^T).

@@ -299,6 +299,7 @@ int dln_basis_interpolators(const ns_dln_data *t, double *beta0, double **N, int
         *N = ns_calloc((size_t)d * (size_t)nz, sizeof(double));
         if (!*N) {
             free(M);
+            rc = NS_ENOMEM;  // rc was 0 after check_interpolates: the caller used a NULL basis
             goto done;
         }
         for (int q = 0; q < rank; q++)

@@ -1,4 +1,4 @@
-// dln/sdp.c — the minimum-sharpness interpolator (SPEC §6):
+// dln/sdp.c — the minimum-sharpness interpolator (docs/CONVENTIONS.md, DLN):
 //   min t  s.t.  t I - X diag(s) X^T >= 0 (LMI),  s >= |beta|,  X beta = y.
 // X beta = y is eliminated first: beta = beta0 + N z with N = [-X_B^-1 X_F; I] for r basic
 // coordinates B chosen by QR with column pivoting and the free ones F, so DSDP sees only

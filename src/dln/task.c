@@ -1,4 +1,4 @@
-// dln/task.c — the DLN tasks of SPEC §6: the single data point, Gaussian sparse regression
+// dln/task.c — the DLN tasks of docs/CONVENTIONS.md, DLN: the single data point, Gaussian sparse regression
 // (ns_synth_sparse), and X, y read from CSV files; plus the test covariance diag(Sigma).
 #include <math.h>
 #include <stdlib.h>

@@ -40,7 +40,7 @@ void ns_dln_gd_step(const ns_dln_model *m, int d, double *theta, const ns_dln_po
     for (int a = 0; a < p; a++) theta[a] -= eta * grad[a];
 }
 
-// Does the model have a conserved-up-to-GD quantity giving alpha_inf (SPEC §6, Even et al.)?
+// Does the model have a conserved-up-to-GD quantity giving alpha_inf (docs/CONVENTIONS.md, DLN, Even et al.)?
 static int has_alpha_inf(const ns_dln_model *m) {
     return m->kind == NS_DLN_UV || (m->kind == NS_DLN_PM && m->depth == 2);
 }

@@ -1,12 +1,19 @@
 // act.c — elementwise activations a = sigma(z) with first and second derivatives:
 //   linear    sigma = z                        sigma' = 1            sigma'' = 0
-//   relu      sigma = max(z, 0)                sigma' = [z > 0]      sigma'' = 0 (a.e.)
+//   relu      sigma = max(z, 0)                sigma' = [z > 0]      sigma'' = 0
 //   tanh      sigma = tanh z                   sigma' = 1 - a^2      sigma'' = -2 a sigma'
-//   elu       sigma = z (z > 0), e^z - 1       sigma' = 1, e^z       sigma'' = 0, e^z
-//   softplus  sigma = log(1 + e^z)             sigma' = s = 1/(1+e^-z)  sigma'' = s (1 - s)
+//   elu       sigma = z (z > 0), e^z - 1       sigma' = 1, e^z       sigma'' = 0 (z >= 0), e^z
+//   softplus  sigma = log(1 + e^z) (z <= 20), z (z > 20)
+//                                              sigma' = s = 1/(1+e^-z) (z <= 20), 1
+//                                              sigma'' = s (1 - s) (z < 20), 0
 //   gelu      sigma = z Phi(z) (exact erf)     sigma' = Phi + z phi  sigma'' = phi (2 - z^2)
-// (Phi, phi: the standard normal cdf and density; elu has alpha = 1; softplus is the exact
-// function, without PyTorch's linear branch above z = 20, which differs by < 3e-9.)
+// (Phi, phi: the standard normal cdf and density; elu has alpha = 1.) At the kinks these are
+// PyTorch's conventions, so that a Hessian agrees with PyTorch's double backward at exact
+// zeros too, not only almost everywhere (docs/CONVENTIONS.md has the table):
+//   relu'(0) = 0; elu'(0) = 1 and elu''(0) = 0 (PyTorch's elu_backward takes the e^z branch
+//   for z <= 0, its double backward the e^z branch only for z < 0); softplus (beta = 1,
+//   threshold = 20) is the identity above z = 20, and at z = 20 exactly its first derivative
+//   is the sigmoid's while its second is 0 (the double backward tests z < 20).
 // The backward and tangent passes are these derivatives applied elementwise:
 //   gz = sigma' ga,   Ra = sigma' Rz,   R{gz} = sigma' R{ga} + sigma'' Rz ga.
 #include <math.h>
@@ -30,6 +37,7 @@ const char *ns_act_name(ns_act_kind k) {
 }
 
 #define INV_SQRT2 0.70710678118654752440
+#define SOFTPLUS_THRESHOLD 20  // PyTorch's default: softplus is linear above it
 #define INV_SQRT2PI 0.39894228040143267794
 
 static inline double sigmoid(double z) {
@@ -60,7 +68,8 @@ static inline real act_value(ns_act_kind k, real z) {
     case NS_ACT_RELU: return relu(z);
     case NS_ACT_TANH: return (real)tanh(x);
     case NS_ACT_ELU: return z > 0 ? z : (real)expm1(x);
-    case NS_ACT_SOFTPLUS: return (real)(fmax(x, 0.0) + log1p(exp(-fabs(x))));
+    case NS_ACT_SOFTPLUS:
+        return z > SOFTPLUS_THRESHOLD ? z : (real)(fmax(x, 0.0) + log1p(exp(-fabs(x))));
     case NS_ACT_GELU: return (real)(x * 0.5 * erfc(-x * INV_SQRT2));
     case NS_ACT_LINEAR: break;
     }
@@ -82,13 +91,13 @@ static inline void act_derivs(ns_act_kind k, real z, real a, real *d1, real *d2)
     case NS_ACT_ELU: {
         real e = z > 0 ? 1 : (real)exp(x);
         *d1 = e;
-        *d2 = z > 0 ? 0 : e;
+        *d2 = z < 0 ? e : 0;
         return;
     }
     case NS_ACT_SOFTPLUS: {
-        double s = sigmoid(x);
+        double s = z > SOFTPLUS_THRESHOLD ? 1.0 : sigmoid(x);
         *d1 = (real)s;
-        *d2 = (real)(s * (1.0 - s));
+        *d2 = z < SOFTPLUS_THRESHOLD ? (real)(s * (1.0 - s)) : 0;
         return;
     }
     case NS_ACT_GELU: {
@@ -167,17 +176,17 @@ ALWAYS_INLINE void rbackward_loop(ns_act_kind k, real *gz, real *rgz, const real
                                   const real *rga, const real *z, const real *rz,
                                   const real *a, size_t len) {
     if (k == NS_ACT_RELU) {  // sigma'' = 0: R{gz} = sigma' R{ga}
-        relu_scale(gz, ga, z, len);
+        if (gz) relu_scale(gz, ga, z, len);
         relu_scale(rgz, rga, z, len);
         return;
     }
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len; i++) {  // GCC unswitches the loop on gz
         real d1, d2, g = ga[i];
         act_derivs(k, z[i], a[i], &d1, &d2);
         real rg = d1 * rga[i];
         if (k != NS_ACT_LINEAR) rg += d2 * rz[i] * g;  // else sigma'' = 0
         rgz[i] = rg;
-        gz[i] = d1 * g;
+        if (gz) gz[i] = d1 * g;
     }
 }
 

@@ -1,4 +1,4 @@
-// arch.c — architecture strings (SPEC §3), case-sensitive:
+// arch.c — architecture strings (docs/CONVENTIONS.md, architectures), case-sensitive:
 //   fc-ACT-W1-W2-...                    fully connected, hidden widths W1, W2, ... (none: a
 //                                       linear model)
 //   cnn-ACT-C1-C2-...[-avgpool|-maxpool] 3x3 convolutions with C1, C2, ... channels, each

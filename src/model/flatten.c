@@ -25,6 +25,6 @@ void ns_flatten_rforward(real *ry, const real *rx, long n, int h, int w, int c) 
 
 void ns_flatten_rbackward(real *gx, real *rgx, const real *gy, const real *rgy, long n,
                           int h, int w, int c) {
-    ns_flatten_backward(gx, gy, n, h, w, c);
+    if (gx) ns_flatten_backward(gx, gy, n, h, w, c);
     ns_flatten_backward(rgx, rgy, n, h, w, c);
 }

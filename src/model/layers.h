@@ -61,32 +61,35 @@ void ns_act_backward(ns_act_kind k, real *gz, const real *ga, const real *z, con
 // Ra = sigma'(z) Rz. In place allowed.
 void ns_act_rforward(ns_act_kind k, real *ra, const real *rz, const real *z, const real *a,
                      size_t len);
-// gz = sigma' ga, Rgz = sigma' Rga + sigma'' Rz ga. In place allowed.
+// gz = sigma' ga, Rgz = sigma' Rga + sigma'' Rz ga. In place allowed; gz may be NULL.
 void ns_act_rbackward(ns_act_kind k, real *gz, real *rgz, const real *ga, const real *rga,
                       const real *z, const real *rz, const real *a, size_t len);
 
 // ---- conv3x3.c: 3x3 convolution, stride 1, zero padding 1, via im2col + GEMM ----------
 // Input (n, c, h, w) if nchw (the dataset's layout) else (n, h, w, c); output always
 // (n, h, w, co) ("channels last", so that the GEMM writes it directly). W is
-// (co, c, 3, 3) as PyTorch's Conv2d. `ws` is a workspace of ws_cap values, at least
-// ns_conv3x3_workspace(s, 1); ns_conv3x3_workspace(s, g) lets each GEMM cover g examples.
+// (co, c, 3, 3) as PyTorch's Conv2d. The passes take the patch matrix cols = im2col(x)
+// ((n*h*w, 9c): ns_conv3x3_patch_size values per example) and rcols = im2col(Rx) (NULL if
+// Rx is) formed by the caller; the backward passes overwrite them (cols with gx's patches
+// if gx != NULL, rcols with Rgx's if Rgx != NULL). `ws` holds ns_conv3x3_workspace values.
 typedef struct {
     int c, h, w, co;
     int nchw;
 } ns_conv_shape;
-size_t ns_conv3x3_workspace(const ns_conv_shape *s, long examples);
-void ns_conv3x3_forward(real *y, const real *x, const real *w, const real *b, real wmul,
-                        long n, const ns_conv_shape *s, real *ws, size_t ws_cap);
-void ns_conv3x3_backward(real *gx, real *gw, real *gb, const real *gy, const real *x,
-                         const real *w, real wmul, long n, const ns_conv_shape *s,
-                         real *ws, size_t ws_cap);
-void ns_conv3x3_rforward(real *ry, const real *x, const real *rx, const real *w,
+size_t ns_conv3x3_patch_size(const ns_conv_shape *s);
+size_t ns_conv3x3_workspace(const ns_conv_shape *s);
+void ns_conv3x3_im2col(real *cols, const real *x, long n, const ns_conv_shape *s);
+void ns_conv3x3_forward(real *y, const real *cols, const real *w, const real *b, real wmul,
+                        long n, const ns_conv_shape *s, real *ws);
+void ns_conv3x3_backward(real *gx, real *gw, real *gb, const real *gy, real *cols,
+                         const real *w, real wmul, long n, const ns_conv_shape *s, real *ws);
+void ns_conv3x3_rforward(real *ry, const real *cols, const real *rcols, const real *w,
                          const real *vw, const real *vb, real wmul, long n,
-                         const ns_conv_shape *s, real *ws, size_t ws_cap);
+                         const ns_conv_shape *s, real *ws);
 void ns_conv3x3_rbackward(real *gx, real *rgx, real *hw, real *hb, const real *gy,
-                          const real *rgy, const real *x, const real *rx, const real *w,
+                          const real *rgy, real *cols, real *rcols, const real *w,
                           const real *vw, real wmul, long n, const ns_conv_shape *s,
-                          real *ws, size_t ws_cap);
+                          real *ws);
 
 // ---- pool.c: 2x2 pooling, stride 2, channels last: x (n,h,w,c) -> y (n,h/2,w/2,c) -------
 // As PyTorch (floor): an odd last row/column is dropped. Max pooling records in `arg` the
@@ -187,10 +190,11 @@ void ns_patch_rbackward(real *gx, real *rgx, real *hp, const real *gy, const rea
 void ns_meanpool_forward(real *y, const real *x, long n, int t, int c);
 void ns_meanpool_backward(real *gx, const real *gy, long n, int t, int c);
 void ns_meanpool_rforward(real *ry, const real *rx, long n, int t, int c);
+// gx may be NULL (skipped).
 void ns_meanpool_rbackward(real *gx, real *rgx, const real *gy, const real *rgy, long n, int t,
                            int c);
 
-// ---- loss.c: SPEC §2, on outputs f (n,k) ---------------------------------------------
+// ---- loss.c: docs/CONVENTIONS.md, losses, on outputs f (n,k) ------------------------------------
 // MSE l_i = 0.5 ||f_i - t_i||^2; CE l_i = -log softmax(f_i)[y_i]. The loss is
 // L = scale * sum_i l_i with scale = 1/n_total (a pass may cover part of the batch).
 // Adds sum_i l_i to *loss_sum and the count of argmax(f_i) == label to *correct (the label
@@ -201,7 +205,7 @@ int ns_loss_eval(ns_loss_kind kind, real *g, real *rg, const real *f, const real
                  const int *y, const real *t, long n, int k, double scale, double *loss_sum,
                  long *correct);
 
-// ---- arch.c: architecture strings (docs/ARCHITECTURES.md) ------------------------------------
+// ---- arch.c: architecture strings (docs/CONVENTIONS.md, architectures; docs/ARCHITECTURES.md)
 #define NS_MAX_HIDDEN 32        // hidden layers / conv blocks / ResNet stages
 #define NS_MAX_WIDTH 65536      // hidden width of an fc layer
 #define NS_MAX_CHANNELS 4096    // channels of a conv layer

@@ -1,4 +1,4 @@
-// loss.c — the training losses of SPEC §2 on network outputs f (n,k), with their first and
+// loss.c — the training losses of docs/CONVENTIONS.md, losses on network outputs f (n,k), with their first and
 // second derivatives in f (per example; L = scale * sum_i l_i, scale = 1/n):
 //   mse  l = 0.5 ||f - t||^2         dl/df = f - t              d2l/df2 Rf = Rf
 //   ce   l = -log softmax(f)[y]      dl/df = p - e_y            d2l/df2 Rf = p*Rf - p (p.Rf)
@@ -26,7 +26,7 @@ int ns_loss_eval(ns_loss_kind kind, real *g, real *rg, const real *f, const real
     if (rg && !rf) return ns_fail(NS_EINVAL, "the loss's tangent pass needs the output tangent");
     double *p = NULL;
     if (kind == NS_LOSS_CE) {
-        p = malloc(sizeof *p * (size_t)k);
+        p = ns_malloc(sizeof *p * (size_t)k);
         if (!p) return ns_fail(NS_ENOMEM, "out of memory in the loss (%d classes)", k);
     }
     double sum = 0;

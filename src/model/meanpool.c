@@ -27,6 +27,6 @@ void ns_meanpool_rforward(real *ry, const real *rx, long n, int t, int c) {
 
 void ns_meanpool_rbackward(real *gx, real *rgx, const real *gy, const real *rgy, long n, int t,
                            int c) {
-    ns_meanpool_backward(gx, gy, n, t, c);
+    if (gx) ns_meanpool_backward(gx, gy, n, t, c);
     ns_meanpool_backward(rgx, rgy, n, t, c);
 }

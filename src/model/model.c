@@ -29,6 +29,22 @@
 // (all of the batch at once for the usual MLPs); the loss, gradient and H v are sums over
 // examples, so chunks just accumulate. NS_MODEL_CHUNK (environment) caps the chunk size,
 // for tests and small machines.
+//
+// The primal cache of H v. Within one Lanczos run theta and the batch are fixed, yet each
+// H v needs the forward pass (every layer's output) and the backward pass (the gradient at
+// every layer's output). The first H v at a (theta, batch) stores both, chunk by chunk, while
+// they fit in a memory budget (ns_model_set_hvp_cache); the next ones read them and compute
+// only the tangents, and recompute the chunks beyond the budget. The cache is keyed on a copy
+// of theta and of the batch (pointers, sizes and contents), compared on every H v, so a write
+// to theta or to the data between two products can never return a stale result. The stored
+// values are the very ones a product computes, so H v is the same bits with and without it.
+// The cache holds outputs and output gradients only. Layers that keep more per chunk are
+// handled so that a replay never reads a value of another chunk or batch: batch/layer norm
+// (x-hat, 1/sigma) and attention (qkv, softmax probabilities, head outputs) recompute their
+// primal forward pass, from their cached input, on every product (their tangent passes read
+// those values, kept only in the workspace); a residual addition recomputes its shortcut's
+// gradient from the cached gradient of its output on every product, and the cached gradient
+// of the block's input already includes it, so a replay adds only the tangent's share.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +56,11 @@
 #define MAX_ACTIVATIONS (1L << 28)  // values of one layer's output, per example
 #define MAX_PARAMS ((size_t)1 << 31)
 #define WORKSPACE_BUDGET ((size_t)512 << 20)  // bytes of activation buffers per pass
-#define COLS_BUDGET ((size_t)4 << 20)         // values of im2col patches per GEMM
 // Convolutional nets make many elementwise passes over large activations: in chunks of 16
 // examples these stay in cache, which makes a CNN gradient ~15% faster than in chunks of
 // hundreds (BENCHMARKS.md §3). MLPs keep whole-batch chunks, for the widest GEMMs.
 #define CONV_CHUNK 16
+#define HVP_CACHE_DEFAULT ((size_t)512 << 20)  // bytes
 
 typedef enum {
     L_DENSE, L_CONV, L_ACT, L_POOL, L_FLATTEN, L_ADD, L_NORM, L_ATTN, L_PATCH, L_MEAN
@@ -68,10 +84,30 @@ typedef struct {
     size_t woff, boff;      // parameters in theta (dense, conv; the block's start for others)
     real wmul;
     real *y, *ry;           // output and its tangent, for the examples of the current chunk
+    real *cols, *rcols;     // conv: im2col of the input and of its tangent, for the chunk
     real *save, *rsave;     // norm, attention: values kept from forward (and rforward)
     real *gs, *rgs;         // add: gradient (and tangent) w.r.t. the shortcut's input
     unsigned char *arg;     // maxpool routing
 } layer;
+
+// The primal cache of H v (see the top of this file).
+typedef struct {
+    size_t budget;          // bytes; 0 = off
+    int valid;              // the stored chunks belong to the key below
+    long chunk, nchunks;    // examples per chunk, chunks stored
+    size_t slot;            // values per stored chunk: outputs, then gradients, of all layers
+    size_t argslot;         // maxpool routing bytes per stored chunk
+    real *vals;
+    unsigned char *args;
+    size_t vals_cap, args_cap;
+    // the key: theta and the batch the stored values belong to
+    real *theta, *x, *t;
+    int *y;
+    const real *bx, *bt;
+    const int *by;
+    long n;
+    ns_loss_kind loss;
+} hvp_cache;
 
 struct ns_model {
     ns_model_config cfg;
@@ -87,11 +123,15 @@ struct ns_model {
     int cap_r;
     real *ws;
     unsigned char *args;
+    real *ys;               // the layers' outputs in the workspace (each dout * cap values)
     real *g[2], *rg[2];
-    real *cols;
-    size_t cols_cap;
+    real *taps;             // room for a conv layer's reordered weights (ns_conv3x3_workspace)
     real *scratch;          // attention, patch embedding
+    real **gout;            // per layer: dL/d(its output) for the current chunk
+    hvp_cache cache;        // the primal cache of H v (see the top of this file)
 };
+
+static size_t hvp_cache_default = HVP_CACHE_DEFAULT;
 
 // ---- building --------------------------------------------------------------------------
 
@@ -209,7 +249,7 @@ static int build_resnet(ns_model *m, long *d) {
         }
         int co = a->width[s];
         for (int b = 0; b < a->blocks; b++) {
-            char prefix[24], name[48];
+            char prefix[32], name[48];
             snprintf(prefix, sizeof prefix, "layer%d.%d", s + 1, b);
             int from = last_index(m);
             push_conv_unit(m, prefix, 1, c, h, w, co, 0, 1);
@@ -461,6 +501,12 @@ int ns_model_create(const ns_model_config *cfg, ns_model **out) {
         goto fail;
     }
     draw_theta0(m);
+    m->gout = ns_calloc((size_t)m->nlayers, sizeof *m->gout);
+    if (!m->gout) {
+        rc = NS_ENOMEM;
+        goto fail;
+    }
+    m->cache.budget = hvp_cache_default;
     *out = m;
     return 0;
 fail:
@@ -470,6 +516,8 @@ fail:
 
 void ns_model_free(ns_model *m) {
     if (!m) return;
+    ns_model_hvp_cache_clear(m);
+    free(m->gout);
     free(m->ws);
     free(m->args);
     free(m->theta);
@@ -519,13 +567,17 @@ static int batch_statistics(const ns_model *m) {
     return 0;
 }
 
-// Values of workspace per example (activations, their tangents, gradient buffers).
+// Values of workspace per example (activations, their tangents, kept values, gradient
+// buffers, patches).
 static size_t per_example(const ns_model *m, int with_r) {
     size_t v = 0;
     for (int l = 0; l < m->nlayers; l++)
         v += (size_t)m->layers[l].dout + saved_per_example(m, &m->layers[l]);
     v *= with_r ? 2 : 1;
     v += (size_t)m->maxd * (with_r ? 4 : 2);
+    for (int l = 0; l < m->nlayers; l++)  // patches of the input, and of its tangent
+        if (m->layers[l].kind == L_CONV)
+            v += ns_conv3x3_patch_size(&m->layers[l].conv) * (with_r && l ? 2 : 1);
     return v;
 }
 
@@ -554,23 +606,16 @@ static int ensure_workspace(ns_model *m, long nb, int with_r) {
     m->args = NULL;
     m->cap = 0;
     m->cap_r = 0;
-    // convolution workspace: im2col patches of as many examples as COLS_BUDGET allows
-    size_t cols = 0;
-    for (int l = 0; l < m->nlayers; l++) {
-        const layer *L = &m->layers[l];
-        if (L->kind != L_CONV) continue;
-        long per = (long)L->conv.h * L->conv.w * L->conv.c * 9;
-        long g = (long)(COLS_BUDGET / (size_t)per);
-        if (g > nb) g = nb;
-        size_t want = ns_conv3x3_workspace(&L->conv, g);
-        if (want > cols) cols = want;
-    }
+    size_t taps = 0;  // the largest conv layer's reordered weights
+    for (int l = 0; l < m->nlayers; l++)
+        if (m->layers[l].kind == L_CONV && ns_conv3x3_workspace(&m->layers[l].conv) > taps)
+            taps = ns_conv3x3_workspace(&m->layers[l].conv);
     size_t args = 0;
     for (int l = 0; l < m->nlayers; l++)
         if (m->layers[l].kind == L_POOL && m->layers[l].pool == NS_POOL_MAX)
             args += (size_t)m->layers[l].dout * (size_t)nb;
     size_t scratch = scratch_size(m, nb);
-    size_t total = per_example(m, with_r) * (size_t)nb + cols + scratch;
+    size_t total = per_example(m, with_r) * (size_t)nb + taps + scratch;
     m->ws = ns_malloc(sizeof *m->ws * total);
     m->args = args ? ns_malloc(args) : NULL;
     if (!m->ws || (args && !m->args)) {
@@ -579,15 +624,14 @@ static int ensure_workspace(ns_model *m, long nb, int with_r) {
         return ns_fail(NS_ENOMEM, "out of memory for the workspace of a pass over %ld examples "
                        "(%zu MB)", nb, sizeof *m->ws * total >> 20);
     }
-    real *p = m->ws;
-    unsigned char *q = m->args;
+    // [outputs of all layers][their tangents][g0 g1 rg0 rg1][patches][taps]
+    size_t outs = 0;
+    for (int l = 0; l < m->nlayers; l++) outs += (size_t)m->layers[l].dout * (size_t)nb;
+    m->ys = m->ws;
+    real *p = m->ws + outs;
     for (int l = 0; l < m->nlayers; l++) {
         layer *L = &m->layers[l];
-        size_t sz = (size_t)L->dout * (size_t)nb;
-        L->y = p, p += sz;
-        L->ry = with_r ? p : NULL, p += with_r ? sz : 0;
-        L->arg = NULL;
-        if (L->kind == L_POOL && L->pool == NS_POOL_MAX) L->arg = q, q += sz;
+        L->ry = with_r ? p : NULL, p += with_r ? (size_t)L->dout * (size_t)nb : 0;
         size_t keep = saved_per_example(m, L) * (size_t)nb;
         real **into = L->kind == L_ADD ? &L->gs : &L->save, **rinto = L->kind == L_ADD ? &L->rgs : &L->rsave;
         *into = keep ? p : NULL, p += keep;
@@ -597,18 +641,152 @@ static int ensure_workspace(ns_model *m, long nb, int with_r) {
         m->g[i] = p, p += (size_t)m->maxd * nb;
         m->rg[i] = with_r ? p : NULL, p += with_r ? (size_t)m->maxd * nb : 0;
     }
-    m->cols = cols ? p : NULL;
-    m->cols_cap = cols;
-    m->scratch = scratch ? p + cols : NULL;
+    for (int l = 0; l < m->nlayers; l++) {
+        layer *L = &m->layers[l];
+        if (L->kind != L_CONV) continue;
+        size_t sz = ns_conv3x3_patch_size(&L->conv) * (size_t)nb;
+        L->cols = p, p += sz;
+        L->rcols = with_r && l ? p : NULL, p += with_r && l ? sz : 0;
+    }
+    m->taps = taps ? p : NULL;
+    m->scratch = scratch ? p + taps : NULL;
     m->cap = nb;
     m->cap_r = with_r;
     return 0;
 }
 
+// Points the layers' outputs, maxpool routing and gradient slots at the workspace (slot < 0)
+// or at stored chunk `slot` of the primal cache. In the workspace the gradients take turns in
+// g[0] and g[1] (an activation works in place); in the cache every layer has its own.
+static void place_chunk(ns_model *m, long slot) {
+    long stride = slot < 0 ? m->cap : m->cache.chunk;
+    real *y = slot < 0 ? m->ys : m->cache.vals + (size_t)slot * m->cache.slot;
+    unsigned char *a = slot < 0 ? m->args : m->cache.args + (size_t)slot * m->cache.argslot;
+    for (int l = 0; l < m->nlayers; l++) {
+        layer *L = &m->layers[l];
+        size_t sz = (size_t)L->dout * (size_t)stride;
+        L->y = y, y += sz;
+        L->arg = NULL;
+        if (L->kind == L_POOL && L->pool == NS_POOL_MAX) L->arg = a, a += sz;
+    }
+    int top = m->nlayers - 1;
+    if (slot >= 0) {  // y now points just past the outputs: the gradients follow
+        for (int l = 0; l < m->nlayers; l++) m->gout[l] = y, y += (size_t)m->layers[l].dout * (size_t)stride;
+        return;
+    }
+    m->gout[top] = m->g[0];
+    for (int l = top; l > 0; l--) {
+        layer_kind k = m->layers[l].kind;
+        m->gout[l - 1] = k == L_ACT || k == L_ADD ? m->gout[l]  // in place
+                         : m->gout[l] == m->g[0]  ? m->g[1]
+                                                  : m->g[0];
+    }
+}
+
+// ---- the primal cache of H v -------------------------------------------------------------
+
+void ns_hvp_cache_default(size_t bytes) { hvp_cache_default = bytes; }
+
+void ns_model_set_hvp_cache(ns_model *m, size_t bytes) {
+    if (!m) return;
+    if (bytes < m->cache.budget) ns_model_hvp_cache_clear(m);
+    m->cache.budget = bytes;
+}
+
+void ns_model_hvp_cache_clear(ns_model *m) {
+    if (!m) return;
+    free(m->cache.vals);
+    free(m->cache.args);
+    free(m->cache.theta);
+    free(m->cache.x);
+    free(m->cache.t);
+    free(m->cache.y);
+    size_t budget = m->cache.budget;
+    memset(&m->cache, 0, sizeof m->cache);
+    m->cache.budget = budget;
+}
+
+long ns_model_hvp_cache_examples(const ns_model *m) {
+    if (!m || !m->cache.valid) return 0;
+    long e = m->cache.nchunks * m->cache.chunk;
+    return e < m->cache.n ? e : m->cache.n;
+}
+
+// Is the cache's key this theta and batch? Compares contents, not only pointers.
+static int cache_matches(const ns_model *m, const ns_batch *b, long chunk) {
+    const hvp_cache *c = &m->cache;
+    size_t d = (size_t)m->cfg.c * m->cfg.h * m->cfg.w, n = (size_t)b->n, k = (size_t)m->cfg.k;
+    return c->valid && c->chunk == chunk && c->n == b->n && c->loss == b->loss &&
+           c->bx == b->x && c->by == b->y && c->bt == b->t &&
+           memcmp(c->theta, m->theta, sizeof *m->theta * m->nparams) == 0 &&
+           memcmp(c->x, b->x, sizeof *b->x * n * d) == 0 &&
+           (!b->y || memcmp(c->y, b->y, sizeof *b->y * n) == 0) &&
+           (!b->t || memcmp(c->t, b->t, sizeof *b->t * n * k) == 0);
+}
+
+// grows *p to hold `want` bytes; 0 or -1
+static int grow(void **p, size_t *cap, size_t want) {
+    if (want <= *cap) return 0;
+    free(*p);
+    *cap = 0;
+    if (!(*p = ns_malloc(want ? want : 1))) return -1;
+    *cap = want;
+    return 0;
+}
+
+// Before an H v over b in chunks of `chunk`: returns how many leading chunks are in the cache
+// and sets *replay if they hold this theta and batch (else they are to be filled, and the key
+// is taken now). 0 when the cache is off, too small for one chunk, or out of memory.
+static long cache_prepare(ns_model *m, const ns_batch *b, long chunk, int *replay) {
+    hvp_cache *c = &m->cache;
+    *replay = 0;
+    if (cache_matches(m, b, chunk)) return *replay = 1, c->nchunks;
+    c->valid = 0;
+    if (!c->budget) return 0;
+    size_t d = (size_t)m->cfg.c * m->cfg.h * m->cfg.w, n = (size_t)b->n, k = (size_t)m->cfg.k;
+    size_t per = 0, perarg = 0;
+    for (int l = 0; l < m->nlayers; l++) {
+        const layer *L = &m->layers[l];
+        per += 2 * (size_t)L->dout;
+        if (L->kind == L_POOL && L->pool == NS_POOL_MAX) perarg += (size_t)L->dout;
+    }
+    size_t key = sizeof(real) * (m->nparams + n * d + (b->t ? n * k : 0)) + (b->y ? sizeof(int) * n : 0);
+    size_t chunk_bytes = (per * sizeof(real) + perarg) * (size_t)chunk;
+    long total = (b->n + chunk - 1) / chunk;
+    if (c->budget < key + chunk_bytes) return 0;
+    long fit = (long)((c->budget - key) / chunk_bytes);
+    if (fit > total) fit = total;
+    c->slot = per * (size_t)chunk;
+    c->argslot = perarg * (size_t)chunk;
+    if (grow((void **)&c->vals, &c->vals_cap, sizeof(real) * c->slot * (size_t)fit) ||
+        grow((void **)&c->args, &c->args_cap, c->argslot * (size_t)fit)) {
+        ns_model_hvp_cache_clear(m);  // recompute instead
+        return 0;
+    }
+    free(c->theta), free(c->x), free(c->t), free(c->y);
+    c->theta = ns_malloc(sizeof *c->theta * m->nparams);
+    c->x = ns_malloc(sizeof *c->x * n * d);
+    c->t = b->t ? ns_malloc(sizeof *c->t * n * k) : NULL;
+    c->y = b->y ? ns_malloc(sizeof *c->y * n) : NULL;
+    if (!c->theta || !c->x || (b->t && !c->t) || (b->y && !c->y)) {
+        ns_model_hvp_cache_clear(m);
+        return 0;
+    }
+    memcpy(c->theta, m->theta, sizeof *m->theta * m->nparams);
+    memcpy(c->x, b->x, sizeof *b->x * n * d);
+    if (b->t) memcpy(c->t, b->t, sizeof *b->t * n * k);
+    if (b->y) memcpy(c->y, b->y, sizeof *b->y * n);
+    c->bx = b->x, c->by = b->y, c->bt = b->t, c->n = b->n, c->loss = b->loss;
+    c->chunk = chunk;
+    c->nchunks = fit;
+    return fit;
+}
+
 // ---- passes over one chunk of nb examples ------------------------------------------------
 
-// Forward through every layer; with v != NULL also the tangent pass along v.
-static void forward(ns_model *m, const real *x, long nb, const real *v) {
+// Forward through every layer; with v != NULL also the tangent pass along v. primal = 0
+// skips the primal pass (the layers' outputs are already there, from the cache).
+static void forward(ns_model *m, const real *x, long nb, const real *v, int primal) {
     const real *th = m->theta;
     for (int l = 0; l < m->nlayers; l++) {
         layer *L = &m->layers[l];
@@ -617,41 +795,46 @@ static void forward(ns_model *m, const real *x, long nb, const real *v) {
         size_t len = (size_t)L->dout * (size_t)nb;
         switch (L->kind) {
         case L_DENSE:
-            ns_dense_forward(L->y, in, th + L->woff, th + L->boff, L->wmul, nb * L->rows, L->in,
-                             L->out);
+            if (primal)
+                ns_dense_forward(L->y, in, th + L->woff, th + L->boff, L->wmul, nb * L->rows,
+                                 L->in, L->out);
             if (v)
                 ns_dense_rforward(L->ry, in, rin, th + L->woff, v + L->woff, v + L->boff, L->wmul,
                                   nb * L->rows, L->in, L->out);
             break;
         case L_CONV:
-            ns_conv3x3_forward(L->y, in, th + L->woff, th + L->boff, L->wmul, nb, &L->conv,
-                               m->cols, m->cols_cap);
+            ns_conv3x3_im2col(L->cols, in, nb, &L->conv);  // also for the tangent alone
+            if (primal)
+                ns_conv3x3_forward(L->y, L->cols, th + L->woff, th + L->boff, L->wmul, nb,
+                                   &L->conv, m->taps);
+            if (v && rin) ns_conv3x3_im2col(L->rcols, rin, nb, &L->conv);
             if (v)
-                ns_conv3x3_rforward(L->ry, in, rin, th + L->woff, v + L->woff, v + L->boff,
-                                    L->wmul, nb, &L->conv, m->cols, m->cols_cap);
+                ns_conv3x3_rforward(L->ry, L->cols, rin ? L->rcols : NULL, th + L->woff,
+                                    v + L->woff, v + L->boff, L->wmul, nb, &L->conv, m->taps);
             break;
         case L_ACT:
-            ns_act_forward(L->act, L->y, in, len);
+            if (primal) ns_act_forward(L->act, L->y, in, len);
             if (v) ns_act_rforward(L->act, L->ry, rin, in, L->y, len);
             break;
         case L_POOL:
-            ns_pool_forward(L->pool, L->y, L->arg, in, nb, L->h, L->w, L->c);
+            if (primal) ns_pool_forward(L->pool, L->y, L->arg, in, nb, L->h, L->w, L->c);
             if (v) ns_pool_rforward(L->pool, L->ry, rin, L->arg, nb, L->h, L->w, L->c);
             break;
         case L_FLATTEN:
-            ns_flatten_forward(L->y, in, nb, L->h, L->w, L->c);
+            if (primal) ns_flatten_forward(L->y, in, nb, L->h, L->w, L->c);
             if (v) ns_flatten_rforward(L->ry, rin, nb, L->h, L->w, L->c);
             break;
         case L_ADD: {
             const layer *S = &m->layers[L->from];
             const real *p = L->has_params ? th + L->woff : NULL;
-            ns_residual_forward(L->y, in, S->y, p, L->wmul, nb * L->rows, L->in, L->out);
+            if (primal)
+                ns_residual_forward(L->y, in, S->y, p, L->wmul, nb * L->rows, L->in, L->out);
             if (v)
                 ns_residual_rforward(L->ry, rin, S->y, S->ry, p, v + L->woff, L->wmul,
                                      nb * L->rows, L->in, L->out);
             break;
         }
-        case L_NORM: {
+        case L_NORM: {  // primal always: save is per chunk, not cached (top of this file)
             long rows = nb * L->rows;
             real *r = L->save + (size_t)rows * L->c, *a = v ? L->rsave + (size_t)rows * L->c : NULL;
             ns_norm_forward(L->norm, L->y, L->save, r, in, th + L->woff, th + L->woff + L->c, rows,
@@ -661,20 +844,20 @@ static void forward(ns_model *m, const real *x, long nb, const real *v) {
                                  v + L->woff, v + L->woff + L->c, rows, L->c);
             break;
         }
-        case L_ATTN:
+        case L_ATTN:  // primal always: save is per chunk, not cached (top of this file)
             ns_attention_forward(L->y, L->save, in, th + L->woff, L->wmul, nb, &L->attn);
             if (v)
                 ns_attention_rforward(L->ry, L->rsave, in, rin, L->save, th + L->woff, v + L->woff,
                                       L->wmul, nb, &L->attn);
             break;
         case L_PATCH:
-            ns_patch_forward(L->y, in, th + L->woff, L->wmul, nb, &L->patch, m->scratch);
+            if (primal) ns_patch_forward(L->y, in, th + L->woff, L->wmul, nb, &L->patch, m->scratch);
             if (v)
                 ns_patch_rforward(L->ry, in, rin, th + L->woff, v + L->woff, L->wmul, nb,
                                   &L->patch, m->scratch);
             break;
         case L_MEAN:
-            ns_meanpool_forward(L->y, in, nb, (int)L->rows, L->c);
+            if (primal) ns_meanpool_forward(L->y, in, nb, (int)L->rows, L->c);
             if (v) ns_meanpool_rforward(L->ry, rin, nb, (int)L->rows, L->c);
             break;
         }
@@ -682,13 +865,14 @@ static void forward(ns_model *m, const real *x, long nb, const real *v) {
 }
 
 // The gradient (and tangent) w.r.t. layer l's output also gets what the residual addition
-// that reads it sent back through its shortcut.
+// that reads it sent back through its shortcut. g or rg NULL: skipped.
 static void add_shortcut_gradient(const ns_model *m, int l, long nb, real *g, real *rg) {
     int by = m->layers[l].skip_by;
     if (by < 0) return;
     size_t len = (size_t)m->layers[l].dout * (size_t)nb;
     const real *gs = m->layers[by].gs, *rgs = m->layers[by].rgs;
-    for (size_t i = 0; i < len; i++) g[i] += gs[i];
+    if (g)
+        for (size_t i = 0; i < len; i++) g[i] += gs[i];
     if (rg)
         for (size_t i = 0; i < len; i++) rg[i] += rgs[i];
 }
@@ -708,8 +892,8 @@ static void backward(ns_model *m, const real *x, long nb, real *grad) {
                               nb * L->rows, L->in, L->out);
             break;
         case L_CONV:
-            ns_conv3x3_backward(gx, grad + L->woff, grad + L->boff, cur, in, th + L->woff,
-                                L->wmul, nb, &L->conv, m->cols, m->cols_cap);
+            ns_conv3x3_backward(gx, grad + L->woff, grad + L->boff, cur, L->cols, th + L->woff,
+                                L->wmul, nb, &L->conv, m->taps);
             break;
         case L_ACT:  // in place
             ns_act_backward(L->act, cur, cur, in, L->y, (size_t)L->dout * (size_t)nb);
@@ -747,28 +931,31 @@ static void backward(ns_model *m, const real *x, long nb, real *grad) {
     }
 }
 
-// Tangent of the backward pass from g[0] = dL/df and rg[0] = R{dL/df}: hv += H v.
-static void rbackward(ns_model *m, const real *x, long nb, const real *v, real *hv) {
+// Tangent of the backward pass from gout[top] = dL/df and rg[0] = R{dL/df}: hv += H v.
+// With g_known the gradients gout[l] are already there (from the cache): only the tangents
+// and H v are computed.
+static void rbackward(ns_model *m, const real *x, long nb, const real *v, real *hv, int g_known) {
     const real *th = m->theta;
-    real *cur = m->g[0], *other = m->g[1], *rcur = m->rg[0], *rother = m->rg[1], *t;
+    real *rcur = m->rg[0], *rother = m->rg[1], *t;
     for (int l = m->nlayers - 1; l >= 0; l--) {
         layer *L = &m->layers[l];
         const real *in = l ? m->layers[l - 1].y : x;
         const real *rin = l ? m->layers[l - 1].ry : NULL;
-        real *gx = l ? other : NULL, *rgx = l ? rother : NULL;
-        add_shortcut_gradient(m, l, nb, cur, rcur);
+        real *cur = m->gout[l];
+        real *gx = l && !g_known ? m->gout[l - 1] : NULL, *rgx = l ? rother : NULL;
+        add_shortcut_gradient(m, l, nb, g_known ? NULL : cur, rcur);  // cached: already added
         switch (L->kind) {
         case L_DENSE:
             ns_dense_rbackward(gx, rgx, hv + L->woff, hv + L->boff, cur, rcur, in, rin,
                                th + L->woff, v + L->woff, L->wmul, nb * L->rows, L->in, L->out);
             break;
         case L_CONV:
-            ns_conv3x3_rbackward(gx, rgx, hv + L->woff, hv + L->boff, cur, rcur, in, rin,
-                                 th + L->woff, v + L->woff, L->wmul, nb, &L->conv, m->cols,
-                                 m->cols_cap);
+            ns_conv3x3_rbackward(gx, rgx, hv + L->woff, hv + L->boff, cur, rcur, L->cols,
+                                 L->rcols, th + L->woff, v + L->woff, L->wmul, nb, &L->conv,
+                                 m->taps);
             break;
-        case L_ACT:  // in place
-            ns_act_rbackward(L->act, cur, rcur, cur, rcur, in, rin, L->y,
+        case L_ACT:  // the tangent in place
+            ns_act_rbackward(L->act, gx, rcur, cur, rcur, in, rin, L->y,
                              (size_t)L->dout * (size_t)nb);
             continue;
         case L_POOL:
@@ -777,9 +964,9 @@ static void rbackward(ns_model *m, const real *x, long nb, const real *v, real *
         case L_FLATTEN:
             ns_flatten_rbackward(gx, rgx, cur, rcur, nb, L->h, L->w, L->c);
             break;
-        case L_ADD: {  // gx = gy, R{gx} = R{gy}: in place
+        case L_ADD: {  // gx = gy (in place in the workspace), R{gx} = R{gy} in place
             const layer *S = &m->layers[L->from];
-            ns_residual_rbackward(cur, rcur, L->gs, L->rgs, L->has_params ? hv + L->woff : NULL,
+            ns_residual_rbackward(gx, rcur, L->gs, L->rgs, L->has_params ? hv + L->woff : NULL,
                                   cur, rcur, S->y, S->ry, L->has_params ? th + L->woff : NULL,
                                   v + L->woff, L->wmul, nb * L->rows, L->in, L->out);
             continue;
@@ -804,7 +991,6 @@ static void rbackward(ns_model *m, const real *x, long nb, const real *v, real *
             ns_meanpool_rbackward(gx, rgx, cur, rcur, nb, (int)L->rows, L->c);
             break;
         }
-        t = cur, cur = other, other = t;
         t = rcur, rcur = rother, rother = t;
     }
 }
@@ -832,22 +1018,31 @@ static int run(ns_model *m, const ns_batch *b, int pass, const real *v, real *ou
     int with_r = pass == PASS_HVP;
     long chunk = chunk_size(m, b->n, with_r);
     if ((rc = ensure_workspace(m, chunk, with_r))) return rc;
+    int replay = 0;  // the cached chunks hold this theta and batch
+    long cached = with_r ? cache_prepare(m, b, chunk, &replay) : 0;
     if (out) memset(out, 0, sizeof *out * m->nparams);
     long d = (long)m->cfg.c * m->cfg.h * m->cfg.w, k = m->cfg.k;
     const layer *head = &m->layers[m->nlayers - 1];
     double sum = 0;
     long correct = 0;
-    for (long e0 = 0; e0 < b->n; e0 += chunk) {
+    for (long c = 0, e0 = 0; e0 < b->n; c++, e0 += chunk) {
         long nb = b->n - e0 < chunk ? b->n - e0 : chunk;
         const real *x = b->x + e0 * d;
-        forward(m, x, nb, with_r ? v : NULL);
-        rc = ns_loss_eval(b->loss, pass == PASS_LOSS ? NULL : m->g[0], with_r ? m->rg[0] : NULL,
-                          head->y, head->ry, b->y ? b->y + e0 : NULL, b->t ? b->t + e0 * k : NULL,
-                          nb, (int)k, 1.0 / (double)b->n, &sum, &correct);
-        if (rc) return rc;
+        int known = replay && c < cached;
+        place_chunk(m, c < cached ? c : -1);
+        forward(m, x, nb, with_r ? v : NULL, !known);
+        real *g = pass == PASS_LOSS || known ? NULL : m->gout[m->nlayers - 1];
+        rc = ns_loss_eval(b->loss, g, with_r ? m->rg[0] : NULL, head->y, head->ry,
+                          b->y ? b->y + e0 : NULL, b->t ? b->t + e0 * k : NULL, nb, (int)k,
+                          1.0 / (double)b->n, &sum, &correct);
+        if (rc) {
+            m->cache.valid = 0;
+            return rc;
+        }
         if (pass == PASS_GRAD) backward(m, x, nb, out);
-        if (pass == PASS_HVP) rbackward(m, x, nb, v, out);
+        if (pass == PASS_HVP) rbackward(m, x, nb, v, out, known);
     }
+    if (cached) m->cache.valid = 1;
     if (loss) *loss = sum / (double)b->n;
     if (acc) *acc = (double)correct / (double)b->n;
     return 0;

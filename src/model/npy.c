@@ -7,6 +7,10 @@
 // Written in the build's precision ('<f4' or '<f8'); read from either, converting.
 // Versions 2.0/3.0 (4-byte header length) are read too.
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "normsharp/model.h"
@@ -179,21 +183,18 @@ static int parse_header(const char *text, size_t len, npy_header *h) {
     return have == 7;
 }
 
-int ns_npy_read(const char *path, real *x, int ndim, const int *shape) {
+// The first `len` bytes of PATH (the whole file is `file_len` bytes): checks magic, version,
+// header, dtype, shape (against ndim/shape) and the data size. On success *off is where the
+// data starts and *item its size in bytes (4 or 8).
+static int check_header(const char *path, const unsigned char *u, size_t len, size_t file_len, int ndim,
+                        const int *shape, size_t *off_out, size_t *item_out) {
     size_t count = 0;
     int rc = shape_count(ndim, shape, path, &count);
     if (rc) return rc;
-    char *data = NULL;
-    size_t len = 0;
-    if ((rc = ns_read_file(path, &data, &len))) return rc;
-    const unsigned char *u = (const unsigned char *)data;
     npy_header h = {.ndim = -1};
     size_t hlen = 0, off = 0;
     char want[256], got[256];
-    if (len < 10 || memcmp(data, NPY_MAGIC, 6)) {
-        rc = ns_fail(NS_EFORMAT, "%s is not a NumPy .npy file (bad magic).", path);
-        goto done;
-    }
+    if (len < 10 || memcmp(u, NPY_MAGIC, 6)) return ns_fail(NS_EFORMAT, "%s is not a NumPy .npy file (bad magic).", path);
     if (u[6] == 1) {
         hlen = (size_t)u[8] | (size_t)u[9] << 8;
         off = 10;
@@ -201,43 +202,71 @@ int ns_npy_read(const char *path, real *x, int ndim, const int *shape) {
         hlen = (size_t)u[8] | (size_t)u[9] << 8 | (size_t)u[10] << 16 | (size_t)u[11] << 24;
         off = 12;
     } else {
-        rc = ns_fail(NS_EFORMAT, "%s: unsupported .npy format version %d.%d.", path, u[6], u[7]);
-        goto done;
+        return ns_fail(NS_EFORMAT, "%s: unsupported .npy format version %d.%d.", path, u[6], u[7]);
     }
-    if (hlen > len - off) {
-        rc = ns_fail(NS_EFORMAT, "%s: truncated .npy header (%zu bytes announced, %zu present).", path, hlen,
-                     len - off);
-        goto done;
-    }
-    if (!parse_header(data + off, hlen, &h)) {
-        rc = ns_fail(NS_EFORMAT, "%s: malformed .npy header dict.", path);
-        goto done;
-    }
+    if (hlen > len - off)
+        return ns_fail(NS_EFORMAT, "%s: truncated .npy header (%zu bytes announced, %zu present).", path, hlen,
+                       len - off);
+    if (!parse_header((const char *)u + off, hlen, &h)) return ns_fail(NS_EFORMAT, "%s: malformed .npy header dict.", path);
     size_t item = !strcmp(h.descr, "<f4") ? 4 : !strcmp(h.descr, "<f8") ? 8 : 0;
-    if (!item) {
-        rc = ns_fail(NS_EFORMAT, "%s: unsupported dtype '%s' (expected '<f4' or '<f8').", path, h.descr);
-        goto done;
-    }
+    if (!item) return ns_fail(NS_EFORMAT, "%s: unsupported dtype '%s' (expected '<f4' or '<f8').", path, h.descr);
     int same = h.ndim == ndim;
     for (int i = 0; same && i < ndim; i++) same = h.dims[i] == shape[i];
     if (!same) {
         int hd[NPY_MAX_DIMS];
-        for (int i = 0; i < h.ndim; i++) hd[i] = (int)h.dims[i];
+        for (int i = 0; i < h.ndim; i++) hd[i] = h.dims[i] <= INT_MAX ? (int)h.dims[i] : -1;
         shape_text(want, sizeof want, ndim, shape);
         shape_text(got, sizeof got, h.ndim, hd);
-        rc = ns_fail(NS_EFORMAT, "%s has shape %s but the model expects %s.", path, got, want);
-        goto done;
+        return ns_fail(NS_EFORMAT, "%s has shape %s but the model expects %s.", path, got, want);
     }
-    if (h.fortran && ndim > 1) {
-        rc = ns_fail(NS_EFORMAT, "%s is stored in Fortran order; save it in C order.", path);
-        goto done;
-    }
+    if (h.fortran && ndim > 1) return ns_fail(NS_EFORMAT, "%s is stored in Fortran order; save it in C order.", path);
     off += hlen;
-    if (len - off != count * item) {
-        rc = ns_fail(NS_EFORMAT, "%s: data is %zu bytes but shape and dtype need %zu (%s).", path, len - off,
-                     count * item, len - off < count * item ? "truncated" : "trailing bytes");
-        goto done;
+    if (file_len - off != count * item)
+        return ns_fail(NS_EFORMAT, "%s: data is %zu bytes but shape and dtype need %zu (%s).", path, file_len - off,
+                       count * item, file_len - off < count * item ? "truncated" : "trailing bytes");
+    *off_out = off;
+    *item_out = item;
+    return NS_OK;
+}
+
+int ns_npy_check(const char *path, int ndim, const int *shape) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return ns_fail(NS_EIO, "cannot open '%s': %s", path, strerror(errno));
+    unsigned char head[12 + 65536];  // a version 1 header is at most 65535 bytes
+    size_t len = fread(head, 1, sizeof head, f);
+    long file_len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    int err = ferror(f);
+    fclose(f);
+    if (err || file_len < 0) return ns_fail(NS_EIO, "cannot read '%s'", path);
+    size_t hlen = len >= 12 && head[6] >= 2 ? (size_t)head[8] | (size_t)head[9] << 8 | (size_t)head[10] << 16 |
+                                                  (size_t)head[11] << 24
+                                            : 0;
+    if (hlen > sizeof head - 12) return NS_OK;  // a header this long: ns_npy_read checks it in full
+    size_t off, item;
+    return check_header(path, head, len, (size_t)file_len, ndim, shape, &off, &item);
+}
+
+// "(i, j, ...)": the C-order index of flat element k.
+static void index_text(char *out, size_t cap, size_t k, int ndim, const int *shape) {
+    size_t idx[NPY_MAX_DIMS];
+    for (int i = ndim - 1; i >= 0; i--) {
+        idx[i] = shape[i] ? k % (size_t)shape[i] : 0;
+        k = shape[i] ? k / (size_t)shape[i] : 0;
     }
+    size_t len = (size_t)snprintf(out, cap, "(");
+    for (int i = 0; i < ndim && len < cap; i++) len += (size_t)snprintf(out + len, cap - len, i ? ", %zu" : "%zu", idx[i]);
+    if (len < cap) snprintf(out + len, cap - len, ")");
+}
+
+int ns_npy_read(const char *path, real *x, int ndim, const int *shape) {
+    if (ndim < 0 || ndim > NPY_MAX_DIMS) return ns_fail(NS_EINVAL, "%s: cannot read a %d-dimensional array.", path, ndim);
+    char *data = NULL;
+    size_t len = 0, off = 0, item = 0;
+    int rc = ns_read_file(path, &data, &len);
+    if (rc) return rc;
+    const unsigned char *u = (const unsigned char *)data;
+    if ((rc = check_header(path, u, len, len, ndim, shape, &off, &item))) goto done;
+    size_t count = (len - off) / item;
     for (size_t i = 0; i < count; i++) {
         if (item == 4) {
             float f;
@@ -247,6 +276,15 @@ int ns_npy_read(const char *path, real *x, int ndim, const int *shape) {
             double d;
             copy_le(&d, u + off + 8 * i, 1, 8);
             x[i] = (real)d;
+        }
+        // A NaN or infinite weight (or a float64 beyond float32's range) makes every loss
+        // NaN: refuse it here, where the file and the place are known.
+        if (!isfinite(x[i])) {
+            char at[256];
+            index_text(at, sizeof at, i, ndim, shape);
+            rc = ns_fail(NS_EFORMAT, "%s: element %zu %s is not a finite number in %s; weights must be finite.", path,
+                         i, at, NS_REAL_NAME);
+            goto done;
         }
     }
 done:

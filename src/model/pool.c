@@ -1,6 +1,9 @@
 // pool.c — 2x2 pooling with stride 2 on channels-last tensors x (n,h,w,c) -> y (n,h/2,w/2,c).
 //   avg: y = (x00 + x01 + x10 + x11) / 4                 (linear)
 //   max: y = x_arg, arg = first position of the maximum   (linear once arg is fixed)
+// The window is scanned row-major (00, 01, 10, 11), PyTorch's order: a tie goes to the first
+// maximum, and a NaN wins over any number (the last NaN, as in PyTorch), so the pool never
+// hides a NaN from the loss.
 // Since both maps are linear in x for a fixed routing, the tangent passes are the same
 // maps: Ry = P Rx, and the backward pass is the transpose: gx = P^T gy, R{gx} = P^T R{gy}.
 // Max pooling is piecewise linear, so its second derivative is zero almost everywhere and
@@ -40,9 +43,9 @@ void ns_pool_forward(ns_pool_kind k, real *y, unsigned char *arg, const real *x,
     FOR_EACH_WINDOW(n, h, w, c, {
         real m = x[i], v;
         unsigned char best = 0;
-        if ((v = x[i + d01]) > m) m = v, best = 1;
-        if ((v = x[i + d10]) > m) m = v, best = 2;
-        if ((v = x[i + d11]) > m) m = v, best = 3;
+        if ((v = x[i + d01]) > m || v != v) m = v, best = 1;
+        if ((v = x[i + d10]) > m || v != v) m = v, best = 2;
+        if ((v = x[i + d11]) > m || v != v) m = v, best = 3;
         y[o] = m;
         arg[o] = best;
     });
@@ -77,6 +80,6 @@ void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned c
 
 void ns_pool_rbackward(ns_pool_kind k, real *gx, real *rgx, const real *gy, const real *rgy,
                        const unsigned char *arg, long n, int h, int w, int c) {
-    ns_pool_backward(k, gx, gy, arg, n, h, w, c);
+    if (gx) ns_pool_backward(k, gx, gy, arg, n, h, w, c);
     ns_pool_backward(k, rgx, rgy, arg, n, h, w, c);
 }

@@ -4,12 +4,14 @@
 //     sd = {name: torch.from_numpy(numpy.load(f"{dir}/{name}.npy")) for name in names}
 // loads into the equivalent PyTorch model. model.json is written last, so its presence
 // marks a complete directory.
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "normsharp/model.h"
-
-#define SEED_EXACT_MAX 9007199254740992.0  // 2^53: larger seeds are stored as strings
 
 // ---- saving ----------------------------------------------------------------------------
 
@@ -18,13 +20,7 @@ void ns_model_config_json(ns_json *j, const ns_model_config *cfg) {
     ns_json_str(j, "arch", cfg->arch);
     ns_json_str(j, "param", cfg->param);
     ns_json_num(j, "init_scale", cfg->init_scale);
-    if ((double)cfg->seed < SEED_EXACT_MAX) {
-        ns_json_int(j, "seed", (long long)cfg->seed);
-    } else {
-        char s[32];
-        snprintf(s, sizeof s, "%llu", (unsigned long long)cfg->seed);
-        ns_json_str(j, "seed", s);
-    }
+    ns_json_u64(j, "seed", cfg->seed);
     ns_json_arr(j, "input_shape");
     ns_json_int(j, NULL, cfg->c);
     ns_json_int(j, NULL, cfg->h);
@@ -70,8 +66,20 @@ int ns_weights_save(const ns_model *m, const char *dir, const ns_data_opts *data
         if ((rc = ns_path(path, sizeof path, "%s/%s.npy", dir, ti->name))) return rc;
         if ((rc = ns_npy_write(path, theta + ti->offset, ti->ndim, ti->shape))) return rc;
     }
+    // The data directory is stored absolute: model.json must name the same files whatever
+    // the directory of the command that reads it.
+    ns_data_opts d;
+    if (data) d = *data;
+    char cwd[PATH_MAX], abs[2 * PATH_MAX];
+    if (data && d.data_dir && d.data_dir[0] != '/') {
+        if (!getcwd(cwd, sizeof cwd))
+            return ns_fail(NS_EIO, "the current directory cannot be read (%s), so %s/model.json could not name the "
+                                   "data directory %s absolutely", strerror(errno), dir, d.data_dir);
+        if ((rc = ns_path(abs, sizeof abs, "%s/%s", cwd, d.data_dir))) return rc;
+        d.data_dir = abs;
+    }
     ns_buf b = {0};
-    model_json(&b, m, data);
+    model_json(&b, m, data ? &d : NULL);
     if (b.oom) rc = ns_fail(NS_ENOMEM, "out of memory while formatting %s/model.json.", dir);
     if (!rc) rc = ns_path(path, sizeof path, "%s/model.json", dir);
     if (!rc) rc = ns_write_file_atomic(path, b.data, b.len);
@@ -126,20 +134,6 @@ static int copy_field(char *dst, size_t cap, const char *src, const char *key, c
     return NS_OK;
 }
 
-static int read_seed(const ns_jval *o, const char *file, uint64_t *seed) {
-    const ns_jval *v = ns_jget(o, "seed");
-    if (v && v->type == NS_JSTR) {
-        if (ns_parse_u64(v->str, "seed", seed))
-            return ns_fail(NS_EFORMAT, "%s: \"seed\" must be a non-negative integer.", file);
-        return NS_OK;
-    }
-    if (v && v->type == NS_JNUM && v->num >= 0 && v->num < SEED_EXACT_MAX && v->num == floor(v->num)) {
-        *seed = (uint64_t)v->num;
-        return NS_OK;
-    }
-    return ns_fail(NS_EFORMAT, "%s: missing or invalid \"seed\".", file);
-}
-
 static int read_config(const ns_jval *root, const char *file, ns_model_config *cfg) {
     const char *s = NULL;
     long v;
@@ -156,7 +150,8 @@ static int read_config(const ns_jval *root, const char *file, ns_model_config *c
             return ns_fail(NS_EFORMAT, "%s: \"init_scale\" must be a finite number.", file);
         cfg->init_scale = sc->num;
     }
-    if ((rc = read_seed(root, file, &cfg->seed))) return rc;
+    if (ns_jget_u64(root, "seed", &cfg->seed))
+        return ns_fail(NS_EFORMAT, "%s: missing or invalid \"seed\" (a non-negative integer).", file);
     const ns_jval *shape = ns_jget(root, "input_shape");
     if (!shape || shape->type != NS_JARR || shape->n != 3)
         return ns_fail(NS_EFORMAT, "%s: \"input_shape\" must be an array [channels, height, width].", file);
@@ -192,7 +187,9 @@ static int check_tensors(const ns_jval *root, const ns_model *m, const char *fil
     return NS_OK;
 }
 
-static int read_data(const ns_jval *root, const char *file, ns_data_opts *d) {
+// `dir` is the weights directory: a relative "data_dir" (written by hand, or by an older
+// normsharp) is taken relative to it, not to the current directory.
+static int read_data(const ns_jval *root, const char *dir, const char *file, ns_data_opts *d) {
     ns_data_opts_default(d);
     const ns_jval *o = ns_jget(root, "data");
     if (!o || o->type == NS_JNULL) return NS_OK;
@@ -203,6 +200,9 @@ static int read_data(const ns_jval *root, const char *file, ns_data_opts *d) {
     if ((rc = get_str(o, "dataset", file, 0, &s))) return rc;
     if (s && !(d->dataset = intern(s))) return NS_ENOMEM;
     if ((rc = get_str(o, "data_dir", file, 0, &s))) return rc;
+    char joined[4096];
+    if (s && s[0] != '/' && !(rc = ns_path(joined, sizeof joined, "%s/%s", dir, s))) s = joined;
+    if (rc) return rc;
     if (s && !(d->data_dir = intern(s))) return NS_ENOMEM;
     if ((rc = get_int(o, "n", 1, 1L << 40, d->n, file, &v))) return rc;
     d->n = v;
@@ -212,6 +212,33 @@ static int read_data(const ns_jval *root, const char *file, ns_data_opts *d) {
     d->classes = (int)v;
     if ((rc = get_str(o, "loss", file, 0, &s))) return rc;
     if (s && ns_loss_parse(s, &d->loss)) return ns_fail(NS_EFORMAT, "%s: unknown loss '%s'.", file, s);
+    return NS_OK;
+}
+
+// Before the model is built (theta_0 of a large architecture costs time and memory): every
+// tensor model.json lists has its .npy file, with that shape in its header and the size to
+// match. What the list says is checked against the model after it is built.
+static int check_files_first(const ns_jval *root, const char *dir, const char *file) {
+    const ns_jval *ts = ns_jget(root, "tensors");
+    if (!ts || ts->type != NS_JARR) return NS_OK;
+    for (int t = 0; t < ts->n; t++) {
+        const char *name = ns_jstr(&ts->items[t], "name", "");
+        const ns_jval *sh = ns_jget(&ts->items[t], "shape");
+        int shape[8], ndim = sh && sh->type == NS_JARR && sh->n <= 8 ? sh->n : -1;
+        for (int d = 0; d < ndim; d++) {
+            double v = sh->items[d].type == NS_JNUM ? sh->items[d].num : -1;
+            if (!(v >= 0 && v <= 1 << 30 && v == (int)v)) ndim = -1;
+            else shape[d] = (int)v;
+        }
+        if (!*name || strchr(name, '/') || ndim < 0)
+            return ns_fail(NS_EFORMAT, "%s: tensor %d of \"tensors\" needs a \"name\" (no '/') and a \"shape\" "
+                                       "of at most 8 whole numbers.", file, t + 1);
+        char path[4096];
+        int rc = ns_path(path, sizeof path, "%s/%s.npy", dir, name);
+        if (rc) return rc;
+        if (!ns_exists(path)) return ns_fail(NS_EIO, "%s is missing: the weights of tensor %s.", path, name);
+        if ((rc = ns_npy_check(path, ndim, shape))) return rc;
+    }
     return NS_OK;
 }
 
@@ -238,9 +265,10 @@ int ns_weights_load(const char *dir, ns_model **out, ns_data_opts *data) {
     ns_model *m = NULL;
     if (root.type != NS_JOBJ) rc = ns_fail(NS_EFORMAT, "%s: expected a JSON object.", file);
     if (!rc) rc = read_config(&root, file, &cfg);
+    if (!rc) rc = check_files_first(&root, dir, file);
     if (!rc && (rc = ns_model_create(&cfg, &m))) rc = prefix_error(rc, file);
     if (!rc) rc = check_tensors(&root, m, file);
-    if (!rc && data) rc = read_data(&root, file, data);
+    if (!rc && data) rc = read_data(&root, dir, file, data);
     real *theta = m ? ns_model_theta(m) : NULL;
     for (int t = 0; !rc && t < ns_model_ntensors(m); t++) {
         const ns_tensor_info *ti = ns_model_tensor(m, t);

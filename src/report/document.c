@@ -213,15 +213,16 @@ static void seed_groups(doc *d, const rp_ctx *c) {
         const ns_seed_group *g = &c->grp[gi];
         d_heading(d, 3, g->title);
         ns_buf line = {0};
-        ns_seed_group_text(g, &line);
+        ns_seed_group_text(c->r, g, &line);
         lines_as_items(d, &line);
+        if (g->n < 2) continue;  // only repeats of one seed: the sentence above says so
         const char *head[] = {"seed", "s_GF", "η_c predicted", "η_c observed", "above η_c at 2/η", "l1 ρ above η_c",
                               "best η", "best η / η_c", "best test error"};
         d_row(d, head, 9);
         for (int i = 0; i < g->n; i++) {
             const ns_findings *f = &c->f[g->exp[i]];
             char v[9][32];
-            snprintf(v[0], 32, "%ld", c->r->exp[g->exp[i]].cfg.seed);
+            snprintf(v[0], 32, "%llu", (unsigned long long)c->r->exp[g->exp[i]].cfg.seed);
             snprintf(v[4], 32, "%d of %d", f->n_follow, f->n_above);
             const char *row[9] = {v[0], rp_num(v[1], f->s_gf), rp_num(v[2], f->eta_c_pred), rp_num(v[3], f->eta_c_obs),
                                   v[4], rp_num(v[5], f->l1_rho), rp_num(v[6], f->best_eta),
@@ -340,7 +341,7 @@ int ns_report_write(const ns_report *r, const ns_report_opts *o, ns_report_out *
     for (int k = 0; k < r->nexp && !c.rc; k++) rp_figures_experiment(&c, k);
     for (int k = 0; k < r->nflow && !c.rc; k++)
         if (!r->flow[k].used) rp_figure_standalone_flow(&c, k);
-    rc = c.rc ? c.rc : rp_write_documents(&c, out);
+    rc = c.rc ? ns_fail(c.rc, "%s", c.rc_msg) : rp_write_documents(&c, out);
     out->nfig = c.nfig;
     if (!rc && (out->png = ns_calloc((size_t)c.nfig + 1, sizeof *out->png))) {
         for (int i = 0; i < c.nfig && !rc; i++) {

@@ -23,7 +23,7 @@ static void buf_vprintf(ns_buf *b, const char *fmt, va_list ap) {
     if (n >= 0 && (size_t)n < sizeof tmp) {
         ns_buf_append(b, tmp, (size_t)n);
     } else if (n >= 0) {
-        char *big = malloc((size_t)n + 1);
+        char *big = ns_malloc((size_t)n + 1);
         if (!big) b->oom = 1;
         else {
             vsnprintf(big, (size_t)n + 1, fmt, again);
@@ -40,13 +40,29 @@ const char *rp_num(char out[32], double x) {
     return out;
 }
 
+// gnuplot expands `cmd` (runs a shell command) and @macros inside double-quoted strings and
+// interprets their backslash escapes; a single-quoted string is taken literally, with '' for
+// one quote. So every string from data becomes single-quoted; a line break becomes the
+// concatenation '."\n".' and any other control byte a space (a raw one would end the
+// command). Truncated at a character boundary when it does not fit FIG_ESC_LEN.
 const char *fig_q(fig *g, const char *s) {
     char *o = g->esc[g->esc_i++ % FIG_NESC];
     size_t k = 0;
-    for (; *s && k + 2 < FIG_ESC_LEN; s++) {
-        if (*s == '"' || *s == '\\' || *s == '\n') o[k++] = '\\';
-        o[k++] = *s == '\n' ? 'n' : *s;
+    o[k++] = '\'';
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        const char *put = ch == '\n' ? "'.\"\\n\".'" : ch == '\'' ? "''" : ch < 0x20 || ch == 0x7f ? " " : NULL;
+        size_t n = put ? strlen(put) : 1;
+        if (k + n + 2 > FIG_ESC_LEN) {
+            while (k > 1 && ((unsigned char)o[k - 1] & 0xc0) == 0x80) k--;  // a cut UTF-8 sequence
+            if (k > 1 && (unsigned char)o[k - 1] >= 0xc0) k--;
+            break;
+        }
+        if (put) memcpy(o + k, put, n);
+        else o[k] = (char)ch;
+        k += n;
     }
+    o[k++] = '\'';
     o[k] = 0;
     return o;
 }
@@ -87,7 +103,7 @@ int fig_begin(fig *g, rp_ctx *c, int w, int h, const char *fmt, ...) {
 void fig_multiplot(fig *g, int rows, int cols, const char *title) {
     g->multiplot = 1;
     g->cols = cols;
-    fig_cmd(g, "set multiplot layout %d,%d title \"%s\" font \",12\"", rows, cols, fig_q(g, title));
+    fig_cmd(g, "set multiplot layout %d,%d title %s font \",12\"", rows, cols, fig_q(g, title));
 }
 
 void fig_panel(fig *g, const char *title, const char *xlabel, const char *ylabel, int logx, int logy) {
@@ -102,9 +118,9 @@ void fig_panel(fig *g, const char *title, const char *xlabel, const char *ylabel
     fig_cmd(g, "unset logscale; unset arrow; unset label; unset object; unset y2tics; unset y2label; unset colorbox; set cbrange [*:*]");
     fig_cmd(g, "unset title; set autoscale; set xtics autofreq; set ytics autofreq mirror; set size noratio; set grid; set format x \"%%g\"; set format y \"%%g\"");
     fig_cmd(g, "set autoscale yfix; set autoscale y2fix; set offsets 0, 0, graph 0.05, graph 0.05");  // lines at the extremes stay visible
-    fig_cmd(g, "set title \"%s\"", fig_q(g, title));
-    fig_cmd(g, "set xlabel \"%s\"", fig_q(g, xlabel));
-    fig_cmd(g, "set ylabel \"%s\"", fig_q(g, ylabel));
+    fig_cmd(g, "set title %s", fig_q(g, title));
+    fig_cmd(g, "set xlabel %s", fig_q(g, xlabel));
+    fig_cmd(g, "set ylabel %s", fig_q(g, ylabel));
     if (logx) fig_cmd(g, "set logscale x");
     if (logy) fig_cmd(g, "set logscale y");
 }
@@ -115,12 +131,19 @@ void fig_panel(fig *g, const char *title, const char *xlabel, const char *ylabel
 // falls back to one column when they do not, and the margin must be counted for that.
 static void reserve_key_rows(fig *g) {
     int entries = 0, longest = 0;
-    for (const char *p = g->plot.data; p && (p = strstr(p, " title \"")); p++) {
+    for (const char *p = g->plot.data; p && (p = strstr(p, " title ")); p++) {
+        char quote = p[7];
+        if (quote != '"' && quote != '\'') continue;
         entries++;
         int len = 0;
-        for (const char *q = p + 8; *q && *q != '"'; q++)
-            if (*q == '\\' && q[1]) q++, len++;
+        for (const char *q = p + 8; *q; q++) {
+            if (quote == '"' && *q == '"') break;
+            if (quote == '"' && *q == '\\' && q[1]) q++, len++;
+            else if (quote == '\'' && *q == '\'' && q[1] == '\'') q++, len++;  // '' is one quote
+            else if (quote == '\'' && *q == '\'' && !strncmp(q, "'.\"\\n\".'", 8)) q += 7, len++;  // fig_q's line break
+            else if (quote == '\'' && *q == '\'') break;
             else len += ((unsigned char)*q & 0xc0) != 0x80;  // UTF-8: count characters
+        }
         if (len > longest) longest = len;
     }
     int panel = g->w / (g->cols ? g->cols : 1);
@@ -184,6 +207,18 @@ void fig_panel_end(fig *g) {
             double pad = pow(g->yhi[a] / g->ylo[a], 0.05) * 1.0001;
             fig_log_tics(g, a ? "y2" : "y", g->ylo[a] / pad, g->yhi[a] * pad);
         }
+    // `set offsets` pads y only: pad y2 the same way, or its extreme points are cut in half
+    if (g->ylo[1] <= g->yhi[1]) {
+        double lo = g->ylo[1], hi = g->yhi[1];
+        if (g->logy[1]) {
+            double pad = pow(hi / lo, 0.05) * 1.0001;
+            lo /= pad, hi *= pad;
+        } else {
+            double pad = hi > lo ? 0.05 * (hi - lo) : 0.05 * fabs(hi) + 1e-12;
+            lo -= pad, hi += pad;
+        }
+        fig_cmd(g, "set y2range [%.17g:%.17g]", lo, hi);
+    }
     if (g->ndata_panel == 0) {
         // Keep the layout: an empty frame that says so.
         fig_cmd(g, "unset logscale; unset arrow; unset label; set bmargin BM");
@@ -254,7 +289,7 @@ int fig_series(fig *g, series *s, const char *fmt, ...) {
         snprintf(rel, sizeof rel, "data/%s_%d.dat", g->name, g->nfile++);
         if (ns_path(path, sizeof path, "%s/%s", g->c->rdir, rel) ||
             ns_write_file_atomic(path, s->b.data, s->b.len)) {
-            if (!g->c->rc) g->c->rc = NS_EIO;
+            rp_hard_error(g->c, NS_EIO);
         } else {
             if (g->nclause++) ns_buf_printf(&g->plot, ", \\\n        ");
             ns_buf_printf(&g->plot, "'%s' ", rel);
@@ -269,7 +304,7 @@ int fig_series(fig *g, series *s, const char *fmt, ...) {
             fig_extent(g, s->y2, s->yhi);
         }
     }
-    if (s->b.oom && !g->c->rc) g->c->rc = NS_ENOMEM;
+    if (s->b.oom) rp_hard_error(g->c, NS_ENOMEM);
     ns_buf_free(&s->b);
     return drawn;
 }
@@ -277,6 +312,12 @@ int fig_series(fig *g, series *s, const char *fmt, ...) {
 void fig_content(fig *g) {
     g->ndata_panel++;
     g->ndata++;
+}
+
+void rp_hard_error(rp_ctx *c, int rc) {
+    if (c->rc) return;
+    c->rc = rc;
+    snprintf(c->rc_msg, sizeof c->rc_msg, "%s", ns_errmsg());
 }
 
 // ---- running gnuplot -------------------------------------------------------------------------
@@ -294,6 +335,12 @@ static int run_gnuplot(rp_ctx *c, const char *script) {
     if (log < 0) return ns_fail(NS_EIO, "cannot write '%s': %s", c->log, strerror(errno));
     dprintf(log, "== %s\n", script);
     const char *prog = c->o->gnuplot ? c->o->gnuplot : "gnuplot";
+    if (!*prog) {  // drawing off: the scripts are written, no process is started
+        close(log);
+        c->gnuplot_missing = 1;
+        note_failure(c, "drawing is off (no gnuplot program given), so the figures were not drawn");
+        return NS_EIO;
+    }
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -332,7 +379,7 @@ int fig_end(fig *g, int exp, const char *caption) {
     rp_ctx *c = g->c;
     if (g->multiplot) fig_cmd(g, "unset multiplot");
     int keep = g->ndata > 0 && !g->body.oom && !g->plot.oom && !c->rc;
-    if (g->body.oom || g->plot.oom) c->rc = NS_ENOMEM;
+    if (g->body.oom || g->plot.oom) rp_hard_error(c, NS_ENOMEM);
     ns_buf script = {0};
     if (keep) {
         ns_buf_printf(&script,
@@ -360,7 +407,7 @@ int fig_end(fig *g, int exp, const char *caption) {
     rp_figure *f = NULL;
     if (script.oom || ns_path(path, sizeof path, "%s/%s.gp", c->rdir, g->name) ||
         ns_write_file_atomic(path, script.data, script.len)) {
-        if (!c->rc) c->rc = script.oom ? NS_ENOMEM : NS_EIO;
+        rp_hard_error(c, script.oom ? NS_ENOMEM : NS_EIO);
     } else if ((f = ns_realloc(c->fig, (size_t)(c->nfig + 1) * sizeof *f))) {
         c->fig = f;
         f = &c->fig[c->nfig++];
@@ -368,15 +415,22 @@ int fig_end(fig *g, int exp, const char *caption) {
         f->caption = ns_strdup(caption);
         f->exp = exp;
         f->drawn = 0;
-        if (!f->name || !f->caption) c->rc = NS_ENOMEM;
+        if (!f->name || !f->caption) rp_hard_error(c, NS_ENOMEM);
         char gp[300];
         snprintf(gp, sizeof gp, "%s.gp", g->name);
         if (!c->gnuplot_missing && run_gnuplot(c, gp) == 0 && !ns_path(png, sizeof png, "%s/%s.png", c->rdir, g->name))
             f->drawn = ns_exists(png);
         ns_clear_error();
     } else {
-        c->rc = NS_ENOMEM;
+        rp_hard_error(c, NS_ENOMEM);
     }
     ns_buf_free(&script);
     return f != NULL;
+}
+
+void fig_ring_points(fig *g, series *ring, const char *axes) {
+    if (fig_series(g, ring, "using 1:2 axes %s with points pt 6 ps 2.4 lc rgb \"black\" notitle", axes) && !g->ring_key) {
+        fig_clause(g, "keyentry with points pt 6 ps 2.4 lc rgb \"black\" title \"ringed: stopped at the step limit\"");
+        g->ring_key = 1;
+    }
 }

@@ -2,7 +2,7 @@
 //   fig g; fig_begin(&g, c, 800, 560, "%s_sharpness", tag);
 //   fig_panel(&g, title, xlabel, ylabel, logx, logy);
 //   series s; ser_init(&s, 1, 1, "eta sharpness"); ser_add(&s, x, y);
-//   fig_series(&g, &s, "using 1:2 with linespoints title \"%s\"", fig_q(&g, t));
+//   fig_series(&g, &s, "using 1:2 with linespoints title %s", fig_q(&g, t));
 //   fig_clause(&g, "2/x with lines dt 2 title \"2/η\"");
 //   fig_panel_end(&g);
 //   fig_end(&g, exp_index, caption);   // writes NAME.gp, runs gnuplot, registers the figure
@@ -48,6 +48,9 @@ void fig_cmd(fig *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 void fig_clause(fig *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // Writes the series (if it has points) as a data file and adds its clause; returns 1 if added.
 int fig_series(fig *g, series *s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+// Open rings over the points of a series (runs that stopped at the step limit, so that they
+// are not mistaken for converged ones), and the legend's one entry for them in this panel.
+void fig_ring_points(fig *g, series *ring, const char *axes);
 // y2 on a log scale in the current panel.
 void fig_log_y2(fig *g);
 // Something drawn on axis 0 (y) or 1 (y2) that is not a series, e.g. a reference line.
@@ -58,7 +61,10 @@ void fig_log_tics(fig *g, const char *axis, double lo, double hi);
 // Count non-series content (e.g. markers of diverged runs) as something to draw.
 void fig_content(fig *g);
 int fig_end(fig *g, int exp, const char *caption);
-// The string escaped for a gnuplot double-quoted string (valid until FIG_NESC more calls).
+// The string as an inert gnuplot string literal, quotes included: single-quoted (no `cmd`,
+// no @macro, no escapes), '' for a quote, line breaks concatenated as "\n", other control
+// bytes as spaces. Every string that reaches a script passes here. Valid until FIG_NESC
+// more calls.
 const char *fig_q(fig *g, const char *s);
 
 // Points that are not finite, or not positive on a log axis, are left out.

@@ -1,4 +1,4 @@
-// The findings of the paper's protocol (SPEC §5), computed from the files of one
+// The findings of the paper's protocol (docs/CONVENTIONS.md, protocol), computed from the files of one
 // experiment: eta_c predicted (2/s_GF) and observed, whether the sharpness sits at 2/eta
 // above eta_c, whether the l1 norm grows there, which eta generalizes best, and for a DLN
 // whether that eta beats both the min-l1 and the min-sharpness interpolator.
@@ -303,6 +303,7 @@ void ns_findings_json(const ns_findings *f, ns_json *j, const char *key) {
         p = nl + 1;
     }
     ns_json_end(j);
+    if (lines.oom) j->b->oom = 1;  // the caller sees the lost lines as its own out of memory
     ns_buf_free(&lines);
     ns_json_end(j);
 }

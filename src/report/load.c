@@ -2,6 +2,7 @@
 // wrote (docs/OUTPUTS.md), and turn it into experiments whose runs are sorted by eta.
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -52,23 +53,50 @@ static void sl_sort(strlist *l) {
 
 // ---- the walk ------------------------------------------------------------------------------
 typedef struct {
+    dev_t dev;
+    ino_t ino;
+} dir_id;
+
+typedef struct {
     strlist sweeps, dlns, summaries;  // directories holding sweep.csv / dln.csv / summary.json
-    const char *skip;                 // DIR/report: our own output
+    dir_id *seen;                     // every real directory visited, and DIR/report (our output)
+    int nseen;
 } found;
 
 #define MAX_DEPTH 16
 
+// Marks the directory as visited; 0 if it was already (a link back into the tree, or a
+// second link to one folder): each real folder is read once, whatever links lead to it.
+static int first_visit(found *f, const struct stat *st, int *rc) {
+    for (int k = 0; k < f->nseen; k++)
+        if (f->seen[k].dev == st->st_dev && f->seen[k].ino == st->st_ino) return 0;
+    dir_id *v = ns_realloc(f->seen, (size_t)(f->nseen + 1) * sizeof *v);
+    if (!v) {
+        *rc = NS_ENOMEM;
+        return 0;
+    }
+    f->seen = v;
+    f->seen[f->nseen++] = (dir_id){st->st_dev, st->st_ino};
+    return 1;
+}
+
+// Entries in name order, so that neither readdir's order nor which of several links to one
+// folder comes first leaks into the report.
 static int walk(const char *dir, int depth, found *f) {
     DIR *d = opendir(dir);
     if (!d) {
         if (depth > 0) return 0;  // an unreadable subdirectory holds nothing we can use
         return ns_fail(NS_EIO, "cannot read the results directory '%s': %s", dir, strerror(errno));
     }
+    strlist names = {0};
     int rc = 0;
     struct dirent *e;
-    while (!rc && (e = readdir(d))) {
-        const char *name = e->d_name;
-        if (name[0] == '.') continue;
+    while (!rc && (e = readdir(d)))
+        if (e->d_name[0] != '.') rc = sl_push(&names, e->d_name);
+    closedir(d);
+    sl_sort(&names);
+    for (int i = 0; i < names.n && !rc; i++) {
+        const char *name = names.v[i];
         char path[4096];
         if (ns_path(path, sizeof path, "%s/%s", dir, name)) {
             rc = NS_EIO;
@@ -77,7 +105,7 @@ static int walk(const char *dir, int depth, found *f) {
         struct stat st;
         if (stat(path, &st) != 0) continue;  // e.g. a dangling link
         if (S_ISDIR(st.st_mode)) {
-            if (!strcmp(name, "weights") || !strcmp(path, f->skip) || depth >= MAX_DEPTH) continue;
+            if (!strcmp(name, "weights") || depth >= MAX_DEPTH || !first_visit(f, &st, &rc)) continue;
             rc = walk(path, depth + 1, f);
         } else if (S_ISREG(st.st_mode)) {
             if (!strcmp(name, "sweep.csv")) rc = sl_push(&f->sweeps, dir);
@@ -85,7 +113,7 @@ static int walk(const char *dir, int depth, found *f) {
             else if (!strcmp(name, "summary.json")) rc = sl_push(&f->summaries, dir);
         }
     }
-    closedir(d);
+    sl_free(&names);
     return rc;
 }
 
@@ -135,13 +163,33 @@ static void run_init(ns_rep_run *r) {
     for (int i = 0; i < NCSV; i++) *field_of(r, csv_fields[i].off) = NAN;
 }
 
+// A whole number read from a file, as a long: `fallback` unless it is finite, integral and
+// within long's range (casting NaN or a value out of range is undefined behaviour).
+static long whole(double x, long fallback) {
+    return x == floor(x) && x >= -0x1p63 && x < 0x1p63 ? (long)x : fallback;
+}
+
+static int whole_int(double x, int fallback) {
+    long v = whole(x, fallback);
+    return v >= INT_MIN && v <= INT_MAX ? (int)v : fallback;
+}
+
+// The seed of a row: its cell's unsigned 64-bit integer, exactly (a double would round
+// seeds above 2^53); 0 if the cell is empty or not one.
+static uint64_t row_seed(const ns_table *t, int row, int col) {
+    uint64_t seed = 0;
+    if (ns_parse_u64(ns_table_str(t, row, col), "seed", &seed)) {
+        ns_clear_error();
+        seed = 0;
+    }
+    return seed;
+}
+
 static void run_from_row(ns_rep_run *r, const ns_table *t, int row) {
     run_init(r);
     r->eta = ns_table_num(t, row, ns_table_col(t, "eta"));
-    double seed = ns_table_num(t, row, ns_table_col(t, "seed"));
-    double steps = ns_table_num(t, row, ns_table_col(t, "steps"));
-    r->seed = isfinite(seed) ? (long)seed : 0;
-    r->steps = isfinite(steps) ? (long)steps : -1;
+    r->seed = row_seed(t, row, ns_table_col(t, "seed"));
+    r->steps = whole(ns_table_num(t, row, ns_table_col(t, "steps")), -1);
     snprintf(r->status, sizeof r->status, "%s", ns_table_str(t, row, ns_table_col(t, "status")));
     for (int i = 0; i < NCSV; i++) {
         int c = ns_table_col(t, csv_fields[i].name);
@@ -153,8 +201,8 @@ static void run_from_summary(ns_rep_run *r, const ns_jval *sum) {
     run_init(r);
     const ns_jval *cfg = ns_jget(sum, "config");
     r->eta = ns_jnum(cfg, "lr", NAN);
-    r->seed = (long)ns_jnum(cfg, "seed", 0);
-    r->steps = (long)ns_jnum(sum, "steps", -1);
+    if (ns_jget_u64(cfg, "seed", &r->seed)) r->seed = 0;
+    r->steps = whole(ns_jnum(sum, "steps", -1), -1);
     snprintf(r->status, sizeof r->status, "%s", ns_jstr(sum, "status", ""));
     for (int i = 0; i < NSUM; i++)
         *field_of(r, summary_fields[i].off) = ns_jnum(ns_jget(sum, summary_fields[i].block), summary_fields[i].key, NAN);
@@ -191,13 +239,13 @@ static void config_read(ns_rep_config *c, const ns_jval *sum) {
     snprintf(c->arch, sizeof c->arch, "%s", ns_jstr(cf, "arch", ""));
     snprintf(c->loss, sizeof c->loss, "%s", ns_jstr(cf, "loss", ""));
     snprintf(c->param, sizeof c->param, "%s", ns_jstr(cf, "param", ""));
-    double seed = ns_jnum(cf, "seed", NAN), n = ns_jnum(cf, "n", NAN);
-    c->seed = isfinite(seed) ? (long)seed : -1;
-    c->n = isfinite(n) ? (long)n : -1;
+    c->seed_known = ns_jget_u64(cf, "seed", &c->seed) == 0;
+    if (!c->seed_known) c->seed = 0;
+    c->n = whole(ns_jnum(cf, "n", NAN), -1);
     c->init_scale = ns_jnum(cf, "init_scale", NAN);
-    double wd = ns_jnum(cf, "weight_decay", 0), batch = ns_jnum(cf, "batch", -1);
+    double wd = ns_jnum(cf, "weight_decay", 0);
     c->weight_decay = isfinite(wd) ? wd : 0;
-    c->batch = isfinite(batch) ? (long)batch : -1;
+    c->batch = whole(ns_jnum(cf, "batch", -1), -1);
 }
 
 static int str_match(const char *a, const char *b) { return !*a || !*b || !strcmp(a, b); }
@@ -206,7 +254,7 @@ static int str_match(const char *a, const char *b) { return !*a || !*b || !strcm
 // init scale agree where both files give them.
 static int config_match(const ns_rep_config *a, const ns_rep_config *b) {
     return *a->dataset && !strcmp(a->dataset, b->dataset) && *a->arch && !strcmp(a->arch, b->arch) &&
-           *a->loss && !strcmp(a->loss, b->loss) && a->seed == b->seed &&
+           *a->loss && !strcmp(a->loss, b->loss) && a->seed_known == b->seed_known && a->seed == b->seed &&
            (a->n < 0 || b->n < 0 || a->n == b->n) && str_match(a->param, b->param) &&
            (isnan(a->init_scale) || isnan(b->init_scale) || a->init_scale == b->init_scale) &&
            a->weight_decay == b->weight_decay && (a->batch < 0 || b->batch < 0 || a->batch == b->batch);
@@ -227,7 +275,7 @@ static ns_rep_exp *exp_new(ns_report *r, ns_exp_kind kind, const char *dir) {
     memset(e, 0, sizeof *e);
     e->kind = kind;
     e->flow = -1;
-    e->cfg.seed = e->cfg.n = e->cfg.batch = -1;
+    e->cfg.n = e->cfg.batch = -1;
     e->cfg.init_scale = NAN;
     e->theory_s_gf = NAN;
     e->dln_n = e->dln_d = -1;
@@ -258,18 +306,30 @@ void rp_file_safe(char *s) {
             *p = '_';
 }
 
-// Title and tag of a network experiment from its configuration.
-static int name_network(ns_rep_exp *e, const char *what) {
+const char *rp_rel_dir(const ns_report *r, const char *dir) {
+    size_t l = strlen(r->dir);
+    if (!strcmp(dir, r->dir)) return ".";
+    if (!strncmp(dir, r->dir, l) && dir[l] == '/') return dir + l + 1;
+    if (!strcmp(r->dir, "/") && dir[0] == '/') return dir + 1;
+    return dir;
+}
+
+// Title and tag of a network experiment from its configuration; the title ends with the
+// experiment's folder under DIR, since sweeps of one setting and seed may sit in several.
+static int name_network(const ns_report *r, ns_rep_exp *e, const char *what) {
     ns_buf t = {0}, g = {0};
     const ns_rep_config *c = &e->cfg;
     rp_setting_text(&t, c);
-    ns_buf_printf(&t, ", seed %ld", c->seed);
+    if (c->seed_known) ns_buf_printf(&t, ", seed %llu", (unsigned long long)c->seed);
+    else ns_buf_printf(&t, ", seed unknown");
     if (c->n > 0) ns_buf_printf(&t, ", n = %ld", c->n);
     // SGD and weight decay change what is optimized and how: say so, and keep their figures apart
     if (c->batch > 0) ns_buf_printf(&t, ", SGD batch %ld (2/η is the full-batch GD threshold)", c->batch);
     if (c->weight_decay > 0) ns_buf_printf(&t, ", weight decay λ = %g", c->weight_decay);
     if (what) ns_buf_printf(&t, " (%s)", what);
-    ns_buf_printf(&g, "%s_%s_%s_seed%ld", c->dataset, c->arch, c->loss, c->seed);
+    ns_buf_printf(&t, ", in %s", rp_rel_dir(r, e->dir));
+    ns_buf_printf(&g, "%s_%s_%s_seed", c->dataset, c->arch, c->loss);
+    if (c->seed_known) ns_buf_printf(&g, "%llu", (unsigned long long)c->seed);
     if (c->batch > 0) ns_buf_printf(&g, "_batch%ld", c->batch);
     if (c->weight_decay > 0) ns_buf_printf(&g, "_wd%g", c->weight_decay);
     set_text(&e->title, &t);
@@ -297,7 +357,7 @@ static void config_from_path(ns_rep_config *c, const char *dir) {
     }
 }
 
-static int load_sweep_seed(ns_report *r, const char *dir, const ns_table *t, long seed) {
+static int load_sweep_seed(ns_report *r, const char *dir, const ns_table *t, uint64_t seed) {
     ns_rep_exp *e = exp_new(r, NS_EXP_SWEEP, dir);
     if (!e) return NS_ENOMEM;
     int cseed = ns_table_col(t, "seed");
@@ -305,15 +365,16 @@ static int load_sweep_seed(ns_report *r, const char *dir, const ns_table *t, lon
     if (!e->run) return NS_ENOMEM;
     int found_cfg = 0;
     for (int i = 0; i < t->nrow; i++) {
-        double s = ns_table_num(t, i, cseed);
-        if ((isfinite(s) ? (long)s : 0) != seed) continue;
+        if (row_seed(t, i, cseed) != seed) continue;
         ns_rep_run *run = &e->run[e->nrun++];
         run_from_row(run, t, i);
         char rdir[4096];
-        if (ns_path(rdir, sizeof rdir, "%s/seed_%ld/lr_%g", dir, seed, run->eta)) return NS_EIO;
+        if (ns_path(rdir, sizeof rdir, "%s/seed_%llu/lr_%g", dir, (unsigned long long)seed, run->eta)) return NS_EIO;
         if (ns_is_dir(rdir) && !(run->dir = ns_strdup(rdir))) return NS_ENOMEM;
         ns_jval sum;
-        if (!found_cfg && run->dir && summary_read(run->dir, &sum) == 0) {
+        int rc = !found_cfg && run->dir ? summary_read(run->dir, &sum) : NS_EIO;
+        if (rc == NS_ENOMEM) return rc;  // an unreadable summary is skipped, but not for want of memory
+        if (!rc) {
             config_read(&e->cfg, &sum);
             ns_jval_free(&sum);
             found_cfg = 1;
@@ -322,15 +383,15 @@ static int load_sweep_seed(ns_report *r, const char *dir, const ns_table *t, lon
     ns_clear_error();
     sort_runs(e->run, e->nrun);
     config_from_path(&e->cfg, dir);
-    if (e->cfg.seed < 0) e->cfg.seed = seed;
+    if (!e->cfg.seed_known) e->cfg.seed = seed, e->cfg.seed_known = 1;
     char fdir[4096];
-    if (ns_path(fdir, sizeof fdir, "%s/seed_%ld/flow", dir, seed)) return NS_EIO;
+    if (ns_path(fdir, sizeof fdir, "%s/seed_%llu/flow", dir, (unsigned long long)seed)) return NS_EIO;
     for (int k = 0; k < r->nflow; k++)
         if (!strcmp(r->flow[k].dir, fdir)) {
             e->flow = k;
             r->flow[k].used = 1;
         }
-    return name_network(e, NULL);
+    return name_network(r, e, NULL);
 }
 
 // DIR/NAME, a results table of docs/OUTPUTS.md (sweep.csv, dln.csv): one run a row, with
@@ -354,13 +415,9 @@ static int load_sweep(ns_report *r, const char *dir) {
     // One experiment per seed, in the order the seeds first appear.
     int cseed = ns_table_col(&t, "seed");
     for (int i = 0; i < t.nrow && !rc; i++) {
-        double s = ns_table_num(&t, i, cseed);
-        long seed = isfinite(s) ? (long)s : 0;
+        uint64_t seed = row_seed(&t, i, cseed);
         int seen = 0;
-        for (int j = 0; j < i && !seen; j++) {
-            double sj = ns_table_num(&t, j, cseed);
-            seen = (isfinite(sj) ? (long)sj : 0) == seed;
-        }
+        for (int j = 0; j < i && !seen; j++) seen = row_seed(&t, j, cseed) == seed;
         if (!seen) rc = load_sweep_seed(r, dir, &t, seed);
     }
     ns_table_free(&t);
@@ -386,16 +443,17 @@ static int load_theory(ns_rep_exp *e) {
     }
     e->theory_s_gf = ns_jnum(&th, "s_gf", NAN);
     const ns_jval *task = ns_jget(&th, "task");
-    double n = ns_jnum(task, "n", NAN), d = ns_jnum(task, "d", NAN);
-    e->dln_n = isfinite(n) ? (int)n : -1;
-    e->dln_d = isfinite(d) ? (int)d : -1;
+    e->dln_n = whole_int(ns_jnum(task, "n", NAN), -1);
+    e->dln_d = whole_int(ns_jnum(task, "d", NAN), -1);
     ns_buf t = {0};
     ns_buf_printf(&t, "DLN, %s task", ns_jstr(task, "kind", "unknown"));
-    const char *num_keys[] = {"n", "d", "s", "noise", "alpha", "seed"};
-    for (int k = 0; k < 6; k++) {
+    const char *num_keys[] = {"n", "d", "s", "noise", "alpha"};
+    for (int k = 0; k < 5; k++) {
         double x = ns_jnum(task, num_keys[k], NAN);
         if (isfinite(x)) ns_buf_printf(&t, ", %s = %g", num_keys[k], x);
     }
+    uint64_t seed;
+    if (!ns_jget_u64(task, "seed", &seed)) ns_buf_printf(&t, ", seed = %llu", (unsigned long long)seed);
     const char *model = ns_jstr(task, "model", NULL);
     if (model) ns_buf_printf(&t, ", %s model", model);
     set_text(&e->title, &t);
@@ -419,14 +477,16 @@ static int load_dln(ns_report *r, const char *dir) {
         if (ns_path(rdir, sizeof rdir, "%s/runs/lr_%g", dir, run->eta)) rc = NS_EIO;
         else if (ns_is_dir(rdir) && !(run->dir = ns_strdup(rdir))) rc = NS_ENOMEM;
         ns_jval sum;
-        if (!rc && run->dir && summary_read(run->dir, &sum) == 0) {
+        int got = !rc && run->dir ? summary_read(run->dir, &sum) : NS_EIO;
+        if (got == NS_ENOMEM) rc = got;  // an unreadable summary is skipped, but not for want of memory
+        else if (!got) {
             rc = read_vector(ns_jget(&sum, "beta"), &run->beta, &run->d);
             ns_jval_free(&sum);
         }
     }
     ns_table_free(&t);
-    ns_clear_error();
     if (rc) return rc;
+    ns_clear_error();
     sort_runs(e->run, e->nrun);
     if ((rc = load_theory(e))) return rc;
     const char *base = strrchr(dir, '/');
@@ -470,7 +530,7 @@ static int add_train_run(ns_report *r, const char *dir, const ns_jval *sum) {
         if (slash && slash != parent) *slash = 0;
         if (!(e = exp_new(r, NS_EXP_TRAIN, parent))) return NS_ENOMEM;
         e->cfg = cfg;
-        int rc = name_network(e, "train runs");
+        int rc = name_network(r, e, "train runs");
         if (rc) return rc;
     }
     ns_rep_run *run = ns_realloc(e->run, (size_t)(e->nrun + 1) * sizeof *run);
@@ -558,8 +618,12 @@ int ns_report_load(const char *dir, ns_report *r) {
     while (l > 1 && r->dir[l - 1] == '/') r->dir[--l] = 0;
     char skip[4096];
     if (ns_path(skip, sizeof skip, "%s/report", r->dir)) return NS_EIO;
-    found f = {.skip = skip};
-    int rc = walk(r->dir, 0, &f);
+    found f = {0};
+    struct stat st;
+    int rc = 0;
+    if (stat(r->dir, &st) == 0) first_visit(&f, &st, &rc);
+    if (!rc && stat(skip, &st) == 0) first_visit(&f, &st, &rc);  // our own output
+    if (!rc) rc = walk(r->dir, 0, &f);
     if (!rc) {
         sl_sort(&f.sweeps);
         sl_sort(&f.dlns);
@@ -571,6 +635,7 @@ int ns_report_load(const char *dir, ns_report *r) {
     sl_free(&f.sweeps);
     sl_free(&f.dlns);
     sl_free(&f.summaries);
+    free(f.seen);
     if (!rc) attach_flows(r);
     if (!rc) rc = unique_tags(r);
     if (!rc && r->nexp == 0 && r->nflow == 0)

@@ -89,19 +89,14 @@ static void plot_vs_eta(fig *g, const ns_rep_exp *e, size_t off, int logy, const
         ser_add(&s, u->eta, run_value(u, off));
         if (!ns_rep_converged(u)) ser_add(&ring, u->eta, run_value(u, off));
     }
-    fig_series(g, &s, "using 1:2 axes %s with linespoints pt %d ps 1.2 lw 1.5 lc rgb \"%s\" title \"%s\"", axes, pt, col,
+    fig_series(g, &s, "using 1:2 axes %s with linespoints pt %d ps 1.2 lw 1.5 lc rgb \"%s\" title %s", axes, pt, col,
                fig_q(g, title));
-    int ringed = ring.n > 0;
-    if (fig_series(g, &ring, "using 1:2 axes %s with points pt 6 ps 2.4 lc rgb \"black\" notitle", axes) && ringed &&
-        !g->ring_key) {
-        fig_clause(g, "keyentry with points pt 6 ps 2.4 lc rgb \"black\" title \"ringed: stopped at the step limit\"");
-        g->ring_key = 1;
-    }
+    fig_ring_points(g, &ring, axes);
 }
 
 // The stability threshold 2/eta across the eta range (its ends set the y extent).
 static void threshold_curve(fig *g, const ns_rep_exp *e, const char *title) {
-    fig_clause(g, "2/x with lines dt 2 lw 1.5 lc rgb \"%s\" title \"%s\"", C_THRESHOLD, fig_q(g, title));
+    fig_clause(g, "2/x with lines dt 2 lw 1.5 lc rgb \"%s\" title %s", C_THRESHOLD, fig_q(g, title));
     for (int i = 0; i < e->nrun; i++)
         if (e->run[i].eta > 0) {
             fig_extent(g, 0, 2 / (1.3 * e->run[i].eta));
@@ -115,7 +110,7 @@ static void eta_panel(fig *g, const ns_rep_exp *e, const ns_findings *f, const c
                       const char *y2label, int logy2) {
     fig_panel(g, title, X_ETA, ylabel, 1, logy);
     if (y2label) {
-        fig_cmd(g, "set y2label \"%s\"; set y2tics; set ytics nomirror", fig_q(g, y2label));
+        fig_cmd(g, "set y2label %s; set y2tics; set ytics nomirror", fig_q(g, y2label));
         if (logy2) fig_log_y2(g);
     }
     eta_range(g, e, f);
@@ -236,8 +231,10 @@ static void fig_sweep_measures(rp_ctx *c, int k) {
 static double read_trajectory(const char *dir, const char *xcol, series *loss, series *sharp) {
     char path[4200];
     ns_table t;
-    if (ns_path(path, sizeof path, "%s/trajectory.csv", dir) || !ns_exists(path) || ns_table_read(path, &t)) {
-        ns_clear_error();
+    int rc = ns_path(path, sizeof path, "%s/trajectory.csv", dir) || !ns_exists(path) ? NS_EIO : ns_table_read(path, &t);
+    if (rc == NS_ENOMEM) loss->b.oom = 1;  // an error (fig_series reports it), not a missing trajectory
+    if (rc) {
+        if (rc != NS_ENOMEM) ns_clear_error();
         return NAN;
     }
     int cx = ns_table_col(&t, xcol), cl = ns_table_col(&t, "train_loss"), cs = ns_table_col(&t, "sharpness");
@@ -361,28 +358,58 @@ static void fig_flow(rp_ctx *c, const ns_rep_flow *fl, int exp, const char *tag,
 
 void rp_figure_standalone_flow(rp_ctx *c, int k) {
     const ns_rep_flow *fl = &c->r->flow[k];
-    char tag[300], what[600];
-    snprintf(tag, sizeof tag, "flow%d_%s_%s_%s_seed%ld", k + 1, fl->cfg.dataset, fl->cfg.arch, fl->cfg.loss, fl->cfg.seed);
-    snprintf(what, sizeof what, "%s, %s, %s loss, seed %ld", *fl->cfg.dataset ? fl->cfg.dataset : "unknown dataset",
-             *fl->cfg.arch ? fl->cfg.arch : "unknown architecture", *fl->cfg.loss ? fl->cfg.loss : "unknown",
-             fl->cfg.seed);
-    fig_flow(c, fl, -1 - k, tag, what);
+    char tag[300];
+    snprintf(tag, sizeof tag, "flow%d_%s_%s_%s_seed%llu", k + 1, fl->cfg.dataset, fl->cfg.arch, fl->cfg.loss,
+             (unsigned long long)fl->cfg.seed);
+    ns_buf what = {0};
+    rp_setting_text(&what, &fl->cfg);
+    if (fl->cfg.seed_known) ns_buf_printf(&what, ", seed %llu", (unsigned long long)fl->cfg.seed);
+    ns_buf_printf(&what, ", in %s", rp_rel_dir(c->r, fl->dir));
+    fig_flow(c, fl, -1 - k, tag, what.data ? what.data : "");
+    ns_buf_free(&what);
 }
 
 // ---- DLN ----------------------------------------------------------------------------------------
 static const int ref_pt[NS_REF_COUNT] = {5, 8, 13, 2, 3};
 static const char *const ref_color[NS_REF_COUNT] = {"#1f77b4", "#8c564b", "#ff7f0e", "#9467bd", "#2ca02c"};
 
-// Horizontal lines at a reference solution's value (whatever theory.json gives).
+static double ref_value(const ns_rep_exp *e, int r, size_t off) {
+    return *(const double *)(const void *)((const char *)&e->ref[r] + off);
+}
+
+// Horizontal lines at a reference solution's value (whatever theory.json gives). On a log
+// axis a value <= 0 has no line: its key entry says so.
 static void ref_lines(fig *g, const ns_rep_exp *e, size_t off, const char *fmt) {
     for (int r = 0; r < NS_REF_COUNT; r++) {
-        double v = *(const double *)(const void *)((const char *)&e->ref[r] + off);
+        double v = ref_value(e, r, off);
         if (!e->ref[r].present || !isfinite(v)) continue;
         char t[200];
         snprintf(t, sizeof t, fmt, ns_ref_label[r], v);
-        fig_clause(g, "%.17g with lines dt %d lw 1.5 lc rgb \"%s\" title \"%s\"", v, 3 + r % 3, ref_color[r], fig_q(g, t));
+        if (g->logy[0] && v <= 0) {
+            char off[256];
+            snprintf(off, sizeof off, "%s (off the log axis)", t);
+            fig_clause(g, "keyentry with lines dt %d lw 1.5 lc rgb \"%s\" title %s", 3 + r % 3, ref_color[r],
+                       fig_q(g, off));
+            continue;
+        }
+        fig_clause(g, "%.17g with lines dt %d lw 1.5 lc rgb \"%s\" title %s", v, 3 + r % 3, ref_color[r], fig_q(g, t));
         fig_extent(g, 0, v);
     }
+}
+
+// 1 if the positive values a panel would draw (the finished runs' and the references') span
+// more than three decades: a linear axis would show the small ones as zero.
+static int spans_decades(const ns_rep_exp *e, size_t run_off, size_t ref_off) {
+    double lo = INFINITY, hi = 0;
+    for (int i = 0; i < e->nrun; i++) {
+        double v = run_value(&e->run[i], run_off);
+        if (!ns_rep_diverged(&e->run[i]) && v > 0 && isfinite(v)) lo = fmin(lo, v), hi = fmax(hi, v);
+    }
+    for (int r = 0; r < NS_REF_COUNT; r++) {
+        double v = ref_value(e, r, ref_off);
+        if (e->ref[r].present && v > 0 && isfinite(v)) lo = fmin(lo, v), hi = fmax(hi, v);
+    }
+    return hi > 1e3 * lo;
 }
 
 static void fig_dln_generalization(rp_ctx *c, int k) {
@@ -391,9 +418,12 @@ static void fig_dln_generalization(rp_ctx *c, int k) {
     fig g;
     char title[1024];
     fig_begin(&g, c, 820, 620, "%s_generalization", e->tag);
-    snprintf(title, sizeof title, "Generalization error of the GD solution vs learning rate\n%s", e->title);
-    eta_panel(&g, e, f, title, "generalization error (β−β*)ᵀΣ(β−β*) + σ² (squared target units)", 0, NULL, 0);
-    plot_vs_eta(&g, e, offsetof(ns_rep_run, test_err), 0, rp_color[0], 7, "GD solution", "x1y1");
+    int logy = spans_decades(e, offsetof(ns_rep_run, test_err), offsetof(ns_rep_ref, gen_err));
+    snprintf(title, sizeof title, "Generalization error (β−β*)ᵀΣ(β−β*) + σ² of the GD solution vs learning rate\n%s",
+             e->title);
+    eta_panel(&g, e, f, title, logy ? "generalization error (squared target units, log scale)"
+                                    : "generalization error (squared target units)", logy, NULL, 0);
+    plot_vs_eta(&g, e, offsetof(ns_rep_run, test_err), logy, rp_color[0], 7, "GD solution", "x1y1");
     ref_lines(&g, e, offsetof(ns_rep_ref, gen_err), "%s: %.4g");
     mark_best(&g, f, "error");
     eta_panel_end(&g, e, f);
@@ -583,8 +613,8 @@ static void fig_dln_interpolators(rp_ctx *c, int k) {
         ser_init(&s, 0, 0, ns_dln_ref_key[r]);
         double row[3] = {e->ref[r].beta[ci], e->ref[r].beta[cj], three_d ? e->ref[r].beta[2] : 0};
         ser_row(&s, row, three_d ? 3 : 2);
-        fig_series(&g, &s, "using 1:2%s with points pt %d ps 2.6 lw 2 lc rgb \"%s\" title \"%s\"", three_d ? ":3" : "",
-                   ref_pt[r], ref_color[r], ns_ref_label[r]);
+        fig_series(&g, &s, "using 1:2%s with points pt %d ps 2.6 lw 2 lc rgb \"%s\" title %s", three_d ? ":3" : "",
+                   ref_pt[r], ref_color[r], fig_q(&g, ns_ref_label[r]));
     }
     if (three_d) {
         fig_splot_end(&g);

@@ -23,8 +23,12 @@ typedef struct {
     int gnuplot_missing;   // gnuplot could not be started: stop trying
     int gnuplot_failed;    // a script failed: keep the first message
     char fail_msg[1024];
-    int rc;                // first hard error (I/O, memory)
+    int rc;                // first hard error (I/O, memory), set through rp_hard_error
+    char rc_msg[1024];     // its sentence, kept: later steps may clear the error buffer
 } rp_ctx;
+
+// Records the first hard error (code rc) with the current error sentence.
+void rp_hard_error(rp_ctx *c, int rc);
 
 // The figure of seed group g (seeds.c).
 #define RP_FIG_GROUP(g) (-1000000 - (g))
@@ -39,6 +43,8 @@ void rp_figure_standalone_flow(rp_ctx *c, int flow);
 int rp_write_documents(rp_ctx *c, ns_report_out *out);
 // "dataset, arch, loss loss" (with "unknown ..." for what the configuration lacks).
 void rp_setting_text(ns_buf *b, const ns_rep_config *c);
+// dir as a path under the report's DIR ("." for DIR itself; dir unchanged if outside it).
+const char *rp_rel_dir(const ns_report *r, const char *dir);
 // Makes s usable as a file name in place: keeps letters, digits, '.', '-', '_'; else '_'.
 void rp_file_safe(char *s);
 // Replaces *tag (malloc'd) by itself or, if one of the n names name_at(ctx, 0..n-1) already is

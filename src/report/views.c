@@ -17,13 +17,16 @@ typedef struct {
 } run_views;
 
 // What run u's summary.json says about the views; 0 if it has none of them.
+// Out of memory: -1 (an error, not a run without views).
 static int read_views(const ns_rep_run *u, run_views *v) {
     memset(v, 0, sizeof *v);
     v->adaptive = v->l1 = NAN;
     char path[4200];
     ns_jval d;
-    if (!u->dir || ns_rep_diverged(u) || ns_path(path, sizeof path, "%s/summary.json", u->dir) ||
-        ns_json_parse_file(path, &d)) {
+    int rc = !u->dir || ns_rep_diverged(u) || ns_path(path, sizeof path, "%s/summary.json", u->dir)
+                 ? NS_EIO : ns_json_parse_file(path, &d);
+    if (rc == NS_ENOMEM) return -1;
+    if (rc) {
         ns_clear_error();
         return 0;
     }
@@ -97,7 +100,7 @@ static void fig_layers(rp_ctx *c, int k, const run_views *v) {
         ser_init(&s, 1, 1, "eta layer_sharpness");
         for (int i = 0; i < e->nrun; i++)
             if (t < v[i].nlayers && !strcmp(v[i].names[t], v[ref].names[t])) ser_add(&s, e->run[i].eta, v[i].layer[t]);
-        fig_series(&g, &s, "using 1:2 with linespoints pt %d ps 1.1 lw 1.4 lc rgb \"%s\" title \"%s\"", 4 + t,
+        fig_series(&g, &s, "using 1:2 with linespoints pt %d ps 1.1 lw 1.4 lc rgb \"%s\" title %s", 4 + t,
                    rp_color[t % RP_NCOLOR], fig_q(&g, v[ref].names[t]));
     }
     series s;
@@ -158,8 +161,10 @@ static void fig_density(rp_ctx *c, int k) {
         const ns_rep_run *u = &e->run[pick[j]];
         char p[4200];
         ns_table t;
-        if (ns_path(p, sizeof p, "%s/density.csv", u->dir) || ns_table_read(p, &t)) {
-            ns_clear_error();
+        int rc = ns_path(p, sizeof p, "%s/density.csv", u->dir) ? NS_EIO : ns_table_read(p, &t);
+        if (rc == NS_ENOMEM) rp_hard_error(c, rc);  // an error, not a missing density
+        if (rc) {
+            if (rc != NS_ENOMEM) ns_clear_error();
             continue;
         }
         series s;
@@ -189,11 +194,19 @@ void rp_figures_views(rp_ctx *c, int k) {
     if (e->kind != NS_EXP_SWEEP || e->nrun < 1) return;
     run_views *v = ns_calloc((size_t)e->nrun, sizeof *v);
     if (!v) {
-        c->rc = NS_ENOMEM;
+        rp_hard_error(c, NS_ENOMEM);
         return;
     }
     int any = 0;
-    for (int i = 0; i < e->nrun; i++) any |= read_views(&e->run[i], &v[i]);
+    for (int i = 0; i < e->nrun; i++) {
+        int got = read_views(&e->run[i], &v[i]);
+        if (got < 0) {
+            rp_hard_error(c, NS_ENOMEM);
+            free(v);
+            return;
+        }
+        any |= got;
+    }
     if (any) {
         fig_adaptive(c, k, v);
         fig_layers(c, k, v);

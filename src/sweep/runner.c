@@ -20,6 +20,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
@@ -37,21 +38,26 @@
 #include "mpi_sweep.h"
 
 #define PROGRESS_INTERVAL 0.25  // seconds between two progress messages of one run
+#define PLAIN_SECONDS 30.0       // seconds between two plain progress lines off a terminal
 
 // One message from a worker to the parent. Smaller than PIPE_BUF, so written atomically.
 typedef struct {
     int kind;  // MSG_STEP or MSG_ERROR
     int code;  // NS_E* code (MSG_ERROR)
-    long step;
-    double loss;
+    ns_progress_info info;
     char text[400];
 } progress_msg;
 enum { MSG_STEP = 1, MSG_ERROR = 2 };
 
+enum { CONSOLE_NONE, CONSOLE_TTY, CONSOLE_PLAIN };
 struct ns_progress {
     int fd;            // write end of this run's pipe, -1 if none
     double next_time;  // throttle: no message before this time
-    int console;       // a single run drawing its own line on a terminal (no pipe)
+    int console;       // a single run (no pipe): CONSOLE_TTY draws a line, CONSOLE_PLAIN prints lines
+    int drawn;         // a CONSOLE_TTY line is on the screen
+    double start;
+    double anchor_time, anchor_t, anchor_logl, last_eta;  // for the ETA (estimate_eta)
+    long anchor_step;
     char label[96];
 };
 
@@ -68,31 +74,105 @@ static void send_msg(int fd, const progress_msg *m) {
     }
 }
 
-void ns_progress_step(ns_progress *p, long step, double loss) {
-    if (!p || (p->fd < 0 && !p->console)) return;
+static void fmt_duration(char *out, size_t cap, double sec) {
+    if (!(sec >= 0) || sec > 1e8) snprintf(out, cap, "?");
+    else if (sec < 60) snprintf(out, cap, "%.0fs", sec);
+    else if (sec < 3600) snprintf(out, cap, "%dm%02ds", (int)(sec / 60), (int)sec % 60);
+    else snprintf(out, cap, "%dh%02dm", (int)(sec / 3600), (int)(sec / 60) % 60);
+}
+
+// Columns of the terminal on stderr (80 if unknown).
+static int term_width(void) {
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) return ws.ws_col;
+    return 80;
+}
+
+void ns_progress_text(char *out, size_t cap, const ns_progress_info *x, int brief) {
+    ns_buf b = {0};
+    if (!isnan(x->time)) ns_buf_printf(&b, brief ? "t %.3g" : "t %.4g", x->time);
+    else ns_buf_printf(&b, brief ? "#%ld" : "step %ld", x->step);
+    ns_buf_printf(&b, brief ? " L %.3g" : " | loss %.4g", x->loss);
+    if (brief && !isnan(x->time) && !isnan(x->loss_goal)) ns_buf_printf(&b, ">%.2g", x->loss_goal);  // a flow's goal
+    if (!brief && !isnan(x->loss_goal)) ns_buf_printf(&b, " %s goal %.3g", x->loss <= x->loss_goal ? "<=" : ">", x->loss_goal);
+    if (!isnan(x->sharpness)) ns_buf_printf(&b, brief ? " S %.3g" : " | S %.4g", x->sharpness);
+    snprintf(out, cap, "%s", b.data && !b.oom ? b.data : "");
+    ns_buf_free(&b);
+}
+
+// Estimated seconds left: the rates of the log-loss, of the steps and of the flow time,
+// measured from an anchor point about half the run ago (recent, since the loss slows down),
+// toward the goal, the step limit and the time limit; whichever is reached first. -1 if unknown.
+static double estimate_eta(ns_progress *p, const ns_progress_info *x, double now) {
+    double logl = x->loss > 0 && isfinite(x->loss) ? log(x->loss) : NAN;
+    if (p->anchor_time == 0 || !isfinite(p->anchor_logl)) {
+        p->anchor_time = now, p->anchor_step = x->step, p->anchor_t = x->time, p->anchor_logl = logl;
+        return p->last_eta = -1;
+    }
+    double dt = now - p->anchor_time, best = INFINITY;
+    if (dt < 0.5) return p->last_eta;
+    double rate = (p->anchor_logl - logl) / dt;  // log-loss per second
+    if (x->loss_goal > 0 && rate > 0 && isfinite(logl)) best = fmin(best, fmax(0, (logl - log(x->loss_goal)) / rate));
+    double srate = (double)(x->step - p->anchor_step) / dt;
+    if (x->max_steps > 0 && srate > 0) best = fmin(best, fmax(0, (double)(x->max_steps - x->step) / srate));
+    double trate = (x->time - p->anchor_t) / dt;
+    if (isfinite(x->max_time) && trate > 0) best = fmin(best, fmax(0, (x->max_time - x->time) / trate));
+    if (dt > 2 && dt > 0.5 * (now - p->start))  // move the anchor to keep the rates recent
+        p->anchor_time = now, p->anchor_step = x->step, p->anchor_t = x->time, p->anchor_logl = logl;
+    p->last_eta = isfinite(best) ? best : -1;
+    return p->last_eta;
+}
+
+void ns_progress_report(ns_progress *p, const ns_progress_info *x) {
+    if (!p || (p->fd < 0 && p->console == CONSOLE_NONE)) return;
     double now = ns_now();
+    if (p->start == 0) p->start = now;
+    double left = estimate_eta(p, x, now);  // every call: its rates need the early points too
     if (now < p->next_time) return;
-    p->next_time = now + PROGRESS_INTERVAL;
-    if (p->console) {
-        fprintf(stderr, "\r\033[K%s: step %ld loss %.4g", p->label, step, loss);
-        fflush(stderr);
+    if (p->console == CONSOLE_NONE) {
+        p->next_time = now + PROGRESS_INTERVAL;
+        progress_msg m = {.kind = MSG_STEP, .info = *x};
+        m.info.eta_seconds = left;
+        send_msg(p->fd, &m);
         return;
     }
-    progress_msg m = {.kind = MSG_STEP, .step = step, .loss = loss};
-    send_msg(p->fd, &m);
+    p->next_time = now + (p->console == CONSOLE_TTY ? PROGRESS_INTERVAL : PLAIN_SECONDS);
+    char text[200], eta[32];
+    ns_progress_text(text, sizeof text, x, 0);
+    fmt_duration(eta, sizeof eta, left);
+    if (p->console == CONSOLE_PLAIN) {
+        fprintf(stderr, "%s | %s | %.0f s | ETA %s\n", p->label, text, now - p->start, eta);
+        return;
+    }
+    char line[400];
+    snprintf(line, sizeof line, "%s | %s | ETA %s", p->label, text, eta);
+    int width = term_width();
+    if ((int)strlen(line) > width - 1) line[width - 1] = 0;
+    fprintf(stderr, "\r\033[K%s", line);
+    fflush(stderr);
+    p->drawn = 1;
+}
+
+void ns_progress_step(ns_progress *p, long step, double loss) {
+    ns_progress_info x = {.step = step, .max_steps = -1, .time = NAN, .max_time = NAN, .loss = loss, .loss_goal = NAN,
+                          .sharpness = NAN};
+    ns_progress_report(p, &x);
 }
 
 ns_progress *ns_progress_console(const char *label) {
     ns_progress *p = ns_calloc(1, sizeof *p);
     if (!p) return NULL;
     p->fd = -1;
-    p->console = isatty(STDERR_FILENO);
+    p->console = isatty(STDERR_FILENO) ? CONSOLE_TTY : CONSOLE_PLAIN;
+    p->start = ns_now();
+    // off a terminal the first plain line comes after PLAIN_SECONDS: short runs stay quiet
+    if (p->console == CONSOLE_PLAIN) p->next_time = p->start + PLAIN_SECONDS;
     snprintf(p->label, sizeof p->label, "%s", label ? label : "run");
     return p;
 }
 
 void ns_progress_console_end(ns_progress *p) {
-    if (p && p->console && p->next_time > 0) fputs("\r\033[K", stderr);
+    if (p && p->drawn) fputs("\r\033[K", stderr);
     free(p);
 }
 
@@ -145,8 +225,8 @@ typedef struct {
     int run;         // run index
     int fd;          // read end of the run's pipe
     double start;
-    long step;       // last reported step, -1 before the first report
-    double loss;
+    int reported;    // a progress message has arrived
+    ns_progress_info info;  // the last one
     int err_code;    // from a MSG_ERROR, 0 if none
     char err[400];
 } slot;
@@ -154,7 +234,9 @@ typedef struct {
 typedef struct {
     const ns_sweep *s;
     int total, finished, skipped, failed;  // finished counts done + skipped + failed
+    int diverged;                          // runs done here whose summary says "diverged"
     int first_error;                       // NS_E* of the first failed run
+    int oom;                               // a finished run's status could not be read: no memory
     double started, run_seconds;           // run_seconds: sum over runs done here
     int runs_timed;
     int tty, quiet, line_shown;
@@ -165,13 +247,6 @@ static void label_of(const ns_sweep *s, int i, char *out, size_t cap) {
     else snprintf(out, cap, "run %d", i);
 }
 
-static void fmt_duration(char *out, size_t cap, double sec) {
-    if (!(sec >= 0) || sec > 1e8) snprintf(out, cap, "?");
-    else if (sec < 60) snprintf(out, cap, "%.0fs", sec);
-    else if (sec < 3600) snprintf(out, cap, "%dm%02ds", (int)(sec / 60), (int)sec % 60);
-    else snprintf(out, cap, "%dh%02dm", (int)(sec / 3600), (int)(sec / 60) % 60);
-}
-
 static void clear_line(tally *t) {
     if (t->tty && t->line_shown) {
         fputs("\r\033[K", stderr);
@@ -179,28 +254,43 @@ static void clear_line(tally *t) {
     }
 }
 
-// The single updating line: runs done/total, each running run's step and loss, the ETA
-// (mean seconds of the runs done so far times what is left, shared among the workers).
+// The single updating line, at most as wide as the terminal (80 columns hold two runs):
+// runs done/total, each running run's short label and progress ("#step L loss S sharpness",
+// or "t time ..." for a flow), the ETA: the mean seconds of the runs done so far times what
+// is left, shared among the workers; before any run is done, the running runs' own estimates.
 static void draw_line(tally *t, const slot *slots, int nslots, int pending_left, int jobs) {
     if (!t->tty || t->quiet) return;
-    struct winsize ws;
-    int width = 100;
-    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) width = ws.ws_col;
+    int width = term_width();
     ns_buf b = {0};
-    ns_buf_printf(&b, "sweep %d/%d", t->finished, t->total);
+    ns_buf_printf(&b, "%s", t->s->name ? t->s->name : "sweep");
+    if (t->total > 1) ns_buf_printf(&b, " %d/%d", t->finished, t->total);
     if (t->failed) ns_buf_printf(&b, " (%d failed)", t->failed);
-    double now = ns_now(), left = 0;
+    if (t->diverged) ns_buf_printf(&b, " (%d diverged)", t->diverged);
+    double now = ns_now(), left = 0, own = 0;
     double mean = t->runs_timed ? t->run_seconds / t->runs_timed : -1;
+    int own_known = 1, running = 0;
+    for (int k = 0; k < nslots; k++) running += slots[k].pid != 0;
     for (int k = 0; k < nslots; k++) {
         if (!slots[k].pid) continue;
-        char lab[96];
-        label_of(t->s, slots[k].run, lab, sizeof lab);
-        if (slots[k].step >= 0) ns_buf_printf(&b, " | %s step %ld loss %.3g", lab, slots[k].step, slots[k].loss);
-        else ns_buf_printf(&b, " | %s starting", lab);
-        if (mean >= 0) left += mean > now - slots[k].start ? mean - (now - slots[k].start) : 0;
+        char lab[96], text[128];
+        if (t->s->short_label) t->s->short_label(t->s->ctx, slots[k].run, lab, sizeof lab);
+        else label_of(t->s, slots[k].run, lab, sizeof lab);
+        double elapsed = now - slots[k].start;
+        if (slots[k].reported) {
+            ns_progress_text(text, sizeof text, &slots[k].info, running > 1);  // words when alone
+            ns_buf_printf(&b, " | %s %s", lab, text);
+            double e = slots[k].info.eta_seconds;
+            if (e >= 0) own = fmax(own, e);
+            else own_known = 0;
+        } else {
+            ns_buf_printf(&b, " | %s starting", lab);
+            own_known = 0;
+        }
+        if (mean >= 0) left += mean > elapsed ? mean - elapsed : 0;
     }
     char eta[32];
-    fmt_duration(eta, sizeof eta, mean >= 0 ? (left + pending_left * mean) / jobs : -1);
+    double est = mean >= 0 ? (left + pending_left * mean) / jobs : (own_known && pending_left == 0 ? own : -1);
+    fmt_duration(eta, sizeof eta, est);
     ns_buf_printf(&b, " | ETA %s", eta);
     if (!b.oom && b.data) {
         if ((int)b.len > width - 1) b.data[width - 1] = 0;
@@ -209,6 +299,18 @@ static void draw_line(tally *t, const slot *slots, int nslots, int pending_left,
         t->line_shown = 1;
     }
     ns_buf_free(&b);
+}
+
+// The "status" of finished run i from its summary.json ("" if unreadable); the read's error.
+static int status_of(const tally *t, int i, char *out, size_t cap) {
+    out[0] = 0;
+    char p[4200];
+    ns_jval d;
+    int rc = summary_path(t->s->run_dirs[i], p, sizeof p);
+    if (rc || (rc = ns_json_parse_file(p, &d))) return rc;
+    snprintf(out, cap, "%s", ns_jstr(&d, "status", ""));
+    ns_jval_free(&d);
+    return 0;
 }
 
 // A run ended: count it and say so (a plain line per run off a terminal; failures always).
@@ -225,8 +327,13 @@ static void run_ended(tally *t, int i, int code, const char *why, double seconds
     }
     t->run_seconds += seconds;
     t->runs_timed++;
+    char status[32];
+    if (status_of(t, i, status, sizeof status) == NS_ENOMEM) t->oom = 1;
+    int diverged = !strcmp(status, "diverged");
+    t->diverged += diverged;
     if (!t->tty && !t->quiet)
-        fprintf(stderr, "sweep [%d/%d] %s done in %.1f s\n", t->finished, t->total, lab, seconds);
+        fprintf(stderr, "%s [%d/%d] %s %s in %.1f s\n", t->s->name ? t->s->name : "sweep", t->finished, t->total, lab,
+                diverged ? "DIVERGED" : status[0] ? status : "done", seconds);
 }
 
 static void drain(slot *sl) {
@@ -236,8 +343,8 @@ static void drain(slot *sl) {
         if (r < 0 && errno == EINTR) continue;
         if (r != (ssize_t)sizeof m) return;  // empty (EAGAIN), closed, or a torn message
         if (m.kind == MSG_STEP) {
-            sl->step = m.step;
-            sl->loss = m.loss;
+            sl->info = m.info;
+            sl->reported = 1;
         } else if (m.kind == MSG_ERROR) {
             sl->err_code = m.code ? m.code : NS_EIO;
             m.text[sizeof m.text - 1] = 0;
@@ -284,7 +391,7 @@ static int spawn(const ns_sweep *s, int i, slot *slots, int nslots, int k, int l
     }
     close(pfd[1]);
     fcntl(pfd[0], F_SETFL, fcntl(pfd[0], F_GETFL) | O_NONBLOCK);
-    slots[k] = (slot){.pid = pid, .run = i, .fd = pfd[0], .start = ns_now(), .step = -1};
+    slots[k] = (slot){.pid = pid, .run = i, .fd = pfd[0], .start = ns_now()};
     return 0;
 }
 
@@ -488,6 +595,9 @@ static int sweep_here(const ns_sweep *s, ns_sweep_stats *stats) {
         stats->seconds = ns_now() - t.started;
     }
     if (rc) return rc;
+    if (t.oom)
+        return ns_fail(NS_ENOMEM, "out of memory reading the status of a finished run for the progress display; "
+                                  "every run and sweep.csv were written");
     if (t.failed)
         return ns_fail(t.first_error && t.first_error != NS_EINVAL ? t.first_error : NS_EIO,
                        "%d of %d sweep runs failed (see above); "

@@ -1,5 +1,5 @@
 // train/flow.c — gradient flow theta' = -grad L(theta) by classical Runge–Kutta 4 at
-// step h = min(c / S(theta), h_max) (SPEC §4). Its largest sharpness before the loss
+// step h = min(c / S(theta), h_max) (docs/CONVENTIONS.md, measurements). Its largest sharpness before the loss
 // reaches the goal, s_GF, predicts the critical learning rate eta_c = 2 / s_GF.
 #include <math.h>
 #include <stdlib.h>
@@ -148,7 +148,9 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
         }
         if ((rc = rk4_step(m, &train, &w, h))) goto done;
         time = last ? o->max_time : time + h;
-        ns_progress_step(p, t, loss);
+        ns_progress_info pi = {.step = t, .max_steps = o->max_steps, .time = time, .max_time = o->max_time,
+                               .loss = loss, .loss_goal = o->loss_goal, .sharpness = sharp};
+        ns_progress_report(p, &pi);
     }
     int diverged = !strcmp(status, "diverged");
     if ((rc = measure_point(m, &train, has_test ? &test : NULL, &fin_opts, warm, diverged, &fin))) goto done;

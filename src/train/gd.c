@@ -1,4 +1,4 @@
-// train/gd.c — gradient descent at a constant learning rate (SPEC §5): full batch by
+// train/gd.c — gradient descent at a constant learning rate (docs/CONVENTIONS.md, protocol): full batch by
 // default, heavy-ball or Nesterov momentum, or minibatch SGD; stops at the loss goal, the
 // accuracy goal, the step limit or divergence; records the trajectory and measures the
 // final iterate, the mean of the last m iterates and the point after a decayed phase.
@@ -182,6 +182,8 @@ static int descend(gd_run *g, iterate_ring *ring, ns_progress *p, gd_outcome *ou
     real *theta = ns_model_theta(g->m);
     double loss0 = NAN;
     out->diverged_at = -1;
+    ns_progress_info pi = {.max_steps = o->max_steps, .time = NAN, .max_time = NAN, .loss_goal = o->loss_goal,
+                           .sharpness = NAN};
     for (long t = 0;; t++) {
         double t0 = ns_now(), bl, bacc, loss = NAN, acc = NAN;
         int rc = gradient(&g->opt, g->m, g->ds, &g->train, o, &bl, &bacc);
@@ -222,6 +224,7 @@ static int descend(gd_run *g, iterate_ring *ring, ns_progress *p, gd_outcome *ou
         traj_row row;
         int log = evaluated && is_due(t, o->log_every);
         if (log && (rc = measure_row(g, t, loss, acc, &row))) return rc;
+        if (log && row.has_eig) pi.sharpness = row.sharpness;
         double t1 = ns_now();
         update(&g->opt, theta, o->lr, o->momentum, o->nesterov);
         double secs = t_grad + (ns_now() - t1);
@@ -231,7 +234,9 @@ static int descend(gd_run *g, iterate_ring *ring, ns_progress *p, gd_outcome *ou
             row.step_seconds = secs;
             if ((rc = traj_append(&g->traj, &row))) return rc;
         }
-        ns_progress_step(p, t, evaluated ? loss : bl);
+        pi.step = t;
+        pi.loss = evaluated ? loss : bl;
+        ns_progress_report(p, &pi);
     }
 }
 

@@ -100,7 +100,7 @@ void config_model_data(ns_json *j, const ns_model *m, const ns_dataset *ds, cons
     ns_json_str(j, "arch", c->arch);
     ns_json_str(j, "param", c->param);
     ns_json_num(j, "init_scale", c->init_scale);
-    ns_json_int(j, "seed", (long long)c->seed);
+    ns_json_u64(j, "seed", c->seed);
     if (weights_from) ns_json_str(j, "weights_from", weights_from);
     ns_json_str(j, "dataset", ds->name);
     ns_json_int(j, "n", ds->n);
@@ -143,9 +143,9 @@ int summary_finish(ns_json *j, ns_buf *b, const char *dir) {
 
 void run_measure_defaults(ns_measure_opts *final, ns_measure_opts *eig) {
     ns_measure_opts_default(final);
-    final->eig.k = 5;
-    final->eig.max_iter = 300;
-    final->trace_probes = 10;
+    final->eig.k = NS_TOP_K_DEFAULT;
+    final->eig.max_iter = NS_EIG_ITERS_DEFAULT;
+    final->trace_probes = NS_TRACE_PROBES_DEFAULT;
     ns_measure_opts_default(eig);
 }
 
@@ -180,7 +180,7 @@ int row_test(ns_model *m, const ns_batch *test, traj_row *r) {
     double acc;
     int rc = ns_model_loss(m, test, &r->test_loss, &acc);
     if (rc) return rc;
-    r->test_err = 1 - acc;
+    r->test_err = ns_error_rate(acc, test->n);
     r->has_test = 1;
     return 0;
 }

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Run every libFuzzer harness in FZ for SECONDS each, one after another (nice: the machine
+# is shared), on the committed seed corpus tests/fuzz/corpus/<harness>/.
+#   tests/fuzz/run.sh build/fuzz 12        the short run of `make test` (new inputs dropped)
+#   tests/fuzz/run.sh build/fuzz 600 keep  `make fuzz`: new inputs kept in build/fuzz/corpus/
+# A harness passes if it ran its time without a crash, leak, sanitizer report or timeout.
+# Prints one line per harness with its executions, then "fuzz: N passed, M failed", and
+# writes FZ/tests/result.txt for tests/summarize.sh.
+FZ="$1"; SECONDS_EACH="${2:-12}"; KEEP="$3"
+mkdir -p "$FZ/tests" "$FZ/logs"
+pass=0; fail=0; failed=""
+export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+for bin in "$FZ"/fuzz_*; do
+  [ -x "$bin" ] || continue
+  case "$bin" in *.d|*.o) continue ;; esac
+  h=$(basename "$bin")
+  seeds="tests/fuzz/corpus/$h"
+  work="$FZ/corpus/$h"
+  if [ "$KEEP" = keep ]; then mkdir -p "$work"; else work=$(mktemp -d); fi
+  log="$FZ/logs/$h.log"
+  nice -n 10 "$bin" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+       -print_final_stats=1 -artifact_prefix="$FZ/logs/$h-" "$work" "$seeds" > "$log" 2>&1
+  rc=$?
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tr -dc '0-9')
+  if [ $rc -eq 0 ]; then
+    pass=$((pass + 1)); echo "fuzz $h: ok, ${runs:-0} executions in ${SECONDS_EACH} s"
+  else
+    fail=$((fail + 1)); failed="$failed $h"
+    echo "fuzz $h: FAILED (status $rc); see $log"; grep -m3 'ERROR\|runtime error\|SUMMARY' "$log"
+  fi
+  [ "$KEEP" = keep ] || rm -rf "$work"
+done
+echo "$pass $fail 0" > "$FZ/tests/result.txt"
+echo "fuzz: $pass passed, $fail failed"
+[ -z "$failed" ] || { echo "failing harnesses:$failed"; exit 1; }
