@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "normsharp/eos.h"
 #include "train_cli.h"
 
 #define SWEEP_CSV_HEADER                                                                            \
@@ -249,15 +250,6 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-// K log-spaced points from eta_c / lo to eta_c * hi (eta_c itself when lo = hi and K is odd).
-static void grid_around(double eta_c, const double span[2], int k, double *out) {
-    double lo = span[0], hi = span[1];
-    for (int j = 0; j < k; j++)
-        out[j] = k == 1 ? eta_c
-                 : lo == hi ? eta_c * pow(lo, 2.0 * j / (k - 1) - 1)  // the symmetric grid, as it always was
-                            : eta_c / lo * pow(lo * hi, (double)j / (k - 1));
-}
-
 // --lr-span F (eta_c/F .. F eta_c) or LO:HI (eta_c/LO .. HI eta_c), every factor > 1.
 static int parse_span(const char *s, double span[2]) {
     const char *colon = strchr(s, ':');
@@ -287,7 +279,7 @@ static int layout_gd_runs(sweep_ctx *c, const char *root, const double *grid, in
             if (!(c->eta_c[k] > 0) || !isfinite(c->eta_c[k]))
                 return ns_fail(NS_EIO, "the flow of seed %llu gave no usable eta_c (%g); use an explicit --lr grid",
                                (unsigned long long)c->seeds[k], c->eta_c[k]);
-            grid_around(c->eta_c[k], span, around, e);
+            ns_lr_grid_around(e, c->eta_c[k], span[0], span[1], around);
         } else {
             memcpy(e, grid, sizeof(double) * (size_t)ngrid);
         }
@@ -390,16 +382,20 @@ static int view_of(const sweep_ctx *c, int i, run_view *v) {
     return 0;
 }
 
-// The observed transition: the smallest eta whose final sharpness is more than 10% below
-// s_GF and within 10% of 2/eta (the run has left the flow and sits at the EoS).
+// The observed transition among one seed's runs (normsharp/eos.h); unfinished and diverged
+// runs never qualify.
 static double transition_eta(const run_view *v, int n, double s_gf) {
-    if (!(s_gf > 0)) return NAN;
-    for (int j = 0; j < n; j++) {
-        if (!v[j].finished || !strcmp(v[j].status, "diverged") || isnan(v[j].sharpness)) continue;
-        double two = 2 / v[j].eta;
-        if (v[j].sharpness < 0.9 * s_gf && fabs(v[j].sharpness - two) <= 0.1 * two) return v[j].eta;
+    double *eta = ns_calloc((size_t)n + 1, sizeof *eta), *s = ns_calloc((size_t)n + 1, sizeof *s), tr = NAN;
+    if (eta && s) {
+        for (int j = 0; j < n; j++) {
+            eta[j] = v[j].eta;
+            s[j] = v[j].finished && strcmp(v[j].status, "diverged") ? v[j].sharpness : NAN;
+        }
+        tr = ns_eos_transition(eta, s, n, s_gf);
     }
-    return NAN;
+    free(eta);
+    free(s);
+    return tr;
 }
 
 static int report(const sweep_ctx *c, const char *root, int json) {
