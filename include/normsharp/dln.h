@@ -113,8 +113,6 @@ int ns_dln_sharpness_on_flow(const ns_dln_model *m, const ns_dln_data *t, const 
 int ns_dln_lambda_max_xwx(const ns_dln_data *t, const double *w, double *out);
 
 // ---- training: GD and gradient flow ---------------------------------------------------
-typedef enum { NS_DLN_CONVERGED = 0, NS_DLN_MAX_STEPS = 1, NS_DLN_DIVERGED = 2 } ns_dln_status;
-const char *ns_dln_status_name(ns_dln_status s);  // "converged", "max_steps", "diverged"
 
 typedef struct {
     double eta;            // GD step
@@ -131,7 +129,7 @@ typedef struct {
 void ns_dln_train_opts_default(ns_dln_train_opts *o);
 
 typedef struct {
-    ns_dln_status status;
+    ns_status status;      // NS_CONVERGED, NS_MAX_STEPS or NS_DIVERGED
     long steps;            // GD steps (flow: RK4 steps) taken
     long diverged_at;      // step of divergence, -1 if none
     double loss0, loss;    // initial and final training loss

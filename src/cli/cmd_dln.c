@@ -143,7 +143,7 @@ static void print_run(const ns_dln_model *m, const ns_dln_train_opts *o, const n
     const ns_dln_train_result *r = &res->train;
     const ns_dln_measures *q = &res->measures;
     char b1[32], b2[32], b3[32], b4[32];
-    printf("%s: %s after %ld steps (%.3g s)\n", o->flow ? "gradient flow" : "GD", ns_dln_status_name(r->status), r->steps,
+    printf("%s: %s after %ld steps (%.3g s)\n", o->flow ? "gradient flow" : "GD", ns_status_name(r->status), r->steps,
            r->seconds);
     printf("train loss %s  ||beta||_1 %s  ||w||_2^2 %s (all weights)\n", fmt_g(b1, r->loss), fmt_g(b2, q->l1),
            fmt_g(b3, q->l2 * q->l2));

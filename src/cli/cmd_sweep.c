@@ -95,14 +95,6 @@ static void short_label(void *ctx, int i, char *out, size_t cap) {
 
 // ---- CSV rows from the runs' summary.json ----------------------------------------------------
 
-static void cell(ns_buf *b, double x) {
-    ns_buf_append(b, ",", 1);
-    if (isnan(x)) return;  // null in the summary: not measured
-    char s[32];
-    ns_fmt_double(s, x);
-    ns_buf_printf(b, "%s", s);
-}
-
 static int load_summary(const char *dir, ns_jval *doc) {
     char p[4200];
     int rc = ns_path(p, sizeof p, "%s/summary.json", dir);
@@ -126,13 +118,13 @@ static int csv_header(sweep_ctx *c) {
 static void row_views(const sweep_ctx *c, const ns_jval *f, ns_buf *line) {
     const ns_view_opts *v = &c->t->views;
     if (c->gd->weight_decay > 0) {
-        cell(line, c->gd->weight_decay);
-        cell(line, ns_jnum(f, "objective", NAN));
+        ns_csv_value(line, c->gd->weight_decay);
+        ns_csv_value(line, ns_jnum(f, "objective", NAN));
     }
-    if (v->adaptive) cell(line, ns_jnum(f, "adaptive_sharpness", NAN));
+    if (v->adaptive) ns_csv_value(line, ns_jnum(f, "adaptive_sharpness", NAN));
     const ns_jval *layers = ns_jget(f, "per_layer");
     for (int t = 0; v->per_layer && t < ns_model_ntensors(c->models[0]); t++)
-        cell(line, ns_jnum(ns_jget(layers, ns_model_tensor(c->models[0], t)->name), "sharpness", NAN));
+        ns_csv_value(line, ns_jnum(ns_jget(layers, ns_model_tensor(c->models[0], t)->name), "sharpness", NAN));
 }
 
 static int row_gd(void *ctx, int i, const char *dir, ns_buf *line) {
@@ -145,15 +137,15 @@ static int row_gd(void *ctx, int i, const char *dir, ns_buf *line) {
     char eta[32];
     ns_fmt_double(eta, c->eta[i]);
     ns_buf_printf(line, "%s,%llu,%s", eta, (unsigned long long)c->seeds[c->seed_of[i]], ns_jstr(&d, "status", ""));
-    cell(line, ns_jnum(&d, "steps", NAN));
+    ns_csv_value(line, ns_jnum(&d, "steps", NAN));
     static const char *fkeys[] = {"train_loss", "train_err", "test_loss", "test_err", "l1", "l2", "lambda_max", "sharpness"};
-    for (int k = 0; k < 8; k++) cell(line, ns_jnum(f, fkeys[k], NAN));
-    cell(line, 2 / c->eta[i]);
-    cell(line, ns_jnum(f, "trace", NAN));
+    for (int k = 0; k < 8; k++) ns_csv_value(line, ns_jnum(f, fkeys[k], NAN));
+    ns_csv_value(line, 2 / c->eta[i]);
+    ns_csv_value(line, ns_jnum(f, "trace", NAN));
     static const char *akeys[] = {"train_loss", "test_err", "l1", "l2", "sharpness"};
-    for (int k = 0; k < 5; k++) cell(line, ns_jnum(a, akeys[k], NAN));
-    for (int k = 0; k < 5; k++) cell(line, ns_jnum(x, akeys[k], NAN));
-    cell(line, ns_jnum(tm, "seconds", NAN));
+    for (int k = 0; k < 5; k++) ns_csv_value(line, ns_jnum(a, akeys[k], NAN));
+    for (int k = 0; k < 5; k++) ns_csv_value(line, ns_jnum(x, akeys[k], NAN));
+    ns_csv_value(line, ns_jnum(tm, "seconds", NAN));
     row_views(c, f, line);
     ns_jval_free(&d);
     return 0;
@@ -165,13 +157,13 @@ static int row_flow(void *ctx, int i, const char *dir, ns_buf *line) {
     int rc = load_summary(dir, &d);
     if (rc) return rc;
     ns_buf_printf(line, "%llu,%s", (unsigned long long)c->seeds[i], ns_jstr(&d, "status", ""));
-    cell(line, ns_jnum(&d, "steps", NAN));
-    cell(line, ns_jnum(&d, "time", NAN));
-    cell(line, ns_jnum(&d, "s_gf", NAN));
-    cell(line, ns_jnum(&d, "eta_c", NAN));
-    cell(line, ns_jnum(ns_jget(&d, "final"), "train_loss", NAN));
-    cell(line, ns_jnum(ns_jget(&d, "final"), "sharpness", NAN));
-    cell(line, ns_jnum(ns_jget(&d, "timing"), "seconds", NAN));
+    ns_csv_value(line, ns_jnum(&d, "steps", NAN));
+    ns_csv_value(line, ns_jnum(&d, "time", NAN));
+    ns_csv_value(line, ns_jnum(&d, "s_gf", NAN));
+    ns_csv_value(line, ns_jnum(&d, "eta_c", NAN));
+    ns_csv_value(line, ns_jnum(ns_jget(&d, "final"), "train_loss", NAN));
+    ns_csv_value(line, ns_jnum(ns_jget(&d, "final"), "sharpness", NAN));
+    ns_csv_value(line, ns_jnum(ns_jget(&d, "timing"), "seconds", NAN));
     ns_jval_free(&d);
     return 0;
 }

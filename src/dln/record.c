@@ -179,7 +179,7 @@ static int measure(const ns_dln_model *m, const ns_dln_task *task, const double 
     memset(q, 0, sizeof *q);
     q->l1 = ns_dln_l1(d, r->beta);
     q->l2 = ns_dln_l2(p, r->theta);
-    int finite = r->status != NS_DLN_DIVERGED && isfinite(q->l1) && isfinite(q->l2);
+    int finite = r->status != NS_DIVERGED && isfinite(q->l1) && isfinite(q->l2);
     q->sharp.lambda_max = q->sharp.lambda_min = q->sharp.sharpness = q->sharp.trace = NAN;
     q->sharp.method = "none";
     q->gen_err = q->dist_hyp = NAN;
@@ -234,7 +234,7 @@ static void json_run(ns_buf *b, const ns_dln_train_opts *o, const ns_dln_model *
         ns_json_num(j, "flow_hmax", o->flow_hmax);
     }
     ns_json_end(j);
-    ns_json_str(j, "status", ns_dln_status_name(r->status));
+    ns_json_str(j, "status", ns_status_name(r->status));
     ns_json_int(j, "steps", r->steps);
     if (r->diverged_at >= 0) ns_json_int(j, "diverged_at", r->diverged_at);
     else ns_json_null(j, "diverged_at");
@@ -409,14 +409,6 @@ static int sweep_run(void *ctx, int i, const char *run_dir, ns_progress *p) {
     return rc;
 }
 
-static void csv_num(ns_buf *b, double x) {
-    if (isfinite(x)) {
-        char s[32];
-        ns_fmt_double(s, x);
-        ns_buf_printf(b, "%s", s);
-    }
-}
-
 // eta,status,steps,l1,sharpness,two_over_eta,gen_err,dist_min_l1,dist_min_sharp,train_loss
 // (the distances: ||beta - beta_ref||_2 from the run's beta and theory.json)
 static int sweep_row(void *ctx, int i, const char *run_dir, ns_buf *line) {
@@ -440,17 +432,16 @@ static int sweep_row(void *ctx, int i, const char *run_dir, ns_buf *line) {
             if (refs[k]->ok) dist[k] = ns_dln_dist(d, beta, refs[k]->beta);
     }
     free(beta);
-    csv_num(line, ns_jnum(ns_jget(&v, "config"), "lr", NAN));
-    ns_buf_printf(line, ",%s,", ns_jstr(&v, "status", ""));
-    csv_num(line, ns_jnum(&v, "steps", NAN));
+    double lr = ns_jnum(ns_jget(&v, "config"), "lr", NAN);
+    char eta[32] = "";
+    if (!isnan(lr)) ns_fmt_double(eta, lr);
+    ns_buf_printf(line, "%s,%s", eta, ns_jstr(&v, "status", ""));
+    ns_csv_value(line, ns_jnum(&v, "steps", NAN));
     double l2 = ns_jnum(f, "l2", NAN);  // w_l2_sq from l2, so runs written before it resume
     double cells[9] = {ns_jnum(f, "l1", NAN), ns_jnum(f, "sharpness", NAN), ns_jnum(f, "two_over_eta", NAN),
                        ns_jnum(f, "gen_err", NAN), dist[0], dist[1], ns_jnum(f, "train_loss", NAN),
                        ns_jnum(f, "l1", NAN), l2 * l2};
-    for (int k = 0; k < 9; k++) {
-        ns_buf_append(line, ",", 1);
-        csv_num(line, cells[k]);
-    }
+    for (int k = 0; k < 9; k++) ns_csv_value(line, cells[k]);
     ns_jval_free(&v);
     return NS_OK;
 }

@@ -108,7 +108,7 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
     traj_extra extra = traj_extra_of(m, o->weight_decay, &(ns_measure_opts){0});
     if ((rc = traj_init(&traj, TRAJ_FLOW, out_dir, o->flush_seconds, &extra))) goto done;
 
-    const char *status = NULL;
+    ns_status status = NS_MAX_STEPS;
     double time = 0, loss0 = NAN, s_gf = NAN, sharp = NAN;
     long t;
     for (t = 0;; t++) {
@@ -116,7 +116,7 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
         if ((rc = objective_grad(m, &train, w.wd, w.g, &loss, &acc))) goto done;  // k1
         if (t == 0) loss0 = loss;
         if (loss_diverged(loss, loss0, o->diverge_factor)) {
-            status = "diverged";
+            status = NS_DIVERGED;
             break;
         }
         traj_row row = {.step = t, .time = time, .h = NAN, .train_loss = loss, .train_acc = acc};
@@ -126,15 +126,15 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
             if (!(s_gf >= sharp)) s_gf = sharp;  // s_GF: the largest S so far
         }
         if (loss <= o->loss_goal) {
-            status = "converged";
+            status = NS_CONVERGED;
             break;
         }
         if (time >= o->max_time) {
-            status = "max_time";
+            status = NS_MAX_TIME;
             break;
         }
         if (t >= o->max_steps) {
-            status = "max_steps";
+            status = NS_MAX_STEPS;
             break;
         }
         double h = sharp > 0 ? fmin(o->rk_c / sharp, o->h_max) : o->h_max;
@@ -152,7 +152,7 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
                                .loss = loss, .loss_goal = o->loss_goal, .sharpness = sharp};
         ns_progress_report(p, &pi);
     }
-    int diverged = !strcmp(status, "diverged");
+    int diverged = status == NS_DIVERGED;
     if ((rc = measure_point(m, &train, has_test ? &test : NULL, &fin_opts, warm, diverged, &fin))) goto done;
     // the last point is on the trajectory too (it is where the loss reached the goal)
     if (fin.have_eig && !(s_gf >= fin.eig.sharpness)) s_gf = fin.eig.sharpness;
@@ -163,7 +163,7 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
     ns_json j;
     ns_json_doc(&j, &res->summary, "flow");
     ns_flow_config_json(&j, m, ds, data, o);
-    ns_json_str(&j, "status", status);
+    ns_json_str(&j, "status", ns_status_name(status));
     ns_json_int(&j, "steps", t);
     ns_json_num(&j, "time", time);
     ns_json_num(&j, "s_gf", s_gf);
@@ -176,7 +176,7 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
     ns_json_end(&j);
     if ((rc = summary_finish(&j, &res->summary, out_dir))) goto done;
 
-    snprintf(res->status, sizeof res->status, "%s", status);
+    res->status = status;
     res->steps = t;
     res->time = time;
     res->s_gf = s_gf;

@@ -171,7 +171,7 @@ static int measure_row(gd_run *g, long t, double loss, double acc, traj_row *r) 
 }
 
 typedef struct {
-    const char *status;
+    ns_status status;
     long steps, diverged_at;
     double loss0;
 } gd_outcome;
@@ -204,21 +204,21 @@ static int descend(gd_run *g, iterate_ring *ring, ns_progress *p, gd_outcome *ou
         out->steps = t;
         if (evaluated) {
             if (loss_diverged(loss, loss0, o->diverge_factor)) {
-                out->status = "diverged";
+                out->status = NS_DIVERGED;
                 out->diverged_at = t;
                 return 0;
             }
             if (loss <= o->loss_goal) {
-                out->status = "converged";
+                out->status = NS_CONVERGED;
                 return 0;
             }
             if (acc >= o->acc_goal) {
-                out->status = "acc_goal";
+                out->status = NS_ACC_GOAL;
                 return 0;
             }
         }
         if (t >= o->max_steps) {
-            out->status = "max_steps";
+            out->status = NS_MAX_STEPS;
             return 0;
         }
         traj_row row;
@@ -326,7 +326,7 @@ int ns_train_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, co
     traj_extra extra = traj_extra_of(m, o->weight_decay, &o->eig);
     if ((rc = traj_init(&g.traj, TRAJ_GD, out_dir, o->flush_seconds, &extra))) goto done;
     if ((rc = descend(&g, &ring, p, &out))) goto done;
-    int diverged = !strcmp(out.status, "diverged");
+    int diverged = out.status == NS_DIVERGED;
     double train_seconds = ns_now() - g.t_start;
 
     // the final iterate, then the mean of the last m, then a decayed phase from theta_T
@@ -360,7 +360,7 @@ int ns_train_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, co
     ns_json j;
     ns_json_doc(&j, &res->summary, "train");
     ns_train_config_json(&j, m, ds, data, o);
-    ns_json_str(&j, "status", out.status);
+    ns_json_str(&j, "status", ns_status_name(out.status));
     ns_json_int(&j, "steps", out.steps);
     if (out.diverged_at >= 0) ns_json_int(&j, "diverged_at", out.diverged_at);
     else ns_json_null(&j, "diverged_at");
@@ -387,7 +387,7 @@ int ns_train_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, co
     ns_json_end(&j);
     if ((rc = summary_finish(&j, &res->summary, out_dir))) goto done;
 
-    snprintf(res->status, sizeof res->status, "%s", out.status);
+    res->status = out.status;
     res->steps = out.steps;
     res->diverged_at = out.diverged_at;
     res->final_loss = fin.train_loss;
