@@ -9,7 +9,7 @@
 #define NORMSHARP_DLN_H
 #include "normsharp/common.h"
 #include "normsharp/dln_refs.h"
-#include "normsharp/sweep.h"
+#include "normsharp/progress.h"
 
 // ---- models --------------------------------------------------------------------------
 // Parameters theta, per coordinate i (d coordinates):
@@ -312,7 +312,8 @@ typedef struct {
 
 typedef struct {
     int ran;                        // the runner ran and this process reports (MPI rank 0)
-    ns_sweep_stats stats;
+    int done, skipped, failed;      // runs: run now, finished before (a resume), failed
+    double seconds;
     int best;                       // index of the lowest generalization error among the
     int n_ok, interior;             //   non-diverged runs (-1: none); how many; not an end
     double best_eta, best_gen;

@@ -4,7 +4,7 @@
 #ifndef NORMSHARP_TRAIN_H
 #define NORMSHARP_TRAIN_H
 #include "normsharp/measure.h"
-#include "normsharp/sweep.h"
+#include "normsharp/progress.h"
 
 // ---- gradient descent -------------------------------------------------------------------
 // theta_{t+1} = theta_t - eta * v_{t+1}, v_{t+1} = mu v_t + g_t (heavy ball, PyTorch's

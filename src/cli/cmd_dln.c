@@ -177,7 +177,6 @@ static void print_theory(const ns_dln_theory *th) {
 
 // NS_ENOMEM if the CSV could not be read into memory (other read failures: no table).
 static int print_sweep(const ns_dln_sweep_result *vd) {
-    const ns_sweep_stats *st = &vd->stats;
     char *text;
     int rc = ns_read_file(vd->csv_path, &text, NULL);
     if (rc == NS_ENOMEM) return rc;
@@ -199,8 +198,8 @@ static int print_sweep(const ns_dln_sweep_result *vd) {
         }
         free(text);
     }
-    printf("%d runs done, %d skipped (already finished), %d failed, %.3g s\n", st->done, st->skipped, st->failed,
-           st->seconds);
+    printf("%d runs done, %d skipped (already finished), %d failed, %.3g s\n", vd->done, vd->skipped, vd->failed,
+           vd->seconds);
     if (vd->best < 0) {
         printf("no run converged to a point with a finite generalization error.\n");
         return 0;
@@ -231,10 +230,10 @@ static int print_sweep_json(const ns_dln_sweep_result *vd, int runs) {
     ns_json_str(&j, "csv", vd->csv_path);
     ns_json_str(&j, "theory", vd->theory_path);
     ns_json_int(&j, "runs", runs);
-    ns_json_int(&j, "done", vd->stats.done);
-    ns_json_int(&j, "skipped", vd->stats.skipped);
-    ns_json_int(&j, "failed", vd->stats.failed);
-    ns_json_num(&j, "seconds", vd->stats.seconds);
+    ns_json_int(&j, "done", vd->done);
+    ns_json_int(&j, "skipped", vd->skipped);
+    ns_json_int(&j, "failed", vd->failed);
+    ns_json_num(&j, "seconds", vd->seconds);
     if (vd->best >= 0) {
         ns_json_obj(&j, "best");
         ns_json_num(&j, "eta", vd->best_eta);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "normsharp/eos.h"
+#include "normsharp/sweep.h"
 #include "train_cli.h"
 
 #define SWEEP_CSV_HEADER                                                                            \

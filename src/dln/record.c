@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cblas.h>
 #include "normsharp/dln.h"
+#include "normsharp/sweep.h"
 
 int ns_dln_hypentropy(const ns_dln_model *m, const ns_dln_task *task, double **hyp) {
     ns_dln_data t = ns_dln_task_data(task);
@@ -493,7 +494,12 @@ static int sweep_runs(sweep_ctx *sc, ns_dln_sweep_result *res) {
                    .ctx = sc, .jobs = o->jobs, .csv_path = res->csv_path, .quiet = o->quiet,
                    .csv_header = "eta,status,steps,l1,sharpness,two_over_eta,gen_err,dist_min_l1,dist_min_sharp,train_loss,"
                                  "beta_l1,w_l2_sq"};
-    int src = ns_sweep_run(&sw, &res->stats);
+    ns_sweep_stats st = {0};
+    int src = ns_sweep_run(&sw, &st);
+    res->done = st.done;
+    res->skipped = st.skipped;
+    res->failed = st.failed;
+    res->seconds = st.seconds;
     if (ns_sweep_rank() > 0) return src;  // under mpirun rank 0 reports the sweep
     res->ran = 1;
     char why[1024];  // the error to report: reading theory.json and the runs below may replace the message
