@@ -460,17 +460,29 @@ static int report(const sweep_ctx *c, const char *root, int json) {
 
 // ---- the command --------------------------------------------------------------------------------
 
-int cmd_sweep(int argc, char **argv) {
+// What `normsharp sweep` was asked for.
+typedef struct {
     train_cli t;
-    train_cli_init(&t);
     ns_train_opts gd;
-    ns_train_opts_default(&gd);
     ns_flow_opts fl;
-    ns_flow_opts_default(&fl);
-    const char *lr = NULL, *seeds_s = "0";
-    int jobs = 1, flow = 0, around = 0;
-    const char *span_s = "8";
+    const char *lr, *seeds_s, *span_s;
+    int jobs, flow, around, quiet;
     double span[2];
+    double *grid;
+    int ngrid;
+    uint64_t *seeds;
+    int nseeds;
+} sweep_args;
+
+// Options, then their checks. Returns 0, -1 after --help, or an exit status (2).
+static int parse_args(int argc, char **argv, sweep_args *a) {
+    memset(a, 0, sizeof *a);
+    train_cli_init(&a->t);
+    ns_train_opts_default(&a->gd);
+    ns_flow_opts_default(&a->fl);
+    a->seeds_s = "0";
+    a->span_s = "8";
+    a->jobs = 1;
     ns_cli c;
     ns_cli_init(&c, "sweep", "normsharp sweep (--lr GRID | --flow --lr-around K) --out OUT [options]",
                 "Gradient descent from the same theta_0 (per seed) at every learning rate of a grid. Run directories "
@@ -479,125 +491,103 @@ int cmd_sweep(int argc, char **argv) {
                 "seed_<s>/flow/ and flow.csv); --lr-around K then uses K log-spaced rates from eta_c/F to "
                 "eta_c*F (--lr-span F, default 8; or LO:HI for eta_c/LO to eta_c*HI). Runs go to --jobs worker processes, one OpenBLAS thread each, "
                 "so results do not depend on --jobs. Rerunning the same command resumes: finished runs are kept.");
-    ns_cli_add(&c, "lr", OPT_STR, &lr, 0, 0, "GRID", "learning rates: a list 0.01,0.02 or a log range A:B:K");
-    ns_cli_add(&c, "seeds", OPT_STR, &seeds_s, 0, 0, "LIST", "seeds of theta_0, e.g. 0,1,2 (default 0)");
-    ns_cli_add(&c, "jobs", OPT_INT, &jobs, 1, 4096, "N", "parallel worker processes (default 1)");
-    ns_cli_add(&c, "flow", OPT_FLAG, &flow, 0, 0, NULL, "run the gradient flow of each seed first (needs --loss-goal)");
-    ns_cli_add(&c, "lr-around", OPT_INT, &around, 1, 10000, "K", "with --flow: K log-spaced rates centred on eta_c");
-    ns_cli_add(&c, "lr-span", OPT_STR, &span_s, 0, 0, "F|LO:HI",
+    ns_cli_add(&c, "lr", OPT_STR, &a->lr, 0, 0, "GRID", "learning rates: a list 0.01,0.02 or a log range A:B:K");
+    ns_cli_add(&c, "seeds", OPT_STR, &a->seeds_s, 0, 0, "LIST", "seeds of theta_0, e.g. 0,1,2 (default 0)");
+    ns_cli_add(&c, "jobs", OPT_INT, &a->jobs, 1, 4096, "N", "parallel worker processes (default 1)");
+    ns_cli_add(&c, "flow", OPT_FLAG, &a->flow, 0, 0, NULL, "run the gradient flow of each seed first (needs --loss-goal)");
+    ns_cli_add(&c, "lr-around", OPT_INT, &a->around, 1, 10000, "K", "with --flow: K log-spaced rates centred on eta_c");
+    ns_cli_add(&c, "lr-span", OPT_STR, &a->span_s, 0, 0, "F|LO:HI",
                "--lr-around covers eta_c/F .. eta_c*F (default 8), or eta_c/LO .. eta_c*HI");
-    ns_cli_add(&c, "rk-c", OPT_DOUBLE, &fl.rk_c, 1e-9, 2.7, "C", "flow step h = min(C / S, h_max) (default 0.5)");
-    ns_cli_add(&c, "h-max", OPT_DOUBLE, &fl.h_max, 1e-12, INFINITY, "H", "largest flow step (default 1)");
-    ns_cli_add(&c, "flow-eig-every", OPT_LONG, &fl.eig_every, 1, 1e15, "K", "flow: re-estimate S every K steps (default 5)");
-    ns_cli_add(&c, "flow-max-time", OPT_DOUBLE, &fl.max_time, 1e-300, INFINITY, "T", "flow: stop at time T");
-    ns_cli_add(&c, "flow-max-steps", OPT_LONG, &fl.max_steps, 0, 1e15, "N", "flow: stop after N steps (default 1000000)");
-    train_cli_add_model(&c, &t, 0);
-    ns_cli_add_data(&c, &t.data);
-    train_cli_add_gd(&c, &gd);
-    train_cli_add_measure(&c, &t);
-    train_cli_add_views(&c, &gd.weight_decay, &t.views);
-    train_cli_add_output(&c, &t, 0);
-    int quiet = 0;
-    ns_cli_add(&c, "quiet", OPT_FLAG, &quiet, 0, 0, NULL, "no progress output (implied by --json)");
-    NS_CLI_PARSE(&c, argc, argv);
-    quiet |= t.json;
-
-    double *grid = NULL;
-    int ngrid = 0;
-    if (!lr == !ns_cli_seen(&c, "lr-around"))
+    ns_cli_add(&c, "rk-c", OPT_DOUBLE, &a->fl.rk_c, 1e-9, 2.7, "C", "flow step h = min(C / S, h_max) (default 0.5)");
+    ns_cli_add(&c, "h-max", OPT_DOUBLE, &a->fl.h_max, 1e-12, INFINITY, "H", "largest flow step (default 1)");
+    ns_cli_add(&c, "flow-eig-every", OPT_LONG, &a->fl.eig_every, 1, 1e15, "K", "flow: re-estimate S every K steps (default 5)");
+    ns_cli_add(&c, "flow-max-time", OPT_DOUBLE, &a->fl.max_time, 1e-300, INFINITY, "T", "flow: stop at time T");
+    ns_cli_add(&c, "flow-max-steps", OPT_LONG, &a->fl.max_steps, 0, 1e15, "N", "flow: stop after N steps (default 1000000)");
+    train_cli_add_model(&c, &a->t, 0);
+    ns_cli_add_data(&c, &a->t.data);
+    train_cli_add_gd(&c, &a->gd);
+    train_cli_add_measure(&c, &a->t);
+    train_cli_add_views(&c, &a->gd.weight_decay, &a->t.views);
+    train_cli_add_output(&c, &a->t, 0);
+    ns_cli_add(&c, "quiet", OPT_FLAG, &a->quiet, 0, 0, NULL, "no progress output (implied by --json)");
+    int rc = ns_cli_parse(&c, argc, argv);
+    if (rc) return rc;
+    a->quiet |= a->t.json;
+    if (!a->lr == !ns_cli_seen(&c, "lr-around"))
         return ns_cli_usage_error("give the learning rates either as --lr GRID or as --flow --lr-around K.");
-    if (ns_cli_seen(&c, "lr-around") && !flow) return ns_cli_usage_error("--lr-around needs --flow (it centres the grid on eta_c).");
-    if (flow && !ns_cli_seen(&c, "loss-goal"))
+    if (ns_cli_seen(&c, "lr-around") && !a->flow) return ns_cli_usage_error("--lr-around needs --flow (it centres the grid on eta_c).");
+    if (a->flow && !ns_cli_seen(&c, "loss-goal"))
         return ns_cli_usage_error("--flow measures s_GF until the training loss reaches --loss-goal EPS; give --loss-goal.");
-    if (gd.nesterov && !(gd.momentum > 0)) return ns_cli_usage_error("--nesterov needs --momentum > 0.");
-    int views_rc = train_cli_check_views(&c);
-    if (views_rc) return views_rc;
-    fl.weight_decay = gd.weight_decay;
-    int span_rc = parse_span(span_s, span);
-    if (span_rc) return span_rc;
-    if (lr && ns_parse_grid(lr, 1, "--lr", &grid, &ngrid)) return ns_cli_usage_error("%s.", ns_errmsg());
-    uint64_t *seeds = NULL;
-    int nseeds = 0;
-    if (parse_seeds(seeds_s, &seeds, &nseeds)) {
-        free(grid);
-        return ns_cli_usage_error("%s.", ns_errmsg());
-    }
-    int rc = train_cli_check(&t, &c);
-    if (rc) {
-        free(grid);
-        free(seeds);
-        return rc;
-    }
-    if (t.weights) seeds[0] = t.seed;  // the one theta_0, under its own seed (--seeds is refused)
-    fl.loss_goal = gd.loss_goal;
+    if (a->gd.nesterov && !(a->gd.momentum > 0)) return ns_cli_usage_error("--nesterov needs --momentum > 0.");
+    if ((rc = train_cli_check_views(&c))) return rc;
+    a->fl.weight_decay = a->gd.weight_decay;
+    if ((rc = parse_span(a->span_s, a->span))) return rc;
+    if (a->lr && ns_parse_grid(a->lr, 1, "--lr", &a->grid, &a->ngrid)) return ns_cli_usage_error("%s.", ns_errmsg());
+    if (parse_seeds(a->seeds_s, &a->seeds, &a->nseeds)) return ns_cli_usage_error("%s.", ns_errmsg());
+    if ((rc = train_cli_check(&a->t, &c))) return rc;
+    if (a->t.weights) a->seeds[0] = a->t.seed;  // the one theta_0, under its own seed (--seeds is refused)
+    a->fl.loss_goal = a->gd.loss_goal;
+    return 0;
+}
 
-    ns_dataset ds = {0};
-    sweep_ctx x = {.t = &t, .gd = &gd, .flow_opts = &fl, .ds = &ds, .nseeds = nseeds, .seeds = seeds};
-    int status = 0;
-    char root[4200];
-    if ((rc = ns_data_load(&t.data, &ds))) {
-        status = ns_cli_report(rc);
-        goto done;
+// theta_0 of every seed (and a copy of it), and the results' root OUT/<dataset>/<arch>/<loss>.
+// Returns an exit status.
+static int make_seeds(sweep_ctx *x, const sweep_args *a, char root[4200]) {
+    int rc, n = a->nseeds;
+    if (a->gd.batch > x->ds->n)
+        return ns_cli_usage_error("--batch %ld is larger than the training set (%ld examples).", a->gd.batch, x->ds->n);
+    x->models = ns_calloc((size_t)n, sizeof *x->models);
+    x->theta0 = ns_calloc((size_t)n, sizeof *x->theta0);
+    x->s_gf = ns_calloc((size_t)n, sizeof(double));
+    x->eta_c = ns_calloc((size_t)n, sizeof(double));
+    if (!x->models || !x->theta0 || !x->s_gf || !x->eta_c) return ns_cli_report(NS_ENOMEM);
+    for (int k = 0; k < n; k++) {
+        x->s_gf[k] = x->eta_c[k] = NAN;
+        if ((rc = train_cli_model(&a->t, x->ds, a->seeds[k], &x->models[k]))) return ns_cli_report(rc);
+        size_t np = ns_model_nparams(x->models[k]);
+        if (!(x->theta0[k] = ns_malloc(np * sizeof(real)))) return ns_cli_report(NS_ENOMEM);
+        memcpy(x->theta0[k], ns_model_theta(x->models[k]), np * sizeof(real));
     }
-    if (gd.batch > ds.n) {
-        status = ns_cli_usage_error("--batch %ld is larger than the training set (%ld examples).", gd.batch, ds.n);
-        goto done;
-    }
-    x.models = ns_calloc((size_t)nseeds, sizeof *x.models);
-    x.theta0 = ns_calloc((size_t)nseeds, sizeof *x.theta0);
-    x.s_gf = ns_calloc((size_t)nseeds, sizeof(double));
-    x.eta_c = ns_calloc((size_t)nseeds, sizeof(double));
-    if (!x.models || !x.theta0 || !x.s_gf || !x.eta_c) {
-        status = ns_cli_report(NS_ENOMEM);
-        goto done;
-    }
-    for (int k = 0; k < nseeds; k++) {
-        x.s_gf[k] = x.eta_c[k] = NAN;
-        if ((rc = train_cli_model(&t, &ds, seeds[k], &x.models[k]))) {
-            status = ns_cli_report(rc);
-            goto done;
-        }
-        size_t n = ns_model_nparams(x.models[k]);
-        if (!(x.theta0[k] = ns_malloc(n * sizeof(real)))) {
-            status = ns_cli_report(NS_ENOMEM);
-            goto done;
-        }
-        memcpy(x.theta0[k], ns_model_theta(x.models[k]), n * sizeof(real));
-    }
-    if ((rc = ns_path(root, sizeof root, "%s/%s/%s/%s", t.out, ds.name, ns_model_cfg(x.models[0])->arch,
-                      ns_loss_name(t.data.loss)))) {
-        status = ns_cli_report(rc);
-        goto done;
-    }
-    if ((rc = csv_header(&x))) {
-        status = ns_cli_report(rc);
-        goto done;
-    }
-    if (flow && (status = flow_phase(&x, root, jobs, quiet))) goto done;
-    if ((rc = layout_gd_runs(&x, root, grid, ngrid, around, span))) {
-        status = ns_cli_report(rc);
-        goto done;
-    }
-    if ((status = check_finished_runs(&x))) goto done;
+    rc = ns_path(root, 4200, "%s/%s/%s/%s", a->t.out, x->ds->name, ns_model_cfg(x->models[0])->arch,
+                 ns_loss_name(a->t.data.loss));
+    if (!rc) rc = csv_header(x);
+    return rc ? ns_cli_report(rc) : 0;
+}
+
+// The flows (with --flow), then GD over the grid, then the closing table. Returns an exit status.
+static int run_protocol(sweep_ctx *x, const sweep_args *a, const char *root) {
+    int rc, status;
+    if (a->flow && (status = flow_phase(x, root, a->jobs, a->quiet))) return status;
+    if ((rc = layout_gd_runs(x, root, a->grid, a->ngrid, a->around, a->span))) return ns_cli_report(rc);
+    if ((status = check_finished_runs(x))) return status;
     char csv[4200];
-    if ((rc = ns_path(csv, sizeof csv, "%s/sweep.csv", root))) {
-        status = ns_cli_report(rc);
-        goto done;
-    }
-    rc = run_phase(&x, csv, jobs, quiet);
+    if ((rc = ns_path(csv, sizeof csv, "%s/sweep.csv", root))) return ns_cli_report(rc);
+    rc = run_phase(x, csv, a->jobs, a->quiet);
     status = ns_cli_report_once(rc);  // first: the table's reading of unfinished runs replaces the message
-    if (ns_sweep_rank() == 0 && (rc = report(&x, root, t.json)) && !status) status = ns_cli_report(rc);
-done:
+    if (ns_sweep_rank() == 0 && (rc = report(x, root, a->t.json)) && !status) status = ns_cli_report(rc);
+    return status;
+}
+
+int cmd_sweep(int argc, char **argv) {
+    sweep_args a;
+    int status = parse_args(argc, argv, &a);
+    ns_dataset ds = {0};
+    sweep_ctx x = {.t = &a.t, .gd = &a.gd, .flow_opts = &a.fl, .ds = &ds, .nseeds = a.nseeds, .seeds = a.seeds};
+    char root[4200];
+    int rc;
+    if (status) status = status < 0 ? 0 : status;
+    else if ((rc = ns_data_load(&a.t.data, &ds))) status = ns_cli_report(rc);
+    else if (!(status = make_seeds(&x, &a, root))) status = run_protocol(&x, &a, root);
     free_runs(&x);
     ns_buf_free(&x.header);
-    for (int k = 0; k < nseeds && x.models; k++) ns_model_free(x.models[k]);
-    for (int k = 0; k < nseeds && x.theta0; k++) free(x.theta0[k]);
+    for (int k = 0; k < a.nseeds && x.models; k++) ns_model_free(x.models[k]);
+    for (int k = 0; k < a.nseeds && x.theta0; k++) free(x.theta0[k]);
     free(x.models);
     free(x.theta0);
     free(x.s_gf);
     free(x.eta_c);
-    free(seeds);
-    free(grid);
+    free(a.seeds);
+    free(a.grid);
     ns_data_free(&ds);
     return status;
 }
