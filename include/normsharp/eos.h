@@ -12,6 +12,11 @@
 // NS_EOS_TOL of 2/eta; 0 otherwise (also for a non-finite S).
 int ns_at_eos(double eta, double sharpness);
 
+// 1 if a run at eta with final sharpness S has left the flow for the Edge of Stability: S
+// more than NS_EOS_TOL below the flat-regime sharpness s_ref (a finite positive s_GF) and
+// within NS_EOS_TOL of 2/eta. The observed transition is the smallest such eta.
+int ns_eos_transitioned(double eta, double sharpness, double s_ref);
+
 // The observed transition to the Edge of Stability: the smallest eta[i] whose final
 // sharpness[i] is more than NS_EOS_TOL below the flat-regime sharpness s_ref (s_GF, the
 // largest sharpness along the gradient flow) and within NS_EOS_TOL of 2/eta[i]. eta and

@@ -74,16 +74,11 @@ static void critical_lr(const ns_report *r, const ns_rep_exp *e, ns_findings *f)
     f->s_ref_from_flow = isfinite(f->s_gf);
     for (int i = 0; i < e->nrun && !isfinite(f->s_ref); i++)
         if (!ns_rep_diverged(&e->run[i]) && isfinite(e->run[i].sharpness)) f->s_ref = e->run[i].sharpness;
-    double *eta = ns_calloc((size_t)e->nrun + 1, sizeof *eta), *s = ns_calloc((size_t)e->nrun + 1, sizeof *s);
-    if (eta && s) {
-        for (int i = 0; i < e->nrun; i++) {
-            eta[i] = e->run[i].eta;
-            s[i] = ns_rep_diverged(&e->run[i]) ? NAN : e->run[i].sharpness;
-        }
-        f->eta_c_obs = ns_eos_transition(eta, s, e->nrun, f->s_ref);
+    for (int i = 0; i < e->nrun; i++) {
+        const ns_rep_run *u = &e->run[i];
+        double s = ns_rep_diverged(u) ? NAN : u->sharpness;
+        if (ns_eos_transitioned(u->eta, s, f->s_ref) && !(u->eta >= f->eta_c_obs)) f->eta_c_obs = u->eta;
     }
-    free(eta);
-    free(s);
     f->eta_c = isfinite(f->eta_c_pred) ? f->eta_c_pred : f->eta_c_obs;
 }
 

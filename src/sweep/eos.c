@@ -8,13 +8,14 @@ int ns_at_eos(double eta, double sharpness) {
     return isfinite(sharpness) && fabs(sharpness - two) <= NS_EOS_TOL * two;
 }
 
+int ns_eos_transitioned(double eta, double sharpness, double s_ref) {
+    return s_ref > 0 && isfinite(s_ref) && eta > 0 && sharpness < (1 - NS_EOS_TOL) * s_ref && ns_at_eos(eta, sharpness);
+}
+
 double ns_eos_transition(const double *eta, const double *sharpness, int n, double s_ref) {
     double best = NAN;
-    if (!(s_ref > 0) || !isfinite(s_ref)) return best;
-    for (int i = 0; i < n; i++) {
-        if (!(eta[i] > 0) || !(sharpness[i] < (1 - NS_EOS_TOL) * s_ref)) continue;
-        if (ns_at_eos(eta[i], sharpness[i]) && !(eta[i] >= best)) best = eta[i];
-    }
+    for (int i = 0; i < n; i++)
+        if (ns_eos_transitioned(eta[i], sharpness[i], s_ref) && !(eta[i] >= best)) best = eta[i];
     return best;
 }
 

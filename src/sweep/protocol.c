@@ -329,17 +329,12 @@ static int view_of(const sweep_ctx *c, int i, ns_protocol_view *v) {
 // The observed transition among one seed's runs (normsharp/eos.h); unfinished and diverged
 // runs never qualify.
 static double transition_eta(const ns_protocol_view *v, int n, double s_gf) {
-    double *eta = ns_calloc((size_t)n + 1, sizeof *eta), *s = ns_calloc((size_t)n + 1, sizeof *s), tr = NAN;
-    if (eta && s) {
-        for (int j = 0; j < n; j++) {
-            eta[j] = v[j].eta;
-            s[j] = v[j].finished && strcmp(v[j].status, "diverged") ? v[j].sharpness : NAN;
-        }
-        tr = ns_eos_transition(eta, s, n, s_gf);
+    double best = NAN;
+    for (int j = 0; j < n; j++) {
+        double s = v[j].finished && strcmp(v[j].status, "diverged") ? v[j].sharpness : NAN;
+        if (ns_eos_transitioned(v[j].eta, s, s_gf) && !(v[j].eta >= best)) best = v[j].eta;
     }
-    free(eta);
-    free(s);
-    return tr;
+    return best;
 }
 
 
