@@ -20,7 +20,7 @@ static void gd_with_tiny_step_and_small_alpha_converges_to_the_hypentropy_predic
         o.eta = 0.01;
         ns_dln_train_result r;
         DLN_OK(ns_dln_train(&ms[q], &P.t, &o, &r));
-        assert_int_equal(r.status, NS_DLN_CONVERGED);
+        assert_int_equal(r.status, NS_CONVERGED);
         double e = rel_dist(10, r.beta, pred);
         if (!(e < 1e-3)) fail_msg("model %d: GD ends %.3g (relative) from the hypentropy prediction", q, e);
         // the Even et al. prediction at the run's alpha_inf is at least as close
@@ -37,7 +37,7 @@ static void gd_with_tiny_step_and_small_alpha_converges_to_the_hypentropy_predic
     o.eta = 2e-4;  // the GD-flow gap of w*w is first order in eta (ln(1 - 2 eta g) vs -2 eta g)
     ns_dln_train_result r;
     DLN_OK(ns_dln_train(&sh, &t1, &o, &r));
-    assert_int_equal(r.status, NS_DLN_CONVERGED);
+    assert_int_equal(r.status, NS_CONVERGED);
     if (!(rel_dist(4, r.beta, pred) < 1e-3)) fail_msg("shared: GD ends %.3g from the prediction", rel_dist(4, r.beta, pred));
     ns_dln_train_result_free(&r);
     dln_problem_free(&P);
@@ -83,7 +83,7 @@ static void alpha_inf_from_the_run_equals_the_conserved_quantity(void **state) {
     for (int q = 0; q < 2; q++) {
         ns_dln_train_result r;
         DLN_OK(ns_dln_train(&ms[q], &P.t, &o, &r));
-        assert_int_not_equal(r.status, NS_DLN_DIVERGED);
+        assert_int_not_equal(r.status, NS_DIVERGED);
         for (int i = 0; i < 8; i++) {
             double u = r.theta[i], v = r.theta[8 + i];
             double read = q == 0 ? fabs(u * u - v * v) / 2 : fabs(u * v);
@@ -122,14 +122,14 @@ static void gd_just_above_two_over_the_limits_sharpness_does_not_settle_there(vo
         ns_dln_train_result small, big;
         o.eta = 0.01;
         DLN_OK(ns_dln_train(&ms[q], t, &o, &small));
-        assert_int_equal(small.status, NS_DLN_CONVERGED);
+        assert_int_equal(small.status, NS_CONVERGED);
         double S0 = final_sharpness(&ms[q], t, &small);
         assert_true(0.01 < 2 / S0);  // the small step was stable there
         o.eta = 1.1 * 2 / S0;
         DLN_OK(ns_dln_train(&ms[q], t, &o, &big));
-        if (big.status != NS_DLN_DIVERGED) {
+        if (big.status != NS_DIVERGED) {
             double S1 = final_sharpness(&ms[q], t, &big);
-            if (big.status == NS_DLN_CONVERGED && !(S1 <= 2 / o.eta * (1 + 1e-3)))
+            if (big.status == NS_CONVERGED && !(S1 <= 2 / o.eta * (1 + 1e-3)))
                 fail_msg("model %d: converged at sharpness %.6g above 2/eta = %.6g", q, S1, 2 / o.eta);
             if (!(ns_dln_dist(t->d, big.beta, small.beta) > 1e-3))
                 fail_msg("model %d: GD at eta = %.4g settled at the small-step limit (sharpness %.4g)", q, o.eta, S0);
@@ -151,10 +151,10 @@ static void divergence_is_a_result_with_its_step(void **state) {
     o.eta = 50;
     ns_dln_train_result r;
     DLN_OK(ns_dln_train(&m, &P.t, &o, &r));
-    assert_int_equal(r.status, NS_DLN_DIVERGED);
+    assert_int_equal(r.status, NS_DIVERGED);
     assert_true(r.diverged_at >= 1);
     assert_int_equal(r.steps, r.diverged_at);
-    assert_string_equal(ns_dln_status_name(r.status), "diverged");
+    assert_string_equal(ns_status_name(r.status), "diverged");
     ns_dln_train_result_free(&r);
     o.eta = -1;
     assert_int_equal(ns_dln_train(&m, &P.t, &o, &r), NS_EINVAL);
@@ -179,7 +179,7 @@ static void sharpness_on_flow_is_where_small_step_gd_ends(void **state) {
         o.eta = 0.002;
         ns_dln_train_result r;
         DLN_OK(ns_dln_train(&ms[q], &P.t, &o, &r));
-        assert_int_equal(r.status, NS_DLN_CONVERGED);
+        assert_int_equal(r.status, NS_CONVERGED);
         double s_end = final_sharpness(&ms[q], &P.t, &r), s_alpha, s_inf;
         DLN_OK(ns_dln_sharpness_on_flow(&ms[q], &P.t, r.beta, NULL, &s_alpha));
         DLN_OK(ns_dln_sharpness_on_flow(&ms[q], &P.t, r.beta, r.log_alpha_inf_sq, &s_inf));
@@ -202,7 +202,7 @@ static void gradient_flow_reaches_the_hypentropy_prediction(void **state) {
     o.log_every = 50;
     ns_dln_train_result r;
     DLN_OK(ns_dln_train(&m, &P.t, &o, &r));
-    assert_int_equal(r.status, NS_DLN_CONVERGED);
+    assert_int_equal(r.status, NS_CONVERGED);
     double pred[10];
     DLN_OK(ns_dln_flow_prediction(&m, &P.t, NULL, pred));
     if (!(rel_dist(10, r.beta, pred) < 1e-5)) fail_msg("flow ends %.3g from the prediction", rel_dist(10, r.beta, pred));

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include "testutil.h"
+#include "normsharp/eos.h"
 #include "normsharp/sweep.h"
 
 #define NRUNS 6
@@ -373,6 +374,42 @@ static void zero_jobs_is_rejected(void **state) {
     fixture_free(&f);
 }
 
+// The Edge of Stability rules (eos.h), worked by hand with s_GF = 10 (flat regime S = 10,
+// eta_c = 0.2): at eta = 0.25, 2/eta = 8 and S = 8.5 qualifies (|8.5 - 8| <= 0.8, 8.5 < 9);
+// at eta = 0.3, S = 9.5 is not below 0.9 s_GF; the transition is the SMALLEST qualifying
+// eta whatever the order; a diverged run (NAN) and a non-positive s_ref never qualify.
+static void eos_transition_is_the_smallest_eta_below_s_gf_at_two_over_eta(void **state) {
+    (void)state;
+    assert_true(ns_at_eos(0.25, 8.5));
+    assert_true(ns_at_eos(0.25, 7.2));   // the edge: |7.2 - 8| = 0.8
+    assert_false(ns_at_eos(0.25, 7.1));
+    assert_false(ns_at_eos(0.25, NAN));
+    double eta[] = {0.4, 0.3, 0.1, 0.25, 0.35}, s[] = {5.1, 9.5, 10, 8.5, NAN};
+    TU_ASSERT_REL(ns_eos_transition(eta, s, 5, 10), 0.25, 0);
+    s[3] = 9.4;  // 0.25 no longer more than 10% below s_GF: 0.4 (S = 5.1 vs 2/eta = 5) is next
+    TU_ASSERT_REL(ns_eos_transition(eta, s, 5, 10), 0.4, 0);
+    s[0] = NAN;  // diverged
+    assert_true(isnan(ns_eos_transition(eta, s, 5, 10)));
+    assert_true(isnan(ns_eos_transition(eta, s, 5, NAN)));
+    assert_true(isnan(ns_eos_transition(eta, s, 5, -1)));
+}
+
+// The grid around eta_c: symmetric in log eta for one span (an odd k hits eta_c), and
+// from eta_c/lo to eta_c*hi for two.
+static void lr_grid_around_eta_c_spans_the_given_factors(void **state) {
+    (void)state;
+    double g[5];
+    ns_lr_grid_around(g, 0.1, 4, 4, 5);
+    double want[] = {0.025, 0.05, 0.1, 0.2, 0.4};
+    for (int j = 0; j < 5; j++) TU_ASSERT_REL(g[j], want[j], 1e-15);
+    ns_lr_grid_around(g, 0.1, 2, 8, 5);
+    TU_ASSERT_REL(g[0], 0.05, 1e-15);
+    TU_ASSERT_REL(g[2], 0.2, 1e-15);
+    TU_ASSERT_REL(g[4], 0.8, 1e-15);
+    ns_lr_grid_around(g, 0.1, 2, 8, 1);
+    TU_ASSERT_REL(g[0], 0.1, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(csv_is_identical_for_jobs_1_and_3),
@@ -385,6 +422,8 @@ int main(void) {
         cmocka_unit_test(a_sweep_killed_midway_resumes_without_redoing_finished_runs),
         cmocka_unit_test(every_run_uses_one_openblas_thread_for_any_jobs),
         cmocka_unit_test(zero_jobs_is_rejected),
+        cmocka_unit_test(eos_transition_is_the_smallest_eta_below_s_gf_at_two_over_eta),
+        cmocka_unit_test(lr_grid_around_eta_c_spans_the_given_factors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,6 +84,12 @@ void ns_buf_free(ns_buf *b);
 // Shortest text that reads back to exactly the same double ("%.17g", trimmed).
 // Non-finite values are written as JSON null / CSV "nan"/"inf" by the writers below.
 void ns_fmt_double(char out[32], double x);
+// One CSV cell of every table normsharp writes (trajectories, sweep.csv, flow.csv, dln.csv):
+// a comma, then x as ns_fmt_double writes it ("nan", "inf" included) if it was measured,
+// else nothing: an empty cell means "not measured".
+void ns_csv_cell(ns_buf *b, double x, int measured);
+// The cell of a value read back from summary.json, where null (NaN) means "not measured".
+void ns_csv_value(ns_buf *b, double x);
 
 // ---- JSON writer ---------------------------------------------------------------------
 // Pretty enough, deterministic. Usage:
@@ -134,6 +140,21 @@ const char *ns_jstr(const ns_jval *obj, const char *key, const char *def);
 // An unsigned 64-bit integer written by ns_json_u64 (or any exact integer number): 0, or
 // -1 if missing or not a non-negative integer.
 int ns_jget_u64(const ns_jval *obj, const char *key, uint64_t *out);
+
+// ---- how a run ended ---------------------------------------------------------------------
+// One vocabulary for network and DLN runs, GD and gradient flow: the "status" of
+// summary.json and of the CSVs. Divergence is a result, not an error.
+typedef enum {
+    NS_CONVERGED,  // the training loss reached the loss goal
+    NS_ACC_GOAL,   // the training accuracy reached the accuracy goal (networks)
+    NS_MAX_STEPS,  // the step limit
+    NS_MAX_TIME,   // the flow-time limit (gradient flow)
+    NS_DIVERGED    // the loss became non-finite or grew past diverge_factor x the initial loss
+} ns_status;
+static inline const char *ns_status_name(ns_status s) {
+    static const char *const name[] = {"converged", "acc_goal", "max_steps", "max_time", "diverged"};
+    return (unsigned)s < sizeof name / sizeof name[0] ? name[s] : "?";
+}
 
 // ---- files ---------------------------------------------------------------------------
 // mkdir -p. Error names the path and the reason.

@@ -9,7 +9,7 @@
 #define NORMSHARP_DLN_H
 #include "normsharp/common.h"
 #include "normsharp/dln_refs.h"
-#include "normsharp/sweep.h"
+#include "normsharp/progress.h"
 
 // ---- models --------------------------------------------------------------------------
 // Parameters theta, per coordinate i (d coordinates):
@@ -113,8 +113,6 @@ int ns_dln_sharpness_on_flow(const ns_dln_model *m, const ns_dln_data *t, const 
 int ns_dln_lambda_max_xwx(const ns_dln_data *t, const double *w, double *out);
 
 // ---- training: GD and gradient flow ---------------------------------------------------
-typedef enum { NS_DLN_CONVERGED = 0, NS_DLN_MAX_STEPS = 1, NS_DLN_DIVERGED = 2 } ns_dln_status;
-const char *ns_dln_status_name(ns_dln_status s);  // "converged", "max_steps", "diverged"
 
 typedef struct {
     double eta;            // GD step
@@ -131,7 +129,7 @@ typedef struct {
 void ns_dln_train_opts_default(ns_dln_train_opts *o);
 
 typedef struct {
-    ns_dln_status status;
+    ns_status status;      // NS_CONVERGED, NS_MAX_STEPS or NS_DIVERGED
     long steps;            // GD steps (flow: RK4 steps) taken
     long diverged_at;      // step of divergence, -1 if none
     double loss0, loss;    // initial and final training loss
@@ -252,4 +250,81 @@ void ns_dln_theory_free(ns_dln_theory *th);
 double ns_dln_l1(int d, const double *x);
 double ns_dln_l2(int d, const double *x);
 double ns_dln_dist(int d, const double *a, const double *b);  // ||a - b||_2
+
+// ---- runs and their files (src/dln/record.c; docs/OUTPUTS.md, "The DLN lab") ------------
+// The hypentropy (gradient-flow) prediction of the task into a new array *hyp (d, caller
+// frees), or *hyp = NULL where there is none (depth > 2, no interpolator). Only running out
+// of memory is an error.
+int ns_dln_hypentropy(const ns_dln_model *m, const ns_dln_task *task, double **hyp);
+
+// What a run records of its final point (NaN where not measured: a diverged run has only
+// its norms; sharp.method is then "none").
+typedef struct {
+    ns_dln_sharp sharp;
+    double l1, l2;                  // ||beta||_1 and ||theta||_2 (all weights)
+    double gen_err;                 // ns_dln_gen_err of the final beta
+    double dist_hyp;                // ||beta - hypentropy prediction||_2
+    double log_ainf_min, log_ainf_max;  // range of log alpha_inf^2 over the coordinates
+    int have_even;                  // the Even et al. prediction at alpha_inf was computed:
+    double even_l1, even_gen, even_dist, even_sharp;  //   its l1, gen error, distance, sharpness
+} ns_dln_measures;
+
+typedef struct {
+    ns_dln_train_result train;
+    ns_dln_measures measures;
+    ns_buf summary;                 // the text of summary.json (ends with a newline)
+} ns_dln_run_result;
+// One run of o (GD at o->eta, or the flow) from the model's initialization: train, measure
+// the final point (sharpness by ns_dln_sharpness_auto with dense_max), and write
+// out_dir/trajectory.csv (if logged) then out_dir/summary.json last, atomically (out_dir
+// must exist; NULL writes nothing). hyp: ns_dln_hypentropy's prediction or NULL. Divergence
+// is a result. On error res holds nothing to free.
+int ns_dln_run(const ns_dln_model *m, const ns_dln_task *task, const double *hyp, const ns_dln_train_opts *o,
+               int dense_max, const char *out_dir, ns_dln_run_result *res);
+void ns_dln_run_result_free(ns_dln_run_result *r);
+
+// ns_dln_theory_compute, then theory.json (with the fingerprint of model and task) into
+// *json if json is not NULL (caller frees; ends with a newline) and into out_dir/theory.json
+// if out_dir is not NULL. On error th holds nothing to free.
+int ns_dln_theory_run(const ns_dln_model *m, const ns_dln_task *t, const char *out_dir, ns_dln_theory *th,
+                      ns_buf *json);
+// theory.json at path into th if it was made for this very problem: 1 loaded (free th), 0
+// absent or unreadable, -1 made for another problem (another task, model or alpha), -2 out
+// of memory.
+int ns_dln_theory_load(const char *path, const ns_dln_model *m, const ns_dln_task *t, ns_dln_theory *th);
+
+// ---- the learning-rate sweep (`normsharp dln sweep`) ---------------------------------------
+// The run directories out_dir/runs/lr_<eta> (%g) of the grid into *dirs (n strings; free with
+// ns_dln_sweep_layout_free). NS_EINVAL if two rates share a directory.
+int ns_dln_sweep_layout(const char *out_dir, const double *etas, int n, char ***dirs);
+void ns_dln_sweep_layout_free(char **dirs, int n);
+
+typedef struct {
+    const double *etas;             // the grid, n rates in the order of the CSV
+    int n;
+    char **run_dirs;                // from ns_dln_sweep_layout
+    const char *out_dir;            // exists and is writable
+    ns_dln_train_opts train;        // every run's options; eta and progress are set per run
+    int dense_max;
+    int jobs;                       // parallel worker processes
+    int quiet;                      // no progress lines
+} ns_dln_sweep_opts;
+
+typedef struct {
+    int ran;                        // the runner ran and this process reports (MPI rank 0)
+    int done, skipped, failed;      // runs: run now, finished before (a resume), failed
+    double seconds;
+    int best;                       // index of the lowest generalization error among the
+    int n_ok, interior;             //   non-diverged runs (-1: none); how many; not an end
+    double best_eta, best_gen;
+    double gen_l1, gen_sharp;       // the min-l1 and min-sharpness interpolators' gen errors
+    char csv_path[4200], theory_path[4200];  // out_dir/dln.csv, out_dir/theory.json
+} ns_dln_sweep_result;
+// GD at every rate of the grid through ns_sweep_run (resumable; finished runs are skipped),
+// writing out_dir/theory.json (computed in a process of its own while the runs go on, or
+// reused when it was made for this very problem), the runs' directories and out_dir/dln.csv
+// with each run's distance to the min-l1 and min-sharpness interpolators; then the verdict.
+// NS_EINVAL if out_dir holds another problem's theory.json. A failed run makes the sweep
+// fail, but res is filled (ran = 1) for whatever finished.
+int ns_dln_sweep(const ns_dln_model *m, const ns_dln_task *task, const ns_dln_sweep_opts *o, ns_dln_sweep_result *res);
 #endif

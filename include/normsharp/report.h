@@ -10,6 +10,7 @@
 #define NORMSHARP_REPORT_H
 #include "normsharp/common.h"
 #include "normsharp/dln_refs.h"
+#include "normsharp/eos.h"
 
 // ---- CSV tables (a header line, then comma-separated cells; no quoting) ---------------
 typedef struct {
@@ -112,9 +113,8 @@ int ns_report_load(const char *dir, ns_report *r);
 void ns_report_free(ns_report *r);
 
 // ---- findings ---------------------------------------------------------------------------
-// Thresholds of the findings (docs/CONVENTIONS.md, findings): "within 10% of 2/eta" is |S - 2/eta| <= 0.1 * 2/eta;
-// "below s_GF by more than 10%" is S < 0.9 s_GF.
-#define NS_EOS_TOL 0.10
+// Thresholds of the findings (docs/CONVENTIONS.md, findings): NS_EOS_TOL and the transition
+// rule of normsharp/eos.h.
 
 typedef enum { NS_SGF_NONE, NS_SGF_FLOW, NS_SGF_THEORY, NS_SGF_GF_SOLUTION } ns_sgf_source;
 

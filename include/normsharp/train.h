@@ -4,7 +4,7 @@
 #ifndef NORMSHARP_TRAIN_H
 #define NORMSHARP_TRAIN_H
 #include "normsharp/measure.h"
-#include "normsharp/sweep.h"
+#include "normsharp/progress.h"
 
 // ---- gradient descent -------------------------------------------------------------------
 // theta_{t+1} = theta_t - eta * v_{t+1}, v_{t+1} = mu v_t + g_t (heavy ball, PyTorch's
@@ -40,7 +40,7 @@ typedef struct {
 void ns_train_opts_default(ns_train_opts *o);
 
 typedef struct {
-    char status[16];        // "converged", "acc_goal", "max_steps", "diverged"
+    ns_status status;       // NS_CONVERGED, NS_ACC_GOAL, NS_MAX_STEPS or NS_DIVERGED
     long steps;             // updates taken
     long diverged_at;       // step at which divergence was detected, else -1
     double final_loss, final_sharpness, final_l1, final_test_err;
@@ -82,7 +82,7 @@ typedef struct {
 void ns_flow_opts_default(ns_flow_opts *o);
 
 typedef struct {
-    char status[16];        // "converged", "max_time", "max_steps", "diverged"
+    ns_status status;       // NS_CONVERGED, NS_MAX_TIME, NS_MAX_STEPS or NS_DIVERGED
     long steps;
     double time;            // flow time reached
     double s_gf, eta_c;     // eta_c = 2 / s_gf

@@ -50,7 +50,7 @@ int cmd_flow(int argc, char **argv) {
         if (t.json) {
             fputs(res.summary.data, stdout);
         } else {
-            printf("status          %s\nsteps           %ld (flow time %.6g, %.1f s)\n", res.status, res.steps, res.time,
+            printf("status          %s\nsteps           %ld (flow time %.6g, %.1f s)\n", ns_status_name(res.status), res.steps, res.time,
                    res.seconds);
             printf("train loss      %.6g\n", res.final_loss);
             printf("s_GF            %.8g   (largest sharpness along the flow)\n", res.s_gf);

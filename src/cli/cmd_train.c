@@ -199,7 +199,7 @@ int train_cli_model(const train_cli *t, const ns_dataset *ds, uint64_t seed, ns_
 // ---- normsharp train ----------------------------------------------------------------------
 
 static void print_result(const ns_train_opts *o, const ns_train_result *r, const char *out) {
-    printf("status          %s", r->status);
+    printf("status          %s", ns_status_name(r->status));
     if (r->diverged_at >= 0) printf(" at step %ld", r->diverged_at);
     printf("\nsteps           %ld (%.1f s)\n", r->steps, r->seconds);
     printf("train loss      %.6g\n", r->final_loss);

@@ -62,6 +62,18 @@ void ns_fmt_double(char out[32], double x) {
     }
 }
 
+void ns_csv_cell(ns_buf *b, double x, int measured) {
+    ns_buf_append(b, ",", 1);
+    if (!measured) return;
+    char s[32];
+    ns_fmt_double(s, x);
+    ns_buf_append(b, s, strlen(s));
+}
+
+void ns_csv_value(ns_buf *b, double x) {
+    ns_csv_cell(b, x, !isnan(x));
+}
+
 // ---- JSON writer ------------------------------------------------------------------
 static void indent(ns_json *j) {
     ns_buf_append(j->b, "\n", 1);

@@ -73,90 +73,97 @@ static int feasible_start(DSDP dsdp, const ns_dln_data *t, const double *beta0, 
     return rc;
 }
 
-static int solve_sdp(const ns_dln_data *t, int nonneg, const double *beta0, const double *N, int nz, double *beta) {
-    int n = t->n, d = t->d;
-    int m = nonneg ? nz + 1 : nz + d + 1;  // DSDP variables y_1..y_m; t is y_m
-    int lp_rows = nonneg ? d : 2 * d;
-    sdp_data s = {0};
-    DSDP dsdp = NULL;
-    int rc = NS_ENOMEM;
-    s.idx = ns_malloc(sizeof(int) * (size_t)n);
-    s.lp_ptr = ns_malloc(sizeof(int) * (size_t)(m + 2));
-    size_t lp_nnz = (size_t)lp_rows * (size_t)(nz + 1) + (nonneg ? 0 : (size_t)lp_rows);
-    s.lp_row = ns_malloc(sizeof(int) * lp_nnz);
-    s.lp_val = ns_malloc(sizeof(double) * lp_nnz);
-    if (nonneg) s.packed = ns_malloc(sizeof(double) * (size_t)(nz + 1) * (size_t)n * (size_t)(n + 1) / 2);
-    else s.cols = ns_malloc(sizeof(double) * (size_t)d * (size_t)n);
-    if (!s.idx || !s.lp_ptr || !s.lp_row || !s.lp_val || (nonneg ? !s.packed : !s.cols)) goto done;
-    for (int k = 0; k < n; k++) s.idx[k] = k;
+// The sizes of one minimum-sharpness SDP: variables y = (z, [s,] t), LP rows.
+typedef struct {
+    int n, d, nz, nonneg;
+    int m;        // DSDP variables y_1..y_m; t is y_m
+    int lp_rows;  // nonneg: beta >= 0 per coordinate; else s_i -+ beta_i >= 0
+} sdp_shape;
 
-    if ((rc = dsdp_check(DSDPCreate(m, &dsdp), "creating the solver"))) goto done;
-    DSDPSetDualObjective(dsdp, m, -1.0);  // maximize -t
+static int sdp_data_alloc(sdp_data *s, const sdp_shape *q) {
+    s->idx = ns_malloc(sizeof(int) * (size_t)q->n);
+    s->lp_ptr = ns_malloc(sizeof(int) * (size_t)(q->m + 2));
+    size_t lp_nnz = (size_t)q->lp_rows * (size_t)(q->nz + 1) + (q->nonneg ? 0 : (size_t)q->lp_rows);
+    s->lp_row = ns_malloc(sizeof(int) * lp_nnz);
+    s->lp_val = ns_malloc(sizeof(double) * lp_nnz);
+    if (q->nonneg) s->packed = ns_malloc(sizeof(double) * (size_t)(q->nz + 1) * (size_t)q->n * (size_t)(q->n + 1) / 2);
+    else s->cols = ns_malloc(sizeof(double) * (size_t)q->d * (size_t)q->n);
+    if (!s->idx || !s->lp_ptr || !s->lp_row || !s->lp_val || (q->nonneg ? !s->packed : !s->cols)) return NS_ENOMEM;
+    for (int k = 0; k < q->n; k++) s->idx[k] = k;
+    return NS_OK;
+}
+
+// The SDP block: S = C - sum_k y_k A_k >= 0 with A_t = -I; nonneg: C = -X diag(beta0) X^T,
+// A_{z_k} = X diag(N_k) X^T; else A_{s_i} = x_i x_i^T.
+static int sdp_cone(DSDP dsdp, sdp_data *s, const sdp_shape *q, const ns_dln_data *t, const double *beta0,
+                    const double *N) {
+    int n = q->n, d = q->d, nz = q->nz;
     SDPCone sdp;
-    LPCone lp;
+    int rc;
     if ((rc = dsdp_check(DSDPCreateSDPCone(dsdp, 1, &sdp), "creating the SDP cone")) ||
         (rc = dsdp_check(SDPConeSetBlockSize(sdp, 0, n), "sizing the SDP block")))
-        goto done;
-    // S = C - sum_k y_k A_k with A_t = -I
-    SDPConeSetIdentity(sdp, 0, m, n, -1.0);
-    if (nonneg) {
+        return rc;
+    SDPConeSetIdentity(sdp, 0, q->m, n, -1.0);
+    if (q->nonneg) {
         size_t P = (size_t)n * (n + 1) / 2;
-        packed_xwx(t, beta0, 1, s.packed);  // C = -X diag(beta0) X^T
-        SDPConeSetADenseVecMat(sdp, 0, 0, n, -1.0, s.packed, (int)P);
-        for (int k = 0; k < nz; k++) {  // A_{z_k} = X diag(N_k) X^T
-            packed_xwx(t, N + k, nz, s.packed + (size_t)(k + 1) * P);
-            SDPConeSetADenseVecMat(sdp, 0, k + 1, n, 1.0, s.packed + (size_t)(k + 1) * P, (int)P);
+        packed_xwx(t, beta0, 1, s->packed);
+        SDPConeSetADenseVecMat(sdp, 0, 0, n, -1.0, s->packed, (int)P);
+        for (int k = 0; k < nz; k++) {
+            packed_xwx(t, N + k, nz, s->packed + (size_t)(k + 1) * P);
+            SDPConeSetADenseVecMat(sdp, 0, k + 1, n, 1.0, s->packed + (size_t)(k + 1) * P, (int)P);
         }
     } else {
-        for (int i = 0; i < d; i++) {  // A_{s_i} = x_i x_i^T
-            for (int k = 0; k < n; k++) s.cols[(size_t)i * n + k] = t->X[(size_t)k * d + i];
-            SDPConeSetARankOneMat(sdp, 0, nz + i + 1, n, 1.0, 0, s.idx, s.cols + (size_t)i * n, n);
+        for (int i = 0; i < d; i++) {
+            for (int k = 0; k < n; k++) s->cols[(size_t)i * n + k] = t->X[(size_t)k * d + i];
+            SDPConeSetARankOneMat(sdp, 0, nz + i + 1, n, 1.0, 0, s->idx, s->cols + (size_t)i * n, n);
         }
     }
-    // LP cone in column-sparse form: column 0 is c, column k the coefficients of y_k,
-    // each row reads c - sum_k a_k y_k >= 0.
-    if ((rc = dsdp_check(DSDPCreateLPCone(dsdp, &lp), "creating the LP cone"))) goto done;
+    return NS_OK;
+}
+
+// The LP cone in column-sparse form: column 0 is c, column k the coefficients of y_k, each
+// row reads c - sum_k a_k y_k >= 0. Rows: nonneg: i -> beta0_i + N_i z >= 0; else
+// 2i -> s_i - beta_i >= 0, 2i+1 -> s_i + beta_i >= 0.
+static int lp_cone(DSDP dsdp, sdp_data *s, const sdp_shape *q, const double *beta0, const double *N) {
+    int nz = q->nz, nonneg = q->nonneg;
+    LPCone lp;
+    int rc = dsdp_check(DSDPCreateLPCone(dsdp, &lp), "creating the LP cone");
+    if (rc) return rc;
     size_t e = 0;
     int col = 0;
-    s.lp_ptr[col++] = 0;
-    // rows: nonneg: i -> beta0_i + N_i z >= 0; else 2i -> s_i - beta_i >= 0, 2i+1 -> s_i + beta_i >= 0
-    for (int r = 0; r < lp_rows; r++) {
+    s->lp_ptr[col++] = 0;
+    for (int r = 0; r < q->lp_rows; r++) {
         int i = nonneg ? r : r / 2;
         double sign = nonneg || (r & 1) ? 1.0 : -1.0;  // sign of beta in the row
-        s.lp_row[e] = r;
-        s.lp_val[e++] = sign * beta0[i];
+        s->lp_row[e] = r;
+        s->lp_val[e++] = sign * beta0[i];
     }
-    s.lp_ptr[col++] = (int)e;
+    s->lp_ptr[col++] = (int)e;
     for (int k = 0; k < nz; k++) {
-        for (int r = 0; r < lp_rows; r++) {
+        for (int r = 0; r < q->lp_rows; r++) {
             int i = nonneg ? r : r / 2;
             double sign = nonneg || (r & 1) ? 1.0 : -1.0;
             if (N[(size_t)i * nz + k] == 0) continue;
-            s.lp_row[e] = r;
-            s.lp_val[e++] = -sign * N[(size_t)i * nz + k];
+            s->lp_row[e] = r;
+            s->lp_val[e++] = -sign * N[(size_t)i * nz + k];
         }
-        s.lp_ptr[col++] = (int)e;
+        s->lp_ptr[col++] = (int)e;
     }
-    if (!nonneg) {
-        for (int i = 0; i < d; i++) {
-            s.lp_row[e] = 2 * i;
-            s.lp_val[e++] = -1.0;
-            s.lp_row[e] = 2 * i + 1;
-            s.lp_val[e++] = -1.0;
-            s.lp_ptr[col++] = (int)e;
-        }
+    for (int i = 0; !nonneg && i < q->d; i++) {
+        s->lp_row[e] = 2 * i;
+        s->lp_val[e++] = -1.0;
+        s->lp_row[e] = 2 * i + 1;
+        s->lp_val[e++] = -1.0;
+        s->lp_ptr[col++] = (int)e;
     }
-    s.lp_ptr[col++] = (int)e;  // t: no LP coefficients
-    if ((rc = dsdp_check(LPConeSetData(lp, lp_rows, s.lp_ptr, s.lp_row, s.lp_val), "loading the LP cone")))
-        goto done;
-    DSDPUseLAPACKForSchur(dsdp, 1);
-    DSDPSetGapTolerance(dsdp, 1e-7);
-    if (!nonneg && (rc = feasible_start(dsdp, t, beta0, nz))) goto done;
-    DSDPSetMaxIts(dsdp, 500);
-    if ((rc = dsdp_check(DSDPSetup(dsdp), "setting up")) || (rc = dsdp_check(DSDPSolve(dsdp), "solving")))
-        goto done;
-    // Judge the answer by its duality gap rather than the stop reason: DSDP may stop on
-    // "small steps" or "numerical error" with an optimal point in hand.
+    s->lp_ptr[col++] = (int)e;  // t: no LP coefficients
+    return dsdp_check(LPConeSetData(lp, q->lp_rows, s->lp_ptr, s->lp_row, s->lp_val), "loading the LP cone");
+}
+
+// beta = beta0 + N z from the solved y (clipped at 0 for nonneg). The answer is judged by
+// its duality gap rather than the stop reason: DSDP may stop on "small steps" or
+// "numerical error" with an optimal point in hand.
+static int read_solution(DSDP dsdp, const sdp_shape *q, const double *beta0, const double *N, double *beta) {
     DSDPTerminationReason why;
     DSDPSolutionType type;
     double pobj, dobj;
@@ -165,25 +172,43 @@ static int solve_sdp(const ns_dln_data *t, int nonneg, const double *beta0, cons
     DSDPGetPPObjective(dsdp, &pobj);
     DSDPGetDDObjective(dsdp, &dobj);
     double gap = fabs(pobj - dobj) / (1 + fabs(dobj));
-    if (type != DSDP_PDFEASIBLE || !(gap <= 1e-5)) {
-        rc = ns_fail(NS_ESOLVER, "DSDP did not solve the minimum-sharpness SDP (stop reason %d, solution type %d, "
-                     "relative duality gap %.3g)", (int)why, (int)type, gap);
-        goto done;
-    }
-    double *yv = ns_malloc(sizeof(double) * (size_t)m);
-    if (!yv) {
-        rc = NS_ENOMEM;
-        goto done;
-    }
-    DSDPGetY(dsdp, yv, m);
-    for (int i = 0; i < d; i++) {
+    if (type != DSDP_PDFEASIBLE || !(gap <= 1e-5))
+        return ns_fail(NS_ESOLVER, "DSDP did not solve the minimum-sharpness SDP (stop reason %d, solution type %d, "
+                       "relative duality gap %.3g)", (int)why, (int)type, gap);
+    double *yv = ns_malloc(sizeof(double) * (size_t)q->m);
+    if (!yv) return NS_ENOMEM;
+    DSDPGetY(dsdp, yv, q->m);
+    for (int i = 0; i < q->d; i++) {
         double b = beta0[i];
-        for (int k = 0; k < nz; k++) b += N[(size_t)i * nz + k] * yv[k];
-        beta[i] = nonneg && b < 0 ? 0 : b;
+        for (int k = 0; k < q->nz; k++) b += N[(size_t)i * q->nz + k] * yv[k];
+        beta[i] = q->nonneg && b < 0 ? 0 : b;
     }
     free(yv);
-    rc = NS_OK;
-done:
+    return NS_OK;
+}
+
+// min t over (z, [s,] t) with beta = beta0 + N z: build the cones, start, solve, read beta.
+static int solve_sdp(const ns_dln_data *t, int nonneg, const double *beta0, const double *N, int nz, double *beta) {
+    sdp_shape q = {.n = t->n, .d = t->d, .nz = nz, .nonneg = nonneg, .m = nonneg ? nz + 1 : nz + t->d + 1,
+                   .lp_rows = nonneg ? t->d : 2 * t->d};
+    sdp_data s = {0};
+    DSDP dsdp = NULL;
+    int rc = sdp_data_alloc(&s, &q);
+    if (!rc && !(rc = dsdp_check(DSDPCreate(q.m, &dsdp), "creating the solver"))) {
+        DSDPSetDualObjective(dsdp, q.m, -1.0);  // maximize -t
+        rc = sdp_cone(dsdp, &s, &q, t, beta0, N);
+    }
+    if (!rc) rc = lp_cone(dsdp, &s, &q, beta0, N);
+    if (!rc) {
+        DSDPUseLAPACKForSchur(dsdp, 1);
+        DSDPSetGapTolerance(dsdp, 1e-7);
+        if (!nonneg) rc = feasible_start(dsdp, t, beta0, nz);
+    }
+    if (!rc) {
+        DSDPSetMaxIts(dsdp, 500);
+        if (!(rc = dsdp_check(DSDPSetup(dsdp), "setting up"))) rc = dsdp_check(DSDPSolve(dsdp), "solving");
+    }
+    if (!rc) rc = read_solution(dsdp, &q, beta0, N, beta);
     if (dsdp) DSDPDestroy(dsdp);
     sdp_data_free(&s);
     return rc;

@@ -5,15 +5,6 @@
 #include "normsharp/dln.h"
 #include "dln_internal.h"
 
-const char *ns_dln_status_name(ns_dln_status s) {
-    switch (s) {
-    case NS_DLN_CONVERGED: return "converged";
-    case NS_DLN_MAX_STEPS: return "max_steps";
-    case NS_DLN_DIVERGED: return "diverged";
-    }
-    return "?";
-}
-
 void ns_dln_train_opts_default(ns_dln_train_opts *o) {
     memset(o, 0, sizeof *o);
     o->eta = 0.01;
@@ -62,28 +53,24 @@ static void read_alpha(const ns_dln_model *m, int d, const double *theta, double
 
 static void traj_row(ns_buf *b, long step, double time, double h, const ns_dln_point *pt, int d, int p,
                      const double *theta, double sharp) {
-    char s[7][32];
-    ns_fmt_double(s[0], time);
-    ns_fmt_double(s[1], h);
-    ns_fmt_double(s[2], pt->loss);
-    ns_fmt_double(s[3], ns_dln_l1(d, pt->beta));
-    ns_fmt_double(s[4], ns_dln_l2(p, theta));
-    if (isnan(sharp)) s[5][0] = 0;
-    else ns_fmt_double(s[5], sharp);
-    ns_buf_printf(b, "%ld,%s,%s,%s,%s,%s,%s\n", step, s[0], s[1], s[2], s[3], s[4], s[5]);
+    ns_buf_printf(b, "%ld", step);
+    double cells[5] = {time, h, pt->loss, ns_dln_l1(d, pt->beta), ns_dln_l2(p, theta)};
+    for (int k = 0; k < 5; k++) ns_csv_cell(b, cells[k], 1);
+    ns_csv_value(b, sharp);
+    ns_buf_append(b, "\n", 1);
 }
 
-// Where a run stands at `step`, the same for GD and the flow: NS_DLN_DIVERGED (the loss is
-// not finite or above diverge_factor x the initial loss), NS_DLN_CONVERGED (loss <=
-// loss_goal) or NS_DLN_MAX_STEPS, recorded in r as the run's end; else -1 to go on.
+// Where a run stands at `step`, the same for GD and the flow: NS_DIVERGED (the loss is
+// not finite or above diverge_factor x the initial loss), NS_CONVERGED (loss <=
+// loss_goal) or NS_MAX_STEPS, recorded in r as the run's end; else -1 to go on.
 static int run_state(const ns_dln_train_opts *o, const ns_dln_point *pt, long step, ns_dln_train_result *r) {
     r->steps = step;
     if (!isfinite(pt->loss) || pt->loss > o->diverge_factor * r->loss0) {
         r->diverged_at = step;
-        return r->status = NS_DLN_DIVERGED;
+        return r->status = NS_DIVERGED;
     }
-    if (pt->loss <= o->loss_goal) return r->status = NS_DLN_CONVERGED;
-    if (step >= o->max_steps) return r->status = NS_DLN_MAX_STEPS;
+    if (pt->loss <= o->loss_goal) return r->status = NS_CONVERGED;
+    if (step >= o->max_steps) return r->status = NS_MAX_STEPS;
     return -1;
 }
 
@@ -93,7 +80,7 @@ static int train_gd(const ns_dln_model *m, const ns_dln_data *t, const ns_dln_tr
     double *theta = r->theta;
     for (long step = 0;; step++) {
         int state = run_state(o, pt, step, r);
-        if (state == NS_DLN_DIVERGED) break;
+        if (state == NS_DIVERGED) break;
         if (o->log_every > 0 && (step % o->log_every == 0 || state >= 0)) {
             double sh = NAN;
             if (o->eig_every > 0 && step % o->eig_every == 0) {
@@ -134,7 +121,7 @@ static int train_flow(const ns_dln_model *m, const ns_dln_data *t, const ns_dln_
     r->s_max = 0;
     for (long step = 0;; step++) {
         int state = run_state(o, pt, step, r);
-        if (state == NS_DLN_DIVERGED) break;
+        if (state == NS_DIVERGED) break;
         int refresh = step % every == 0;
         if (refresh) {
             ns_dln_sharp s;

@@ -661,7 +661,8 @@ static int ensure_workspace(ns_model *m, long nb, int with_r) {
 static void place_chunk(ns_model *m, long slot) {
     long stride = slot < 0 ? m->cap : m->cache.chunk;
     real *y = slot < 0 ? m->ys : m->cache.vals + (size_t)slot * m->cache.slot;
-    unsigned char *a = slot < 0 ? m->args : m->cache.args + (size_t)slot * m->cache.argslot;
+    // (no max-pool layer: no routing bytes, and NULL + 0 is undefined behaviour in C)
+    unsigned char *a = slot < 0 ? m->args : m->cache.args ? m->cache.args + (size_t)slot * m->cache.argslot : NULL;
     for (int l = 0; l < m->nlayers; l++) {
         layer *L = &m->layers[l];
         size_t sz = (size_t)L->dout * (size_t)stride;

@@ -55,11 +55,6 @@ double ns_spearman(const double *x, const double *y, int n) {
 }
 
 // ---- the findings ----------------------------------------------------------------------------
-static int at_eos(double eta, double s) {
-    double t = 2 / eta;
-    return isfinite(s) && fabs(s - t) <= NS_EOS_TOL * t;
-}
-
 static void critical_lr(const ns_report *r, const ns_rep_exp *e, ns_findings *f) {
     const ns_rep_flow *flow = e->flow >= 0 ? &r->flow[e->flow] : NULL;
     if (flow && isfinite(flow->s_gf)) {
@@ -79,13 +74,10 @@ static void critical_lr(const ns_report *r, const ns_rep_exp *e, ns_findings *f)
     f->s_ref_from_flow = isfinite(f->s_gf);
     for (int i = 0; i < e->nrun && !isfinite(f->s_ref); i++)
         if (!ns_rep_diverged(&e->run[i]) && isfinite(e->run[i].sharpness)) f->s_ref = e->run[i].sharpness;
-    for (int i = 0; i < e->nrun && isfinite(f->s_ref); i++) {
+    for (int i = 0; i < e->nrun; i++) {
         const ns_rep_run *u = &e->run[i];
-        if (ns_rep_diverged(u) || !(u->eta > 0) || !isfinite(u->sharpness)) continue;
-        if (u->sharpness < (1 - NS_EOS_TOL) * f->s_ref && at_eos(u->eta, u->sharpness)) {
-            f->eta_c_obs = u->eta;
-            break;
-        }
+        double s = ns_rep_diverged(u) ? NAN : u->sharpness;
+        if (ns_eos_transitioned(u->eta, s, f->s_ref) && !(u->eta >= f->eta_c_obs)) f->eta_c_obs = u->eta;
     }
     f->eta_c = isfinite(f->eta_c_pred) ? f->eta_c_pred : f->eta_c_obs;
 }
@@ -103,7 +95,7 @@ static void above_eta_c(const ns_rep_exp *e, ns_findings *f) {
         if (!ns_rep_converged(u) || !(u->eta > f->eta_c)) continue;
         if (isfinite(u->sharpness)) {
             f->n_above++;
-            f->n_follow += at_eos(u->eta, u->sharpness);
+            f->n_follow += ns_at_eos(u->eta, u->sharpness);
         }
         if (isfinite(u->l1)) {
             x[f->n_l1] = u->eta;

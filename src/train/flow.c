@@ -83,58 +83,53 @@ void ns_flow_config_json(ns_json *j, const ns_model *m, const ns_dataset *ds, co
     ns_json_end(j);
 }
 
-int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, const ns_flow_opts *o,
-                const char *out_dir, ns_progress *p, ns_flow_result *res) {
-    memset(res, 0, sizeof *res);
-    int rc = check_opts(o);
-    if (rc) return rc;
-    double t_start = ns_now();
-    ns_batch train = ns_batch_train(ds, data->loss), test = ns_batch_test(ds, data->loss);
-    int has_test = ds->n_test > 0;
-    size_t n = ns_model_nparams(m);
-    rk4_work w = {.n = n, .wd = o->weight_decay};
-    ns_measure_opts fin_opts = with_weight_decay(&o->final, o->weight_decay),
-                    eig_opts = with_weight_decay(&o->eig, o->weight_decay);
-    w.base = ns_malloc(n * sizeof(real));
-    w.g = ns_malloc(n * sizeof(real));
-    w.sum = ns_malloc(n * sizeof(double));
-    double *warm = NULL;
-    traj_writer traj = {0};
-    ns_measurement fin = {0};
-    if (!w.base || !w.g || !w.sum) {
-        rc = NS_ENOMEM;
-        goto done;
-    }
-    traj_extra extra = traj_extra_of(m, o->weight_decay, &(ns_measure_opts){0});
-    if ((rc = traj_init(&traj, TRAJ_FLOW, out_dir, o->flush_seconds, &extra))) goto done;
+// One flow: what integrate() reads and where it stands.
+typedef struct {
+    ns_model *m;
+    const ns_flow_opts *o;
+    ns_batch train, test;
+    int has_test;
+    rk4_work w;
+    ns_measure_opts eig_opts;
+    double *warm;           // the Lanczos warm start
+    traj_writer traj;
+    // where the flow ended
+    ns_status status;
+    long steps;
+    double time, loss0, s_gf;
+} flow_run;
 
-    const char *status = NULL;
+// RK4 from theta_0 until the loss goal, max_time, max_steps or divergence, logging rows and
+// refreshing S (hence the step h = min(c / S, h_max) and s_GF) every eig_every steps.
+static int integrate(flow_run *f, ns_progress *p) {
+    const ns_flow_opts *o = f->o;
     double time = 0, loss0 = NAN, s_gf = NAN, sharp = NAN;
+    int rc = 0;
     long t;
     for (t = 0;; t++) {
         double loss, acc;
-        if ((rc = objective_grad(m, &train, w.wd, w.g, &loss, &acc))) goto done;  // k1
+        if ((rc = objective_grad(f->m, &f->train, f->w.wd, f->w.g, &loss, &acc))) return rc;  // k1
         if (t == 0) loss0 = loss;
         if (loss_diverged(loss, loss0, o->diverge_factor)) {
-            status = "diverged";
+            f->status = NS_DIVERGED;
             break;
         }
         traj_row row = {.step = t, .time = time, .h = NAN, .train_loss = loss, .train_acc = acc};
         if (is_due(t, o->eig_every)) {
-            if ((rc = row_eig(m, &train, &eig_opts, &warm, NULL, &row))) goto done;
+            if ((rc = row_eig(f->m, &f->train, &f->eig_opts, &f->warm, NULL, &row))) return rc;
             sharp = row.sharpness;
             if (!(s_gf >= sharp)) s_gf = sharp;  // s_GF: the largest S so far
         }
         if (loss <= o->loss_goal) {
-            status = "converged";
+            f->status = NS_CONVERGED;
             break;
         }
         if (time >= o->max_time) {
-            status = "max_time";
+            f->status = NS_MAX_TIME;
             break;
         }
         if (t >= o->max_steps) {
-            status = "max_steps";
+            f->status = NS_MAX_STEPS;
             break;
         }
         double h = sharp > 0 ? fmin(o->rk_c / sharp, o->h_max) : o->h_max;
@@ -142,53 +137,82 @@ int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, con
         if (last) h = o->max_time - time;  // land exactly on max_time
         if (is_due(t, o->log_every)) {
             row.h = h;
-            row_norms(m, o->weight_decay, &row);
-            if (has_test && is_due(t, o->test_every) && (rc = row_test(m, &test, &row))) goto done;
-            if ((rc = traj_append(&traj, &row))) goto done;
+            row_norms(f->m, o->weight_decay, &row);
+            if (f->has_test && is_due(t, o->test_every) && (rc = row_test(f->m, &f->test, &row))) return rc;
+            if ((rc = traj_append(&f->traj, &row))) return rc;
         }
-        if ((rc = rk4_step(m, &train, &w, h))) goto done;
+        if ((rc = rk4_step(f->m, &f->train, &f->w, h))) return rc;
         time = last ? o->max_time : time + h;
         ns_progress_info pi = {.step = t, .max_steps = o->max_steps, .time = time, .max_time = o->max_time,
                                .loss = loss, .loss_goal = o->loss_goal, .sharpness = sharp};
         ns_progress_report(p, &pi);
     }
-    int diverged = !strcmp(status, "diverged");
-    if ((rc = measure_point(m, &train, has_test ? &test : NULL, &fin_opts, warm, diverged, &fin))) goto done;
-    // the last point is on the trajectory too (it is where the loss reached the goal)
-    if (fin.have_eig && !(s_gf >= fin.eig.sharpness)) s_gf = fin.eig.sharpness;
-    traj_row row = {.step = t, .time = time, .h = NAN};
-    if ((rc = traj_finish(&traj, &row, &fin))) goto done;
-    if (o->save_weights && (rc = save_weights(m, out_dir, data))) goto done;
+    f->steps = t;
+    f->time = time;
+    f->loss0 = loss0;
+    f->s_gf = s_gf;
+    return 0;
+}
 
+static int write_summary(const flow_run *f, const ns_dataset *ds, const ns_data_opts *data, const ns_measurement *fin,
+                         double t_start, const char *out_dir, ns_flow_result *res) {
     ns_json j;
     ns_json_doc(&j, &res->summary, "flow");
-    ns_flow_config_json(&j, m, ds, data, o);
-    ns_json_str(&j, "status", status);
-    ns_json_int(&j, "steps", t);
-    ns_json_num(&j, "time", time);
-    ns_json_num(&j, "s_gf", s_gf);
-    ns_json_num(&j, "eta_c", 2 / s_gf);
-    ns_json_num(&j, "initial_loss", loss0);
-    ns_measurement_json(&j, "final", &fin);
+    ns_flow_config_json(&j, f->m, ds, data, f->o);
+    ns_json_str(&j, "status", ns_status_name(f->status));
+    ns_json_int(&j, "steps", f->steps);
+    ns_json_num(&j, "time", f->time);
+    ns_json_num(&j, "s_gf", f->s_gf);
+    ns_json_num(&j, "eta_c", 2 / f->s_gf);
+    ns_json_num(&j, "initial_loss", f->loss0);
+    ns_measurement_json(&j, "final", fin);
     ns_json_obj(&j, "timing");
     res->seconds = ns_now() - t_start;
     ns_json_num(&j, "seconds", res->seconds);
     ns_json_end(&j);
-    if ((rc = summary_finish(&j, &res->summary, out_dir))) goto done;
+    return summary_finish(&j, &res->summary, out_dir);
+}
 
-    snprintf(res->status, sizeof res->status, "%s", status);
-    res->steps = t;
-    res->time = time;
-    res->s_gf = s_gf;
-    res->eta_c = 2 / s_gf;
-    res->final_loss = fin.train_loss;
-done:
+int ns_flow_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, const ns_flow_opts *o,
+                const char *out_dir, ns_progress *p, ns_flow_result *res) {
+    memset(res, 0, sizeof *res);
+    int rc = check_opts(o);
+    if (rc) return rc;
+    double t_start = ns_now();
+    size_t n = ns_model_nparams(m);
+    flow_run f = {.m = m, .o = o, .train = ns_batch_train(ds, data->loss), .test = ns_batch_test(ds, data->loss),
+                  .has_test = ds->n_test > 0, .w = {.n = n, .wd = o->weight_decay},
+                  .eig_opts = with_weight_decay(&o->eig, o->weight_decay), .status = NS_MAX_STEPS};
+    ns_measure_opts fin_opts = with_weight_decay(&o->final, o->weight_decay);
+    ns_measurement fin = {0};
+    f.w.base = ns_malloc(n * sizeof(real));
+    f.w.g = ns_malloc(n * sizeof(real));
+    f.w.sum = ns_malloc(n * sizeof(double));
+    traj_extra extra = traj_extra_of(m, o->weight_decay, &(ns_measure_opts){0});
+    if (!f.w.base || !f.w.g || !f.w.sum) rc = NS_ENOMEM;
+    if (!rc && !(rc = traj_init(&f.traj, TRAJ_FLOW, out_dir, o->flush_seconds, &extra)) && !(rc = integrate(&f, p)))
+        rc = measure_point(m, &f.train, f.has_test ? &f.test : NULL, &fin_opts, f.warm, f.status == NS_DIVERGED, &fin);
+    if (!rc) {
+        // the last point is on the trajectory too (it is where the loss reached the goal)
+        if (fin.have_eig && !(f.s_gf >= fin.eig.sharpness)) f.s_gf = fin.eig.sharpness;
+        traj_row row = {.step = f.steps, .time = f.time, .h = NAN};
+        if (!(rc = traj_finish(&f.traj, &row, &fin)) && !(o->save_weights && (rc = save_weights(m, out_dir, data))))
+            rc = write_summary(&f, ds, data, &fin, t_start, out_dir, res);
+    }
+    if (!rc) {
+        res->status = f.status;
+        res->steps = f.steps;
+        res->time = f.time;
+        res->s_gf = f.s_gf;
+        res->eta_c = 2 / f.s_gf;
+        res->final_loss = fin.train_loss;
+    }
     ns_measurement_free(&fin);
-    free(w.base);
-    free(w.g);
-    free(w.sum);
-    free(warm);
-    traj_free(&traj);
+    free(f.w.base);
+    free(f.w.g);
+    free(f.w.sum);
+    free(f.warm);
+    traj_free(&f.traj);
     if (rc) ns_buf_free(&res->summary);
     return rc;
 }

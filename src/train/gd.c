@@ -171,7 +171,7 @@ static int measure_row(gd_run *g, long t, double loss, double acc, traj_row *r) 
 }
 
 typedef struct {
-    const char *status;
+    ns_status status;
     long steps, diverged_at;
     double loss0;
 } gd_outcome;
@@ -204,21 +204,21 @@ static int descend(gd_run *g, iterate_ring *ring, ns_progress *p, gd_outcome *ou
         out->steps = t;
         if (evaluated) {
             if (loss_diverged(loss, loss0, o->diverge_factor)) {
-                out->status = "diverged";
+                out->status = NS_DIVERGED;
                 out->diverged_at = t;
                 return 0;
             }
             if (loss <= o->loss_goal) {
-                out->status = "converged";
+                out->status = NS_CONVERGED;
                 return 0;
             }
             if (acc >= o->acc_goal) {
-                out->status = "acc_goal";
+                out->status = NS_ACC_GOAL;
                 return 0;
             }
         }
         if (t >= o->max_steps) {
-            out->status = "max_steps";
+            out->status = NS_MAX_STEPS;
             return 0;
         }
         traj_row row;
@@ -302,6 +302,83 @@ static int check_opts(const ns_train_opts *o, const ns_dataset *ds) {
     return rc ? rc : ns_view_opts_check(&o->eig.views);
 }
 
+// What is measured once GD stops: the final iterate, then (unless it diverged) the mean of
+// the last m iterates and a decayed phase from theta_T, theta restored after each.
+typedef struct {
+    ns_measurement fin, avg, dec;
+    int have_avg, have_dec, dec_diverged;
+} gd_end;
+
+static void gd_end_free(gd_end *e) {
+    ns_measurement_free(&e->fin);
+    ns_measurement_free(&e->avg);
+    ns_measurement_free(&e->dec);
+}
+
+static int measure_end(gd_run *g, const iterate_ring *ring, const gd_outcome *out, const char *out_dir, gd_end *e) {
+    const ns_train_opts *o = g->o;
+    ns_model *m = g->m;
+    const ns_batch *test = g->has_test ? &g->test : NULL;
+    int diverged = out->status == NS_DIVERGED;
+    int rc = measure_point(m, &g->train, test, &g->final, g->warm, diverged, &e->fin);
+    if (rc) return rc;
+    traj_row row = {.step = out->steps, .time = ns_now() - g->t_start, .step_seconds = NAN};
+    if ((rc = traj_finish(&g->traj, &row, &e->fin)) || (rc = write_density(out_dir, &e->fin))) return rc;
+    if (diverged || (o->avg_last <= 0 && o->decay_steps <= 0)) return 0;
+    size_t n = ns_model_nparams(m);
+    real *theta = ns_model_theta(m), *theta_T = ns_malloc(n * sizeof(real));
+    if (!theta_T) return NS_ENOMEM;
+    memcpy(theta_T, theta, n * sizeof(real));
+    if (o->avg_last > 0) {
+        ring_mean(ring, theta);
+        rc = measure_point(m, &g->train, test, &g->final, g->warm, 0, &e->avg);
+        memcpy(theta, theta_T, n * sizeof(real));
+        e->have_avg = !rc;
+    }
+    if (!rc && o->decay_steps > 0) {
+        rc = decay_phase(g, out->loss0, &e->dec_diverged);
+        if (!rc) rc = measure_point(m, &g->train, test, &g->final, g->warm, e->dec_diverged, &e->dec);
+        memcpy(theta, theta_T, n * sizeof(real));
+        e->have_dec = !rc;
+    }
+    free(theta_T);
+    return rc;
+}
+
+// summary.json into res->summary and out_dir.
+static int write_summary(const gd_run *g, const ns_data_opts *data, const gd_outcome *out, const gd_end *e,
+                         int averaged_m, double train_seconds, const char *out_dir, ns_train_result *res) {
+    ns_json j;
+    ns_json_doc(&j, &res->summary, "train");
+    ns_train_config_json(&j, g->m, g->ds, data, g->o);
+    ns_json_str(&j, "status", ns_status_name(out->status));
+    ns_json_int(&j, "steps", out->steps);
+    if (out->diverged_at >= 0) ns_json_int(&j, "diverged_at", out->diverged_at);
+    else ns_json_null(&j, "diverged_at");
+    ns_json_num(&j, "initial_loss", out->loss0);
+    ns_json_num(&j, "two_over_eta", 2 / g->o->lr);
+    ns_measurement_json(&j, "final", &e->fin);
+    if (e->have_avg) {
+        ns_measurement_json(&j, "averaged", &e->avg);
+        ns_json_int(&j, "averaged_m", averaged_m);
+    } else {
+        ns_json_null(&j, "averaged");
+    }
+    if (e->have_dec) {
+        ns_measurement_json(&j, "decayed", &e->dec);
+        ns_json_str(&j, "decayed_status", e->dec_diverged ? "diverged" : "finished");
+    } else {
+        ns_json_null(&j, "decayed");
+    }
+    ns_json_obj(&j, "timing");
+    res->seconds = ns_now() - g->t_start;
+    ns_json_num(&j, "seconds", res->seconds);
+    ns_json_num(&j, "seconds_training", train_seconds);
+    ns_json_num(&j, "seconds_per_step", out->steps > 0 ? g->step_seconds_sum / out->steps : NAN);
+    ns_json_end(&j);
+    return summary_finish(&j, &res->summary, out_dir);
+}
+
 int ns_train_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, const ns_train_opts *o,
                  const char *out_dir, ns_progress *p, ns_train_result *res) {
     memset(res, 0, sizeof *res);
@@ -314,91 +391,27 @@ int ns_train_run(ns_model *m, const ns_dataset *ds, const ns_data_opts *data, co
     g.train = ns_batch_train(ds, data->loss);
     g.test = ns_batch_test(ds, data->loss);
     g.has_test = ds->n_test > 0;
-    size_t n = ns_model_nparams(m);
-    real *theta = ns_model_theta(m);
     iterate_ring ring;
-    real *theta_T = NULL;
-    ns_measurement fin = {0}, avg = {0}, dec = {0};
-    int have_avg = 0, have_dec = 0, dec_diverged = 0;
+    gd_end e = {0};
     gd_outcome out = {0};
-    if ((rc = ring_init(&ring, o->avg_last, n))) return rc;
-    if ((rc = optimizer_init(&g.opt, n, ds, o))) goto done;
+    if ((rc = ring_init(&ring, o->avg_last, ns_model_nparams(m)))) return rc;
     traj_extra extra = traj_extra_of(m, o->weight_decay, &o->eig);
-    if ((rc = traj_init(&g.traj, TRAJ_GD, out_dir, o->flush_seconds, &extra))) goto done;
-    if ((rc = descend(&g, &ring, p, &out))) goto done;
-    int diverged = !strcmp(out.status, "diverged");
-    double train_seconds = ns_now() - g.t_start;
-
-    // the final iterate, then the mean of the last m, then a decayed phase from theta_T
-    if ((rc = measure_point(m, &g.train, g.has_test ? &g.test : NULL, &g.final, g.warm, diverged, &fin))) goto done;
-    traj_row row = {.step = out.steps, .time = ns_now() - g.t_start, .step_seconds = NAN};
-    if ((rc = traj_finish(&g.traj, &row, &fin))) goto done;
-    if ((rc = write_density(out_dir, &fin))) goto done;
-    if (!diverged && (o->avg_last > 0 || o->decay_steps > 0)) {
-        if (!(theta_T = ns_malloc(n * sizeof(real)))) {
-            rc = NS_ENOMEM;
-            goto done;
-        }
-        memcpy(theta_T, theta, n * sizeof(real));
+    if (!(rc = optimizer_init(&g.opt, ns_model_nparams(m), ds, o)) &&
+        !(rc = traj_init(&g.traj, TRAJ_GD, out_dir, o->flush_seconds, &extra)) && !(rc = descend(&g, &ring, p, &out))) {
+        double train_seconds = ns_now() - g.t_start;
+        if (!(rc = measure_end(&g, &ring, &out, out_dir, &e)) && !(o->save_weights && (rc = save_weights(m, out_dir, data))))
+            rc = write_summary(&g, data, &out, &e, ring.count, train_seconds, out_dir, res);
     }
-    if (!diverged && o->avg_last > 0) {
-        ring_mean(&ring, theta);
-        rc = measure_point(m, &g.train, g.has_test ? &g.test : NULL, &g.final, g.warm, 0, &avg);
-        memcpy(theta, theta_T, n * sizeof(real));
-        if (rc) goto done;
-        have_avg = 1;
+    if (!rc) {
+        res->status = out.status;
+        res->steps = out.steps;
+        res->diverged_at = out.diverged_at;
+        res->final_loss = e.fin.train_loss;
+        res->final_sharpness = e.fin.have_eig ? e.fin.eig.sharpness : NAN;
+        res->final_l1 = e.fin.l1;
+        res->final_test_err = e.fin.test_err;
     }
-    if (!diverged && o->decay_steps > 0) {
-        rc = decay_phase(&g, out.loss0, &dec_diverged);
-        if (!rc) rc = measure_point(m, &g.train, g.has_test ? &g.test : NULL, &g.final, g.warm, dec_diverged, &dec);
-        memcpy(theta, theta_T, n * sizeof(real));
-        if (rc) goto done;
-        have_dec = 1;
-    }
-    if (o->save_weights && (rc = save_weights(m, out_dir, data))) goto done;
-
-    ns_json j;
-    ns_json_doc(&j, &res->summary, "train");
-    ns_train_config_json(&j, m, ds, data, o);
-    ns_json_str(&j, "status", out.status);
-    ns_json_int(&j, "steps", out.steps);
-    if (out.diverged_at >= 0) ns_json_int(&j, "diverged_at", out.diverged_at);
-    else ns_json_null(&j, "diverged_at");
-    ns_json_num(&j, "initial_loss", out.loss0);
-    ns_json_num(&j, "two_over_eta", 2 / o->lr);
-    ns_measurement_json(&j, "final", &fin);
-    if (have_avg) {
-        ns_measurement_json(&j, "averaged", &avg);
-        ns_json_int(&j, "averaged_m", ring.count);
-    } else {
-        ns_json_null(&j, "averaged");
-    }
-    if (have_dec) {
-        ns_measurement_json(&j, "decayed", &dec);
-        ns_json_str(&j, "decayed_status", dec_diverged ? "diverged" : "finished");
-    } else {
-        ns_json_null(&j, "decayed");
-    }
-    ns_json_obj(&j, "timing");
-    res->seconds = ns_now() - g.t_start;
-    ns_json_num(&j, "seconds", res->seconds);
-    ns_json_num(&j, "seconds_training", train_seconds);
-    ns_json_num(&j, "seconds_per_step", out.steps > 0 ? g.step_seconds_sum / out.steps : NAN);
-    ns_json_end(&j);
-    if ((rc = summary_finish(&j, &res->summary, out_dir))) goto done;
-
-    snprintf(res->status, sizeof res->status, "%s", out.status);
-    res->steps = out.steps;
-    res->diverged_at = out.diverged_at;
-    res->final_loss = fin.train_loss;
-    res->final_sharpness = fin.have_eig ? fin.eig.sharpness : NAN;
-    res->final_l1 = fin.l1;
-    res->final_test_err = fin.test_err;
-done:
-    ns_measurement_free(&fin);
-    ns_measurement_free(&avg);
-    ns_measurement_free(&dec);
-    free(theta_T);
+    gd_end_free(&e);
     free(ring.slots);
     free(g.warm);
     ns_view_result_free(&g.row_views);

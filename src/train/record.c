@@ -40,37 +40,25 @@ int traj_init(traj_writer *w, traj_kind kind, const char *dir, double flush_seco
 }
 
 // A cell: empty when not measured, else the round-trip number ("nan"/"inf" if not finite).
-static void cell(ns_buf *b, int measured, double x) {
-    ns_buf_append(b, ",", 1);
-    if (!measured) return;
-    if (!isfinite(x)) {
-        ns_buf_printf(b, "%s", isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
-        return;
-    }
-    char s[32];
-    ns_fmt_double(s, x);
-    ns_buf_printf(b, "%s", s);
-}
-
 int traj_append(traj_writer *w, const traj_row *r) {
     ns_buf *b = &w->text;
     ns_buf_printf(b, "%ld", r->step);
-    cell(b, 1, r->time);
-    if (w->kind == TRAJ_FLOW) cell(b, 1, r->h);
-    cell(b, 1, r->train_loss);
-    cell(b, 1, r->train_acc);
-    cell(b, 1, r->l1);
-    cell(b, 1, r->l2);
-    cell(b, r->has_test, r->test_loss);
-    cell(b, r->has_test, r->test_err);
-    cell(b, r->has_eig, r->lambda_max);
-    cell(b, r->has_eig, r->sharpness);
-    if (w->kind == TRAJ_GD) cell(b, !isnan(r->step_seconds), r->step_seconds);
+    ns_csv_cell(b, r->time, 1);
+    if (w->kind == TRAJ_FLOW) ns_csv_cell(b, r->h, 1);
+    ns_csv_cell(b, r->train_loss, 1);
+    ns_csv_cell(b, r->train_acc, 1);
+    ns_csv_cell(b, r->l1, 1);
+    ns_csv_cell(b, r->l2, 1);
+    ns_csv_cell(b, r->test_loss, r->has_test);
+    ns_csv_cell(b, r->test_err, r->has_test);
+    ns_csv_cell(b, r->lambda_max, r->has_eig);
+    ns_csv_cell(b, r->sharpness, r->has_eig);
+    if (w->kind == TRAJ_GD) ns_csv_cell(b, r->step_seconds, !isnan(r->step_seconds));
     const ns_view_result *v = r->views;
-    if (w->extra.objective) cell(b, !isnan(r->objective), r->objective);
-    if (w->extra.adaptive) cell(b, v && v->have_adaptive, v ? v->adaptive.sharpness : NAN);
+    if (w->extra.objective) ns_csv_cell(b, r->objective, !isnan(r->objective));
+    if (w->extra.adaptive) ns_csv_cell(b, v ? v->adaptive.sharpness : NAN, v && v->have_adaptive);
     for (int t = 0; w->extra.per_layer && t < ns_model_ntensors(w->extra.m); t++)
-        cell(b, v && v->have_layers, v && v->have_layers ? v->layer_sharpness[t] : NAN);
+        ns_csv_cell(b, v && v->have_layers ? v->layer_sharpness[t] : NAN, v && v->have_layers);
     ns_buf_append(b, "\n", 1);
     if (v && v->have_density) {
         if (!w->density.len) ns_buf_printf(&w->density, "step,lambda,density\n");
