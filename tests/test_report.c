@@ -528,23 +528,28 @@ static void dln_interpolators_are_drawn_in_3d_and_projected_where_minimizers_dif
 // eta_c 0.2 predicted and 0.25 observed, 3 of 4 runs above it at 2/eta, best eta 0.3 = 1.5
 // eta_c with test error 0.12, l1 rho 0.8); seed 1: s_GF 8, eta_c 0.25 predicted, 0.3 observed,
 // 3 of 3 at 2/eta, best eta 0.4 = 1.6 eta_c with test error 0.10, l1 rho 1.
-static void make_two_seeds(const char *root) {
-    put(root, "fashion-mnist/fc-tanh-8/mse/sweep.csv",
+// make_two_seeds with seed 0's l1 at eta = 0.25, 0.3, 0.4, 0.5 given (make_two_seeds: 11, 12, 13, 12.5).
+static void make_two_seeds_l1(const char *root, const char *const l1[4]) {
+    char csv[4096];
+    snprintf(csv, sizeof csv,
         SWEEP_HEADER
         "0.05,0,converged,900,0.009,0,0.30,0.20,10,3,9.8,9.8,40,,,,,,,,,,,,1\n"
         "0.1,0,converged,500,0.009,0,0.29,0.19,10.1,3.01,9.9,9.9,20,,,,,,,,,,,,1\n"
         "0.15,0,max_steps,400,0.02,0,0.28,0.18,10.05,3.02,9.7,9.7,13.33,,,,,,,,,,,,1\n"
-        "0.25,0,converged,300,0.009,0,0.25,0.15,11,3.1,7.9,7.9,8,,,,,,,,,,,,1\n"
-        "0.3,0,converged,250,0.009,0,0.22,0.12,12,3.2,6.6,6.6,6.667,,,,,,,,,,,,1\n"
-        "0.4,0,converged,200,0.009,0,0.24,0.14,13,3.3,4.0,4.0,5,,,,,,,,,,,,1\n"
-        "0.5,0,converged,150,0.009,0,0.26,0.16,12.5,3.25,3.9,3.9,4,,,,,,,,,,,,1\n"
+        "0.25,0,converged,300,0.009,0,0.25,0.15,%s,3.1,7.9,7.9,8,,,,,,,,,,,,1\n"
+        "0.3,0,converged,250,0.009,0,0.22,0.12,%s,3.2,6.6,6.6,6.667,,,,,,,,,,,,1\n"
+        "0.4,0,converged,200,0.009,0,0.24,0.14,%s,3.3,4.0,4.0,5,,,,,,,,,,,,1\n"
+        "0.5,0,converged,150,0.009,0,0.26,0.16,%s,3.25,3.9,3.9,4,,,,,,,,,,,,1\n"
         "0.05,1,converged,900,0.009,0,0.30,0.20,10,3,7.9,7.9,40,,,,,,,,,,,,1\n"
         "0.1,1,converged,500,0.009,0,0.29,0.19,10,3,8.0,8.0,20,,,,,,,,,,,,1\n"
         "0.2,1,converged,400,0.009,0,0.28,0.18,10,3,7.9,7.9,10,,,,,,,,,,,,1\n"
         "0.3,1,converged,300,0.009,0,0.25,0.15,11,3.1,6.5,6.5,6.667,,,,,,,,,,,,1\n"
         "0.4,1,converged,250,0.009,0,0.22,0.10,12,3.2,5.0,5.0,5,,,,,,,,,,,,1\n"
         "0.5,1,converged,200,0.009,0,0.24,0.13,13,3.3,4.1,4.1,4,,,,,,,,,,,,1\n"
-        "0.9,1,diverged,12,nan,,,,,,,,2.222,,,,,,,,,,,,0.1\n");
+        "0.9,1,diverged,12,nan,,,,,,,,2.222,,,,,,,,,,,,0.1\n",
+             l1[0], l1[1], l1[2], l1[3]);
+    put(root, "fashion-mnist/fc-tanh-8/mse/sweep.csv", csv);
+
     for (int seed = 0; seed < 2; seed++) {
         char rel[256], flow[1024];
         snprintf(flow, sizeof flow,
@@ -555,6 +560,30 @@ static void make_two_seeds(const char *root) {
         snprintf(rel, sizeof rel, "fashion-mnist/fc-tanh-8/mse/seed_%d/flow/summary.json", seed);
         put(root, rel, flow);
     }
+}
+
+static void make_two_seeds(const char *root) {
+    static const char *const l1[4] = {"11", "12", "13", "12.5"};
+    make_two_seeds_l1(root, l1);
+}
+
+// The count over seeds of "l1 grows above eta_c" uses the findings' rule (Spearman rho >= 0.5):
+// a seed whose rho is 0.4 reads "no clear trend" in its findings and is not counted as growing.
+static void seeds_count_l1_growth_by_the_findings_rule(void **state) {
+    (void)state;
+    const char *root = tu_tmpdir();
+    static const char *const l1[4] = {"12", "10.5", "11", "13"};  // ranks 3, 1, 2, 4: rho = 0.4
+    make_two_seeds_l1(root, l1);
+    ns_report r;
+    assert_int_equal(ns_report_load(root, &r), 0);
+    ns_seed_group *g;
+    int n;
+    assert_int_equal(ns_report_seed_groups(&r, &g, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(g[0].l1_known, 2);
+    assert_int_equal(g[0].l1_grows, 1);  // seed 1 (rho 1) only
+    ns_seed_groups_free(g, n);
+    ns_report_free(&r);
 }
 
 static void seeds_of_one_setting_are_summarized_with_mean_and_sd(void **state) {
@@ -594,7 +623,7 @@ static void seeds_of_one_setting_are_summarized_with_mean_and_sd(void **state) {
     assert_non_null(strstr(out, "6 of 7 converged runs above eta_c"));
     snprintf(rdir, sizeof rdir, "%s/report", root);
     snprintf(png, sizeof png, "%s/fashion-mnist_fc-tanh-8_mse_seeds.png", rdir);
-    assert_png(png, 1400, 620);
+    assert_png(png, 1950, 620);
     snprintf(md, sizeof md, "%s/report.md", rdir);
     assert_true(file_contains(md, "## Across seeds"));
     assert_true(file_contains(md, "| 1 | 8 | 0.25 | 0.3 | 3 of 3 |"));
@@ -995,6 +1024,7 @@ int main(void) {
         cmocka_unit_test(norms_figure_pads_the_right_axis),
         cmocka_unit_test(dln_interpolators_are_drawn_in_3d_and_projected_where_minimizers_differ),
         cmocka_unit_test(seeds_of_one_setting_are_summarized_with_mean_and_sd),
+        cmocka_unit_test(seeds_count_l1_growth_by_the_findings_rule),
         cmocka_unit_test(seed_groups_of_settings_differing_in_param_get_distinct_figures),
         cmocka_unit_test(one_seed_per_setting_makes_no_group),
         cmocka_unit_test(sweeps_of_one_setting_and_seed_are_repeats_not_seeds),

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "normsharp/report.h"
+#include "report_internal.h"
 
 // ---- Spearman rank correlation -------------------------------------------------------------
 typedef struct {
@@ -170,8 +171,11 @@ static const char *eos_verdict(const ns_findings *f) {
     return frac >= 0.75 ? "yes" : frac >= 0.25 ? "partly" : "no";
 }
 
+int rp_l1_trend(double rho) { return !isfinite(rho) ? 0 : rho >= 0.5 ? 1 : rho <= -0.5 ? -1 : 0; }
+
 static const char *l1_verdict(double rho) {
-    return !isfinite(rho) ? "no clear trend (constant values)" : rho >= 0.5 ? "yes" : rho <= -0.5 ? "no, it falls" : "no clear trend";
+    int t = rp_l1_trend(rho);
+    return !isfinite(rho) ? "no clear trend (constant values)" : t > 0 ? "yes" : t < 0 ? "no, it falls" : "no clear trend";
 }
 
 void ns_findings_text(const ns_findings *f, ns_buf *b) {

@@ -50,6 +50,10 @@ void rp_file_safe(char *s);
 // Replaces *tag (malloc'd) by itself or, if one of the n names name_at(ctx, 0..n-1) already is
 // it, by the first "<tag>_2", "<tag>_3", ... that none is. NS_ENOMEM (*tag then NULL) or 0.
 int rp_unique_tag(char **tag, const char *(*name_at)(const void *ctx, int j), const void *ctx, int n);
+// The rule by which the report says "l1 grows with eta above eta_c" (Spearman rho >= 0.5; one
+// rule for a sweep's findings and for the count over seeds): +1 grows, -1 falls (rho <= -0.5),
+// 0 no clear trend (including NAN: fewer than 3 runs, or constant values).
+int rp_l1_trend(double rho);
 // "%.4g", or an em dash for a value that is not a finite number.
 const char *rp_num(char out[32], double x);
 #endif

@@ -48,7 +48,7 @@ static int summarize(const ns_report *r, ns_seed_group *g) {
         err[i] = f.best_position != 2 ? f.best_err : NAN;
         g->n_above += f.n_above;
         g->n_follow += f.n_follow;
-        if (isfinite(f.l1_rho)) g->l1_known++, g->l1_grows += f.l1_rho > 0;
+        if (isfinite(f.l1_rho)) g->l1_known++, g->l1_grows += rp_l1_trend(f.l1_rho) > 0;
     }
     mean_sd(sgf, g->n, g->s_gf);
     mean_sd(pred, g->n, g->eta_c_pred);
@@ -201,14 +201,16 @@ void rp_figure_seeds(rp_ctx *c, const ns_seed_group *grp, int gi) {
     if (grp->n < 2) return;  // repeats of one seed: nothing to compare
     fig g;
     char title[1200];
-    fig_begin(&g, c, 1400, 620, "%s", grp->tag);
+    fig_begin(&g, c, 1950, 620, "%s", grp->tag);
     snprintf(title, sizeof title, "Across seeds, in units of each seed's η_c = 2/s_GF\n%s", grp->title);
-    fig_multiplot(&g, 1, 2, title);
+    fig_multiplot(&g, 1, 3, title);
     double lo = INFINITY, hi = -INFINITY, ymin = 1, ymax = 1;
-    for (int p = 0; p < 2; p++) {
-        fig_panel(&g, p ? "test error" : "sharpness in units of the stability threshold 2/η",
-                  "η / η_c (each seed's own η_c; log scale)",
-                  p ? "test error (fraction of test examples)" : "S·η/2 = S / (2/η) (dimensionless)", 1, p == 0);
+    static const char *const panel[3][2] = {
+        {"sharpness in units of the stability threshold 2/η", "S·η/2 = S / (2/η) (dimensionless)"},
+        {"test error", "test error (fraction of test examples)"},
+        {"test loss", "test loss (per example, the run's loss)"}};
+    for (int p = 0; p < 3; p++) {
+        fig_panel(&g, panel[p][0], "η / η_c (each seed's own η_c; log scale)", panel[p][1], 1, p == 0);
         for (int i = 0; i < grp->n; i++) {
             const ns_rep_exp *e = &c->r->exp[grp->exp[i]];
             const ns_findings *f = &c->f[grp->exp[i]];
@@ -220,7 +222,7 @@ void rp_figure_seeds(rp_ctx *c, const ns_seed_group *grp, int gi) {
                 const ns_rep_run *u = &e->run[k];
                 if (ns_rep_diverged(u)) continue;
                 double x = u->eta / f->eta_c;
-                double y = p ? u->test_err : u->sharpness * u->eta / 2;
+                double y = p == 2 ? u->test_loss : p ? u->test_err : u->sharpness * u->eta / 2;
                 ser_add(&s, x, y);
                 if (!ns_rep_converged(u)) ser_add(&ring, x, y);
                 if (isfinite(x) && x > 0) lo = fmin(lo, x), hi = fmax(hi, x);
@@ -245,6 +247,6 @@ void rp_figure_seeds(rp_ctx *c, const ns_seed_group *grp, int gi) {
         fig_panel_end(&g);
     }
     fig_end(&g, RP_FIG_GROUP(gi),
-            "Final sharpness in units of 2/η, and test error, against η/η_c for every seed (finished runs, those that "
+            "Final sharpness in units of 2/η, test error and test loss, against η/η_c for every seed (finished runs, those that "
             "stopped at the step limit ringed; each seed's η_c is its own 2/s_GF, or the observed η_c without a flow).");
 }
