@@ -23,6 +23,13 @@ openblas_set_num_threads). glibc's malloc tunables act on the whole process: ben
 runs this script with and without them and --summarize keeps the better, per operation.
 normsharp runs with its defaults (the H v primal cache on: a Lanczos run's products all
 share theta, as here).
+Networks: fc-... and cnn-... as torch.nn.Sequential; resnet-... and vit-... as the modules
+of docs/ARCHITECTURES.md (bench/torch_arch.py runs them from that file). Image networks
+(cnn, resnet, vit) also try chunks of --chunk examples; batch norm (-bn) does not, since its
+statistics couple the examples.
+Clock: wall time, or with NS_BENCH_CPU set in the environment this process's CPU time
+(for normsharp's GEMM clock too: bench/gemm_clock.c reads the same variable). On a machine
+shared with other jobs, one thread timed in CPU time is what a pass would take alone.
 """
 import argparse, ctypes as C, gzip, json, os, statistics, sys, time
 import numpy as np
@@ -94,6 +101,10 @@ class Normsharp:
 
 
 def torch_net(torch, arch):
+    if arch.startswith(("resnet-", "vit-")):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+        from normsharp.torchnet import build_module
+        return build_module(arch, (1, 28, 28), 10, dtype=torch.float32)
     parts = arch.split("-")
     act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[parts[1]]
     layers = []
@@ -133,7 +144,7 @@ def main():
     torch.set_grad_enabled(True)
     x, y, t = load(a.n)
     ns = Normsharp(a.lib, a.arch, x, y, t, a.loss)
-    cnn = a.arch.startswith("cnn")
+    image = not a.arch.startswith("fc")
     net = torch_net(torch, a.arch)
     params = list(net.parameters())
     assert sum(p.numel() for p in params) == ns.p, "the PyTorch module does not match normsharp's"
@@ -142,7 +153,7 @@ def main():
         for p in params:
             p.copy_(torch.from_numpy(ns.theta[o:o + p.numel()].copy()).view_as(p))
             o += p.numel()
-    X = torch.from_numpy(x).view(a.n, 1, 28, 28) if cnn else torch.from_numpy(x)
+    X = torch.from_numpy(x).view(a.n, 1, 28, 28) if image else torch.from_numpy(x)
     T, Y = torch.from_numpy(t), torch.from_numpy(y).long()
     n = a.n
 
@@ -198,39 +209,48 @@ def main():
     check = {"grad": rel(flat(t_grad(None)()), ns.grad().copy()),
              "hvp": rel(flat(t_hvp("dbl", None, vt)()), ns.hvp(vflat).copy())}
 
-    chunk_opts = [None, a.chunk] if cnn else [None]
+    chunk_opts = [None, a.chunk] if image and "bn" not in a.arch.split("-") else [None]
     cands = {"grad": {("whole" if c is None else "chunks of %d" % c): t_grad(c) for c in chunk_opts},
              "hvp": {}}
     for method in ("dbl", "vhp", "fwdrev"):
         for c in chunk_opts:
             cands["hvp"]["%s, %s" % (method, "whole" if c is None else "chunks of %d" % c)] = t_hvp(method, c, vt)
+    cpu = bool(os.environ.get("NS_BENCH_CPU"))
+    clock = time.process_time if cpu else time.perf_counter
     result = {"arch": a.arch, "n": n, "loss": a.loss, "params": ns.p, "torch": torch.__version__,
+              "clock": "cpu" if cpu else "wall",
               "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""), "check": check,
               "blas_core": ns.lib.bench_blas_core().decode(),
-              "load_start": open("/proc/loadavg").read().split()[:3], "threads": {}}
+              "load_start": open("/proc/loadavg").read().split()[:3], "threads": {}, "unsupported": {}}
     for th in [int(s) for s in a.threads.split(",")]:
         torch.set_num_threads(th)
         ns.lib.bench_blas_threads(th)
         sgemm = ns.lib.bench_sgemm_gflops(5000, 200, 784, 5)
         rec = {"sgemm_gflops": sgemm, "ops": {}}
         run_ns = {"grad": ns.grad, "hvp": lambda: ns.hvp(vflat)}
-        for op in ("grad", "hvp"):  # warm-up
+        for op in ("grad", "hvp"):  # warm-up; a method PyTorch lacks for a layer is dropped
             run_ns[op]()
-            for f in cands[op].values():
-                f()
+            for k in list(cands[op]):
+                try:
+                    cands[op][k]()
+                except NotImplementedError as e:
+                    result["unsupported"][k] = str(e).splitlines()[0]
+                    del cands[op][k]
             rec["ops"][op] = {"normsharp": [], "normsharp_gemm": [], **{k: [] for k in cands[op]}}
         for r in range(a.reps):  # one repetition: each pass of each candidate once
             for op in ("grad", "hvp"):
                 times = rec["ops"][op]
                 g0 = ns.lib.bench_gemm_seconds()
-                t0 = time.perf_counter()
+                t0 = clock()
                 run_ns[op]()
-                times["normsharp"].append(time.perf_counter() - t0)
+                times["normsharp"].append(clock() - t0)
                 times["normsharp_gemm"].append(ns.lib.bench_gemm_seconds() - g0)
                 for k, f in cands[op].items():
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     f()
-                    times[k].append(time.perf_counter() - t0)
+                    times[k].append(clock() - t0)
+            print("compare.py: %s, %d thread%s, repetition %d of %d done" % (a.arch, th, "" if th == 1 else "s", r + 1, a.reps),
+                  file=sys.stderr, flush=True)
         rec["sgemm_gflops_end"] = ns.lib.bench_sgemm_gflops(5000, 200, 784, 5)
         result["threads"][str(th)] = rec
     result["load_end"] = open("/proc/loadavg").read().split()[:3]
@@ -247,8 +267,9 @@ def summarize(files):
         print("\n### %s, n = %d, %s, float32 (%d parameters)\n" % (arch, n, loss, rs[0]["params"]))
         print("Same theta_0 and data: PyTorch's gradient and H v differ from normsharp's by %.1e and %.1e (relative)."
               % (rs[0]["check"]["grad"], rs[0]["check"]["hvp"]))
-        print("OpenBLAS kernel: %s. Load average during the runs: %s.\n" % (rs[0]["blas_core"], ", ".join(
-            "%s -> %s" % (r["load_start"][0], r["load_end"][0]) for r in rs)))
+        print("OpenBLAS kernel: %s. Load average during the runs: %s. Times: %s.\n" % (rs[0]["blas_core"], ", ".join(
+            "%s -> %s" % (r["load_start"][0], r["load_end"][0]) for r in rs),
+            "process CPU time" if rs[0].get("clock") == "cpu" else "wall clock"))
         print("| threads | pass | normsharp median (range) | its GEMMs alone | normsharp / GEMM floor | "
               "PyTorch best: configuration | its median | **PyTorch / normsharp**, median (range) | sgemm 5000x200x784 |")
         print("|---|---|---|---|---|---|---|---|---|")
@@ -279,6 +300,8 @@ def summarize(files):
             g = [a / b for r in rs for a, b in zip(r["threads"][th]["ops"]["hvp"]["normsharp"],
                                                    r["threads"][th]["ops"]["grad"]["normsharp"])]
             print("| %s | H v / gradient (normsharp) | %.2f (%.2f-%.2f) | | | | | | |" % (th, med(g), min(g), max(g)))
+        for k, why in rs[0].get("unsupported", {}).items():
+            print("\nPyTorch %s: not run, PyTorch %s cannot: %s" % (k, rs[0]["torch"], why))
         print("\nAll PyTorch candidates, median ratio to normsharp (per thread count, malloc setting):\n")
         for r in rs:
             tun = "tuned malloc" if r["glibc_tunables"] else "default malloc"

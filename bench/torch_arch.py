@@ -3,16 +3,13 @@
 
     /usr/bin/python3 bench/torch_arch.py --check DIR [--normsharp BIN]
         Load the weights directory DIR (normsharp init/train) into the module, evaluate the
-        training and test loss and the top Hessian eigenvalue (autograd double-backward HVPs
-        + SciPy eigsh) on DIR's data in float64, and compare them with `BIN sharpness` on the
-        same weights. Exits 1 if they disagree.
-    /usr/bin/python3 bench/torch_arch.py --bench ARCH [--n 1000] [--threads 2] [--reps 5] [--cpu]
-        Time the gradient and the HVP (double backward) of ARCH's module on the first n
-        Fashion-MNIST training images (float32, MSE as normsharp's): best of reps after a
-        warm-up, wall clock or (--cpu) process CPU time.
-Prints one JSON object.
+        training loss (train() mode), the test loss (eval() mode, batch norm with the training
+        statistics: use_training_statistics) and the top Hessian eigenvalue (autograd
+        double-backward HVPs + SciPy eigsh) on DIR's data in float64, and compare them with
+        `BIN sharpness` on the same weights. Prints one JSON object; exits 1 if they disagree.
+The timing of these modules beside normsharp is bench/compare.py's (bench/run_arch.sh).
 """
-import argparse, json, math, os, re, subprocess, sys, time
+import argparse, json, os, subprocess, sys
 import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
@@ -20,15 +17,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
 from normsharp import load_data  # noqa: E402  (the data as normsharp prepares it)
-
-
-def modules():
-    """Exec the python block of docs/ARCHITECTURES.md: the documented code is the code run."""
-    text = open(os.path.join(HERE, "..", "docs", "ARCHITECTURES.md")).read()
-    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
-    ns = {}
-    exec(compile(code, "docs/ARCHITECTURES.md", "exec"), ns)
-    return ns
+from normsharp.torchnet import arch_modules as modules  # noqa: E402  (the code of docs/ARCHITECTURES.md)
 
 
 def fashion(n, n_test=None):
@@ -82,13 +71,16 @@ def check(a):
     data = meta.get("data", {})
     n, n_test, kind = data.get("n", 5000), data.get("n_test"), data.get("loss", "mse")
     torch.set_default_dtype(torch.float64)
-    net = modules()["build"](meta["arch"], c, h, w, meta["classes"], meta["param"]).double()
+    mods = modules()
+    net = mods["build"](meta["arch"], c, h, w, meta["classes"], meta["param"]).double()
     muls = load_weights(net, a.check, meta)
     x, y, xt, yt = fashion(n, n_test)
     lf = loss_of(kind)
     params = list(net.parameters())
     with torch.no_grad():
-        train_loss, test_loss = float(lf(net(x), y)), float(lf(net(xt), yt))
+        train_loss = float(lf(net(x), y))
+        test_loss = float(lf(mods["use_training_statistics"](net, x)(xt), yt))
+    net.train()
     hvp = hvp_fn(net, params, lambda: lf(net(x), y))
     p = sum(q.numel() for q in params)
 
@@ -119,56 +111,15 @@ def check(a):
     return 0 if res["agree"] else 1
 
 
-def best_time(fn, reps, cpu):
-    """Best seconds of fn over reps runs after one warm-up: wall clock, or with cpu this
-    process's CPU time (meaningful with one thread on a shared machine)."""
-    clock = time.process_time if cpu else time.perf_counter
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t = clock()
-        fn()
-        best = min(best, clock() - t)
-    return best
-
-
-def bench(a):
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    net = modules()["build"](a.bench, 1, 28, 28, 10).float()
-    x, y = fashion(a.n, 0)[:2]
-    x = x.float()
-    t = torch.nn.functional.one_hot(y, 10).float()
-    params = list(net.parameters())
-
-    def loss_fn():
-        return 0.5 * ((net(x) - t) ** 2).sum() / x.shape[0]
-
-    v = [torch.randn_like(q) for q in params]
-    grad = lambda: torch.autograd.grad(loss_fn(), params)
-    hvp = hvp_fn(net, params, loss_fn)
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": a.threads,
-                      "arch": a.bench, "n": a.n, "params": sum(q.numel() for q in params),
-                      "clock": "cpu" if a.cpu else "wall",
-                      "grad_ms": 1e3 * best_time(grad, a.reps, a.cpu),
-                      "hvp_ms": 1e3 * best_time(lambda: hvp(v), a.reps, a.cpu)}))
-    return 0
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--check")
     ap.add_argument("--normsharp", default=os.path.join(HERE, "..", "build", "double", "normsharp"))
     ap.add_argument("--tol", type=float, default=1e-6)
-    ap.add_argument("--bench")
-    ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--cpu", action="store_true", help="time CPU, not wall clock (use --threads 1)")
     a = ap.parse_args()
-    if bool(a.check) == bool(a.bench):
-        ap.error("give one of --check DIR or --bench ARCH")
-    return check(a) if a.check else bench(a)
+    if not a.check:
+        ap.error("give --check DIR")
+    return check(a)
 
 
 if __name__ == "__main__":

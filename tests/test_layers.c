@@ -613,7 +613,7 @@ typedef struct {
 
 static void norm_fwd(void *c, real *y, const real *x, const real *p) {
     norm_ctx *q = c;
-    ns_norm_forward(q->k, y, q->xh, q->r, x, p, p + q->c, q->m, q->c);
+    ns_norm_forward(q->k, y, q->xh, q->r, NULL, x, p, p + q->c, q->m, q->c);
 }
 static void norm_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
     norm_ctx *q = c;
@@ -674,7 +674,7 @@ static void layer_norm_of_a_hand_worked_row(void **state) {
     (void)state;
     real x[4] = {1, 2, 3, 4}, gamma[4] = {1, 2, 1, -1}, beta[4] = {0, 0, 1, 0.5};
     real y[4], xh[4], r[1];
-    ns_norm_forward(NS_NORM_LAYER, y, xh, r, x, gamma, beta, 1, 4);
+    ns_norm_forward(NS_NORM_LAYER, y, xh, r, NULL, x, gamma, beta, 1, 4);
     double rr = 0.894423613; // 1 / sqrt(1.25001)
     double want[4] = {-1.5 * rr, 2 * -0.5 * rr, 0.5 * rr + 1, -1.5 * rr + 0.5};
     TU_ASSERT_REL(r[0], rr, 1e-6);

@@ -383,6 +383,109 @@ static void passes_give_the_same_result_after_the_workspace_grows(void **state) 
     ns_model_free(m);
 }
 
+// ---- batch norm in evaluation mode ---------------------------------------------------------
+
+// Sets every element of tensor `name` to `value` (a missing name fails the test).
+static void set_tensor(ns_model *m, const char *name, real value) {
+    for (int i = 0; i < ns_model_ntensors(m); i++) {
+        const ns_tensor_info *t = ns_model_tensor(m, i);
+        if (strcmp(t->name, name)) continue;
+        for (size_t j = 0; j < t->size; j++) ns_model_theta(m)[t->offset + j] = value;
+        return;
+    }
+    fail_msg("no tensor %s", name);
+}
+
+// resnet-linear-1-bn on 1x1 images: every 3x3 convolution sees only its centre tap (the rest
+// is padding). With conv weights 1 and biases 0, bn1 = (gamma 2, beta 0.5), the block's bn1
+// and bn2 = (1, 0), fc = (1, 0), eps = 1e-5:
+//   training batch x = (1, 3): the stem's bn normalizes with mean 2, variance 1:
+//     r0 = 1/sqrt(1 + eps), y0 = 0.5 -+ 2 r0 (mean 0.5, variance 4 r0^2);
+//     block bn1: r1 = 1/sqrt(4 r0^2 + eps), y1 = -+ 2 r0 r1; bn2: r2 = 1/sqrt(4 r0^2 r1^2 + eps);
+//   a test example x in evaluation mode (the training batch's statistics):
+//     y0 = 2 (x - 2) r0 + 0.5, y1 = (y0 - 0.5) r1, y2 = y1 r2, f = y0 + y2.
+// So test x = (5, 0) gives f = 6 r0 (1 + r1 r2) + 0.5 and -4 r0 (1 + r1 r2) + 0.5, and MSE
+// with target 1 is ((f1 - 1)^2 + (f2 - 1)^2) / 4. Normalizing the test batch by its own
+// statistics (mean 2.5, variance 6.25) would give f = 0.5 +- 5 q0 (1 + q1 q2) instead, q the
+// r's of that batch.
+static void batch_norm_evaluates_the_test_set_with_the_training_statistics(void **state) {
+    (void)state;
+    ns_model *m = create("resnet-linear-1-bn", "standard", 1, 1, 1, 1, 1, 0);
+    for (int i = 0; i < ns_model_ntensors(m); i++) set_tensor(m, ns_model_tensor(m, i)->name, 0);
+    const char *convs[] = {"conv1.weight", "layer1.0.conv1.weight", "layer1.0.conv2.weight"};
+    for (int i = 0; i < 3; i++) set_tensor(m, convs[i], 1);
+    set_tensor(m, "bn1.weight", 2), set_tensor(m, "bn1.bias", (real)0.5);
+    set_tensor(m, "layer1.0.bn1.weight", 1), set_tensor(m, "layer1.0.bn2.weight", 1);
+    set_tensor(m, "fc.weight", 1);
+    real xtr[2] = {1, 3}, xte[2] = {5, 0}, t[2] = {1, 1};
+    int y[2] = {0, 0};
+    ns_batch train = {.x = xtr, .y = y, .t = t, .n = 2, .loss = NS_LOSS_MSE};
+    ns_batch test = {.x = xte, .y = y, .t = t, .n = 2, .loss = NS_LOSS_MSE};
+    double eps = 1e-5, r0 = 1 / sqrt(1 + eps), r1 = 1 / sqrt(4 * r0 * r0 + eps);
+    double r2 = 1 / sqrt(4 * r0 * r0 * r1 * r1 + eps), s = r0 * (1 + r1 * r2);
+    double f1 = 6 * s + 0.5, f2 = -4 * s + 0.5;
+    double want = ((f1 - 1) * (f1 - 1) + (f2 - 1) * (f2 - 1)) / 4;
+    double loss, acc, own;
+    assert_int_equal(ns_model_eval_loss(m, &train, &test, &loss, &acc), 0);
+    TU_ASSERT_REL(loss, want, 1e-6);
+    assert_true(acc == 1);
+    // the test batch's own statistics, which evaluation mode must not use
+    assert_int_equal(ns_model_loss(m, &test, &own, NULL), 0);
+    double q0 = 1 / sqrt(6.25 + eps), q1 = 1 / sqrt(4 * 6.25 * q0 * q0 + eps);
+    double q2 = 1 / sqrt(4 * 6.25 * q0 * q0 * q1 * q1 + eps), u = 5 * q0 * (1 + q1 * q2);
+    TU_ASSERT_REL(own, ((u + 0.5 - 1) * (u + 0.5 - 1) + (-u + 0.5 - 1) * (-u + 0.5 - 1)) / 4, 1e-6);
+    assert_true(fabs(own - want) > 0.1);
+    // and the training batch evaluated so is the training loss
+    double train_loss, eval_train;
+    assert_int_equal(ns_model_loss(m, &train, &train_loss, NULL), 0);
+    assert_int_equal(ns_model_eval_loss(m, &train, &train, &eval_train, NULL), 0);
+    TU_ASSERT_REL(train_loss, (0.5 + 8 * s * s) / 4, 1e-6);  // f = 0.5 -+ 2 s
+    assert_true(eval_train == train_loss);
+    ns_model_free(m);
+}
+
+// On a real ResNet: the training batch in evaluation mode is the training loss to the bit,
+// a test batch is evaluated the same in one chunk or in chunks of 3 (its examples no longer
+// interact), evaluation leaves the next gradient unchanged, and without the training batch a
+// model with batch norm is refused; a model without batch norm evaluates as ns_model_loss.
+static void evaluation_mode_is_consistent_with_training_and_chunks(void **state) {
+    (void)state;
+    ns_model *m = create("resnet-relu-3-4-bn", "standard", 1, 6, 6, 3, 1, 5);
+    enum { NTR = 8, NTE = 7, D = 36 };
+    real x[(NTR + NTE) * D], t[(NTR + NTE) * 3] = {0};
+    int y[NTR + NTE];
+    for (int i = 0; i < (NTR + NTE) * D; i++) x[i] = (real)sin(0.7 * i + 0.2 * (i % 5));
+    for (int i = 0; i < NTR + NTE; i++) t[i * 3 + (y[i] = i % 3)] = 1;
+    ns_batch train = {.x = x, .y = y, .t = t, .n = NTR, .loss = NS_LOSS_MSE};
+    ns_batch test = {.x = x + NTR * D, .y = y + NTR, .t = t + NTR * 3, .n = NTE, .loss = NS_LOSS_MSE};
+    size_t p = ns_model_nparams(m);
+    real *g1 = test_malloc(sizeof(real) * p), *g2 = test_malloc(sizeof(real) * p);
+    double ltr, etr, l1, l2, own;
+    assert_int_equal(ns_model_grad(m, &train, g1, &ltr, NULL), 0);
+    assert_int_equal(ns_model_eval_loss(m, &train, &train, &etr, NULL), 0);
+    assert_true(etr == ltr);
+    assert_int_equal(ns_model_eval_loss(m, &train, &test, &l1, NULL), 0);
+    assert_int_equal(ns_model_loss(m, &test, &own, NULL), 0);
+    assert_true(fabs(l1 - own) > 1e-6 * fabs(own));
+    setenv("NS_MODEL_CHUNK", "3", 1);
+    ns_model *c = create("resnet-relu-3-4-bn", "standard", 1, 6, 6, 3, 1, 5);
+    assert_int_equal(ns_model_eval_loss(c, &train, &test, &l2, NULL), 0);
+    unsetenv("NS_MODEL_CHUNK");
+    TU_ASSERT_REL(l2, l1, 1e-12);
+    assert_int_equal(ns_model_grad(m, &train, g2, &etr, NULL), 0);
+    assert_memory_equal(g1, g2, sizeof(real) * p);
+    assert_int_equal(ns_model_eval_loss(m, NULL, &test, &l2, NULL), NS_EINVAL);
+    assert_non_null(strstr(ns_errmsg(), "batch norm"));
+    ns_model_free(c);
+    ns_model_free(m);
+    m = create("resnet-relu-3-4", "standard", 1, 6, 6, 3, 1, 5);
+    assert_int_equal(ns_model_loss(m, &test, &own, NULL), 0);
+    assert_int_equal(ns_model_eval_loss(m, NULL, &test, &l2, NULL), 0);
+    assert_true(l2 == own);
+    ns_model_free(m);
+    test_free(g1), test_free(g2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(mlp_tensors_have_pytorch_names_and_shapes),
@@ -399,6 +502,8 @@ int main(void) {
         cmocka_unit_test(bad_configurations_are_rejected_with_a_clear_message),
         cmocka_unit_test(bad_batches_are_rejected_without_a_crash),
         cmocka_unit_test(passes_give_the_same_result_after_the_workspace_grows),
+        cmocka_unit_test(batch_norm_evaluates_the_test_set_with_the_training_statistics),
+        cmocka_unit_test(evaluation_mode_is_consistent_with_training_and_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

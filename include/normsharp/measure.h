@@ -107,7 +107,8 @@ int ns_measure_eig(ns_model *m, const ns_batch *train, const ns_measure_opts *o,
 // ---- the full measurement --------------------------------------------------------------
 typedef struct {
     double train_loss, train_acc, train_err;
-    double test_loss, test_err;      // NaN without a test batch
+    double test_loss, test_err;      // NaN without a test batch; evaluation mode (batch norm
+                                     // with the training batch's statistics: ns_model_eval_loss)
     double l1, l2;
     int ntensors;
     char (*names)[32];               // tensor names, for the per-tensor norms

@@ -49,6 +49,13 @@ typedef struct {
 
 // Loss and accuracy at the current theta (either output pointer may be NULL).
 int ns_model_loss(ns_model *m, const ns_batch *b, double *loss, double *acc);
+// Loss and accuracy of batch b (a test set) in evaluation mode, PyTorch's eval(): every
+// batch-norm layer normalizes b with the mean and biased variance (eps = 1e-5) that the
+// training batch `train` gives it at the current theta (one forward pass over `train` takes
+// them), not with b's own. The training batch itself so evaluated gives the training loss to
+// the bit. Without batch norm this is ns_model_loss(m, b) (train is not read and may be NULL).
+int ns_model_eval_loss(ns_model *m, const ns_batch *train, const ns_batch *b, double *loss,
+                       double *acc);
 // grad := dL/dtheta (overwritten), plus loss and accuracy.
 int ns_model_grad(ns_model *m, const ns_batch *b, real *grad, double *loss, double *acc);
 // hv := H v, H the Hessian of the loss over the batch at theta. Exact (R-operator).

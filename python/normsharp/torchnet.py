@@ -6,8 +6,14 @@ same function: 3x3 convolutions with stride 1 and padding 1, each followed by th
 activation and a 2x2 pool, then a linear head; ``fc`` layers with biases. Under ``param``
 "ntk" every weight is multiplied by 1/sqrt(fan_in) in the forward pass, under "mup" the
 head's by 1/fan_in instead (the stored tensors are the raw ones, as normsharp stores them).
+
+ResNets and ViTs (``resnet-...``, ``vit-...``) are the modules of docs/ARCHITECTURES.md, run
+from that file (:func:`arch_modules`), with ``use_training_statistics`` for evaluating a test
+set as normsharp does (batch norm with the training subset's statistics, in ``eval()`` mode).
 """
 import math
+import os
+import re
 
 import numpy as np
 import torch
@@ -68,9 +74,40 @@ class NormsharpNet(torch.nn.Module):
         return x
 
 
+_DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "ARCHITECTURES.md")
+
+
+def arch_modules():
+    """The namespace of the Python block of docs/ARCHITECTURES.md (its ``build``, ``ResNet``,
+    ``ViT``, ``use_training_statistics``): the documented code is the code run."""
+    with open(_DOCS) as f:
+        code = re.search(r"```python\n(.*?)```", f.read(), re.S).group(1)
+    ns = {}
+    exec(compile(code, "docs/ARCHITECTURES.md", "exec"), ns)
+    return ns
+
+
 def build_module(arch, input_shape=(1, 28, 28), classes=10, param="standard", dtype=torch.float64):
-    """A fresh :class:`NormsharpNet` for ``arch`` (fc-ACT-W1-..., cnn-ACT-C1-...[-avgpool|-maxpool])."""
+    """A fresh module for ``arch``: a :class:`NormsharpNet` (fc-ACT-W1-..., cnn-ACT-C1-...
+    [-avgpool|-maxpool]), or the ResNet / ViT of docs/ARCHITECTURES.md (resnet-..., vit-...;
+    standard parameterization only: under ntk and mup its weights would need their forward
+    multipliers, which that module leaves to the loader)."""
+    if arch.startswith(("resnet-", "vit-")):
+        if param != "standard":
+            raise ValueError(f"{arch}: the PyTorch ResNet/ViT module takes the standard parameterization; "
+                             f"for {param}, multiply each weight matrix by its wmul while loading "
+                             "(docs/ARCHITECTURES.md)")
+        c, h, w = input_shape
+        return arch_modules()["build"](arch, c, h, w, classes, param).to(dtype)
     return NormsharpNet(arch, input_shape, classes, param, dtype)
+
+
+def use_training_statistics(module, x):
+    """``module`` in ``eval()`` mode as normsharp evaluates a test set: every BatchNorm2d
+    normalizes with the mean and biased variance of its input over the training inputs ``x``
+    (N, C, H, W) at the current weights. Returns the module."""
+    p = next(module.parameters())
+    return arch_modules()["use_training_statistics"](module, torch.as_tensor(np.asarray(x), dtype=p.dtype))
 
 
 def load_into(module, path):

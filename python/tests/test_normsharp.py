@@ -180,6 +180,30 @@ class TorchTest(Base):
             "--trace-probes", 0, "--quiet", "--out", sw)
         self.assertEqual(ns.load_sweep(sw)["runs"].rows, 2)
 
+    def test_resnet_and_vit_losses_equal_normsharp_with_batch_norm_in_eval_mode_on_the_test_set(self):
+        # normsharp evaluates the test set with batch norm in evaluation mode: the training
+        # subset's mean and biased variance at the current weights, as PyTorch's eval() with
+        # those set as running statistics (use_training_statistics)
+        x, y, xt, yt = self.data
+        for arch in ("resnet-relu-4-8-bn", "vit-P7-D16-L1-H2"):
+            w = self.path(f"wt_{arch}")
+            run("init", "--arch", arch, "--seed", 3, "--out", w)
+            net = torchnet.from_weights(w)
+            self.assertEqual(list(net.state_dict()), ns.read_weights(w)[0])
+            m = json.loads(run("sharpness", "--weights", w, "--n", N, "--n-test", len(yt), "--top-k", 1,
+                               "--eig-iters", 3, "--eig-tol", 0.5, "--trace-probes", 0, "--json"))["final"]
+            with torch.no_grad():
+                train = torchnet.loss(net, x, y).item()
+                torchnet.use_training_statistics(net, x)
+                test = torchnet.loss(net, xt, yt).item()
+                net.train()
+                own = torchnet.loss(net, xt, yt).item()  # the test batch's own statistics
+            self.assertAlmostEqual(train / m["train_loss"], 1.0, delta=2e-5, msg=arch)
+            self.assertAlmostEqual(test / m["test_loss"], 1.0, delta=2e-5, msg=f"{arch}: torch eval() {test}, "
+                                   f"torch train() {own}, normsharp {m['test_loss']}")
+            if arch.endswith("-bn"):  # else the two modes agree: nothing to tell apart
+                self.assertGreater(abs(own - test), 1e-3 * test)
+
     def test_load_into_refuses_another_architecture(self):
         w = self.path("w_other")
         run("init", "--arch", "fc-tanh-16", "--out", w)

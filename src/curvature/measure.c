@@ -104,7 +104,7 @@ int ns_measure(ns_model *m, const ns_batch *train, const ns_batch *test, const n
     int rc = ns_model_loss(m, train, &x->train_loss, &x->train_acc);
     if (!rc && test && test->n > 0) {
         double acc;
-        rc = ns_model_loss(m, test, &x->test_loss, &acc);
+        rc = ns_model_eval_loss(m, train, test, &x->test_loss, &acc);
         x->test_err = ns_error_rate(acc, test->n);
     }
     x->train_err = ns_error_rate(x->train_acc, train->n);

@@ -134,8 +134,14 @@ void ns_residual_rbackward(real *gx, real *rgx, real *gs, real *rgs, real *hp, c
 // overwritten (NULL: skipped).
 typedef enum { NS_NORM_BATCH, NS_NORM_LAYER } ns_norm_kind;
 long ns_norm_groups(ns_norm_kind k, long m, int c);
-void ns_norm_forward(ns_norm_kind k, real *y, real *xh, real *r, const real *x,
+// stats (NULL: not kept) receives each group's mean mu, then each group's r = 1/sqrt(var + eps),
+// in double (2 * groups values).
+void ns_norm_forward(ns_norm_kind k, real *y, real *xh, real *r, double *stats, const real *x,
                      const real *gamma, const real *beta, long m, int c);
+// Batch norm in evaluation mode: y = gamma (x - mu) r + beta with the stats (mu[c], r[c]) of
+// another batch, taken by ns_norm_forward. Nothing saved: it has no backward pass.
+void ns_norm_forward_fixed(real *y, const real *x, const double *stats, const real *gamma,
+                           const real *beta, long m, int c);
 void ns_norm_backward(ns_norm_kind k, real *gx, real *ggamma, real *gbeta, const real *gy,
                       const real *xh, const real *r, const real *gamma, long m, int c);
 void ns_norm_rforward(ns_norm_kind k, real *ry, real *rxh, real *a, const real *rx,

@@ -17,10 +17,13 @@
 //   1 and shifts at 0 (times the init scale) with no multiplier, as vectors have no fan-in;
 //   muP also scales attention scores by 1/d_head instead of 1/sqrt(d_head) (Yang et al. 2021).
 // Batch norm normalizes with the statistics of the whole batch of a pass — PyTorch's train()
-// mode, every time; there are no running averages. Its statistics couple the examples, so
-// a model with batch norm passes over the batch in one chunk whatever the memory budget,
-// and the test error of such a model is that of the test subset normalized by its own
-// statistics (PyTorch's BatchNorm2d(track_running_stats=False)).
+// mode — in the loss, gradient and H v: full-batch GD makes them those of the training
+// subset. Its statistics couple the examples, so a model with batch norm passes over the
+// batch in one chunk whatever the memory budget. A test set is evaluated in evaluation mode
+// (ns_model_eval_loss; PyTorch's eval() with running_mean and running_var set to the training
+// subset's mean and biased variance): one forward pass over the training batch at the current
+// theta takes every batch-norm layer's statistics, then the test batch is normalized with
+// them, in chunks like any model (the examples no longer interact).
 // theta_0 is drawn from ns_rng(seed, NS_STREAM_INIT), tensor by tensor in state_dict order,
 // element by element in row-major order: it depends only on the architecture, input shape,
 // classes, parameterization, init scale and seed.
@@ -79,6 +82,7 @@ typedef struct {
     ns_attn_shape attn;
     ns_patch_shape patch;
     int from;               // add: the layer whose output is the block's input (the shortcut)
+    size_t stats_off;       // batch norm: its (mu, r) in the model's bn_stats
     int skip_by;            // the add layer that also reads this layer's output, or -1
     int has_params;         // add: a 1x1 conv shortcut
     size_t woff, boff;      // parameters in theta (dense, conv; the block's start for others)
@@ -129,6 +133,12 @@ struct ns_model {
     real *scratch;          // attention, patch embedding
     real **gout;            // per layer: dL/d(its output) for the current chunk
     hvp_cache cache;        // the primal cache of H v (see the top of this file)
+    // batch norm's evaluation mode: the training batch's statistics (mu, then r = 1/sqrt(var
+    // + eps), per channel of each batch-norm layer), and how passes use them
+    double *bn_stats;
+    size_t nbn_stats;
+    enum { BN_BATCH, BN_TAKE, BN_FIXED } bn_mode;  // normalize by the pass's own batch; and
+                                                    // keep its statistics; by bn_stats
 };
 
 static size_t hvp_cache_default = HVP_CACHE_DEFAULT;
@@ -182,6 +192,7 @@ static size_t tensor(ns_model *m, const char *prefix, const char *what, int ndim
 static void push_norm(ns_model *m, ns_norm_kind k, const char *name, long rows, int c) {
     layer *L = push(m, L_NORM, rows * c, rows * c);
     L->norm = k, L->rows = rows, L->c = c;
+    if (k == NS_NORM_BATCH) L->stats_off = m->nbn_stats, m->nbn_stats += 2 * (size_t)c;
     L->woff = tensor(m, name, "weight", 1, (const int[]){c});
     tensor(m, name, "bias", 1, (const int[]){c});
 }
@@ -502,7 +513,8 @@ int ns_model_create(const ns_model_config *cfg, ns_model **out) {
     }
     draw_theta0(m);
     m->gout = ns_calloc((size_t)m->nlayers, sizeof *m->gout);
-    if (!m->gout) {
+    m->bn_stats = m->nbn_stats ? ns_calloc(m->nbn_stats, sizeof *m->bn_stats) : NULL;
+    if (!m->gout || (m->nbn_stats && !m->bn_stats)) {
         rc = NS_ENOMEM;
         goto fail;
     }
@@ -518,6 +530,7 @@ void ns_model_free(ns_model *m) {
     if (!m) return;
     ns_model_hvp_cache_clear(m);
     free(m->gout);
+    free(m->bn_stats);
     free(m->ws);
     free(m->args);
     free(m->theta);
@@ -561,11 +574,7 @@ static size_t scratch_size(const ns_model *m, long nb) {
 }
 
 // Batch norm couples the examples of a pass: its models pass over the batch in one chunk.
-static int batch_statistics(const ns_model *m) {
-    for (int l = 0; l < m->nlayers; l++)
-        if (m->layers[l].kind == L_NORM && m->layers[l].norm == NS_NORM_BATCH) return 1;
-    return 0;
-}
+static int batch_statistics(const ns_model *m) { return m->nbn_stats > 0; }
 
 // Values of workspace per example (activations, their tangents, kept values, gradient
 // buffers, patches).
@@ -583,7 +592,7 @@ static size_t per_example(const ns_model *m, int with_r) {
 
 // Examples per chunk for a batch of n.
 static long chunk_size(const ns_model *m, long n, int with_r) {
-    if (batch_statistics(m)) return n;
+    if (batch_statistics(m) && m->bn_mode != BN_FIXED) return n;
     size_t bytes = per_example(m, with_r) * sizeof(real) + (size_t)m->maxd;
     long most = (long)(WORKSPACE_BUDGET / bytes);
     for (int l = 0; l < m->nlayers; l++)
@@ -837,9 +846,15 @@ static void forward(ns_model *m, const real *x, long nb, const real *v, int prim
         }
         case L_NORM: {  // primal always: save is per chunk, not cached (top of this file)
             long rows = nb * L->rows;
+            const real *gamma = th + L->woff, *beta = gamma + L->c;
+            double *stats = L->norm == NS_NORM_BATCH ? m->bn_stats + L->stats_off : NULL;
+            if (stats && m->bn_mode == BN_FIXED) {  // evaluation mode: a loss, no tangents
+                ns_norm_forward_fixed(L->y, in, stats, gamma, beta, rows, L->c);
+                break;
+            }
             real *r = L->save + (size_t)rows * L->c, *a = v ? L->rsave + (size_t)rows * L->c : NULL;
-            ns_norm_forward(L->norm, L->y, L->save, r, in, th + L->woff, th + L->woff + L->c, rows,
-                            L->c);
+            ns_norm_forward(L->norm, L->y, L->save, r, m->bn_mode == BN_TAKE ? stats : NULL, in,
+                            gamma, beta, rows, L->c);
             if (v)
                 ns_norm_rforward(L->norm, L->ry, L->rsave, a, rin, L->save, r, th + L->woff,
                                  v + L->woff, v + L->woff + L->c, rows, L->c);
@@ -1051,6 +1066,20 @@ static int run(ns_model *m, const ns_batch *b, int pass, const real *v, real *ou
 
 int ns_model_loss(ns_model *m, const ns_batch *b, double *loss, double *acc) {
     return run(m, b, PASS_LOSS, NULL, NULL, loss, acc);
+}
+
+int ns_model_eval_loss(ns_model *m, const ns_batch *train, const ns_batch *b, double *loss,
+                       double *acc) {
+    if (!batch_statistics(m)) return run(m, b, PASS_LOSS, NULL, NULL, loss, acc);
+    if (!train)
+        return ns_fail(NS_EINVAL, "model '%s' has batch norm: evaluating it needs the training "
+                       "batch, whose statistics it normalizes with", m->cfg.arch);
+    m->bn_mode = BN_TAKE;
+    int rc = run(m, train, PASS_LOSS, NULL, NULL, NULL, NULL);
+    m->bn_mode = BN_FIXED;
+    if (!rc) rc = run(m, b, PASS_LOSS, NULL, NULL, loss, acc);
+    m->bn_mode = BN_BATCH;
+    return rc;
 }
 
 int ns_model_grad(ns_model *m, const ns_batch *b, real *grad, double *loss, double *acc) {

@@ -16,6 +16,9 @@
 //              hgamma += sum_rows (R{gy} xh + gy R{xh}),  hbeta += sum_rows R{gy}
 // The forward pass saves xh (m*C) and r (one per group); the tangent pass saves R{xh} and a.
 // A constant group has var = 0 and r = 1/sqrt(eps): finite, and the formulas hold.
+// Evaluation mode (batch norm only; PyTorch's eval() with running_mean = mu and running_var
+// = var set to a training batch's statistics): y = gamma (x - mu) r + beta with mu and r
+// fixed, taken by a forward pass over that batch (its `stats` output). Forward only.
 #include <math.h>
 #include "layers.h"
 
@@ -36,7 +39,7 @@ long ns_norm_groups(ns_norm_kind k, long m, int c) { return walk_of(k, m, c).gro
 // The column (the index of gamma and beta) of element t of group g.
 #define COL(i) (k == NS_NORM_BATCH ? g : t)
 
-void ns_norm_forward(ns_norm_kind k, real *y, real *xh, real *r, const real *x,
+void ns_norm_forward(ns_norm_kind k, real *y, real *xh, real *r, double *stats, const real *x,
                      const real *gamma, const real *beta, long m, int c) {
     walk wk = walk_of(k, m, c);
     for (long g = 0; g < wk.groups; g++) {
@@ -50,12 +53,24 @@ void ns_norm_forward(ns_norm_kind k, real *y, real *xh, real *r, const real *x,
         }
         double rg = 1.0 / sqrt(ss / (double)wk.len + NORM_EPS);
         r[g] = (real)rg;
+        if (stats) stats[g] = mu, stats[wk.groups + g] = rg;
         for (long t = 0; t < wk.len; t++) {
             long i = i0 + t * wk.stride;
             xh[i] = (real)((x[i] - mu) * rg);
             y[i] = gamma[COL(i)] * xh[i] + beta[COL(i)];
         }
     }
+}
+
+void ns_norm_forward_fixed(real *y, const real *x, const double *stats, const real *gamma,
+                           const real *beta, long m, int c) {
+    for (long i = 0; i < m; i++)
+        for (int j = 0; j < c; j++) {
+            // the very expression of ns_norm_forward, so that the training batch itself gets
+            // the same bits in both modes
+            real xh = (real)((x[i * c + j] - stats[j]) * stats[c + j]);
+            y[i * c + j] = gamma[j] * xh + beta[j];
+        }
 }
 
 void ns_norm_rforward(ns_norm_kind k, real *ry, real *rxh, real *a, const real *rx,

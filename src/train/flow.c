@@ -138,7 +138,7 @@ static int integrate(flow_run *f, ns_progress *p) {
         if (is_due(t, o->log_every)) {
             row.h = h;
             row_norms(f->m, o->weight_decay, &row);
-            if (f->has_test && is_due(t, o->test_every) && (rc = row_test(f->m, &f->test, &row))) return rc;
+            if (f->has_test && is_due(t, o->test_every) && (rc = row_test(f->m, &f->train, &f->test, &row))) return rc;
             if ((rc = traj_append(&f->traj, &row))) return rc;
         }
         if ((rc = rk4_step(f->m, &f->train, &f->w, h))) return rc;

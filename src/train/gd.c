@@ -165,7 +165,7 @@ static int measure_row(gd_run *g, long t, double loss, double acc, traj_row *r) 
     *r = (traj_row){.step = t, .train_loss = loss, .train_acc = acc, .step_seconds = NAN};
     row_norms(g->m, g->o->weight_decay, r);
     int rc = 0;
-    if (g->has_test && is_due(t, g->o->test_every)) rc = row_test(g->m, &g->test, r);
+    if (g->has_test && is_due(t, g->o->test_every)) rc = row_test(g->m, &g->train, &g->test, r);
     if (!rc && is_due(t, g->o->eig_every)) rc = row_eig(g->m, &g->train, &g->eig, &g->warm, &g->row_views, r);
     return rc;
 }

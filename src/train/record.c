@@ -163,10 +163,10 @@ ns_measure_opts with_weight_decay(const ns_measure_opts *o, double wd) {
     return r;
 }
 
-int row_test(ns_model *m, const ns_batch *test, traj_row *r) {
+int row_test(ns_model *m, const ns_batch *train, const ns_batch *test, traj_row *r) {
     if (!test || test->n <= 0) return 0;
     double acc;
-    int rc = ns_model_loss(m, test, &r->test_loss, &acc);
+    int rc = ns_model_eval_loss(m, train, test, &r->test_loss, &acc);
     if (rc) return rc;
     r->test_err = ns_error_rate(acc, test->n);
     r->has_test = 1;

@@ -80,7 +80,9 @@ void row_norms(ns_model *m, double wd, traj_row *r);
 int objective_grad(ns_model *m, const ns_batch *b, double wd, real *grad, double *loss, double *acc);
 // The measurement options of a run with weight decay wd: o with o.weight_decay = wd.
 ns_measure_opts with_weight_decay(const ns_measure_opts *o, double wd);
-int row_test(ns_model *m, const ns_batch *test, traj_row *r);
+// The test loss and error into r, in evaluation mode (batch norm with the statistics of
+// `train`: ns_model_eval_loss). Nothing without a test set.
+int row_test(ns_model *m, const ns_batch *train, const ns_batch *test, traj_row *r);
 // Trajectory eigenvalue estimate, warm-started from and updating *warm (length n, owned).
 // With views (may be NULL) and o->views asking for some, they are measured into *views
 // (freed first) and the row points at them.
