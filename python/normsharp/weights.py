@@ -17,6 +17,10 @@ def parse_arch(arch):
     """``fc-ACT-W1-W2-...`` or ``cnn-ACT-C1-C2-...[-avgpool|-maxpool]`` as a dict
     ``{"kind", "act", "widths", "pool"}`` (pool: "avgpool" (the default) or "maxpool" for cnn)."""
     f = arch.split("-")
+    if f[0] in ("resnet", "vit"):
+        raise ValueError(f"architecture '{arch}': this NumPy-only part of the module (arch_tensors, write_weights, "
+                         "save_module) knows fc and cnn networks; ResNets and ViTs load into PyTorch with "
+                         "normsharp.torchnet.from_weights, and normsharp itself writes their weights")
     if len(f) < 2 or f[0] not in ("fc", "cnn") or f[1] not in ACTIVATIONS:
         raise ValueError(f"architecture '{arch}': expected fc-ACT-W1-... or cnn-ACT-C1-..., "
                          f"ACT one of {', '.join(ACTIVATIONS)}")
