@@ -3,6 +3,9 @@
 // Linked with -Wl,--wrap=cblas_sgemm, every sgemm that normsharp's passes call goes through
 // __wrap_cblas_sgemm, which adds its wall time to a clock: the GEMM-only floor of a pass is
 // the clock's advance over the pass. bench_sgemm_gflops times a plain sgemm of one shape.
+// The clock is the wall clock, or with NS_BENCH_CPU set in the environment this process's CPU
+// time (as bench/bench_model.c's, for one thread only: on a shared machine the GEMMs' CPU
+// time is what they would take alone).
 #include <cblas.h>
 #include <stdlib.h>
 #include <time.h>
@@ -14,8 +17,10 @@ void __real_cblas_sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, b
 static double gemm_seconds;
 
 static double now(void) {
+    static int cpu = -1;
+    if (cpu < 0) cpu = getenv("NS_BENCH_CPU") != NULL;
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(cpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 

@@ -14,7 +14,7 @@ REPS=${REPS:-5}
 OUT=${OUT:-build/bench}
 mkdir -p "$OUT"
 cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude $(pkg-config --cflags openblas) bench/bench_model.c \
-   build/float/libnormsharp.a $(pkg-config --libs openblas lapacke zlib) -lglpk -ldsdp -lm -lpthread \
+   bench/gemm_clock.c build/float/libnormsharp.a -Wl,--wrap=cblas_sgemm $(pkg-config --libs openblas lapacke zlib) -lglpk -ldsdp -lm -lpthread \
    -o "$OUT/bench_model"
 echo "== machine: $(nproc) cores, $(uname -m), load $(cut -d' ' -f1-3 /proc/loadavg)"
 for arch in resnet-relu-16-32-64 vit-P7-D64-L2-H4; do
