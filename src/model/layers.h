@@ -98,17 +98,15 @@ void ns_conv3x3_rbackward(real *gx, real *rgx, real *hw, real *hb, const real *g
 // As PyTorch (floor): an odd last row/column is dropped. Max pooling records in `arg` the
 // window position (0..3, row-major, first maximum wins) that each output came from; the
 // R- and backward passes route through it (the map is linear once the routing is fixed).
-// relu_z (NULL: none): a ReLU a = relu(z) before the pool, fused into its derivative passes;
-// rx is then R{z} and gx, R{gx} are the gradients w.r.t. z (the forward pass reads x = a).
 typedef enum { NS_POOL_AVG, NS_POOL_MAX } ns_pool_kind;
 void ns_pool_forward(ns_pool_kind k, real *y, unsigned char *arg, const real *x, long n,
                      int h, int w, int c);
 void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned char *arg,
-                      const real *relu_z, long n, int h, int w, int c);
+                      long n, int h, int w, int c);
 void ns_pool_rforward(ns_pool_kind k, real *ry, const real *rx, const unsigned char *arg,
-                      const real *relu_z, long n, int h, int w, int c);
+                      long n, int h, int w, int c);
 void ns_pool_rbackward(ns_pool_kind k, real *gx, real *rgx, const real *gy, const real *rgy,
-                       const unsigned char *arg, const real *relu_z, long n, int h, int w, int c);
+                       const unsigned char *arg, long n, int h, int w, int c);
 
 // ---- flatten.c: channels-last (n,h,w,c) -> PyTorch's flatten order (n, c*h*w) ------------
 void ns_flatten_forward(real *y, const real *x, long n, int h, int w, int c);

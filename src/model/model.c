@@ -80,8 +80,6 @@ typedef struct {
     ns_patch_shape patch;
     int from;               // add: the layer whose output is the block's input (the shortcut)
     int skip_by;            // the add layer that also reads this layer's output, or -1
-    int relu_fused;         // pool: the ReLU before it (layer l-1, on the output z of layer
-                            // l-2) is fused into its derivative passes (pool.c)
     int has_params;         // add: a 1x1 conv shortcut
     size_t woff, boff;      // parameters in theta (dense, conv; the block's start for others)
     real wmul;
@@ -382,11 +380,6 @@ static int build(ns_model *m) {
         return ns_fail(NS_EINVAL, "architecture '%s' on %dx%dx%d inputs has %zu parameters; at "
                        "most %zu are supported", cfg->arch, cfg->c, cfg->h, cfg->w, m->nparams,
                        MAX_PARAMS);
-    for (int l = 2; l < m->nlayers; l++) {  // a ReLU whose output only its pool reads
-        layer *L = &m->layers[l], *A = &m->layers[l - 1];
-        L->relu_fused = L->kind == L_POOL && A->kind == L_ACT && A->act == NS_ACT_RELU &&
-                        A->skip_by < 0;
-    }
     m->maxd = 1;
     for (int l = 0; l < m->nlayers; l++) {
         if (m->layers[l].dout > MAX_ACTIVATIONS)
@@ -792,16 +785,6 @@ static long cache_prepare(ns_model *m, const ns_batch *b, long chunk, int *repla
 
 // ---- passes over one chunk of nb examples ------------------------------------------------
 
-// Is layer l a ReLU fused into the pool after it? Its derivative passes are then the pool's.
-static int fused_relu(const ns_model *m, int l) {
-    return l + 1 < m->nlayers && m->layers[l + 1].relu_fused;
-}
-
-// The pre-activation z of the ReLU fused into pool layer l, or NULL.
-static const real *fused_z(const ns_model *m, int l) {
-    return m->layers[l].relu_fused ? m->layers[l - 2].y : NULL;
-}
-
 // Forward through every layer; with v != NULL also the tangent pass along v. primal = 0
 // skips the primal pass (the layers' outputs are already there, from the cache).
 static void forward(ns_model *m, const real *x, long nb, const real *v, int primal) {
@@ -832,13 +815,11 @@ static void forward(ns_model *m, const real *x, long nb, const real *v, int prim
             break;
         case L_ACT:
             if (primal) ns_act_forward(L->act, L->y, in, len);
-            if (v && !fused_relu(m, l)) ns_act_rforward(L->act, L->ry, rin, in, L->y, len);
+            if (v) ns_act_rforward(L->act, L->ry, rin, in, L->y, len);
             break;
         case L_POOL:
             if (primal) ns_pool_forward(L->pool, L->y, L->arg, in, nb, L->h, L->w, L->c);
-            if (v)
-                ns_pool_rforward(L->pool, L->ry, L->relu_fused ? m->layers[l - 2].ry : rin, L->arg,
-                                 fused_z(m, l), nb, L->h, L->w, L->c);
+            if (v) ns_pool_rforward(L->pool, L->ry, rin, L->arg, nb, L->h, L->w, L->c);
             break;
         case L_FLATTEN:
             if (primal) ns_flatten_forward(L->y, in, nb, L->h, L->w, L->c);
@@ -916,11 +897,10 @@ static void backward(ns_model *m, const real *x, long nb, real *grad) {
                                 L->wmul, nb, &L->conv, m->taps);
             break;
         case L_ACT:  // in place
-            if (!fused_relu(m, l))
-                ns_act_backward(L->act, cur, cur, in, L->y, (size_t)L->dout * (size_t)nb);
+            ns_act_backward(L->act, cur, cur, in, L->y, (size_t)L->dout * (size_t)nb);
             continue;
         case L_POOL:
-            ns_pool_backward(L->pool, gx, cur, L->arg, fused_z(m, l), nb, L->h, L->w, L->c);
+            ns_pool_backward(L->pool, gx, cur, L->arg, nb, L->h, L->w, L->c);
             break;
         case L_FLATTEN:
             ns_flatten_backward(gx, cur, nb, L->h, L->w, L->c);
@@ -976,14 +956,11 @@ static void rbackward(ns_model *m, const real *x, long nb, const real *v, real *
                                  m->taps);
             break;
         case L_ACT:  // the tangent in place
-            if (!fused_relu(m, l))
-                ns_act_rbackward(L->act, gx, rcur, cur, rcur, in, rin, L->y,
-                                 (size_t)L->dout * (size_t)nb);
+            ns_act_rbackward(L->act, gx, rcur, cur, rcur, in, rin, L->y,
+                             (size_t)L->dout * (size_t)nb);
             continue;
-        case L_POOL:  // with a fused ReLU, gx is the gradient w.r.t. the ReLU's input
-            if (L->relu_fused && gx) gx = m->gout[l - 2];
-            ns_pool_rbackward(L->pool, gx, rgx, cur, rcur, L->arg, fused_z(m, l), nb, L->h, L->w,
-                              L->c);
+        case L_POOL:
+            ns_pool_rbackward(L->pool, gx, rgx, cur, rcur, L->arg, nb, L->h, L->w, L->c);
             break;
         case L_FLATTEN:
             ns_flatten_rbackward(gx, rgx, cur, rcur, nb, L->h, L->w, L->c);

@@ -8,16 +8,8 @@
 // maps: Ry = P Rx, and the backward pass is the transpose: gx = P^T gy, R{gx} = P^T R{gy}.
 // Max pooling is piecewise linear, so its second derivative is zero almost everywhere and
 // the routing recorded by the forward pass is all that the Hessian needs.
-// A ReLU just before the pool can be fused into its derivative passes (relu_z != NULL: the
-// pool's input is relu(z)): Rx = [z > 0] Rz on the way in, gz = [z > 0] gx and R{gz} =
-// [z > 0] R{gx} on the way out (relu'' = 0), the very products act.c forms, so the same bits
-// with one pass over the pixels instead of two.
 #include <string.h>
 #include "layers.h"
-
-// relu'(z) v with relu'(0) = 0, as act.c computes it (1 * v or 0 * v, so NaN and signed
-// zeros come out the same); v itself without a fused ReLU.
-#define RELU_SCALED(z, j, v) ((z) ? ((z)[j] > 0 ? (real)1 : (real)0) * (v) : (v))
 
 // Offset (in values) of window position q (0..3, row-major) from the window's top-left.
 static inline long window_offset(int q, int w, int c) {
@@ -60,51 +52,42 @@ void ns_pool_forward(ns_pool_kind k, real *y, unsigned char *arg, const real *x,
 }
 
 void ns_pool_rforward(ns_pool_kind k, real *ry, const real *rx, const unsigned char *arg,
-                      const real *relu_z, long n, int h, int w, int c) {
-    const real *z = relu_z;
-    long d01 = window_offset(1, w, c), d10 = window_offset(2, w, c), d11 = window_offset(3, w, c);
+                      long n, int h, int w, int c) {
     if (k == NS_POOL_AVG) {
-        FOR_EACH_WINDOW(n, h, w, c,
-                        ry[o] = (real)0.25 * (RELU_SCALED(z, i, rx[i]) + RELU_SCALED(z, i + d01, rx[i + d01]) +
-                                              RELU_SCALED(z, i + d10, rx[i + d10]) +
-                                              RELU_SCALED(z, i + d11, rx[i + d11])));
+        ns_pool_forward(k, ry, NULL, rx, n, h, w, c);
         return;
     }
-    FOR_EACH_WINDOW(n, h, w, c, {
-        long j = i + window_offset(arg[o], w, c);
-        ry[o] = RELU_SCALED(z, j, rx[j]);
-    });
+    FOR_EACH_WINDOW(n, h, w, c, ry[o] = rx[i + window_offset(arg[o], w, c)]);
 }
 
 // gx (n,h,w,c) is overwritten; inputs outside every window (odd edges) get 0. Every window
 // writes all four of its inputs, so only those edges need clearing first.
 void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned char *arg,
-                      const real *relu_z, long n, int h, int w, int c) {
-    const real *z = relu_z;
+                      long n, int h, int w, int c) {
     if (h % 2 || w % 2) memset(gx, 0, sizeof *gx * (size_t)n * h * w * c);
     long d01 = window_offset(1, w, c), d10 = window_offset(2, w, c), d11 = window_offset(3, w, c);
     if (k == NS_POOL_AVG) {
         FOR_EACH_WINDOW(n, h, w, c, {
             real q = (real)0.25 * gy[o];
-            gx[i] = RELU_SCALED(z, i, q);
-            gx[i + d01] = RELU_SCALED(z, i + d01, q);
-            gx[i + d10] = RELU_SCALED(z, i + d10, q);
-            gx[i + d11] = RELU_SCALED(z, i + d11, q);
+            gx[i] = q;
+            gx[i + d01] = q;
+            gx[i + d10] = q;
+            gx[i + d11] = q;
         });
         return;
     }
     FOR_EACH_WINDOW(n, h, w, c, {
         real g = gy[o];
         unsigned char a = arg[o];
-        gx[i] = RELU_SCALED(z, i, a == 0 ? g : 0);
-        gx[i + d01] = RELU_SCALED(z, i + d01, a == 1 ? g : 0);
-        gx[i + d10] = RELU_SCALED(z, i + d10, a == 2 ? g : 0);
-        gx[i + d11] = RELU_SCALED(z, i + d11, a == 3 ? g : 0);
+        gx[i] = a == 0 ? g : 0;
+        gx[i + d01] = a == 1 ? g : 0;
+        gx[i + d10] = a == 2 ? g : 0;
+        gx[i + d11] = a == 3 ? g : 0;
     });
 }
 
 void ns_pool_rbackward(ns_pool_kind k, real *gx, real *rgx, const real *gy, const real *rgy,
-                       const unsigned char *arg, const real *relu_z, long n, int h, int w, int c) {
-    if (gx) ns_pool_backward(k, gx, gy, arg, relu_z, n, h, w, c);
-    ns_pool_backward(k, rgx, rgy, arg, relu_z, n, h, w, c);
+                       const unsigned char *arg, long n, int h, int w, int c) {
+    if (gx) ns_pool_backward(k, gx, gy, arg, n, h, w, c);
+    ns_pool_backward(k, rgx, rgy, arg, n, h, w, c);
 }
