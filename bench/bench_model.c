@@ -1,14 +1,19 @@
 // bench_model.c — times the network passes on random data and compares them with sgemm.
 //   bench_model [ARCH [N [REPS [mse|ce]]]]     defaults: fc-tanh-200-200 5000 20 mse
-// Inputs are 1x28x28 (Fashion-MNIST's shape), 10 classes. Build against a float library:
+// Inputs are 1x28x28 (Fashion-MNIST's shape), 10 classes. Build against a float library,
+// with every sgemm timed by bench/gemm_clock.c:
 //   make TAG=-nn -j2
 //   cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude $(pkg-config --cflags openblas)
-//      bench/bench_model.c build/float-nn/libnormsharp.a
+//      bench/bench_model.c bench/gemm_clock.c build/float-nn/libnormsharp.a
+//      -Wl,--wrap=cblas_sgemm
 //      $(pkg-config --libs openblas lapacke zlib) -lglpk -ldsdp -lm -lpthread -o bench_model
-// Prints the median and best time of each pass, its GFLOP/s at the best time counted two
-// ways (the flops the passes do, and the customary 3x forward flops for a gradient), and the
-// rate of an sgemm of the workload's largest shape, measured the same way. The best of
-// several runs is the estimate least disturbed by other processes on a shared machine.
+// Prints the median and best time of each pass, its GEMM-only floor ratio (the pass's time
+// over the time of the sgemm calls inside it, per run: median and range), its
+// GFLOP/s at the best time counted two ways (the flops the passes do, and the customary 3x
+// forward flops for a gradient), and the rate of an sgemm of the workload's largest shape,
+// measured the same way. The best of several runs is the estimate least disturbed by other
+// processes on a shared machine; the floor ratio, two clocks read in the same run, is the
+// figure least disturbed by them.
 // OpenBLAS threads: OPENBLAS_NUM_THREADS.
 #include <cblas.h>
 #include <stdio.h>
@@ -17,6 +22,8 @@
 #include <time.h>
 #include "normsharp/model.h"
 #include "normsharp/rng.h"
+
+double bench_gemm_seconds(void);  // bench/gemm_clock.c
 
 // Seconds: wall clock, or this process's CPU time if NS_BENCH_CPU is set (one thread only:
 // on a machine shared with other jobs the CPU time of a single-threaded pass is what it
@@ -80,7 +87,7 @@ int main(int argc, char **argv) {
     real *x = malloc(sizeof *x * (size_t)n * d), *t = calloc((size_t)n * k, sizeof *t);
     int *y = malloc(sizeof *y * (size_t)n);
     real *g = malloc(sizeof *g * p), *v = malloc(sizeof *v * p), *hv = malloc(sizeof *hv * p);
-    double *times = calloc((size_t)reps, sizeof *times);
+    double *times = calloc((size_t)reps, sizeof *times), *floors = calloc((size_t)reps, sizeof *floors);
     ns_rng rng;
     ns_rng_seed(&rng, 1, NS_STREAM_DATA);
     for (size_t i = 0; i < (size_t)n * d; i++) x[i] = (real)ns_rng_normal(&rng);
@@ -108,10 +115,10 @@ int main(int argc, char **argv) {
 
     double loss_v, acc;
     const char *names[3] = {"loss (forward)", "gradient", "hvp"};
-    double med[3], best[3];
+    double med[3], best[3], floor_med[3], floor_lo[3], floor_hi[3];
     for (int pass = 0; pass < 3; pass++) {
         for (int r = -2; r < reps; r++) {  // two warm-up runs
-            double t0 = clock_s();
+            double g0 = bench_gemm_seconds(), t0 = clock_s();
             int rc = pass == 0   ? ns_model_loss(m, &b, &loss_v, &acc)
                      : pass == 1 ? ns_model_grad(m, &b, g, &loss_v, &acc)
                                  : ns_model_hvp(m, &b, v, hv);
@@ -119,18 +126,22 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "bench_model: %s\n", ns_errmsg());
                 return 1;
             }
-            if (r >= 0) times[r] = clock_s() - t0;
+            double t1 = clock_s(), g1 = bench_gemm_seconds();
+            if (r >= 0) times[r] = t1 - t0, floors[r] = (t1 - t0) / (g1 - g0);
         }
         med[pass] = median(times, reps);
         best[pass] = times[0];
+        floor_med[pass] = median(floors, reps);
+        floor_lo[pass] = floors[0], floor_hi[pass] = floors[reps - 1];
     }
     printf("%s, n=%ld, %zu parameters, %s, %s, loss %s, median of %d runs%s\n", arch, n, p,
            NS_REAL_NAME, getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "default threads",
            loss == NS_LOSS_CE ? "ce" : "mse", reps, getenv("NS_BENCH_CPU") ? ", CPU time" : "");
     double flops[3] = {f_fwd, f_grad, f_hvp};
     for (int pass = 0; pass < 3; pass++) {
-        printf("  %-15s median %8.2f ms  best %8.2f ms", names[pass], med[pass] * 1e3,
-               best[pass] * 1e3);
+        printf("  %-15s median %8.2f ms  best %8.2f ms  / GEMM floor %.2f (%.2f-%.2f)",
+               names[pass], med[pass] * 1e3, best[pass] * 1e3, floor_med[pass], floor_lo[pass],
+               floor_hi[pass]);
         if (!conv) printf("  %6.1f GFLOP/s done", flops[pass] / best[pass] * 1e-9);
         if (!conv && pass == 1) printf("  %6.1f GFLOP/s as 3x forward", 3 * f_fwd / best[pass] * 1e-9);
         printf("\n");
@@ -148,7 +159,7 @@ int main(int argc, char **argv) {
         printf("  gradient at %.0f%% (flops done) / %.0f%% (3x forward) of the sgemm rate\n",
                100 * f_grad / best[1] * 1e-9 / rate, 100 * 3 * f_fwd / best[1] * 1e-9 / rate);
     }
-    free(x), free(t), free(y), free(g), free(v), free(hv), free(times);
+    free(x), free(t), free(y), free(g), free(v), free(hv), free(times), free(floors);
     ns_model_free(m);
     return 0;
 }

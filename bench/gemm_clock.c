@@ -4,7 +4,9 @@
 // __wrap_cblas_sgemm, which adds its wall time to a clock: the GEMM-only floor of a pass is
 // the clock's advance over the pass. bench_sgemm_gflops times a plain sgemm of one shape.
 // The clock is wall time, or this process's CPU time when NS_BENCH_CPU is set (as
-// bench/compare.py's, so that both sides of a ratio read the same clock).
+// bench/compare.py's and bench/bench_model.c's, so that both sides of a ratio read the same
+// clock; for one thread only: on a shared machine the GEMMs' CPU time is what they would take
+// alone).
 #include <cblas.h>
 #include <stdlib.h>
 #include <time.h>

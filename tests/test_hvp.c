@@ -166,6 +166,9 @@ static void gradient_and_hvp_match_finite_differences_for_small_cnns(void **stat
     check_model("cnn-tanh-2-maxpool", "standard", 1, 6, 6, 3, 11);
     check_model("cnn-relu-2-3-maxpool", "standard", 2, 6, 5, 2, 12);  // odd width, 2 blocks
     check_model("cnn-softplus-2-2", "ntk", 1, 5, 6, 2, 13);
+    // ReLU and average pooling; conv2 has 4 input channels: patches and GEMMs (seed 14
+    // puts a pre-activation within the finite differences' step of the ReLU's kink)
+    check_model("cnn-relu-4-3", "standard", 1, 6, 6, 3, 15);
 }
 
 // f = w x + b, MSE: L = mean 0.5 (w x_i + b - 1)^2, so H = mean [[x^2, x], [x, 1]].

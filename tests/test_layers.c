@@ -385,81 +385,92 @@ typedef struct {
 
 static long conv_nw(const conv_ctx *c) { return (long)c->s.co * c->s.c * 9; }
 
-// The caller's part of every pass: the patch matrices of the inputs.
+// The caller's part of every pass: the patches of the inputs (none for a direct layer).
 static void conv_patches(conv_ctx *k, const real *x, const real *rx) {
-    ns_conv3x3_im2col(k->cols, x, k->n, &k->s);
-    if (rx) ns_conv3x3_im2col(k->rcols, rx, k->n, &k->s);
+    ns_conv3x3_patches(k->cols, x, k->n, &k->s);
+    if (rx) ns_conv3x3_patches(k->rcols, rx, k->n, &k->s);
 }
 static void conv_fwd(void *c, real *y, const real *x, const real *p) {
     conv_ctx *k = c;
     conv_patches(k, x, NULL);
-    ns_conv3x3_forward(y, k->cols, p, p + conv_nw(k), (real)0.8, k->n, &k->s, k->ws);
+    ns_conv3x3_forward(y, x, k->cols, p, p + conv_nw(k), (real)0.8, k->n, &k->s, k->ws);
 }
 static void conv_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
     conv_ctx *k = c;
     conv_patches(k, x, NULL);
-    ns_conv3x3_backward(gx, gp, gp + conv_nw(k), gy, k->cols, p, (real)0.8, k->n, &k->s, k->ws);
+    ns_conv3x3_backward(gx, gp, gp + conv_nw(k), gy, x, k->cols, p, (real)0.8, k->n, &k->s,
+                        k->ws);
 }
 static void conv_rfwd(void *c, real *ry, const real *x, const real *rx, const real *p,
                       const real *v) {
     conv_ctx *k = c;
     conv_patches(k, x, rx);
-    ns_conv3x3_rforward(ry, k->cols, rx ? k->rcols : NULL, p, v, v + conv_nw(k), (real)0.8,
-                        k->n, &k->s, k->ws);
+    ns_conv3x3_rforward(ry, x, rx, k->cols, k->rcols, p, v, v + conv_nw(k), (real)0.8, k->n,
+                        &k->s, k->ws);
 }
 static void conv_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, const real *rgy,
                       const real *x, const real *rx, const real *p, const real *v) {
     conv_ctx *k = c;
     conv_patches(k, x, rx);
-    ns_conv3x3_rbackward(gx, rgx, hp, hp + conv_nw(k), gy, rgy, k->cols, rx ? k->rcols : NULL,
-                         p, v, (real)0.8, k->n, &k->s, k->ws);
+    ns_conv3x3_rbackward(gx, rgx, hp, hp + conv_nw(k), gy, rgy, x, rx, k->cols, k->rcols, p, v,
+                         (real)0.8, k->n, &k->s, k->ws);
 }
 
-static void check_conv(int nchw) {
-    conv_ctx k = {.n = 3, .s = {.c = 2, .h = 4, .w = 5, .co = 3, .nchw = nchw}};
-    long patches = (long)ns_conv3x3_patch_size(&k.s) * k.n;
+// Buffers sized exactly as the layer asks (so that ASan sees any overrun).
+static void check_conv(int c, int co, int nchw, uint64_t seed) {
+    conv_ctx k = {.n = 3, .s = {.c = c, .h = 4, .w = 5, .co = co, .nchw = nchw}};
+    long patches = (long)ns_conv3x3_patch_size(&k.s, 1) * k.n;
     k.cols = zeros(patches), k.rcols = zeros(patches);
     k.ws = zeros((long)ns_conv3x3_workspace(&k.s));
     long hw = (long)k.s.h * k.s.w;
     layer_ut L = {k.n * hw * k.s.c, conv_nw(&k) + k.s.co, k.n * hw * k.s.co, &k,
                   conv_fwd, conv_bwd, conv_rfwd, conv_rbwd, NULL, 0};
-    check_layer(&L, 20 + (uint64_t)nchw, 1);
+    check_layer(&L, seed, 1);
     test_free(k.cols), test_free(k.rcols), test_free(k.ws);
 }
 
+// Few input channels take the direct sums, many the patches and GEMMs; both layouts, and
+// more or fewer outputs than inputs (the input gradient's patches have co channels).
 static void conv3x3_matches_finite_differences(void **state) {
     (void)state;
     TU_REQUIRE_DOUBLE();
-    check_conv(1);  // channels-first input
-    check_conv(0);  // channels-last input
+    for (int nchw = 0; nchw < 2; nchw++) {
+        check_conv(1, 3, nchw, 20 + (uint64_t)nchw);   // direct, a grey image
+        check_conv(2, 11, nchw, 22 + (uint64_t)nchw);  // direct, outputs past a whole vector
+        check_conv(5, 3, nchw, 24 + (uint64_t)nchw);   // patches, fewer outputs
+        check_conv(4, 6, nchw, 26 + (uint64_t)nchw);   // patches, more outputs
+    }
 }
 
-// A 3x3 convolution with zero padding, against the textbook sum, PyTorch's layouts.
+// A 3x3 convolution with zero padding, against the textbook sum, PyTorch's layouts: direct
+// sums (2 input channels) and patches (5).
 static void conv3x3_is_the_padded_cross_correlation(void **state) {
     (void)state;
-    ns_conv_shape s = {.c = 2, .h = 3, .w = 4, .co = 2, .nchw = 1};
-    ns_rng r;
-    ns_rng_seed(&r, 4, NS_STREAM_TEST);
-    real *x = rnd(2 * 3 * 4, &r, 1), *w = rnd(2 * 2 * 9, &r, 1), b[2] = {0.5, -0.25};
-    real y[3 * 4 * 2], cols[3 * 4 * 2 * 9], ws[3 * 2 * 2 * 9];
-    assert_true(ns_conv3x3_patch_size(&s) <= sizeof cols / sizeof *cols);
-    assert_true(ns_conv3x3_workspace(&s) <= sizeof ws / sizeof *ws);
-    ns_conv3x3_im2col(cols, x, 1, &s);
-    ns_conv3x3_forward(y, cols, w, b, 1, 1, &s, ws);
-    for (int co = 0; co < 2; co++)
-        for (int yy = 0; yy < 3; yy++)
-            for (int xx = 0; xx < 4; xx++) {
-                double want = b[co];
-                for (int ci = 0; ci < 2; ci++)
-                    for (int ky = 0; ky < 3; ky++)
-                        for (int kx = 0; kx < 3; kx++) {
-                            int iy = yy + ky - 1, ix = xx + kx - 1;
-                            if (iy < 0 || iy >= 3 || ix < 0 || ix >= 4) continue;
-                            want += w[((co * 2 + ci) * 3 + ky) * 3 + kx] * x[(ci * 3 + iy) * 4 + ix];
-                        }
-                assert_true(fabs(y[(yy * 4 + xx) * 2 + co] - want) < 1e-5);  // output (h,w,c)
-            }
-    test_free(x), test_free(w);
+    for (int c = 2; c <= 5; c += 3) {
+        ns_conv_shape s = {.c = c, .h = 3, .w = 4, .co = 2, .nchw = 1};
+        ns_rng r;
+        ns_rng_seed(&r, 4, NS_STREAM_TEST);
+        real *x = rnd(c * 3 * 4, &r, 1), *w = rnd(2 * c * 9, &r, 1), b[2] = {0.5, -0.25};
+        real *cols = zeros((long)ns_conv3x3_patch_size(&s, 0));
+        real *ws = zeros((long)ns_conv3x3_workspace(&s)), y[3 * 4 * 2];
+        ns_conv3x3_patches(cols, x, 1, &s);
+        ns_conv3x3_forward(y, x, cols, w, b, 1, 1, &s, ws);
+        for (int co = 0; co < 2; co++)
+            for (int yy = 0; yy < 3; yy++)
+                for (int xx = 0; xx < 4; xx++) {
+                    double want = b[co];
+                    for (int ci = 0; ci < c; ci++)
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) {
+                                int iy = yy + ky - 1, ix = xx + kx - 1;
+                                if (iy < 0 || iy >= 3 || ix < 0 || ix >= 4) continue;
+                                want += w[((co * c + ci) * 3 + ky) * 3 + kx] *
+                                        x[(ci * 3 + iy) * 4 + ix];
+                            }
+                    assert_true(fabs(y[(yy * 4 + xx) * 2 + co] - want) < 1e-5);  // output (h,w,c)
+                }
+        test_free(x), test_free(w), test_free(cols), test_free(ws);
+    }
 }
 
 // ---- pooling and flatten ------------------------------------------------------------------
@@ -470,16 +481,24 @@ typedef struct {
     unsigned char *arg;
 } pool_ctx;
 
+static long pool_nx(const pool_ctx *q) { return q->n * q->h * q->w * q->c; }
+static long pool_ny(const pool_ctx *q) { return q->n * (q->h / 2) * (q->w / 2) * q->c; }
+
 static void pool_fwd(void *c, real *y, const real *x, const real *p) {
     (void)p;
     pool_ctx *q = c;
     ns_pool_forward(q->k, y, q->arg, x, q->n, q->h, q->w, q->c);
 }
+// The outputs the passes overwrite start as NaN, so that a value they fail to write shows.
+static void poison(real *v, long n) {
+    for (long i = 0; i < n; i++) v[i] = (real)NAN;
+}
 static void pool_bwd(void *c, real *gx, real *gp, const real *gy, const real *x, const real *p) {
     (void)gp;
     pool_ctx *q = c;
-    real *y = zeros(q->n * (q->h / 2) * (q->w / 2) * q->c);
+    real *y = zeros(pool_ny(q));
     pool_fwd(c, y, x, p);
+    poison(gx, pool_nx(q));
     ns_pool_backward(q->k, gx, gy, q->arg, q->n, q->h, q->w, q->c);
     test_free(y);
 }
@@ -487,7 +506,7 @@ static void pool_rfwd(void *c, real *ry, const real *x, const real *rx, const re
                       const real *v) {
     (void)v;
     pool_ctx *q = c;
-    real *y = zeros(q->n * (q->h / 2) * (q->w / 2) * q->c);
+    real *y = zeros(pool_ny(q));
     pool_fwd(c, y, x, p);
     ns_pool_rforward(q->k, ry, rx, q->arg, q->n, q->h, q->w, q->c);
     test_free(y);
@@ -496,23 +515,27 @@ static void pool_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, co
                       const real *x, const real *rx, const real *p, const real *v) {
     (void)hp, (void)rx, (void)v;
     pool_ctx *q = c;
-    real *y = zeros(q->n * (q->h / 2) * (q->w / 2) * q->c);
+    real *y = zeros(pool_ny(q));
     pool_fwd(c, y, x, p);
+    poison(gx, pool_nx(q)), poison(rgx, pool_nx(q));
     ns_pool_rbackward(q->k, gx, rgx, gy, rgy, q->arg, q->n, q->h, q->w, q->c);
     test_free(y);
 }
 
+// Average and max on an odd height (the last row is dropped) and on even sides (every input
+// in a window, so nothing is cleared first).
 static void pooling_matches_finite_differences(void **state) {
     (void)state;
     TU_REQUIRE_DOUBLE();
-    for (int k = 0; k < 2; k++) {
-        pool_ctx q = {.k = k ? NS_POOL_MAX : NS_POOL_AVG, .n = 2, .h = 5, .w = 4, .c = 3};
-        long ny = q.n * (q.h / 2) * (q.w / 2) * q.c;
-        q.arg = test_malloc((size_t)ny);
-        layer_ut L = {q.n * q.h * q.w * q.c, 0, ny, &q, pool_fwd, pool_bwd, pool_rfwd, pool_rbwd, NULL, 0};
-        check_layer(&L, 30 + (uint64_t)k, 1);  // odd height: the last row is dropped
-        test_free(q.arg);
-    }
+    for (int k = 0; k < 2; k++)
+        for (int h = 4; h <= 5; h++) {
+            pool_ctx q = {.k = k ? NS_POOL_MAX : NS_POOL_AVG, .n = 2, .h = h, .w = 4, .c = 3};
+            q.arg = test_malloc((size_t)pool_ny(&q));
+            layer_ut L = {pool_nx(&q), 0, pool_ny(&q), &q, pool_fwd, pool_bwd, pool_rfwd,
+                          pool_rbwd, NULL, 0};
+            check_layer(&L, 30 + (uint64_t)(2 * k + h - 4), 1);
+            test_free(q.arg);
+        }
 }
 
 static void maxpool_routes_through_the_first_maximum(void **state) {

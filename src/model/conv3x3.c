@@ -1,17 +1,45 @@
 // conv3x3.c — 3x3 convolution, stride 1, zero padding 1 (PyTorch's Conv2d(c, co, 3,
-// padding=1)), as a dense layer on image patches:
-//   cols = im2col(x)                 rows (example, y, x), columns (ky, kx, ci): (n*h*w, 9*c)
-//   y    = wmul * cols W'^T + b      y is (n, h, w, co)
-// where W' (co, 3, 3, c) is PyTorch's weight W (co, c, 3, 3) with its axes reordered, so
-// that each tap of a channels-last input is one contiguous copy of c values. Every pass is
-// then the dense layer's pass on cols: im2col for inputs, its transpose col2im (a
-// scatter-add) for input gradients, and the reordering for weights and their gradients.
-// The caller forms the patch matrices of x and Rx once (ns_conv3x3_im2col) and keeps them
-// from the forward pass to the backward pass, which then reuses their memory for the
-// gradients' patches: one gather per input and pass, one GEMM per product over all the
-// examples of the pass.
+// padding=1)):
+//   y[p][o] = b[o] + wmul sum_{ci, q} W[o][ci][q] x[p + off_q][ci]
+// over the 9 taps q = (ky, kx) of pixel p, off_q = (ky - 1, kx - 1), x = 0 outside the image.
+// The sums over taps are formed in one of two ways, by the input's channel count c:
+// * as a dense layer on image patches (c > DIRECT_MAX_C):
+//     cols = im2col(x)             rows (example, y, x), columns (ky, kx, ci): (n*h*w, 9c)
+//     y    = wmul cols W'^T + b,   gW' += wmul gy^T cols,
+//   where W' (co, 3,3, c) is W (co, c, 3,3) with its axes reordered, so that each tap of a
+//   channels-last input is one contiguous copy of c values;
+// * directly (c <= DIRECT_MAX_C: a first layer on grey or colour images), pixel by pixel with
+//   a vector of outputs in registers. As GEMMs these would have K = 9c, and such thin GEMMs
+//   run far below the sgemm rate (BENCHMARKS.md §5). No patches of x are formed.
+// The input gradient is, both ways, the transposed convolution, itself a 3x3 convolution of
+// gy (off_{8-q} = -off_q):
+//   gx[p][ci] = wmul sum_{q, o} W[o][ci][q] gy[p - off_q][o] = wmul im2col(gy) Wf^T
+// with Wf (c, 3,3, co) W flipped in (ky, kx) and transposed: one gather of gy and one GEMM
+// that writes the small gx, rather than a GEMM that writes the 9x larger patch gradient and
+// a scatter-add of it back onto the image (which this file did before, BENCHMARKS.md §5).
+// The caller forms the patches of x and Rx once (ns_conv3x3_patches) and keeps them from the
+// forward pass to the backward pass, which then reuses their memory for the patches of gy and
+// R{gy}: one gather per input and pass, one GEMM per product over all the examples.
 #include <string.h>
 #include "layers.h"
+
+// Input channels up to which a layer computes its sums directly.
+#define DIRECT_MAX_C 3
+
+// A vector of outputs (GCC's vector extensions; AVX2 registers where the CPU has them).
+typedef real vreal __attribute__((vector_size(32)));
+#define VLEN ((int)(sizeof(vreal) / sizeof(real)))
+
+// The direct loops are also compiled for AVX2 (one register per vector) and the better
+// version is picked when the program loads. Neither uses FMA, so both give the same bits.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+static int direct(const ns_conv_shape *s) { return s->c <= DIRECT_MAX_C; }
 
 // Strides (in values) of channel, row and column within one example.
 typedef struct {
@@ -29,36 +57,72 @@ static strides input_strides(const ns_conv_shape *s) {
     return t;
 }
 
+// The transposed convolution's shape: input gy (n, h, w, co) channels last, output c channels.
+static ns_conv_shape transposed_shape(const ns_conv_shape *s) {
+    return (ns_conv_shape){.c = s->co, .h = s->h, .w = s->w, .co = s->c, .nchw = 0};
+}
+
 static size_t weight_size(const ns_conv_shape *s) { return (size_t)s->co * s->c * 9; }
-static size_t patch_size(const ns_conv_shape *s) { return (size_t)s->h * s->w * s->c * 9; }
+static int padded_co(const ns_conv_shape *s) { return (s->co + VLEN - 1) / VLEN * VLEN; }
+static size_t plane_size(const ns_conv_shape *s) { return (size_t)(s->h + 2) * (s->w + 2); }
+// W in the layout of the sums: W' (co, 9c), or for direct sums (9c, co rounded up to vectors)
+static size_t taps_size(const ns_conv_shape *s) {
+    return direct(s) ? (size_t)9 * s->c * padded_co(s) : weight_size(s);
+}
 
-size_t ns_conv3x3_patch_size(const ns_conv_shape *s) { return patch_size(s); }
-size_t ns_conv3x3_workspace(const ns_conv_shape *s) { return 3 * weight_size(s); }
+size_t ns_conv3x3_patch_size(const ns_conv_shape *s, int with_gx) {
+    size_t px = (size_t)s->h * s->w;
+    size_t of_x = direct(s) ? 0 : px * 9 * s->c, of_gy = with_gx ? px * 9 * s->co : 0;
+    return of_x > of_gy ? of_x : of_gy;
+}
 
-// The workspace: W', V' and a gradient accumulator in the reordered layout.
+size_t ns_conv3x3_workspace(const ns_conv_shape *s) {
+    return 3 * taps_size(s) + 2 * weight_size(s) + (direct(s) ? (size_t)s->c * plane_size(s) : 0);
+}
+
+// The workspace: W and V in the layout of the sums, a gradient accumulator in that layout,
+// W and V flipped for the transposed convolution, and (direct sums) one zero-padded example.
 typedef struct {
-    real *wp, *vp, *gp;
+    real *wp, *vp, *gp, *wf, *vf, *pad;
 } work;
 
 static work split(real *ws, const ns_conv_shape *s) {
-    size_t wsz = weight_size(s);
-    return (work){.wp = ws, .vp = ws + wsz, .gp = ws + 2 * wsz};
+    size_t tsz = taps_size(s), wsz = weight_size(s);
+    work k = {.wp = ws, .vp = ws + tsz, .gp = ws + 2 * tsz};
+    k.wf = k.gp + tsz, k.vf = k.wf + wsz;
+    k.pad = direct(s) ? k.vf + wsz : NULL;
+    return k;
 }
 
-// wp (co, 3,3, c) := w (co, c, 3,3)
+// wp := w (co, c, 3,3) in the layout of the sums: (co, 3,3, c), or (c, 3,3, co padded with 0)
 static void to_taps(real *wp, const real *w, const ns_conv_shape *s) {
+    int dir = direct(s), co8 = padded_co(s);
+    if (dir) memset(wp, 0, sizeof *wp * taps_size(s));
     for (int o = 0; o < s->co; o++)
         for (int ci = 0; ci < s->c; ci++)
-            for (int q = 0; q < 9; q++)
-                wp[((size_t)o * 9 + q) * s->c + ci] = w[((size_t)o * s->c + ci) * 9 + q];
+            for (int q = 0; q < 9; q++) {
+                size_t i = dir ? ((size_t)ci * 9 + q) * co8 + o : ((size_t)o * 9 + q) * s->c + ci;
+                wp[i] = w[((size_t)o * s->c + ci) * 9 + q];
+            }
 }
 
-// gw (co, c, 3,3) += gp (co, 3,3, c)
-static void add_from_taps(real *gw, const real *gp, const ns_conv_shape *s) {
+// gw (co, c, 3,3) += scale * gp (the layout of the sums)
+static void add_from_taps(real *gw, const real *gp, real scale, const ns_conv_shape *s) {
+    int dir = direct(s), co8 = padded_co(s);
+    for (int o = 0; o < s->co; o++)
+        for (int ci = 0; ci < s->c; ci++)
+            for (int q = 0; q < 9; q++) {
+                size_t i = dir ? ((size_t)ci * 9 + q) * co8 + o : ((size_t)o * 9 + q) * s->c + ci;
+                gw[((size_t)o * s->c + ci) * 9 + q] += scale * gp[i];
+            }
+}
+
+// wf (c, 3,3, co) := w (co, c, 3,3) flipped in (ky, kx): the transposed convolution's W'
+static void to_flipped(real *wf, const real *w, const ns_conv_shape *s) {
     for (int o = 0; o < s->co; o++)
         for (int ci = 0; ci < s->c; ci++)
             for (int q = 0; q < 9; q++)
-                gw[((size_t)o * s->c + ci) * 9 + q] += gp[((size_t)o * 9 + q) * s->c + ci];
+                wf[((size_t)ci * 9 + q) * s->co + o] = w[((size_t)o * s->c + ci) * 9 + 8 - q];
 }
 
 // Offsets of the 9 taps (ky, kx) from the centre pixel.
@@ -79,7 +143,7 @@ static inline unsigned taps_inside(const ns_conv_shape *s, int yy, int xx) {
 }
 
 // cols (n*h*w, 9*c) := im2col(x) of the n examples at x; out-of-image taps are 0.
-void ns_conv3x3_im2col(real *cols, const real *x, long n, const ns_conv_shape *s) {
+static void im2col(real *cols, const real *x, long n, const ns_conv_shape *s) {
     strides t = input_strides(s);
     long off[9];
     tap_offsets(off, &t);
@@ -106,96 +170,226 @@ void ns_conv3x3_im2col(real *cols, const real *x, long n, const ns_conv_shape *s
             }
 }
 
-// gx (n examples) := col2im(gcols), the transpose of im2col: a scatter-add of the patch rows,
-// read in order (a gather that writes each value once measured 8x slower: it reads the
-// patches out of order). Channels-last inputs add c contiguous values per tap, a vector loop.
-static void col2im(real *gx, const real *gcols, long n, const ns_conv_shape *s) {
+void ns_conv3x3_patches(real *cols, const real *x, long n, const ns_conv_shape *s) {
+    if (!direct(s)) im2col(cols, x, n, s);
+}
+
+// ---- direct sums ---------------------------------------------------------------------------
+
+// The interior of pad (c, h+2, w+2) := example x; its border stays 0.
+static void pad_example(real *pad, const real *x, const ns_conv_shape *s) {
     strides t = input_strides(s);
-    long off[9];
-    tap_offsets(off, &t);
-    int c = s->c;
-    memset(gx, 0, sizeof *gx * (size_t)n * (size_t)t.d);
-    for (long e = 0; e < n; e++)
-        for (int yy = 0; yy < s->h; yy++)
-            for (int xx = 0; xx < s->w; xx++) {
-                const real *row = gcols + ((e * s->h + yy) * s->w + xx) * 9 * c;
-                real *centre = gx + e * t.d + yy * t.sy + xx * t.sx;
-                unsigned inside = taps_inside(s, yy, xx);
+    int pw = s->w + 2;
+    for (int ci = 0; ci < s->c; ci++)
+        for (int yy = 0; yy < s->h; yy++) {
+            real *row = pad + ci * plane_size(s) + (size_t)(yy + 1) * pw + 1;
+            const real *src = x + ci * t.sc + yy * t.sy;
+            for (int xx = 0; xx < s->w; xx++) row[xx] = src[xx * t.sx];
+        }
+}
+
+// The first nv (<= VLEN) values at p, as a vector padded with 0; and back.
+ALWAYS_INLINE void load_part(vreal *v, const real *p, int nv) {
+    if (nv == VLEN) {
+        memcpy(v, p, sizeof *v);
+        return;
+    }
+    memset(v, 0, sizeof *v);
+    memcpy(v, p, sizeof *p * (size_t)nv);
+}
+ALWAYS_INLINE void store_part(real *p, const vreal *v, int nv) {
+    memcpy(p, v, sizeof *p * (size_t)(nv == VLEN ? VLEN : nv));
+}
+
+// y (n, h,w, co) := b + wmul conv(x, W), or += wmul conv(x, W) if b is NULL; wp (9c, co8)
+// in the direct layout. Each output is a sum over the taps in the order (ci, ky, kx).
+// c is a constant for the grey-image case, so that the tap loop unrolls into registers.
+ALWAYS_INLINE void direct_forward_c(real *y, const real *x, const real *wp, const real *b,
+                                    real wmul, long n, const ns_conv_shape *s, real *pad, int c) {
+    int pw = s->w + 2, co = s->co, co8 = padded_co(s);
+    size_t plane = plane_size(s), hw = (size_t)s->h * s->w;
+    long d = (long)c * s->h * s->w;
+    memset(pad, 0, sizeof *pad * plane * (size_t)c);
+    for (long e = 0; e < n; e++) {
+        pad_example(pad, x + e * d, s);
+        real *ye = y + (size_t)e * hw * co;
+        for (int o0 = 0; o0 < co8; o0 += VLEN) {
+            int nv = co - o0 < VLEN ? co - o0 : VLEN;
+            vreal wv[9 * DIRECT_MAX_C], bv = {0};
+            for (int k = 0; k < 9 * c; k++) memcpy(&wv[k], wp + (size_t)k * co8 + o0, sizeof *wv);
+            if (b) load_part(&bv, b + o0, nv);
+            for (int yy = 0; yy < s->h; yy++)
+                for (int xx = 0; xx < s->w; xx++) {
+                    const real *win = pad + (size_t)yy * pw + xx;  // the window's top left
+                    vreal acc = {0}, out;
+                    for (int ci = 0; ci < c; ci++)
+                        for (int q = 0; q < 9; q++)
+                            acc += wv[ci * 9 + q] * win[ci * plane + (size_t)(q / 3) * pw + q % 3];
+                    real *py = ye + ((size_t)yy * s->w + xx) * co + o0;
+                    if (b) {
+                        out = bv + wmul * acc;
+                    } else {
+                        load_part(&out, py, nv);
+                        out += wmul * acc;
+                    }
+                    store_part(py, &out, nv);
+                }
+        }
+    }
+}
+
+VECTOR_CLONES static void direct_forward(real *y, const real *x, const real *wp, const real *b,
+                                         real wmul, long n, const ns_conv_shape *s, real *pad) {
+    if (s->c == 1)
+        direct_forward_c(y, x, wp, b, wmul, n, s, pad, 1);
+    else
+        direct_forward_c(y, x, wp, b, wmul, n, s, pad, s->c);
+}
+
+// gp (9c, co8) += sum over the pixels of the n examples of tap_k(x) gy[p][o]: per example a
+// sum over its pixels in row-major order, then added to gp.
+VECTOR_CLONES static void direct_weight_grad(real *gp, const real *gy, const real *x, long n,
+                                             const ns_conv_shape *s, real *pad) {
+    int pw = s->w + 2, co = s->co, co8 = padded_co(s);
+    size_t plane = plane_size(s), hw = (size_t)s->h * s->w;
+    strides t = input_strides(s);
+    memset(pad, 0, sizeof *pad * plane * (size_t)s->c);
+    for (long e = 0; e < n; e++) {
+        pad_example(pad, x + e * t.d, s);
+        const real *ge = gy + (size_t)e * hw * co;
+        for (int o0 = 0; o0 < co8; o0 += VLEN) {
+            int nv = co - o0 < VLEN ? co - o0 : VLEN;
+            for (int ci = 0; ci < s->c; ci++) {
+                vreal acc[9] = {{0}};
+                for (int yy = 0; yy < s->h; yy++)
+                    for (int xx = 0; xx < s->w; xx++) {
+                        const real *win = pad + ci * plane + (size_t)yy * pw + xx;
+                        vreal g;
+                        load_part(&g, ge + ((size_t)yy * s->w + xx) * co + o0, nv);
+                        for (int q = 0; q < 9; q++) acc[q] += win[(q / 3) * pw + q % 3] * g;
+                    }
                 for (int q = 0; q < 9; q++) {
-                    if (!(inside >> q & 1)) continue;  // out-of-image taps are dropped
-                    const real *r = row + q * c;
-                    real *p = centre + off[q];
-                    if (t.sc == 1)
-                        for (int ci = 0; ci < c; ci++) p[ci] += r[ci];
-                    else
-                        for (int ci = 0; ci < c; ci++) p[ci * t.sc] += r[ci];
+                    real *p = gp + ((size_t)ci * 9 + q) * co8 + o0;
+                    vreal sum;
+                    memcpy(&sum, p, sizeof sum);
+                    sum += acc[q];
+                    memcpy(p, &sum, sizeof sum);
                 }
             }
+        }
+    }
 }
 
-// cols is im2col(x) (n*h*w, 9c), w is (co, c,3,3), y is (n, h,w,co)
-void ns_conv3x3_forward(real *y, const real *cols, const real *w, const real *b, real wmul,
-                        long n, const ns_conv_shape *s, real *ws) {
+// ---- the sums, either way ----------------------------------------------------------------
+
+// y := b + wmul conv(x, W), or += wmul conv(x, W) if b is NULL; cols = im2col(x) (patches).
+static void conv_sums(real *y, const real *x, const real *cols, const real *wp, const real *b,
+                      real wmul, long n, const ns_conv_shape *s, real *pad) {
+    int kk = s->c * 9;
+    long rows = n * s->h * s->w;
+    if (direct(s))
+        direct_forward(y, x, wp, b, wmul, n, s, pad);
+    else if (b)
+        ns_dense_forward(y, cols, wp, b, wmul, rows, kk, s->co);
+    else
+        NS_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, s->co, kk, wmul, cols, kk, wp,
+                kk, 1, y, s->co);
+}
+
+// gp (the layout of the sums) += the weight gradient of gy at x (patches cols); scaled by
+// wmul on the patch path, unscaled on the direct path (add_weight_grad scales it there).
+static void weight_grad(real *gp, const real *gy, const real *x, const real *cols, real wmul,
+                        long n, const ns_conv_shape *s, real *pad) {
+    if (direct(s))
+        direct_weight_grad(gp, gy, x, n, s, pad);
+    else
+        ns_dense_backward(NULL, gp, NULL, gy, cols, NULL, wmul, n * s->h * s->w, s->c * 9, s->co);
+}
+
+static void add_weight_grad(real *gw, const real *gp, real wmul, const ns_conv_shape *s) {
+    add_from_taps(gw, gp, direct(s) ? wmul : 1, s);
+}
+
+// gx (x's layout) := wmul gcols Wf^T (beta 0) or += (beta 1): the transposed convolution,
+// with gcols = im2col(gy) (n*h*w, 9co) and wf (c, 9co).
+static void transposed_conv(real *gx, const real *gcols, const real *wf, real wmul, real beta,
+                            long n, const ns_conv_shape *s) {
+    int kk = 9 * s->co, hw = s->h * s->w;
+    if (!s->nchw || s->c == 1) {  // (n*h*w, c)
+        NS_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(n * hw), s->c, kk, wmul, gcols, kk,
+                wf, kk, beta, gx, s->c);
+        return;
+    }
+    for (long e = 0; e < n; e++)  // (c, h*w) per example: the transposed product
+        NS_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, s->c, hw, kk, wmul, wf, kk,
+                gcols + (size_t)e * hw * kk, kk, beta, gx + (size_t)e * s->c * hw, hw);
+}
+
+// ---- the passes --------------------------------------------------------------------------
+
+void ns_conv3x3_forward(real *y, const real *x, const real *cols, const real *w, const real *b,
+                        real wmul, long n, const ns_conv_shape *s, real *ws) {
     work k = split(ws, s);
     to_taps(k.wp, w, s);
-    ns_dense_forward(y, cols, k.wp, b, wmul, n * s->h * s->w, s->c * 9, s->co);
+    conv_sums(y, x, cols, k.wp, b, wmul, n, s, k.pad);
 }
 
-// gW += wmul gy^T cols, gb += colsum gy, gx = col2im(wmul gy W); cols then holds gy W.
-void ns_conv3x3_backward(real *gx, real *gw, real *gb, const real *gy, real *cols,
+// gW += wmul gy^T im2col(x), gb += colsum gy, gx = wmul im2col(gy) Wf^T; cols then holds
+// im2col(gy).
+void ns_conv3x3_backward(real *gx, real *gw, real *gb, const real *gy, const real *x, real *cols,
                          const real *w, real wmul, long n, const ns_conv_shape *s, real *ws) {
     work k = split(ws, s);
-    int kk = s->c * 9;
-    long rows = n * s->h * s->w;
-    to_taps(k.wp, w, s);
-    if (gw) memset(k.gp, 0, sizeof *k.gp * weight_size(s));
-    ns_dense_backward(NULL, gw ? k.gp : NULL, gb, gy, cols, k.wp, wmul, rows, kk, s->co);
-    if (gx) {
-        ns_dense_backward(cols, NULL, NULL, gy, NULL, k.wp, wmul, rows, kk, s->co);
-        col2im(gx, cols, n, s);
+    ns_conv_shape g = transposed_shape(s);
+    if (gw) {
+        memset(k.gp, 0, sizeof *k.gp * taps_size(s));
+        weight_grad(k.gp, gy, x, cols, wmul, n, s, k.pad);
+        add_weight_grad(gw, k.gp, wmul, s);
     }
-    if (gw) add_from_taps(gw, k.gp, s);
+    if (gb) ns_colsum_add(gb, gy, n * s->h * s->w, s->co);
+    if (gx) {
+        to_flipped(k.wf, w, s);
+        im2col(cols, gy, n, &g);
+        transposed_conv(gx, cols, k.wf, wmul, 0, n, s);
+    }
 }
 
-// Ry = wmul (im2col(Rx) W^T + im2col(x) V^T) + vb; rcols = im2col(Rx), NULL if Rx is.
-void ns_conv3x3_rforward(real *ry, const real *cols, const real *rcols, const real *w,
-                         const real *vw, const real *vb, real wmul, long n,
-                         const ns_conv_shape *s, real *ws) {
+// Ry = wmul (conv(Rx, W) + conv(x, V)) + vb.
+void ns_conv3x3_rforward(real *ry, const real *x, const real *rx, const real *cols,
+                         const real *rcols, const real *w, const real *vw, const real *vb,
+                         real wmul, long n, const ns_conv_shape *s, real *ws) {
     work k = split(ws, s);
-    int kk = s->c * 9;
-    long rows = n * s->h * s->w;
-    to_taps(k.wp, w, s);
     to_taps(k.vp, vw, s);
-    ns_dense_rforward(ry, cols, NULL, k.wp, k.vp, vb, wmul, rows, kk, s->co);
-    if (rcols)
-        NS_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, s->co, kk, wmul, rcols, kk,
-                k.wp, kk, 1, ry, s->co);
+    conv_sums(ry, x, cols, k.vp, vb, wmul, n, s, k.pad);
+    if (rx) {
+        to_taps(k.wp, w, s);
+        conv_sums(ry, rx, rcols, k.wp, NULL, wmul, n, s, k.pad);
+    }
 }
 
 // hW += wmul (Rgy^T im2col(x) + gy^T im2col(Rx)), hb += colsum Rgy,
-// gx = col2im(wmul gy W), Rgx = col2im(wmul (Rgy W + gy V)). cols = im2col(x) and
-// rcols = im2col(Rx) (NULL if Rx is) are overwritten when gx, resp. Rgx, is asked for.
+// gx = wmul im2col(gy) Wf^T, Rgx = wmul (im2col(Rgy) Wf^T + im2col(gy) Vf^T).
 void ns_conv3x3_rbackward(real *gx, real *rgx, real *hw, real *hb, const real *gy,
-                          const real *rgy, real *cols, real *rcols, const real *w,
-                          const real *vw, real wmul, long n, const ns_conv_shape *s,
-                          real *ws) {
+                          const real *rgy, const real *x, const real *rx, real *cols, real *rcols,
+                          const real *w, const real *vw, real wmul, long n,
+                          const ns_conv_shape *s, real *ws) {
     work k = split(ws, s);
-    int kk = s->c * 9;
-    long rows = n * s->h * s->w;
-    to_taps(k.wp, w, s);
-    to_taps(k.vp, vw, s);
-    memset(k.gp, 0, sizeof *k.gp * weight_size(s));
-    real *gp = hw ? k.gp : NULL;
-    ns_dense_backward(NULL, gp, hb, rgy, cols, k.wp, wmul, rows, kk, s->co);
-    if (rcols && gp) ns_dense_backward(NULL, gp, NULL, gy, rcols, k.wp, wmul, rows, kk, s->co);
-    if (gx) {
-        ns_dense_backward(cols, NULL, NULL, gy, NULL, k.wp, wmul, rows, kk, s->co);
-        col2im(gx, cols, n, s);
+    ns_conv_shape g = transposed_shape(s);
+    if (hw) {
+        memset(k.gp, 0, sizeof *k.gp * taps_size(s));
+        weight_grad(k.gp, rgy, x, cols, wmul, n, s, k.pad);
+        if (rx) weight_grad(k.gp, gy, rx, rcols, wmul, n, s, k.pad);
+        add_weight_grad(hw, k.gp, wmul, s);
     }
-    if (rgx && rcols) {  // Rx is NULL only for the data, whose layer needs no Rgx
-        ns_dense_rbackward(NULL, rcols, NULL, NULL, gy, rgy, NULL, NULL, k.wp, k.vp, wmul, rows,
-                           kk, s->co);
-        col2im(rgx, rcols, n, s);
+    if (hb) ns_colsum_add(hb, rgy, n * s->h * s->w, s->co);
+    rgx = rx ? rgx : NULL;  // Rx is NULL only for the data, whose layer needs no Rgx
+    if (!gx && !rgx) return;
+    to_flipped(k.wf, w, s);
+    im2col(cols, gy, n, &g);
+    if (gx) transposed_conv(gx, cols, k.wf, wmul, 0, n, s);
+    if (rgx) {
+        to_flipped(k.vf, vw, s);
+        im2col(rcols, rgy, n, &g);
+        transposed_conv(rgx, rcols, k.wf, wmul, 0, n, s);
+        transposed_conv(rgx, cols, k.vf, wmul, 1, n, s);
     }
-    if (hw) add_from_taps(hw, k.gp, s);
 }

@@ -65,31 +65,34 @@ void ns_act_rforward(ns_act_kind k, real *ra, const real *rz, const real *z, con
 void ns_act_rbackward(ns_act_kind k, real *gz, real *rgz, const real *ga, const real *rga,
                       const real *z, const real *rz, const real *a, size_t len);
 
-// ---- conv3x3.c: 3x3 convolution, stride 1, zero padding 1, via im2col + GEMM ----------
+// ---- conv3x3.c: 3x3 convolution, stride 1, zero padding 1 ---------------------------------
 // Input (n, c, h, w) if nchw (the dataset's layout) else (n, h, w, c); output always
 // (n, h, w, co) ("channels last", so that the GEMM writes it directly). W is
-// (co, c, 3, 3) as PyTorch's Conv2d. The passes take the patch matrix cols = im2col(x)
-// ((n*h*w, 9c): ns_conv3x3_patch_size values per example) and rcols = im2col(Rx) (NULL if
-// Rx is) formed by the caller; the backward passes overwrite them (cols with gx's patches
-// if gx != NULL, rcols with Rgx's if Rgx != NULL). `ws` holds ns_conv3x3_workspace values.
+// (co, c, 3, 3) as PyTorch's Conv2d. The passes read x (and Rx) and the patches that
+// ns_conv3x3_patches formed of them in cols (and rcols): im2col(x) for layers with many input
+// channels, nothing for the few-channel layers that compute directly from x. The buffers
+// hold ns_conv3x3_patch_size(s, with_gx) values per example, with_gx if gx or R{gx} will be
+// asked for; the backward passes then overwrite them (cols with gy's patches if gx or R{gx}
+// is asked for, rcols with R{gy}'s if R{gx} is). Rx NULL (the data): rcols is not read and
+// R{gx} is not formed. `ws` holds ns_conv3x3_workspace values.
 typedef struct {
     int c, h, w, co;
     int nchw;
 } ns_conv_shape;
-size_t ns_conv3x3_patch_size(const ns_conv_shape *s);
+size_t ns_conv3x3_patch_size(const ns_conv_shape *s, int with_gx);
 size_t ns_conv3x3_workspace(const ns_conv_shape *s);
-void ns_conv3x3_im2col(real *cols, const real *x, long n, const ns_conv_shape *s);
-void ns_conv3x3_forward(real *y, const real *cols, const real *w, const real *b, real wmul,
-                        long n, const ns_conv_shape *s, real *ws);
-void ns_conv3x3_backward(real *gx, real *gw, real *gb, const real *gy, real *cols,
+void ns_conv3x3_patches(real *cols, const real *x, long n, const ns_conv_shape *s);
+void ns_conv3x3_forward(real *y, const real *x, const real *cols, const real *w, const real *b,
+                        real wmul, long n, const ns_conv_shape *s, real *ws);
+void ns_conv3x3_backward(real *gx, real *gw, real *gb, const real *gy, const real *x, real *cols,
                          const real *w, real wmul, long n, const ns_conv_shape *s, real *ws);
-void ns_conv3x3_rforward(real *ry, const real *cols, const real *rcols, const real *w,
-                         const real *vw, const real *vb, real wmul, long n,
-                         const ns_conv_shape *s, real *ws);
+void ns_conv3x3_rforward(real *ry, const real *x, const real *rx, const real *cols,
+                         const real *rcols, const real *w, const real *vw, const real *vb,
+                         real wmul, long n, const ns_conv_shape *s, real *ws);
 void ns_conv3x3_rbackward(real *gx, real *rgx, real *hw, real *hb, const real *gy,
-                          const real *rgy, real *cols, real *rcols, const real *w,
-                          const real *vw, real wmul, long n, const ns_conv_shape *s,
-                          real *ws);
+                          const real *rgy, const real *x, const real *rx, real *cols, real *rcols,
+                          const real *w, const real *vw, real wmul, long n,
+                          const ns_conv_shape *s, real *ws);
 
 // ---- pool.c: 2x2 pooling, stride 2, channels last: x (n,h,w,c) -> y (n,h/2,w/2,c) -------
 // As PyTorch (floor): an odd last row/column is dropped. Max pooling records in `arg` the

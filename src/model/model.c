@@ -586,7 +586,7 @@ static size_t per_example(const ns_model *m, int with_r) {
     v += (size_t)m->maxd * (with_r ? 4 : 2);
     for (int l = 0; l < m->nlayers; l++)  // patches of the input, and of its tangent
         if (m->layers[l].kind == L_CONV)
-            v += ns_conv3x3_patch_size(&m->layers[l].conv) * (with_r && l ? 2 : 1);
+            v += ns_conv3x3_patch_size(&m->layers[l].conv, l > 0) * (with_r && l ? 2 : 1);
     return v;
 }
 
@@ -653,7 +653,7 @@ static int ensure_workspace(ns_model *m, long nb, int with_r) {
     for (int l = 0; l < m->nlayers; l++) {
         layer *L = &m->layers[l];
         if (L->kind != L_CONV) continue;
-        size_t sz = ns_conv3x3_patch_size(&L->conv) * (size_t)nb;
+        size_t sz = ns_conv3x3_patch_size(&L->conv, l > 0) * (size_t)nb;
         L->cols = p, p += sz;
         L->rcols = with_r && l ? p : NULL, p += with_r && l ? sz : 0;
     }
@@ -813,14 +813,14 @@ static void forward(ns_model *m, const real *x, long nb, const real *v, int prim
                                   nb * L->rows, L->in, L->out);
             break;
         case L_CONV:
-            ns_conv3x3_im2col(L->cols, in, nb, &L->conv);  // also for the tangent alone
+            ns_conv3x3_patches(L->cols, in, nb, &L->conv);  // also for the tangent alone
             if (primal)
-                ns_conv3x3_forward(L->y, L->cols, th + L->woff, th + L->boff, L->wmul, nb,
+                ns_conv3x3_forward(L->y, in, L->cols, th + L->woff, th + L->boff, L->wmul, nb,
                                    &L->conv, m->taps);
-            if (v && rin) ns_conv3x3_im2col(L->rcols, rin, nb, &L->conv);
+            if (v && rin) ns_conv3x3_patches(L->rcols, rin, nb, &L->conv);
             if (v)
-                ns_conv3x3_rforward(L->ry, L->cols, rin ? L->rcols : NULL, th + L->woff,
-                                    v + L->woff, v + L->boff, L->wmul, nb, &L->conv, m->taps);
+                ns_conv3x3_rforward(L->ry, in, rin, L->cols, L->rcols, th + L->woff, v + L->woff,
+                                    v + L->boff, L->wmul, nb, &L->conv, m->taps);
             break;
         case L_ACT:
             if (primal) ns_act_forward(L->act, L->y, in, len);
@@ -908,7 +908,7 @@ static void backward(ns_model *m, const real *x, long nb, real *grad) {
                               nb * L->rows, L->in, L->out);
             break;
         case L_CONV:
-            ns_conv3x3_backward(gx, grad + L->woff, grad + L->boff, cur, L->cols, th + L->woff,
+            ns_conv3x3_backward(gx, grad + L->woff, grad + L->boff, cur, in, L->cols, th + L->woff,
                                 L->wmul, nb, &L->conv, m->taps);
             break;
         case L_ACT:  // in place
@@ -966,7 +966,7 @@ static void rbackward(ns_model *m, const real *x, long nb, const real *v, real *
                                th + L->woff, v + L->woff, L->wmul, nb * L->rows, L->in, L->out);
             break;
         case L_CONV:
-            ns_conv3x3_rbackward(gx, rgx, hv + L->woff, hv + L->boff, cur, rcur, L->cols,
+            ns_conv3x3_rbackward(gx, rgx, hv + L->woff, hv + L->boff, cur, rcur, in, rin, L->cols,
                                  L->rcols, th + L->woff, v + L->woff, L->wmul, nb, &L->conv,
                                  m->taps);
             break;

@@ -60,12 +60,13 @@ void ns_pool_rforward(ns_pool_kind k, real *ry, const real *rx, const unsigned c
     FOR_EACH_WINDOW(n, h, w, c, ry[o] = rx[i + window_offset(arg[o], w, c)]);
 }
 
-// gx (n,h,w,c) is overwritten; inputs outside every window (odd edges) get 0.
+// gx (n,h,w,c) is overwritten; inputs outside every window (odd edges) get 0. Every window
+// writes all four of its inputs, so only those edges need clearing first.
 void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned char *arg,
                       long n, int h, int w, int c) {
-    memset(gx, 0, sizeof *gx * (size_t)n * h * w * c);
+    if (h % 2 || w % 2) memset(gx, 0, sizeof *gx * (size_t)n * h * w * c);
+    long d01 = window_offset(1, w, c), d10 = window_offset(2, w, c), d11 = window_offset(3, w, c);
     if (k == NS_POOL_AVG) {
-        long d01 = window_offset(1, w, c), d10 = window_offset(2, w, c), d11 = window_offset(3, w, c);
         FOR_EACH_WINDOW(n, h, w, c, {
             real q = (real)0.25 * gy[o];
             gx[i] = q;
@@ -75,7 +76,14 @@ void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned c
         });
         return;
     }
-    FOR_EACH_WINDOW(n, h, w, c, gx[i + window_offset(arg[o], w, c)] = gy[o]);
+    FOR_EACH_WINDOW(n, h, w, c, {
+        real g = gy[o];
+        unsigned char a = arg[o];
+        gx[i] = a == 0 ? g : 0;
+        gx[i + d01] = a == 1 ? g : 0;
+        gx[i + d10] = a == 2 ? g : 0;
+        gx[i + d11] = a == 3 ? g : 0;
+    });
 }
 
 void ns_pool_rbackward(ns_pool_kind k, real *gx, real *rgx, const real *gy, const real *rgy,
