@@ -263,6 +263,25 @@ static void numbers_print_shortest_round_trip_and_error_rates_are_exact(void **s
             assert_true(ns_error_rate((double)c / (double)n, n) == (double)(n - c) / (double)n);
 }
 
+static void seeds_parse_into_distinct_integers_and_name_the_option_on_errors(void **state) {
+    (void)state;
+    uint64_t *v;
+    int n;
+    assert_int_equal(ns_parse_seeds("3,0,18446744073709551615", "--seeds", &v, &n), 0);
+    assert_int_equal(n, 3);
+    assert_true(v[0] == 3 && v[1] == 0 && v[2] == UINT64_MAX);
+    free(v);
+    assert_int_equal(ns_parse_seeds("1,2,1", "--seeds", &v, &n), NS_EINVAL);
+    assert_string_equal(ns_errmsg(), "--seeds lists seed 1 twice");
+    assert_true(v == NULL && n == 0);
+    assert_int_equal(ns_parse_seeds("1,,2", "--seeds", &v, &n), NS_EINVAL);
+    assert_string_equal(ns_errmsg(), "--seeds expects a list like 0,1,2, got '1,,2'");
+    assert_int_equal(ns_parse_seeds("", "--seeds", &v, &n), NS_EINVAL);
+    assert_int_equal(ns_parse_seeds("-1", "--seeds", &v, &n), NS_EINVAL);
+    assert_non_null(strstr(ns_errmsg(), "--seeds expects a non-negative integer"));
+    assert_int_equal(ns_parse_seeds("18446744073709551616", "--seeds", &v, &n), NS_EINVAL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(numbers_print_shortest_round_trip_and_error_rates_are_exact),
@@ -271,6 +290,7 @@ int main(void) {
         cmocka_unit_test(rng_streams_differ_and_normals_have_unit_moments),
         cmocka_unit_test(parse_rejects_garbage_nan_infinite_and_out_of_range),
         cmocka_unit_test(grid_parses_lists_and_log_ranges_with_exact_ends),
+        cmocka_unit_test(seeds_parse_into_distinct_integers_and_name_the_option_on_errors),
         cmocka_unit_test(json_written_numbers_read_back_bit_exactly),
         cmocka_unit_test(json_reader_rejects_malformed_text_with_the_file_name),
         cmocka_unit_test(atomic_write_replaces_whole_file_and_leaves_no_temporary),

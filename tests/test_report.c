@@ -1008,9 +1008,26 @@ static void out_of_range_numbers_in_results_are_read_without_undefined_casts(voi
     ns_report_free(&r);
 }
 
+static void coords_are_two_different_1_based_coordinates(void **state) {
+    (void)state;
+    ns_report_opts o;
+    ns_report_opts_default(&o);
+    assert_int_equal(ns_report_coords_parse("1,3", &o), 0);
+    assert_int_equal(o.coord_i, 0);
+    assert_int_equal(o.coord_j, 2);
+    assert_int_equal(ns_report_coords_parse("2,2", &o), NS_EINVAL);
+    assert_string_equal(ns_errmsg(), "--coords needs two different coordinates, got '2,2'");
+    assert_int_equal(ns_report_coords_parse("4", &o), NS_EINVAL);
+    assert_string_equal(ns_errmsg(), "--coords expects two coordinates I,J (1-based), got '4'");
+    assert_int_equal(ns_report_coords_parse("0,1", &o), NS_EINVAL);
+    assert_int_equal(ns_report_coords_parse("1,x", &o), NS_EINVAL);
+    assert_true(o.coord_i == 0 && o.coord_j == 2);  // unchanged on error
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(findings_of_a_network_sweep_match_the_known_answers),
+        cmocka_unit_test(coords_are_two_different_1_based_coordinates),
         cmocka_unit_test(findings_of_a_dln_say_whether_the_best_eta_beats_both_minimizers),
         cmocka_unit_test(observed_eta_c_falls_back_to_the_smallest_eta_without_a_flow),
         cmocka_unit_test(spearman_gives_tied_values_their_mean_rank),
