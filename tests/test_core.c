@@ -1,4 +1,4 @@
-// Core: seeded random numbers, strict parsing, JSON, atomic files, the command line.
+// Core: seeded random numbers, strict parsing, JSON, atomic files.
 #include "testutil.h"
 #include "normsharp/measure.h"
 #include "normsharp/rng.h"
@@ -221,18 +221,6 @@ static void atomic_write_replaces_whole_file_and_leaves_no_temporary(void **stat
     assert_int_equal(ns_write_file_atomic("/nonexistent/dir/x", "a", 1), NS_EIO);
 }
 
-static void cli_version_help_and_unknown_command(void **state) {
-    (void)state;
-    char out[8192];
-    assert_int_equal(tu_run(out, sizeof out, "--version"), 0);
-    assert_non_null(strstr(out, "normsharp " NS_VERSION));
-    assert_int_equal(tu_run(out, sizeof out, "--help"), 0);
-    assert_non_null(strstr(out, "sweep"));
-    assert_int_equal(tu_run(out, sizeof out, "frobnicate"), 2);
-    assert_non_null(strstr(out, "unknown command 'frobnicate'"));
-    assert_int_equal(tu_run(out, sizeof out, ""), 2);
-}
-
 // Numbers are written in the shortest form that reads back as the same double, and
 // error rates are the double nearest (n - correct) / n, not 1 - accuracy.
 static void numbers_print_shortest_round_trip_and_error_rates_are_exact(void **state) {
@@ -296,7 +284,6 @@ int main(void) {
         cmocka_unit_test(atomic_write_replaces_whole_file_and_leaves_no_temporary),
         cmocka_unit_test(json_reader_rejects_control_bytes_and_bad_escapes_in_strings),
         cmocka_unit_test(atomic_write_syncs_the_folder_after_the_rename),
-        cmocka_unit_test(cli_version_help_and_unknown_command),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
