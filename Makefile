@@ -50,9 +50,11 @@ LIB_SRC := $(sort $(wildcard src/core/*.c src/data/*.c src/model/*.c src/curvatu
              src/train/*.c src/sweep/*.c src/report/*.c src/dln/*.c))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
+# The command line's tests: tests/cli/<command>.c beside src/cli/cmd_<command>.c.
+CLI_TEST_SRC := $(sort $(wildcard tests/cli/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
-TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%) $(CLI_TEST_SRC:tests/%.c=$(B)/tests/%)
 LIB := $(B)/libnormsharp.a
 # The shared library: soname libnormsharp.so.<major>, file libnormsharp.so.<version>.
 SO_MAJOR := $(firstword $(subst ., ,$(NS_VERSION)))
@@ -83,9 +85,9 @@ $(B)/src/model/%.o: CFLAGS += -O3
 $(B)/%.o: %.c | $(if $(filter 1,$(MPI)),mpi-deps)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
-$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB) $(BIN)
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h tests/cli/*.h) $(LIB) $(BIN)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I$(B)/tests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -I$(B)/tests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 # One header that includes every public header, so test_headers proves they compile together.
 PUB_HDR := $(sort $(wildcard include/normsharp/*.h))
 $(B)/tests/all_headers.h: $(PUB_HDR)

@@ -1,6 +1,6 @@
 // data_fixtures.h — small dataset files written by the data tests themselves: IDX (raw or
 // gzip, any header), CIFAR batches, and an MNIST-style directory. Used by test_data.c and
-// test_data_cli.c.
+// cli/data.c.
 #ifndef NORMSHARP_DATA_FIXTURES_H
 #define NORMSHARP_DATA_FIXTURES_H
 #include <stdio.h>

@@ -10,10 +10,11 @@ export NS_SRC="$PWD"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 pass=0; fail=0; skip=0; failed_suites=""
-for t in "$B"/tests/test_*; do
+for t in "$B"/tests/test_* "$B"/tests/cli/*; do
   [ -x "$t" ] || continue
   case "$t" in *.d|*.o) continue ;; esac
-  out="$NS_TEST_TMP/$(basename "$t").log"
+  name=${t#"$B"/tests/}  # test_core, or cli/sweep for the command line's tests
+  out="$NS_TEST_TMP/$(echo "$name" | tr / _).log"
   "$t" > "$out" 2>&1
   rc=$?
   cat "$out"
@@ -22,7 +23,7 @@ for t in "$B"/tests/test_*; do
   s=$(grep -o '\[  SKIPPED \] [0-9]* test' "$out" | tail -1 | tr -dc '0-9')
   pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0})); skip=$((skip + ${s:-0}))
   if [ $rc -ne 0 ] && [ -z "$f" ]; then fail=$((fail + 1)); fi
-  [ $rc -ne 0 ] && failed_suites="$failed_suites $(basename "$t")"
+  [ $rc -ne 0 ] && failed_suites="$failed_suites $name"
 done
 echo "$pass $fail $skip" > "$B/tests/result.txt"
 echo "$(basename "$B"): $pass passed, $fail failed, $skip skipped"

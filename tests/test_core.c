@@ -1,4 +1,4 @@
-// Core: seeded random numbers, strict parsing, JSON, atomic files, the command line.
+// Core: seeded random numbers, strict parsing, JSON, atomic files.
 #include "testutil.h"
 #include "normsharp/measure.h"
 #include "normsharp/rng.h"
@@ -221,18 +221,6 @@ static void atomic_write_replaces_whole_file_and_leaves_no_temporary(void **stat
     assert_int_equal(ns_write_file_atomic("/nonexistent/dir/x", "a", 1), NS_EIO);
 }
 
-static void cli_version_help_and_unknown_command(void **state) {
-    (void)state;
-    char out[8192];
-    assert_int_equal(tu_run(out, sizeof out, "--version"), 0);
-    assert_non_null(strstr(out, "normsharp " NS_VERSION));
-    assert_int_equal(tu_run(out, sizeof out, "--help"), 0);
-    assert_non_null(strstr(out, "sweep"));
-    assert_int_equal(tu_run(out, sizeof out, "frobnicate"), 2);
-    assert_non_null(strstr(out, "unknown command 'frobnicate'"));
-    assert_int_equal(tu_run(out, sizeof out, ""), 2);
-}
-
 // Numbers are written in the shortest form that reads back as the same double, and
 // error rates are the double nearest (n - correct) / n, not 1 - accuracy.
 static void numbers_print_shortest_round_trip_and_error_rates_are_exact(void **state) {
@@ -263,6 +251,25 @@ static void numbers_print_shortest_round_trip_and_error_rates_are_exact(void **s
             assert_true(ns_error_rate((double)c / (double)n, n) == (double)(n - c) / (double)n);
 }
 
+static void seeds_parse_into_distinct_integers_and_name_the_option_on_errors(void **state) {
+    (void)state;
+    uint64_t *v;
+    int n;
+    assert_int_equal(ns_parse_seeds("3,0,18446744073709551615", "--seeds", &v, &n), 0);
+    assert_int_equal(n, 3);
+    assert_true(v[0] == 3 && v[1] == 0 && v[2] == UINT64_MAX);
+    free(v);
+    assert_int_equal(ns_parse_seeds("1,2,1", "--seeds", &v, &n), NS_EINVAL);
+    assert_string_equal(ns_errmsg(), "--seeds lists seed 1 twice");
+    assert_true(v == NULL && n == 0);
+    assert_int_equal(ns_parse_seeds("1,,2", "--seeds", &v, &n), NS_EINVAL);
+    assert_string_equal(ns_errmsg(), "--seeds expects a list like 0,1,2, got '1,,2'");
+    assert_int_equal(ns_parse_seeds("", "--seeds", &v, &n), NS_EINVAL);
+    assert_int_equal(ns_parse_seeds("-1", "--seeds", &v, &n), NS_EINVAL);
+    assert_non_null(strstr(ns_errmsg(), "--seeds expects a non-negative integer"));
+    assert_int_equal(ns_parse_seeds("18446744073709551616", "--seeds", &v, &n), NS_EINVAL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(numbers_print_shortest_round_trip_and_error_rates_are_exact),
@@ -271,12 +278,12 @@ int main(void) {
         cmocka_unit_test(rng_streams_differ_and_normals_have_unit_moments),
         cmocka_unit_test(parse_rejects_garbage_nan_infinite_and_out_of_range),
         cmocka_unit_test(grid_parses_lists_and_log_ranges_with_exact_ends),
+        cmocka_unit_test(seeds_parse_into_distinct_integers_and_name_the_option_on_errors),
         cmocka_unit_test(json_written_numbers_read_back_bit_exactly),
         cmocka_unit_test(json_reader_rejects_malformed_text_with_the_file_name),
         cmocka_unit_test(atomic_write_replaces_whole_file_and_leaves_no_temporary),
         cmocka_unit_test(json_reader_rejects_control_bytes_and_bad_escapes_in_strings),
         cmocka_unit_test(atomic_write_syncs_the_folder_after_the_rename),
-        cmocka_unit_test(cli_version_help_and_unknown_command),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -664,6 +664,31 @@ static void synth_rejects_bad_sizes_and_noise(void **state) {
     ns_synth_free(&a);
 }
 
+// Three 2-feature rows (1,2), (3,2), (5,2): feature means 3 and 2, population stds
+// sqrt(8/3) and 0; labels 0,1,1 of 2 classes; an empty test subset has NaN moments.
+static void data_summary_counts_labels_and_averages_feature_moments_by_hand(void **state) {
+    (void)state;
+    real x[6] = {1, 2, 3, 2, 5, 2};
+    int y[3] = {0, 1, 1};
+    ns_dataset ds = {.c = 1, .h = 1, .w = 2, .d = 2, .k = 2, .n = 3, .n_test = 0, .x_train = x, .y_train = y};
+    ns_data_summary s;
+    assert_int_equal(ns_data_summarize(&ds, &s), 0);
+    assert_int_equal(s.counts[0], 1);
+    assert_int_equal(s.counts[1], 2);
+    assert_int_equal(s.test_counts[0] + s.test_counts[1], 0);
+    TU_ASSERT_REL(s.sub_mean, 2.5, 1e-15);
+    TU_ASSERT_REL(s.sub_std, sqrt(8.0 / 3) / 2, 1e-15);
+    assert_true(isnan(s.test_mean) && isnan(s.test_std));
+    ns_buf b = {0};
+    ns_data_opts o;
+    ns_data_opts_default(&o);
+    assert_int_equal(ns_data_summary_json(&ds, &o, &s, 0.5, &b), 0);
+    assert_non_null(strstr(b.data, "\"class_counts\": [1, 2]"));
+    assert_non_null(strstr(b.data, "\"test_subset\": {\n      \"mean_of_feature_means\": null"));
+    ns_buf_free(&b);
+    ns_data_summary_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(idx_reader_reads_raw_and_gzip_files_alike),
@@ -695,6 +720,7 @@ int main(void) {
         cmocka_unit_test(synth_is_deterministic_per_seed_with_support_of_size_s),
         cmocka_unit_test(synth_entries_look_standard_normal),
         cmocka_unit_test(synth_rejects_bad_sizes_and_noise),
+        cmocka_unit_test(data_summary_counts_labels_and_averages_feature_moments_by_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

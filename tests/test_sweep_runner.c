@@ -410,6 +410,25 @@ static void lr_grid_around_eta_c_spans_the_given_factors(void **state) {
     TU_ASSERT_REL(g[0], 0.1, 0);
 }
 
+static void lr_span_is_one_factor_or_lo_hi_both_above_1(void **state) {
+    (void)state;
+    double span[2] = {0, 0};
+    assert_int_equal(ns_lr_span_parse("8", span), 0);
+    assert_true(span[0] == 8 && span[1] == 8);
+    assert_int_equal(ns_lr_span_parse("2:3.5", span), 0);
+    assert_true(span[0] == 2 && span[1] == 3.5);
+    assert_int_equal(ns_lr_span_parse("0.5", span), NS_EINVAL);
+    assert_non_null(strstr(ns_errmsg(), "(--lr-span expects F or LO:HI, factors above 1)"));
+    assert_true(span[0] == 2 && span[1] == 3.5);  // unchanged on error
+    assert_int_equal(ns_lr_span_parse("2:", span), NS_EINVAL);
+    assert_int_equal(ns_lr_span_parse("2:x", span), NS_EINVAL);
+    char longer[100];
+    memset(longer, '1', 80);
+    snprintf(longer + 80, 20, ":2");
+    assert_int_equal(ns_lr_span_parse(longer, span), NS_EINVAL);
+    assert_non_null(strstr(ns_errmsg(), "--lr-span expects F or LO:HI (factors above 1), got"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(csv_is_identical_for_jobs_1_and_3),
@@ -424,6 +443,7 @@ int main(void) {
         cmocka_unit_test(zero_jobs_is_rejected),
         cmocka_unit_test(eos_transition_is_the_smallest_eta_below_s_gf_at_two_over_eta),
         cmocka_unit_test(lr_grid_around_eta_c_spans_the_given_factors),
+        cmocka_unit_test(lr_span_is_one_factor_or_lo_hi_both_above_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -403,9 +403,35 @@ static void weights_match_torch_sequential_state_dict_shapes(void **state) {
     ns_model_free(m);
 }
 
+// theta_0 drawn for the data's shape, or loaded from a weights folder and checked against
+// the data: a model with other outputs is refused, naming the folder.
+static void theta0_is_drawn_for_the_data_or_loaded_and_checked_against_it(void **state) {
+    (void)state;
+    ns_dataset ds = {.c = 1, .h = 2, .w = 2, .d = 4, .k = 3};
+    ns_model_config cfg = {.arch = "fc-tanh-5", .param = "standard", .init_scale = 1, .seed = 4, .c = 9, .k = 9};
+    ns_model *m;
+    assert_int_equal(ns_model_theta0(NULL, &cfg, &ds, &m), 0);
+    const ns_model_config *got = ns_model_cfg(m);
+    assert_true(got->c == 1 && got->h == 2 && got->w == 2 && got->k == 3 && got->seed == 4);
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/w", tu_tmpdir());
+    assert_int_equal(ns_weights_save(m, dir, NULL), 0);
+    ns_model *back;
+    assert_int_equal(ns_model_theta0(dir, NULL, &ds, &back), 0);
+    assert_int_equal(ns_model_nparams(back), ns_model_nparams(m));
+    assert_memory_equal(ns_model_theta(back), ns_model_theta(m), ns_model_nparams(m) * sizeof(real));
+    ns_model_free(back);
+    ds.k = 2;
+    assert_int_equal(ns_model_theta0(dir, NULL, &ds, &back), NS_EINVAL);
+    assert_null(back);
+    assert_non_null(strstr(ns_errmsg(), dir));
+    ns_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(npy_round_trip_preserves_values_for_1d_2d_and_4d),
+        cmocka_unit_test(theta0_is_drawn_for_the_data_or_loaded_and_checked_against_it),
         cmocka_unit_test(npy_header_is_numpy_format_1_0_aligned_to_64_bytes),
         cmocka_unit_test(npy_reads_both_f4_and_f8_and_converts),
         cmocka_unit_test(npy_rejects_corrupt_files_naming_the_file),

@@ -70,6 +70,10 @@ int ns_parse_u64(const char *s, const char *what, uint64_t *out);
 // A list "a,b,c" or a log-spaced range "A:B:K" (K points from A to B inclusive, A,B>0).
 // Values must be finite and > 0 when positive != 0. *out is ns_malloc'd.
 int ns_parse_grid(const char *s, int positive, const char *what, double **out, int *count);
+// A list "0,1,2" of distinct seeds (non-negative integers below 2^64) into *out (ns_malloc'd,
+// *count entries, in the order given). NS_EINVAL naming `what` for an empty or overlong
+// item, a value that is not such an integer, or a seed listed twice; NS_ENOMEM.
+int ns_parse_seeds(const char *s, const char *what, uint64_t **out, int *count);
 
 // ---- growing string buffer -----------------------------------------------------------
 typedef struct {

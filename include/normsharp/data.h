@@ -68,6 +68,25 @@ int ns_data_shape(const char *name, int *c, int *h, int *w, int *k);
 int ns_data_load(const ns_data_opts *o, ns_dataset *ds);
 void ns_data_free(ns_dataset *ds);
 
+// ---- what `normsharp data` prints (src/data/summary.c) -----------------------------------
+// The class balance of a loaded dataset's subsets and whether the standardization did its
+// job on them: the mean over features of the per-feature mean (~0 for the full training
+// split) and of the per-feature population std (~1), accumulated in double.
+typedef struct {
+    long *counts, *test_counts;  // ds->k each: examples of each label in the training / test subset
+    double sub_mean, sub_std;    // the moments of the training subset (NaN if it is empty)
+    double test_mean, test_std;  // the same for the test subset
+} ns_data_summary;
+// Fills s from ds. NS_ENOMEM (s then holds nothing to free). Free with ns_data_summary_free.
+int ns_data_summarize(const ns_dataset *ds, ns_data_summary *s);
+void ns_data_summary_free(ns_data_summary *s);
+// `normsharp data --json` into *out: the dataset's name, source, directory, sizes, shape and
+// classes, the options o (classes filter, loss), s, the full split's moments and the
+// loading time `seconds`, then a newline (docs/OUTPUTS.md). The caller frees *out
+// (ns_buf_free), also on error: NS_ENOMEM.
+int ns_data_summary_json(const ns_dataset *ds, const ns_data_opts *o, const ns_data_summary *s, double seconds,
+                         ns_buf *out);
+
 // ---- raw readers (exposed for tests) -----------------------------------------------
 // IDX (raw or gzip, detected by the gzip magic). Returns bytes (uint8 data only) and dims.
 typedef struct {

@@ -327,4 +327,10 @@ typedef struct {
 // NS_EINVAL if out_dir holds another problem's theory.json. A failed run makes the sweep
 // fail, but res is filled (ran = 1) for whatever finished.
 int ns_dln_sweep(const ns_dln_model *m, const ns_dln_task *task, const ns_dln_sweep_opts *o, ns_dln_sweep_result *res);
+// The sweep's result as JSON into *out (`dln sweep --json`, docs/OUTPUTS.md): "csv",
+// "theory", "runs" (the grid's size), "done", "skipped", "failed", "seconds", "best" ({"eta",
+// "gen_err", "index", "interior"}, or null when no run converged), "min_l1_gen_err",
+// "min_sharpness_gen_err", "below_both" (the best eta's gen error is below both), then a
+// newline. The caller frees *out (ns_buf_free), also on error: NS_ENOMEM.
+int ns_dln_sweep_result_json(const ns_dln_sweep_result *r, int runs, ns_buf *out);
 #endif

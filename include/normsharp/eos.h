@@ -29,4 +29,9 @@ double ns_eos_transition(const double *eta, const double *sharpness, int n, doub
 // order: from eta_c / span_lo to eta_c * span_hi (factors > 1). With span_lo == span_hi the
 // grid is symmetric in log eta, so an odd k hits eta_c itself; k == 1 gives eta_c.
 void ns_lr_grid_around(double *out, double eta_c, double span_lo, double span_hi, int k);
+
+// The span of that grid from the text of --lr-span: "F" (span_lo = span_hi = F) or "LO:HI",
+// each factor a number in (1, 1e6]. Returns 0, or NS_EINVAL (normsharp/common.h) with a
+// sentence naming --lr-span; span is written only on success.
+int ns_lr_span_parse(const char *s, double span[2]);
 #endif

@@ -137,6 +137,13 @@ void ns_measurement_free(ns_measurement *x);
 // l2_per_tensor) plus lambda_min, lambda_min_resid and lambda_min_converged. Not measured
 // -> null.
 void ns_measurement_json(ns_json *j, const char *key, const ns_measurement *x);
+// `normsharp sharpness --json` into *out (docs/OUTPUTS.md): the weights folder, the model
+// m (arch, nparams, precision), the data options, the eigensolver's options mo, x as
+// "final", and the timing: load_seconds (weights and data), x's own, and `seconds` (the
+// whole command); then a newline. The caller frees *out (ns_buf_free), also on error:
+// NS_ENOMEM.
+int ns_measurement_doc_json(const char *weights, const ns_model *m, const ns_data_opts *data, const ns_measure_opts *mo,
+                            const ns_measurement *x, double load_seconds, double seconds, ns_buf *out);
 // Human-readable report, one quantity per line.
 void ns_measurement_print(FILE *f, const ns_measurement *x);
 #endif

@@ -79,9 +79,18 @@ void ns_hvp_cache_default(size_t bytes);
 // Write the configuration keys (arch, param, init_scale, seed, input_shape, classes) into
 // an open JSON object; model.json and `normsharp init --json` share it.
 void ns_model_config_json(ns_json *j, const ns_model_config *cfg);
+// The tensors as a JSON array under `key`: {"name", "shape"} each, and with with_files != 0
+// "file" (<name>.npy, as in model.json); model.json and `normsharp init --json` share it.
+void ns_model_tensors_json(ns_json *j, const char *key, const ns_model *m, int with_files);
 // NS_EINVAL with one sentence unless the model's input shape and outputs match the dataset
 // (`dir` names the weights in the message).
 int ns_model_fits(const ns_model *m, const ns_dataset *ds, const char *dir);
+// theta_0 of a run on ds: loaded from the weights directory `weights` when it is not NULL
+// (its model.json fixes the model and cfg is not used), else drawn from cfg's arch, param,
+// init_scale and seed for ds's input shape and classes (cfg's c, h, w and k are ignored).
+// Either way checked against ds (ns_model_fits). *out is the caller's (ns_model_free), NULL
+// on error: the errors of ns_weights_load, ns_model_create and ns_model_fits.
+int ns_model_theta0(const char *weights, const ns_model_config *cfg, const ns_dataset *ds, ns_model **out);
 int ns_weights_save(const ns_model *m, const char *dir, const ns_data_opts *data);
 // Load: reads model.json, checks that every tensor's .npy exists with the right header
 // (before the model, whose theta_0 may be large, is built), builds the model, reads every

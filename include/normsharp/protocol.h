@@ -46,4 +46,10 @@ typedef struct {
 // for the runs that finished. Free res with ns_protocol_result_free in every case.
 int ns_protocol_run(const ns_protocol_opts *o, ns_protocol_result *res);
 void ns_protocol_result_free(ns_protocol_result *r);
+// The closing table as JSON into *out (`sweep --json`, docs/OUTPUTS.md): {"dir": root,
+// "seeds": [{"seed", "s_gf", "eta_c", "transition_eta", "runs": [{"eta", "status",
+// "sharpness", "two_over_eta", "l1", "test_err"}]}]} and a newline; NaN is null. seeds has
+// r->nseeds entries (the protocol's). The caller frees *out (ns_buf_free), also on error:
+// NS_ENOMEM.
+int ns_protocol_result_json(const ns_protocol_result *r, const uint64_t *seeds, const char *root, ns_buf *out);
 #endif

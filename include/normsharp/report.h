@@ -191,6 +191,9 @@ typedef struct {
     const char *gnuplot;   // program to run (default "gnuplot"); "": write scripts, start nothing
 } ns_report_opts;
 void ns_report_opts_default(ns_report_opts *o);
+// coord_i and coord_j from the text of --coords: "I,J", two different 1-based coordinates.
+// Returns 0, or NS_EINVAL with a sentence naming --coords (o unchanged).
+int ns_report_coords_parse(const char *s, ns_report_opts *o);
 
 typedef struct {
     char **png;  // paths of the PNGs drawn (the SVG next to each)
@@ -205,4 +208,13 @@ typedef struct {
 // still written and the call returns NS_EIO with a sentence saying so.
 int ns_report_write(const ns_report *r, const ns_report_opts *o, ns_report_out *out);
 void ns_report_out_free(ns_report_out *out);
+// "sweep", "train" or "dln": an experiment's kind as `report` prints it.
+const char *ns_exp_kind_name(ns_exp_kind k);
+// `normsharp report --json` into *out: the report's paths ("dir", "report", "index",
+// "figures_scripted", "figures"), "error" (the sentence of a failed ns_report_write, or
+// null), every experiment's title, kind, folder, run count and findings (ns_findings_json),
+// and the ngrp seed groups (ns_seed_group_json), then a newline. The caller frees *out
+// (ns_buf_free), also on error: NS_ENOMEM.
+int ns_report_json(const ns_report *r, const ns_seed_group *grp, int ngrp, const ns_report_out *o, const char *error,
+                   ns_buf *out);
 #endif

@@ -59,6 +59,11 @@ int ns_cli_seen(const ns_cli *c, const char *name);
 int ns_cli_report(int code);
 // The same for an error every MPI rank shares (a sweep's result): only rank 0 prints it.
 int ns_cli_report_once(int code);
+// The text the library built into b (rc its status) onto stdout when rc is 0, then b freed;
+// returns rc, or NS_ENOMEM (with its sentence) if b ran out of memory.
+int ns_cli_put(ns_buf *b, int rc);
+// --out DIR made (mkdir -p) and writable: 0, or 2 after a usage error naming --out.
+int ns_cli_out_dir(const char *out);
 // Print "normsharp: <formatted>" and return 2 (usage error).
 int ns_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // Configure OpenBLAS threads from --threads / environment (default: all cores).

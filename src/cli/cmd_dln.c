@@ -108,17 +108,11 @@ static int make_problem(const ns_cli *c, dln_args *a, ns_dln_model *m, ns_dln_ta
     return rc ? ns_cli_report(rc) : 0;
 }
 
-static int prepare_out(const char *out) {
-    if (ns_mkdirs(out)) return ns_cli_usage_error("cannot use --out: %s.", ns_errmsg());
-    if (access(out, W_OK | X_OK) != 0) return ns_cli_usage_error("cannot write into --out '%s': %s.", out, strerror(errno));
-    return 0;
-}
-
 // What every subcommand does once its options are parsed: make --out (if given), set the
 // BLAS threads, build the problem. Returns an exit status (0 = go on; then task is owned).
 static int open_problem(const ns_cli *c, dln_args *a, ns_dln_model *m, ns_dln_task *task) {
     int rc;
-    if (a->out && (rc = prepare_out(a->out))) return rc;
+    if (a->out && (rc = ns_cli_out_dir(a->out))) return rc;
     ns_cli_set_threads(a->threads);
     return make_problem(c, a, m, task);
 }
@@ -222,38 +216,6 @@ static int print_sweep(const ns_dln_sweep_result *vd) {
     return 0;
 }
 
-static int print_sweep_json(const ns_dln_sweep_result *vd, int runs) {
-    ns_buf b = {0};
-    ns_json j;
-    ns_json_begin(&j, &b);
-    ns_json_obj(&j, NULL);
-    ns_json_str(&j, "csv", vd->csv_path);
-    ns_json_str(&j, "theory", vd->theory_path);
-    ns_json_int(&j, "runs", runs);
-    ns_json_int(&j, "done", vd->done);
-    ns_json_int(&j, "skipped", vd->skipped);
-    ns_json_int(&j, "failed", vd->failed);
-    ns_json_num(&j, "seconds", vd->seconds);
-    if (vd->best >= 0) {
-        ns_json_obj(&j, "best");
-        ns_json_num(&j, "eta", vd->best_eta);
-        ns_json_num(&j, "gen_err", vd->best_gen);
-        ns_json_int(&j, "index", vd->best);
-        ns_json_bool(&j, "interior", vd->interior);
-        ns_json_end(&j);
-    } else {
-        ns_json_null(&j, "best");
-    }
-    ns_json_num(&j, "min_l1_gen_err", vd->gen_l1);
-    ns_json_num(&j, "min_sharpness_gen_err", vd->gen_sharp);
-    ns_json_bool(&j, "below_both", vd->best >= 0 && vd->best_gen < vd->gen_l1 && vd->best_gen < vd->gen_sharp);
-    ns_json_end(&j);
-    int rc = b.oom ? ns_fail(NS_ENOMEM, "out of memory while printing the sweep's summary") : 0;
-    if (!rc) printf("%s\n", b.data);
-    ns_buf_free(&b);
-    return rc;
-}
-
 // ---- the subcommands ---------------------------------------------------------------------------
 
 static int dln_train(const ns_cli *c, dln_args *a) {
@@ -321,7 +283,8 @@ static int dln_sweep(const ns_cli *c, dln_args *a) {
         snprintf(why, sizeof why, "%s", ns_errmsg());
         if (res.ran) {
             if (!a->json) print_problem(&m, &task);
-            int prc = a->json ? print_sweep_json(&res, o.n) : print_sweep(&res);
+            ns_buf b = {0};
+            int prc = a->json ? ns_cli_put(&b, ns_dln_sweep_result_json(&res, o.n, &b)) : print_sweep(&res);
             if (prc && !src) {
                 src = prc;
                 snprintf(why, sizeof why, "%s", ns_errmsg());

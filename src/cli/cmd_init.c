@@ -8,33 +8,21 @@
 #include "normsharp/measure.h"
 #include "normsharp/model.h"
 
-static void print_json(ns_model *m, const char *out) {
-    const ns_model_config *cfg = ns_model_cfg(m);
+static int print_json(ns_model *m, const char *out) {
     double l1, l2;
     ns_model_norms(m, &l1, &l2, NULL, NULL);
     ns_buf b = {0};
     ns_json j;
     ns_json_doc(&j, &b, "init");
     ns_json_str(&j, "out", out);
-    ns_model_config_json(&j, cfg);
+    ns_model_config_json(&j, ns_model_cfg(m));
     ns_json_int(&j, "nparams", (long long)ns_model_nparams(m));
     ns_json_num(&j, "l1", l1);
     ns_json_num(&j, "l2", l2);
-    ns_json_arr(&j, "tensors");
-    for (int t = 0; t < ns_model_ntensors(m); t++) {
-        const ns_tensor_info *ti = ns_model_tensor(m, t);
-        ns_json_obj(&j, NULL);
-        ns_json_str(&j, "name", ti->name);
-        ns_json_arr(&j, "shape");
-        for (int d = 0; d < ti->ndim; d++) ns_json_int(&j, NULL, ti->shape[d]);
-        ns_json_end(&j);
-        ns_json_end(&j);
-    }
-    ns_json_end(&j);
+    ns_model_tensors_json(&j, "tensors", m, 0);
     ns_json_end(&j);
     ns_buf_append(&b, "\n", 1);
-    if (!b.oom) fwrite(b.data, 1, b.len, stdout);
-    ns_buf_free(&b);
+    return ns_cli_put(&b, 0);
 }
 
 static void print_text(ns_model *m, const char *out) {
@@ -92,7 +80,7 @@ int cmd_init(int argc, char **argv) {
     int rc = ns_model_create(&cfg, &m);
     if (!rc) rc = ns_weights_save(m, out, &data);
     if (!rc) {
-        if (json) print_json(m, out);
+        if (json) rc = print_json(m, out);
         else print_text(m, out);
     }
     if (m) ns_model_free(m);

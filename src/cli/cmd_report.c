@@ -6,64 +6,7 @@
 #include "normsharp/report.h"
 #include "cli.h"
 
-static const char *kind_name(ns_exp_kind k) {
-    return k == NS_EXP_SWEEP ? "sweep" : k == NS_EXP_TRAIN ? "train" : "dln";
-}
-
-static int parse_coords(const char *s, ns_report_opts *o) {
-    const char *comma = strchr(s, ',');
-    char a[32];
-    if (!comma || (size_t)(comma - s) >= sizeof a)
-        return ns_cli_usage_error("--coords expects two coordinates I,J (1-based), got '%s'.", s);
-    snprintf(a, sizeof a, "%.*s", (int)(comma - s), s);
-    int i, j;
-    if (ns_parse_int(a, 1, 1000000000, "--coords", &i) || ns_parse_int(comma + 1, 1, 1000000000, "--coords", &j))
-        return ns_cli_usage_error("%s.", ns_errmsg());
-    if (i == j) return ns_cli_usage_error("--coords needs two different coordinates, got '%s'.", s);
-    o->coord_i = i - 1;
-    o->coord_j = j - 1;
-    return 0;
-}
-
-// Both printers return NS_ENOMEM (with its sentence) if they could not build their text.
-static int print_json(const ns_report *r, const ns_seed_group *grp, int ngrp, const ns_report_out *out,
-                       const char *error) {
-    ns_buf b = {0};
-    ns_json j;
-    ns_json_begin(&j, &b);
-    ns_json_obj(&j, NULL);
-    ns_json_str(&j, "dir", r->dir);
-    ns_json_str(&j, "report", out->md);
-    ns_json_str(&j, "index", out->html);
-    ns_json_int(&j, "figures_scripted", out->nfig);
-    ns_json_arr(&j, "figures");
-    for (int i = 0; i < out->npng; i++) ns_json_str(&j, NULL, out->png[i]);
-    ns_json_end(&j);
-    if (error) ns_json_str(&j, "error", error);
-    else ns_json_null(&j, "error");
-    ns_json_arr(&j, "experiments");
-    for (int k = 0; k < r->nexp; k++) {
-        ns_findings f;
-        ns_report_findings(r, k, &f);
-        ns_json_obj(&j, NULL);
-        ns_json_str(&j, "title", r->exp[k].title);
-        ns_json_str(&j, "kind", kind_name(r->exp[k].kind));
-        ns_json_str(&j, "dir", r->exp[k].dir);
-        ns_json_int(&j, "runs", r->exp[k].nrun);
-        ns_findings_json(&f, &j, "findings");
-        ns_json_end(&j);
-    }
-    ns_json_end(&j);
-    ns_json_arr(&j, "across_seeds");
-    for (int g = 0; g < ngrp; g++) ns_seed_group_json(r, &grp[g], &j, NULL);
-    ns_json_end(&j);
-    ns_json_end(&j);
-    int rc = b.oom ? NS_ENOMEM : 0;
-    if (!rc) printf("%s\n", b.data);
-    ns_buf_free(&b);
-    return rc;
-}
-
+// Returns NS_ENOMEM (with its sentence) if it could not build its text.
 static int print_text(const ns_report *r, const ns_seed_group *grp, int ngrp, const ns_report_out *out) {
     if (out->md[0])
         printf("report: %s (open %s to view the %d figure%s)\n", out->md, out->html, out->npng, out->npng == 1 ? "" : "s");
@@ -72,7 +15,7 @@ static int print_text(const ns_report *r, const ns_seed_group *grp, int ngrp, co
         ns_buf b = {0};
         ns_report_findings(r, k, &f);
         ns_findings_text(&f, &b);
-        printf("\n%s [%s]\n", r->exp[k].title, kind_name(r->exp[k].kind));
+        printf("\n%s [%s]\n", r->exp[k].title, ns_exp_kind_name(r->exp[k].kind));
         for (char *p = b.data; p && *p;) {
             char *nl = strchr(p, '\n');
             printf("  %.*s\n", nl ? (int)(nl - p) : (int)strlen(p), p);
@@ -112,10 +55,7 @@ int cmd_report(int argc, char **argv) {
     if (c.npos != 1) return ns_cli_usage_error("report needs one results directory: normsharp report DIR.");
     ns_report_opts o;
     ns_report_opts_default(&o);
-    if (coords) {
-        int rc = parse_coords(coords, &o);
-        if (rc) return rc;
-    }
+    if (coords && ns_report_coords_parse(coords, &o)) return ns_cli_usage_error("%s.", ns_errmsg());
     ns_report r;
     int rc = ns_report_load(c.pos[0], &r);
     if (rc) return ns_cli_report(rc);
@@ -128,7 +68,8 @@ int cmd_report(int argc, char **argv) {
     ns_report_out out;
     rc = ns_report_write(&r, &o, &out);
     char *error = rc ? ns_strdup(ns_errmsg()) : NULL;
-    int prc = json ? print_json(&r, grp, ngrp, &out, error) : print_text(&r, grp, ngrp, &out);
+    ns_buf b = {0};
+    int prc = json ? ns_cli_put(&b, ns_report_json(&r, grp, ngrp, &out, error, &b)) : print_text(&r, grp, ngrp, &out);
     fflush(stdout);
     if (!rc && prc) {
         rc = prc;

@@ -11,46 +11,9 @@
 typedef struct {
     const char *weights;
     const ns_data_opts *data;
-    const ns_measure_opts *mo;
     const ns_model *m;
     double load_seconds, seconds;
 } run_info;
-
-static void print_json(const run_info *r, const ns_measurement *x) {
-    const ns_model_config *cfg = ns_model_cfg(r->m);
-    ns_buf b = {0};
-    ns_json j;
-    ns_json_doc(&j, &b, "sharpness");
-    ns_json_str(&j, "weights", r->weights);
-    ns_json_str(&j, "arch", cfg->arch);
-    ns_json_int(&j, "nparams", (long long)ns_model_nparams(r->m));
-    ns_json_str(&j, "precision", NS_REAL_NAME);
-    ns_data_opts_json(&j, "data", r->data);
-    ns_json_obj(&j, "eig");
-    ns_json_str(&j, "method", ns_eig_method_name(r->mo->method));
-    ns_json_int(&j, "k", r->mo->eig.k);
-    ns_json_num(&j, "tol", r->mo->eig.tol);
-    ns_json_int(&j, "max_iter", r->mo->eig.max_iter);
-    ns_json_bool(&j, "lambda_min_full", r->mo->eig.lambda_min_full);
-    ns_json_u64(&j, "seed", r->mo->eig.seed);
-    ns_json_int(&j, "trace_probes", r->mo->trace_probes);
-    ns_json_end(&j);
-    ns_measurement_json(&j, "final", x);
-    ns_json_obj(&j, "timing");
-    ns_json_num(&j, "load_seconds", r->load_seconds);
-    ns_json_num(&j, "loss_seconds", x->seconds_loss);
-    ns_json_num(&j, "eig_seconds", x->seconds_eig);
-    ns_json_num(&j, "trace_seconds", x->seconds_trace);
-    if (x->views.have_adaptive) ns_json_num(&j, "adaptive_seconds", x->views.seconds_adaptive);
-    if (x->views.have_layers) ns_json_num(&j, "per_layer_seconds", x->views.seconds_layers);
-    if (x->views.have_density) ns_json_num(&j, "density_seconds", x->views.seconds_density);
-    ns_json_num(&j, "seconds", r->seconds);
-    ns_json_end(&j);
-    ns_json_end(&j);
-    ns_buf_append(&b, "\n", 1);
-    if (!b.oom) fwrite(b.data, 1, b.len, stdout);
-    ns_buf_free(&b);
-}
 
 static void print_text(const run_info *r, const ns_measurement *x) {
     const ns_model_config *cfg = ns_model_cfg(r->m);
@@ -133,7 +96,7 @@ int cmd_sharpness(int argc, char **argv) {
         loaded = rc == 0;
     }
     if (!rc) rc = ns_model_fits(m, &ds, weights);
-    run_info r = {.weights = weights, .data = &data, .mo = &mo, .m = m, .load_seconds = ns_now() - t0};
+    run_info r = {.weights = weights, .data = &data, .m = m, .load_seconds = ns_now() - t0};
     if (!rc) {
         ns_batch train = ns_batch_train(&ds, data.loss), test = ns_batch_test(&ds, data.loss);
         ns_measurement x;
@@ -143,13 +106,14 @@ int cmd_sharpness(int argc, char **argv) {
             (rc = ns_slq_density_write(density_out, &x.views.slq, x.views.density_sigma, NS_DENSITY_POINTS)))
             ns_measurement_free(&x);
         if (!rc) {
-            if (json) print_json(&r, &x);
+            ns_buf b = {0};
+            if (json) rc = ns_cli_put(&b, ns_measurement_doc_json(weights, m, &data, &mo, &x, r.load_seconds, r.seconds, &b));
             else print_text(&r, &x);
-            if (!isfinite(x.train_loss) && (mo.method != NS_EIG_NONE || mo.trace_probes > 0))
+            if (!rc && !isfinite(x.train_loss) && (mo.method != NS_EIG_NONE || mo.trace_probes > 0))
                 rc = ns_fail(NS_EIO, "the training loss at the weights in %s is %g, so the Hessian there is not defined "
                                      "and the sharpness, the eigenvalues and the trace were not computed; the weights "
                                      "(or the data) make the network's outputs overflow", weights, x.train_loss);
-            else if (x.have_eig && !x.eig.converged)
+            else if (!rc && x.have_eig && !x.eig.converged)
                 fprintf(stderr, "normsharp: warning: %s did not reach --eig-tol %g within %d Hessian-vector products; "
                                 "raise --eig-iters for a converged estimate.\n",
                         ns_eig_method_name(mo.method), mo.eig.tol, mo.eig.max_iter);

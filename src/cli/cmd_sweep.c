@@ -10,93 +10,17 @@
 #include "normsharp/sweep.h"
 #include "train_cli.h"
 
-// ---- the grid ---------------------------------------------------------------------------------
-
-static int parse_seeds(const char *s, uint64_t **out, int *n) {
-    int cnt = 1;
-    for (const char *q = s; *q; q++) cnt += *q == ',';
-    uint64_t *v = ns_calloc((size_t)cnt, sizeof *v);
-    if (!v) return NS_ENOMEM;
-    const char *q = s;
-    for (int i = 0; i < cnt; i++) {
-        const char *e = strchr(q, ',');
-        char tok[32];
-        size_t len = e ? (size_t)(e - q) : strlen(q);
-        if (len == 0 || len >= sizeof tok) {
-            free(v);
-            return ns_fail(NS_EINVAL, "--seeds expects a list like 0,1,2, got '%s'", s);
-        }
-        memcpy(tok, q, len);
-        tok[len] = 0;
-        if (ns_parse_u64(tok, "--seeds", &v[i])) {
-            free(v);
-            return NS_EINVAL;
-        }
-        for (int j = 0; j < i; j++)
-            if (v[j] == v[i]) {
-                free(v);
-                return ns_fail(NS_EINVAL, "--seeds lists seed %s twice", tok);
-            }
-        q = e ? e + 1 : q + len;
-    }
-    *out = v;
-    *n = cnt;
-    return 0;
-}
-
-// --lr-span F (eta_c/F .. F eta_c) or LO:HI (eta_c/LO .. HI eta_c), every factor > 1.
-static int parse_span(const char *s, double span[2]) {
-    const char *colon = strchr(s, ':');
-    char a[64];
-    if (colon && (size_t)(colon - s) >= sizeof a)
-        return ns_cli_usage_error("--lr-span expects F or LO:HI (factors above 1), got '%s'.", s);
-    snprintf(a, sizeof a, "%.*s", colon ? (int)(colon - s) : (int)strlen(s), s);
-    if (ns_parse_double(a, 1.000001, 1e6, "--lr-span", &span[0]) ||
-        ns_parse_double(colon ? colon + 1 : a, 1.000001, 1e6, "--lr-span", &span[1]))
-        return ns_cli_usage_error("%s (--lr-span expects F or LO:HI, factors above 1).", ns_errmsg());
-    return 0;
-}
-
 // ---- the closing table --------------------------------------------------------------------------
 
-// The closing table (or with json its JSON) on stdout; NS_ENOMEM if the JSON ran out of memory.
-static int report(const ns_protocol_result *r, const uint64_t *seeds, const char *root, int json) {
-    int per = r->per, rc = 0;
-    ns_buf b = {0};
-    ns_json j;
-    if (json) {
-        ns_json_begin(&j, &b);
-        ns_json_obj(&j, NULL);
-        ns_json_str(&j, "dir", root);
-        ns_json_arr(&j, "seeds");
-    }
+// The closing table on stdout: per seed, every GD run with its sharpness against 2/eta,
+// then s_GF, the predicted eta_c and the observed transition (ns_eos_transition).
+static void print_table(const ns_protocol_result *r, const uint64_t *seeds, const char *root) {
     for (int k = 0; k < r->nseeds; k++) {
-        const ns_protocol_view *v = r->views + (size_t)k * per;
+        const ns_protocol_view *v = r->views + (size_t)k * r->per;
         double tr = r->transition[k];
-        if (json) {
-            ns_json_obj(&j, NULL);
-            ns_json_u64(&j, "seed", seeds[k]);
-            ns_json_num(&j, "s_gf", r->s_gf[k]);
-            ns_json_num(&j, "eta_c", r->eta_c[k]);
-            ns_json_num(&j, "transition_eta", tr);
-            ns_json_arr(&j, "runs");
-            for (int q = 0; q < per; q++) {
-                ns_json_obj(&j, NULL);
-                ns_json_num(&j, "eta", v[q].eta);
-                ns_json_str(&j, "status", v[q].status);
-                ns_json_num(&j, "sharpness", v[q].sharpness);
-                ns_json_num(&j, "two_over_eta", 2 / v[q].eta);
-                ns_json_num(&j, "l1", v[q].l1);
-                ns_json_num(&j, "test_err", v[q].test_err);
-                ns_json_end(&j);
-            }
-            ns_json_end(&j);
-            ns_json_end(&j);
-            continue;
-        }
         printf("seed %llu\n", (unsigned long long)seeds[k]);
         printf("  %-12s %-10s %12s %12s %12s %9s\n", "eta", "status", "sharpness", "2/eta", "l1", "test_err");
-        for (int q = 0; q < per; q++)
+        for (int q = 0; q < r->per; q++)
             printf("  %-12.6g %-10s %12.5g %12.5g %12.6g %9.4f\n", v[q].eta, v[q].status, v[q].sharpness,
                    2 / v[q].eta, v[q].l1, v[q].test_err);
         if (isnan(r->s_gf[k])) {
@@ -109,17 +33,7 @@ static int report(const ns_protocol_result *r, const uint64_t *seeds, const char
                 printf("  observed transition: eta = %.6g (smallest eta whose final sharpness is >10%% below s_GF and within 10%% of 2/eta)\n", tr);
         }
     }
-    if (json) {
-        ns_json_end(&j);
-        ns_json_end(&j);
-        ns_buf_append(&b, "\n", 1);
-        if (b.oom) rc = ns_fail(NS_ENOMEM, "out of memory while printing the sweep's table");
-        else fputs(b.data, stdout);
-    } else {
-        printf("results in %s/sweep.csv\n", root);
-    }
-    ns_buf_free(&b);
-    return rc;
+    printf("results in %s/sweep.csv\n", root);
 }
 
 // ---- the command --------------------------------------------------------------------------------
@@ -185,9 +99,9 @@ static int parse_args(int argc, char **argv, sweep_args *a) {
     if (a->gd.nesterov && !(a->gd.momentum > 0)) return ns_cli_usage_error("--nesterov needs --momentum > 0.");
     if ((rc = train_cli_check_views(&c))) return rc;
     a->fl.weight_decay = a->gd.weight_decay;
-    if ((rc = parse_span(a->span_s, a->span))) return rc;
-    if (a->lr && ns_parse_grid(a->lr, 1, "--lr", &a->grid, &a->ngrid)) return ns_cli_usage_error("%s.", ns_errmsg());
-    if (parse_seeds(a->seeds_s, &a->seeds, &a->nseeds)) return ns_cli_usage_error("%s.", ns_errmsg());
+    if (ns_lr_span_parse(a->span_s, a->span) || (a->lr && ns_parse_grid(a->lr, 1, "--lr", &a->grid, &a->ngrid)) ||
+        ns_parse_seeds(a->seeds_s, "--seeds", &a->seeds, &a->nseeds))
+        return ns_cli_usage_error("%s.", ns_errmsg());
     if ((rc = train_cli_check(&a->t, &c))) return rc;
     if (a->t.weights) a->seeds[0] = a->t.seed;  // the one theta_0, under its own seed (--seeds is refused)
     a->fl.loss_goal = a->gd.loss_goal;
@@ -244,7 +158,10 @@ int cmd_sweep(int argc, char **argv) {
         o.root = root;
         ns_protocol_result res;
         status = ns_cli_report_once(ns_protocol_run(&o, &res));
-        if (res.filled && (rc = report(&res, a.seeds, root, a.t.json)) && !status) status = ns_cli_report(rc);
+        ns_buf b = {0};
+        if (res.filled && !a.t.json) print_table(&res, a.seeds, root);
+        else if (res.filled && (rc = ns_cli_put(&b, ns_protocol_result_json(&res, a.seeds, root, &b))) && !status)
+            status = ns_cli_report(rc);
         ns_protocol_result_free(&res);
     }
     for (int k = 0; k < a.nseeds && o.models; k++) ns_model_free(o.models[k]);

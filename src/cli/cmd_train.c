@@ -125,17 +125,13 @@ static int from_weights(train_cli *t, const ns_cli *c) {
 }
 
 int train_cli_check(train_cli *t, const ns_cli *c) {
-    if (t->weights) {
-        int rc = from_weights(t, c);
-        if (rc) return rc;
-    }
+    int rc = t->weights ? from_weights(t, c) : 0;
+    if (rc) return rc;
     if (ns_arch_check(t->arch)) return ns_cli_usage_error("%s", ns_errmsg());
     if (strcmp(t->param, "standard") && strcmp(t->param, "ntk") && strcmp(t->param, "mup"))
         return ns_cli_usage_error("--param must be standard, ntk or mup, got '%s'.", t->param);
     if (!t->out) return ns_cli_usage_error("--out DIR is required (where the results go).");
-    if (ns_mkdirs(t->out)) return ns_cli_usage_error("cannot use --out: %s.", ns_errmsg());
-    if (access(t->out, W_OK | X_OK) != 0)
-        return ns_cli_usage_error("cannot write into --out '%s': %s.", t->out, strerror(errno));
+    if ((rc = ns_cli_out_dir(t->out))) return rc;
     ns_cli_set_threads(t->threads);
     ns_cli_set_hvp_cache(t->hvp_cache_mb);
     return 0;
@@ -178,22 +174,10 @@ void train_cli_run_opts(const train_cli *t, uint64_t seed, uint64_t *run_seed, i
 }
 
 int train_cli_model(const train_cli *t, const ns_dataset *ds, uint64_t seed, ns_model **out) {
-    *out = NULL;
-    int rc;
-    if (t->weights) {
-        rc = ns_weights_load(t->weights, out, NULL);
-    } else {
-        ns_model_config cfg = {.init_scale = t->init_scale, .seed = seed, .c = ds->c, .h = ds->h, .w = ds->w, .k = ds->k};
-        snprintf(cfg.arch, sizeof cfg.arch, "%s", t->arch);
-        snprintf(cfg.param, sizeof cfg.param, "%s", t->param);
-        rc = ns_model_create(&cfg, out);
-    }
-    if (rc) return rc;
-    if ((rc = ns_model_fits(*out, ds, t->weights ? t->weights : "(model)"))) {
-        ns_model_free(*out);
-        *out = NULL;
-    }
-    return rc;
+    ns_model_config cfg = {.init_scale = t->init_scale, .seed = seed};
+    snprintf(cfg.arch, sizeof cfg.arch, "%s", t->arch);
+    snprintf(cfg.param, sizeof cfg.param, "%s", t->param);
+    return ns_model_theta0(t->weights, &cfg, ds, out);
 }
 
 // ---- normsharp train ----------------------------------------------------------------------

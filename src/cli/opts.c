@@ -1,10 +1,12 @@
 // The option parser shared by every command: --name VALUE or --name=VALUE, strict numbers,
 // one sentence and exit status 2 for anything it does not understand.
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cblas.h>
 #include "cli.h"
 #include "normsharp/model.h"
@@ -247,6 +249,19 @@ int ns_cli_report(int code) {
     size_t n = strlen(m);
     fprintf(stderr, "normsharp: %s%s\n", m, n && m[n - 1] == '.' ? "" : ".");
     return code == NS_EINVAL ? 2 : 1;
+}
+
+int ns_cli_out_dir(const char *out) {
+    if (ns_mkdirs(out)) return ns_cli_usage_error("cannot use --out: %s.", ns_errmsg());
+    if (access(out, W_OK | X_OK) != 0) return ns_cli_usage_error("cannot write into --out '%s': %s.", out, strerror(errno));
+    return 0;
+}
+
+int ns_cli_put(ns_buf *b, int rc) {
+    if (!rc && b->oom) rc = ns_fail(NS_ENOMEM, "out of memory while printing the result");
+    if (!rc) fwrite(b->data, 1, b->len, stdout);
+    ns_buf_free(b);
+    return rc;
 }
 
 int ns_cli_report_once(int code) {

@@ -121,3 +121,34 @@ int ns_parse_grid(const char *s, int positive, const char *what, double **out, i
     *count = n;
     return 0;
 }
+
+int ns_parse_seeds(const char *s, const char *what, uint64_t **out, int *count) {
+    *out = NULL;
+    *count = 0;
+    int n = 1;
+    for (const char *q = s; *q; q++) n += *q == ',';
+    uint64_t *v = ns_calloc((size_t)n, sizeof *v);
+    if (!v) return NS_ENOMEM;
+    const char *q = s;
+    for (int i = 0; i < n; i++) {
+        const char *e = strchr(q, ',');
+        char tok[32];
+        size_t len = e ? (size_t)(e - q) : strlen(q);
+        int rc = len == 0 || len >= sizeof tok ? ns_fail(NS_EINVAL, "%s expects a list like 0,1,2, got '%s'", what, s) : 0;
+        if (!rc) {
+            memcpy(tok, q, len);
+            tok[len] = 0;
+            rc = ns_parse_u64(tok, what, &v[i]);
+        }
+        for (int j = 0; j < i && !rc; j++)
+            if (v[j] == v[i]) rc = ns_fail(NS_EINVAL, "%s lists seed %s twice", what, tok);
+        if (rc) {
+            free(v);
+            return rc;
+        }
+        q = e ? e + 1 : q + len;
+    }
+    *out = v;
+    *count = n;
+    return 0;
+}

@@ -184,12 +184,16 @@ static int krylov_reserve(krylov *K) {
 
 static double *gij(const krylov *K, int i, int j) { return K->g + i + (size_t)j * K->limit; }
 
-// One classical Gram-Schmidt pass over the m stored rows: h = Q w, w -= Q^T h; adds h to
-// acc (may be NULL) and returns ||w||.
+void ns_curv_cgs_pass(const double *q, int m, int n, double *w, double *h) {
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, m, n, 1.0, q, n, w, 1, 0.0, h, 1);
+    cblas_dgemv(CblasRowMajor, CblasTrans, m, n, -1.0, q, n, h, 1, 1.0, w, 1);
+}
+
+// One classical Gram-Schmidt pass over the m stored rows (ns_curv_cgs_pass); adds the
+// coefficients to acc (may be NULL) and returns ||w||.
 static double cgs_pass(krylov *K, double *w, double *acc) {
     int n = (int)K->n;
-    cblas_dgemv(CblasRowMajor, CblasNoTrans, K->m, n, 1.0, K->q, n, w, 1, 0.0, K->h, 1);
-    cblas_dgemv(CblasRowMajor, CblasTrans, K->m, n, -1.0, K->q, n, K->h, 1, 1.0, w, 1);
+    ns_curv_cgs_pass(K->q, K->m, n, w, K->h);
     if (acc) cblas_daxpy(K->m, 1.0, K->h, 1, acc, 1);
     return cblas_dnrm2(n, w, 1);
 }

@@ -284,3 +284,37 @@ void ns_measurement_print(FILE *f, const ns_measurement *x) {
                 x->trace_probes, x->seconds_trace);
     views_print(f, x);
 }
+
+int ns_measurement_doc_json(const char *weights, const ns_model *m, const ns_data_opts *data, const ns_measure_opts *mo,
+                            const ns_measurement *x, double load_seconds, double seconds, ns_buf *out) {
+    ns_json j;
+    ns_json_doc(&j, out, "sharpness");
+    ns_json_str(&j, "weights", weights);
+    ns_json_str(&j, "arch", ns_model_cfg(m)->arch);
+    ns_json_int(&j, "nparams", (long long)ns_model_nparams(m));
+    ns_json_str(&j, "precision", NS_REAL_NAME);
+    ns_data_opts_json(&j, "data", data);
+    ns_json_obj(&j, "eig");
+    ns_json_str(&j, "method", ns_eig_method_name(mo->method));
+    ns_json_int(&j, "k", mo->eig.k);
+    ns_json_num(&j, "tol", mo->eig.tol);
+    ns_json_int(&j, "max_iter", mo->eig.max_iter);
+    ns_json_bool(&j, "lambda_min_full", mo->eig.lambda_min_full);
+    ns_json_u64(&j, "seed", mo->eig.seed);
+    ns_json_int(&j, "trace_probes", mo->trace_probes);
+    ns_json_end(&j);
+    ns_measurement_json(&j, "final", x);
+    ns_json_obj(&j, "timing");
+    ns_json_num(&j, "load_seconds", load_seconds);
+    ns_json_num(&j, "loss_seconds", x->seconds_loss);
+    ns_json_num(&j, "eig_seconds", x->seconds_eig);
+    ns_json_num(&j, "trace_seconds", x->seconds_trace);
+    if (x->views.have_adaptive) ns_json_num(&j, "adaptive_seconds", x->views.seconds_adaptive);
+    if (x->views.have_layers) ns_json_num(&j, "per_layer_seconds", x->views.seconds_layers);
+    if (x->views.have_density) ns_json_num(&j, "density_seconds", x->views.seconds_density);
+    ns_json_num(&j, "seconds", seconds);
+    ns_json_end(&j);
+    ns_json_end(&j);
+    ns_buf_append(out, "\n", 1);
+    return out->oom ? ns_fail(NS_ENOMEM, "out of memory while printing the measurement") : 0;
+}

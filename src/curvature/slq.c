@@ -18,14 +18,6 @@
 
 void ns_slq_opts_default(ns_slq_opts *o) { *o = (ns_slq_opts){.probes = 5, .steps = 80, .seed = 0}; }
 
-// Full reorthogonalization (classical Gram-Schmidt twice) of w against the j rows of q.
-static void reorthogonalize(const double *q, int j, int n, double *w, double *h) {
-    for (int pass = 0; pass < 2; pass++) {
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, j, n, 1.0, q, n, w, 1, 0.0, h, 1);
-        cblas_dgemv(CblasRowMajor, CblasTrans, j, n, -1.0, q, n, h, 1, 1.0, w, 1);
-    }
-}
-
 int ns_lanczos_tridiag(ns_matvec_fn f, void *ctx, size_t n, const double *v0, int m, double *alpha,
                        double *beta, int *steps, int *hvps) {
     *steps = 0;
@@ -47,7 +39,8 @@ int ns_lanczos_tridiag(ns_matvec_fn f, void *ctx, size_t n, const double *v0, in
         double *qj = q + (size_t)j * n;
         if ((rc = ns_curv_apply(f, ctx, qj, w, n, "Lanczos tridiagonalization", hvps))) break;
         alpha[j] = cblas_ddot(ni, qj, 1, w, 1);
-        reorthogonalize(q, j + 1, ni, w, h);
+        for (int pass = 0; pass < 2; pass++)  // full reorthogonalization: Gram-Schmidt twice
+            ns_curv_cgs_pass(q, j + 1, ni, w, h);
         *steps = j + 1;
         if (j == m - 1) break;
         double b = cblas_dnrm2(ni, w, 1);

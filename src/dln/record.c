@@ -540,3 +540,32 @@ int ns_dln_sweep(const ns_dln_model *m, const ns_dln_task *task, const ns_dln_sw
     free(hyp);
     return rc;
 }
+
+int ns_dln_sweep_result_json(const ns_dln_sweep_result *r, int runs, ns_buf *out) {
+    ns_json j;
+    ns_json_begin(&j, out);
+    ns_json_obj(&j, NULL);
+    ns_json_str(&j, "csv", r->csv_path);
+    ns_json_str(&j, "theory", r->theory_path);
+    ns_json_int(&j, "runs", runs);
+    ns_json_int(&j, "done", r->done);
+    ns_json_int(&j, "skipped", r->skipped);
+    ns_json_int(&j, "failed", r->failed);
+    ns_json_num(&j, "seconds", r->seconds);
+    if (r->best >= 0) {
+        ns_json_obj(&j, "best");
+        ns_json_num(&j, "eta", r->best_eta);
+        ns_json_num(&j, "gen_err", r->best_gen);
+        ns_json_int(&j, "index", r->best);
+        ns_json_bool(&j, "interior", r->interior);
+        ns_json_end(&j);
+    } else {
+        ns_json_null(&j, "best");
+    }
+    ns_json_num(&j, "min_l1_gen_err", r->gen_l1);
+    ns_json_num(&j, "min_sharpness_gen_err", r->gen_sharp);
+    ns_json_bool(&j, "below_both", r->best >= 0 && r->best_gen < r->gen_l1 && r->best_gen < r->gen_sharp);
+    ns_json_end(&j);
+    ns_buf_append(out, "\n", 1);
+    return out->oom ? ns_fail(NS_ENOMEM, "out of memory while printing the sweep's summary") : 0;
+}

@@ -29,6 +29,23 @@ void ns_model_config_json(ns_json *j, const ns_model_config *cfg) {
     ns_json_int(j, "classes", cfg->k);
 }
 
+void ns_model_tensors_json(ns_json *j, const char *key, const ns_model *m, int with_files) {
+    ns_json_arr(j, key);
+    for (int t = 0; t < ns_model_ntensors(m); t++) {
+        const ns_tensor_info *ti = ns_model_tensor(m, t);
+        char file[64];
+        snprintf(file, sizeof file, "%s.npy", ti->name);
+        ns_json_obj(j, NULL);
+        ns_json_str(j, "name", ti->name);
+        ns_json_arr(j, "shape");
+        for (int d = 0; d < ti->ndim; d++) ns_json_int(j, NULL, ti->shape[d]);
+        ns_json_end(j);
+        if (with_files) ns_json_str(j, "file", file);
+        ns_json_end(j);
+    }
+    ns_json_end(j);
+}
+
 static void model_json(ns_buf *b, const ns_model *m, const ns_data_opts *data) {
     const ns_model_config *cfg = ns_model_cfg(m);
     ns_json j;
@@ -36,20 +53,7 @@ static void model_json(ns_buf *b, const ns_model *m, const ns_data_opts *data) {
     ns_model_config_json(&j, cfg);
     ns_json_str(&j, "precision", NS_REAL_NAME);
     ns_json_int(&j, "nparams", (long long)ns_model_nparams(m));
-    ns_json_arr(&j, "tensors");
-    for (int t = 0; t < ns_model_ntensors(m); t++) {
-        const ns_tensor_info *ti = ns_model_tensor(m, t);
-        char file[64];
-        snprintf(file, sizeof file, "%s.npy", ti->name);
-        ns_json_obj(&j, NULL);
-        ns_json_str(&j, "name", ti->name);
-        ns_json_arr(&j, "shape");
-        for (int d = 0; d < ti->ndim; d++) ns_json_int(&j, NULL, ti->shape[d]);
-        ns_json_end(&j);
-        ns_json_str(&j, "file", file);
-        ns_json_end(&j);
-    }
-    ns_json_end(&j);
+    ns_model_tensors_json(&j, "tensors", m, 1);
     ns_data_opts_json(&j, "data", data);
     ns_json_end(&j);
     ns_buf_append(b, "\n", 1);
@@ -301,4 +305,22 @@ int ns_model_fits(const ns_model *m, const ns_dataset *ds, const char *dir) {
                                   "pass --classes %d (or the dataset the model was made for)", dir, cfg->k, ds->k,
                        cfg->k);
     return NS_OK;
+}
+
+int ns_model_theta0(const char *weights, const ns_model_config *cfg, const ns_dataset *ds, ns_model **out) {
+    *out = NULL;
+    int rc;
+    if (weights) {
+        rc = ns_weights_load(weights, out, NULL);
+    } else {
+        ns_model_config c = *cfg;
+        c.c = ds->c, c.h = ds->h, c.w = ds->w, c.k = ds->k;
+        rc = ns_model_create(&c, out);
+    }
+    if (rc) return rc;
+    if ((rc = ns_model_fits(*out, ds, weights ? weights : "(model)"))) {
+        ns_model_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }

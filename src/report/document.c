@@ -316,6 +316,21 @@ void ns_report_opts_default(ns_report_opts *o) {
     o->gnuplot = NULL;
 }
 
+int ns_report_coords_parse(const char *s, ns_report_opts *o) {
+    const char *comma = strchr(s, ',');
+    char a[32];
+    if (!comma || (size_t)(comma - s) >= sizeof a)
+        return ns_fail(NS_EINVAL, "--coords expects two coordinates I,J (1-based), got '%s'", s);
+    snprintf(a, sizeof a, "%.*s", (int)(comma - s), s);
+    int i, j, rc;
+    if ((rc = ns_parse_int(a, 1, 1000000000, "--coords", &i)) || (rc = ns_parse_int(comma + 1, 1, 1000000000, "--coords", &j)))
+        return rc;
+    if (i == j) return ns_fail(NS_EINVAL, "--coords needs two different coordinates, got '%s'", s);
+    o->coord_i = i - 1;
+    o->coord_j = j - 1;
+    return 0;
+}
+
 int ns_report_write(const ns_report *r, const ns_report_opts *o, ns_report_out *out) {
     memset(out, 0, sizeof *out);
     rp_ctx c = {.r = r, .o = o};
@@ -369,4 +384,43 @@ void ns_report_out_free(ns_report_out *out) {
     for (int i = 0; i < out->npng; i++) free(out->png[i]);
     free(out->png);
     memset(out, 0, sizeof *out);
+}
+
+const char *ns_exp_kind_name(ns_exp_kind k) {
+    return k == NS_EXP_SWEEP ? "sweep" : k == NS_EXP_TRAIN ? "train" : "dln";
+}
+
+int ns_report_json(const ns_report *r, const ns_seed_group *grp, int ngrp, const ns_report_out *o, const char *error,
+                   ns_buf *out) {
+    ns_json j;
+    ns_json_begin(&j, out);
+    ns_json_obj(&j, NULL);
+    ns_json_str(&j, "dir", r->dir);
+    ns_json_str(&j, "report", o->md);
+    ns_json_str(&j, "index", o->html);
+    ns_json_int(&j, "figures_scripted", o->nfig);
+    ns_json_arr(&j, "figures");
+    for (int i = 0; i < o->npng; i++) ns_json_str(&j, NULL, o->png[i]);
+    ns_json_end(&j);
+    if (error) ns_json_str(&j, "error", error);
+    else ns_json_null(&j, "error");
+    ns_json_arr(&j, "experiments");
+    for (int k = 0; k < r->nexp; k++) {
+        ns_findings f;
+        ns_report_findings(r, k, &f);
+        ns_json_obj(&j, NULL);
+        ns_json_str(&j, "title", r->exp[k].title);
+        ns_json_str(&j, "kind", ns_exp_kind_name(r->exp[k].kind));
+        ns_json_str(&j, "dir", r->exp[k].dir);
+        ns_json_int(&j, "runs", r->exp[k].nrun);
+        ns_findings_json(&f, &j, "findings");
+        ns_json_end(&j);
+    }
+    ns_json_end(&j);
+    ns_json_arr(&j, "across_seeds");
+    for (int g = 0; g < ngrp; g++) ns_seed_group_json(r, &grp[g], &j, NULL);
+    ns_json_end(&j);
+    ns_json_end(&j);
+    ns_buf_append(out, "\n", 1);
+    return out->oom ? ns_fail(NS_ENOMEM, "out of memory while printing the report's findings") : 0;
 }

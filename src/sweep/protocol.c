@@ -408,3 +408,36 @@ void ns_protocol_result_free(ns_protocol_result *r) {
     free(r->views);
     memset(r, 0, sizeof *r);
 }
+
+int ns_protocol_result_json(const ns_protocol_result *r, const uint64_t *seeds, const char *root, ns_buf *out) {
+    ns_json j;
+    ns_json_begin(&j, out);
+    ns_json_obj(&j, NULL);
+    ns_json_str(&j, "dir", root);
+    ns_json_arr(&j, "seeds");
+    for (int k = 0; k < r->nseeds; k++) {
+        const ns_protocol_view *v = r->views + (size_t)k * r->per;
+        ns_json_obj(&j, NULL);
+        ns_json_u64(&j, "seed", seeds[k]);
+        ns_json_num(&j, "s_gf", r->s_gf[k]);
+        ns_json_num(&j, "eta_c", r->eta_c[k]);
+        ns_json_num(&j, "transition_eta", r->transition[k]);
+        ns_json_arr(&j, "runs");
+        for (int q = 0; q < r->per; q++) {
+            ns_json_obj(&j, NULL);
+            ns_json_num(&j, "eta", v[q].eta);
+            ns_json_str(&j, "status", v[q].status);
+            ns_json_num(&j, "sharpness", v[q].sharpness);
+            ns_json_num(&j, "two_over_eta", 2 / v[q].eta);
+            ns_json_num(&j, "l1", v[q].l1);
+            ns_json_num(&j, "test_err", v[q].test_err);
+            ns_json_end(&j);
+        }
+        ns_json_end(&j);
+        ns_json_end(&j);
+    }
+    ns_json_end(&j);
+    ns_json_end(&j);
+    ns_buf_append(out, "\n", 1);
+    return out->oom ? ns_fail(NS_ENOMEM, "out of memory while printing the sweep's table") : 0;
+}

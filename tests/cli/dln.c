@@ -1,4 +1,4 @@
-// test_dln_cli.c — `normsharp dln`: bad input gives one clear sentence and the right exit
+// `normsharp dln` (train, theory, sweep): bad input gives one clear sentence and the right exit
 // status (2 for options, 1 for file contents), and a sweep writes dln.csv, theory.json and
 // the run summaries, resumes, and does not depend on --jobs.
 #include "testutil.h"

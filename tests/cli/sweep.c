@@ -1,23 +1,8 @@
-// `normsharp train`, `flow` and `sweep` from the command line, on a tiny slice of
-// Fashion-MNIST (64 examples, a 16-unit network): exit statuses, divergence as a result,
-// reproducibility, --jobs independence, resume after SIGKILL, and bad input.
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <time.h>
-#include "testutil.h"
-
-#define TINY "--arch fc-tanh-16 --n 64 --n-test 64 --top-k 2 --trace-probes 2"
-#define SWEEP_DIR "fashion-mnist/fc-tanh-16/mse"
-
-static char out[65536];
-
-static char *slurp(const char *fmt, const char *a, const char *b) {
-    char p[1024], *data = NULL;
-    snprintf(p, sizeof p, fmt, a, b);
-    if (ns_read_file(p, &data, NULL)) return NULL;
-    return data;
-}
+// `normsharp sweep` from the command line, on the tiny problem of run_fixtures.h: --jobs
+// independence, a sweep run equal to `train`, resume after SIGKILL and Ctrl-C, progress
+// lines, the grid around eta_c (--flow --lr-around, --lr-span), bad input, sweeps from
+// saved weights, and 64-bit seeds.
+#include "run_fixtures.h"
 
 // The CSV without its last column (wall-clock seconds, the one thing that may differ).
 static char *csv_without_seconds(const char *dir) {
@@ -39,78 +24,6 @@ static char *csv_without_seconds(const char *dir) {
     }
     *w = 0;
     return s;
-}
-
-// summary.json with its "timing" block dropped (everything else must be reproducible).
-static char *summary_without_timing(const char *dir) {
-    char *s = slurp("%s/summary.json%s", dir, "");
-    if (!s) return NULL;
-    char *t = strstr(s, "\"timing\"");
-    if (t) *t = 0;
-    return s;
-}
-
-// Two fresh directories, for two runs to compare.
-static void two_tmpdirs(char *a, char *b, size_t cap) {
-    snprintf(a, cap, "%s", tu_tmpdir());
-    snprintf(b, cap, "%s", tu_tmpdir());
-}
-
-// Both texts could be read and are equal; frees them.
-static void assert_same_text(char *a, char *b) {
-    assert_non_null(a);
-    assert_non_null(b);
-    assert_string_equal(a, b);
-    free(a);
-    free(b);
-}
-
-// `normsharp ARGS --json --out DIR` exits 0; its stdout, parsed, goes to *v.
-static void run_json(ns_jval *v, const char *args, const char *dir) {
-    assert_int_equal(tu_run(out, sizeof out, "%s --json --out %s", args, dir), 0);
-    assert_int_equal(ns_json_parse(out, strlen(out), "stdout", v), 0);
-}
-
-static void train_twice_with_the_same_options_gives_identical_summaries(void **state) {
-    (void)state;
-    char a[512], b[512];
-    two_tmpdirs(a, b, sizeof a);
-    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 200 --eig-every 50 --avg-last 5 "
-                            "--decay-steps 10 --out %s", a), 0);
-    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 200 --eig-every 50 --avg-last 5 "
-                            "--decay-steps 10 --out %s", b), 0);
-    char *sa = summary_without_timing(a);
-    assert_non_null(sa);
-    assert_non_null(strstr(sa, "\"status\": \"max_steps\""));
-    assert_same_text(sa, summary_without_timing(b));
-}
-
-static void train_with_a_huge_eta_ends_diverged_with_its_step_and_exit_status_0(void **state) {
-    (void)state;
-    const char *d = tu_tmpdir();
-    ns_jval v;
-    run_json(&v, "train " TINY " --lr 1000 --max-steps 100", d);
-    assert_string_equal(ns_jstr(&v, "status", ""), "diverged");
-    double at = ns_jnum(&v, "diverged_at", -1);
-    assert_true(at >= 1 && at < 100);
-    assert_true(ns_jnum(&v, "steps", -1) == at);
-    ns_jval_free(&v);
-    char *traj = slurp("%s/trajectory.csv%s", d, "");
-    assert_non_null(traj);
-    assert_non_null(strstr(traj, "step,time,train_loss"));
-    free(traj);
-}
-
-static void flow_prints_s_gf_and_eta_c(void **state) {
-    (void)state;
-    ns_jval v;
-    run_json(&v, "flow " TINY " --loss-goal 0.2", tu_tmpdir());
-    assert_string_equal(ns_jstr(&v, "status", ""), "converged");
-    double s = ns_jnum(&v, "s_gf", NAN), e = ns_jnum(&v, "eta_c", NAN);
-    assert_true(s > 0);
-    TU_ASSERT_REL(e, 2 / s, 1e-15);
-    assert_true(ns_jnum(ns_jget(&v, "final"), "train_loss", 1) <= 0.2);
-    ns_jval_free(&v);
 }
 
 #define GRID "--lr 0.02:2:5 --max-steps 400 --log-every 50"
@@ -240,21 +153,6 @@ static void piped_sweep_lines_say_when_a_run_diverged(void **state) {
     if (!strstr(out, "lr=0.01 seed=0 max_steps in")) fail_msg("no status line: %s", out);
 }
 
-// The text of `normsharp ARGS` run on a pseudo-terminal of 80 columns (script(1)); NULL
-// (the test is skipped) when script is not installed.
-static char *on_a_terminal(const char *args) {
-    if (system("command -v script >/dev/null 2>&1") != 0) return NULL;
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "script -qec 'stty cols 80 2>/dev/null; %s %s' /dev/null 2>&1", tu_bin(), args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    static char text[1 << 20];
-    size_t len = fread(text, 1, sizeof text - 1, p);
-    text[len] = 0;
-    assert_int_equal(pclose(p), 0);
-    return text;
-}
-
 // On a terminal (a pty from script(1)) the updating line of a --jobs 2 sweep and its flow
 // fits 80 columns, and the flow phase shows t, the loss against its goal and S.
 static void sweep_progress_line_fits_80_columns_with_two_jobs(void **state) {
@@ -278,23 +176,6 @@ static void sweep_progress_line_fits_80_columns_with_two_jobs(void **state) {
     }
     if (lines == 0) fail_msg("no progress line on the terminal: %s", text);
     (void)flow_lines;
-}
-
-// A single run on a terminal: step, loss against the goal, the latest sharpness, an ETA.
-static void train_progress_line_shows_loss_against_goal_sharpness_and_eta(void **state) {
-    (void)state;
-    char args[1024];
-    snprintf(args, sizeof args, "train " TINY " --lr 0.01 --loss-goal 0.01 --max-steps 3000 --eig-every 100 --out %s",
-             tu_tmpdir());
-    char *text = on_a_terminal(args);
-    if (!text) skip();
-    const char *line = strstr(text, "train lr=0.01 | step ");
-    if (!line) fail_msg("no progress line: %s", text);
-    size_t n = strcspn(line, "\r\n");
-    if (n > 80) fail_msg("progress line of %zu columns: %.*s", n, (int)n, line);
-    const char *want[] = {"| loss ", " > goal 0.01 |", "| S ", "| ETA "};
-    for (int i = 0; i < 4; i++)
-        if (!strstr(text, want[i])) fail_msg("'%s' never shown: %.*s", want[i], (int)n, line);
 }
 
 static void sweep_refuses_to_resume_with_different_options(void **state) {
@@ -346,38 +227,6 @@ static void sweep_with_an_asymmetric_span_reaches_further_above_eta_c(void **sta
     }
 }
 
-// Runs of spaces and newlines become one space.
-static void squeeze_spaces(char *s) {
-    char *w = s;
-    for (char *r = s; *r; r++) {
-        int space = *r == ' ' || *r == '\n';
-        if (space && w > s && w[-1] == ' ') continue;
-        *w++ = space ? ' ' : *r;
-    }
-    *w = 0;
-}
-
-// Top-5 Lanczos at tol 1e-4 on fc-tanh-200-200 / 5000 Fashion-MNIST images mostly needs
-// more than 100 iterations (lambda_min converges last): train, flow and sweep allow 300.
-static void final_measurement_defaults_are_top_5_and_300_lanczos_iterations(void **state) {
-    (void)state;
-    const char *cmds[] = {"train --lr 0.1 --max-steps 1", "flow --max-steps 1",
-                          "sweep --lr 0.1 --max-steps 1 --quiet"};
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(tu_run(out, sizeof out, "%s --help", cmds[i]), 0);
-        squeeze_spaces(out);  // --help wraps its lines at 80 columns
-        if (!strstr(out, "Lanczos iteration limit (default 300)") || !strstr(out, "top K Hessian eigenvalues (default 5)"))
-            fail_msg("%s --help does not state the defaults: %s", cmds[i], out);
-    }
-    ns_jval v;
-    run_json(&v, "train --arch fc-tanh-16 --n 64 --n-test 64 --trace-probes 0 --lr 0.1 --max-steps 1", tu_tmpdir());
-    const ns_jval *cfg = ns_jget(&v, "config");
-    assert_int_equal((int)ns_jnum(cfg, "top_k", 0), 5);
-    assert_int_equal((int)ns_jnum(cfg, "eig_max_iter", 0), 300);
-    assert_int_equal((int)ns_jnum(ns_jget(&v, "final"), "eig_converged", 0), 1);
-    ns_jval_free(&v);
-}
-
 static void bad_sweep_input_is_a_usage_error_with_exit_status_2(void **state) {
     (void)state;
     const char *d = tu_tmpdir();
@@ -409,69 +258,6 @@ static void bad_sweep_input_is_a_usage_error_with_exit_status_2(void **state) {
     assert_int_equal(tu_run(out, sizeof out, "flow " TINY " --out %s/f", d), 2);
 }
 
-// ---- the record equals what ran ------------------------------------------------------------
-
-// `normsharp init` of the TINY model at `seed` into DIR/w; returns that path.
-static const char *init_tiny(const char *dir, const char *seed) {
-    static char w[600];
-    snprintf(w, sizeof w, "%s/w", dir);
-    int rc = tu_run(out, sizeof out, "init --arch fc-tanh-16 --n 64 --n-test 64 --seed %s --out %s", seed, w);
-    if (rc) fail_msg("init failed (%d): %s", rc, out);
-    return w;
-}
-
-// The text of summary.json from "status" to "timing": everything a run ended with.
-static char *summary_results(const char *dir) {
-    char *s = summary_without_timing(dir);
-    if (!s) return NULL;
-    char *st = strstr(s, "\"status\"");
-    if (!st) return s;
-    memmove(s, st, strlen(st) + 1);
-    return s;
-}
-
-static void options_that_draw_theta_0_are_refused_with_weights(void **state) {
-    (void)state;
-    const char *d = tu_tmpdir();
-    const char *w = init_tiny(d, "7");
-    const char *cmds[] = {"train --lr 0.1 --max-steps 1", "flow --max-steps 1", "sweep --lr 0.1 --max-steps 1"};
-    const char *opts[] = {"--arch fc-tanh-8", "--param ntk", "--init-scale 2", "--seed 1", "--seeds 0,1"};
-    for (int c = 0; c < 3; c++)
-        for (int o = 0; o < 5; o++) {
-            if (c == 2 ? o == 3 : o == 4) continue;  // --seed is train's and flow's, --seeds the sweep's
-            int rc = tu_run(out, sizeof out, "%s --weights %s %s --out %s/o%d%d", cmds[c], w, opts[o], d, c, o);
-            char opt[32];
-            snprintf(opt, sizeof opt, "%.*s", (int)strcspn(opts[o], " "), opts[o]);
-            if (rc != 2 || !strstr(out, opt) || !strstr(out, "--weights"))
-                fail_msg("%s --weights W %s: exit %d, '%s'", cmds[c], opts[o], rc, out);
-        }
-}
-
-// SGD's batches and the Lanczos starts come from the weights' seed, which summary.json
-// records: the run equals one from the same theta_0 drawn fresh with --seed 7.
-static void a_run_from_weights_draws_from_their_seed_and_records_it(void **state) {
-    (void)state;
-    const char *d = tu_tmpdir();
-    const char *w = init_tiny(d, "7");
-    char a[700], b[700];
-    snprintf(a, sizeof a, "%s/a", d);
-    snprintf(b, sizeof b, "%s/b", d);
-    assert_int_equal(tu_run(out, sizeof out, "train --weights %s --top-k 2 --trace-probes 2 --lr 0.1 --batch 16 "
-                            "--max-steps 20 --out %s", w, a), 0);
-    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --seed 7 --lr 0.1 --batch 16 --max-steps 20 --out %s", b),
-                     0);
-    ns_jval v;
-    char p[800];
-    snprintf(p, sizeof p, "%s/summary.json", a);
-    assert_int_equal(ns_json_parse_file(p, &v), 0);
-    uint64_t seed = 0;
-    assert_int_equal(ns_jget_u64(ns_jget(&v, "config"), "seed", &seed), 0);
-    assert_true(seed == 7);
-    assert_true(ns_jnum(ns_jget(&v, "config"), "n", 0) == 64);  // model.json's data options
-    ns_jval_free(&v);
-    assert_same_text(summary_results(a), summary_results(b));
-}
-
 // A sweep from weights has one theta_0: it runs under the weights' seed, in seed_<that>.
 static void sweep_from_weights_runs_under_their_seed(void **state) {
     (void)state;
@@ -485,27 +271,6 @@ static void sweep_from_weights_runs_under_their_seed(void **state) {
     assert_non_null(csv);
     assert_non_null(strstr(csv, "\n0.1,7,"));
     free(csv);
-}
-
-// A run directory holds one run: train and flow refuse a folder with files and touch none.
-static void train_and_flow_refuse_an_out_folder_that_holds_files(void **state) {
-    (void)state;
-    const char *d = tu_tmpdir();
-    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 2 --out %s/r", d), 0);
-    char *before = slurp("%s/r/summary.json%s", d, "");
-    assert_non_null(before);
-    const char *cmds[] = {"train " TINY " --lr 0.2 --max-steps 2", "flow " TINY " --max-steps 2"};
-    for (int c = 0; c < 2; c++) {
-        int rc = tu_run(out, sizeof out, "%s --out %s/r", cmds[c], d);
-        if (rc != 2 || !strstr(out, "--out") || !strstr(out, "empty"))
-            fail_msg("%s into a used folder: exit %d, '%s'", cmds[c], rc, out);
-    }
-    assert_same_text(before, slurp("%s/r/summary.json%s", d, ""));
-    // an empty existing folder is fine
-    char e[700];
-    snprintf(e, sizeof e, "%s/empty", d);
-    assert_int_equal(ns_mkdirs(e), 0);
-    assert_int_equal(tu_run(out, sizeof out, "train " TINY " --lr 0.1 --max-steps 2 --out %s", e), 0);
 }
 
 // Seeds are unsigned 64-bit: 2^63 and 2^64 - 1 are written as such in summary.json,
@@ -550,9 +315,6 @@ static void seeds_of_2_to_the_63_and_above_are_recorded_unsigned(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(train_twice_with_the_same_options_gives_identical_summaries),
-        cmocka_unit_test(train_with_a_huge_eta_ends_diverged_with_its_step_and_exit_status_0),
-        cmocka_unit_test(flow_prints_s_gf_and_eta_c),
         cmocka_unit_test(sweep_csv_is_the_same_for_jobs_1_and_jobs_2),
         cmocka_unit_test(sweep_run_equals_train_with_one_thread),
         cmocka_unit_test(sweep_killed_midway_resumes_without_recomputing_finished_runs),
@@ -560,15 +322,10 @@ int main(void) {
         cmocka_unit_test(sweep_interrupted_by_ctrl_c_says_that_rerunning_resumes_it),
         cmocka_unit_test(piped_sweep_lines_say_when_a_run_diverged),
         cmocka_unit_test(sweep_progress_line_fits_80_columns_with_two_jobs),
-        cmocka_unit_test(train_progress_line_shows_loss_against_goal_sharpness_and_eta),
         cmocka_unit_test(sweep_with_flow_centres_the_grid_on_eta_c),
         cmocka_unit_test(sweep_with_an_asymmetric_span_reaches_further_above_eta_c),
-        cmocka_unit_test(final_measurement_defaults_are_top_5_and_300_lanczos_iterations),
         cmocka_unit_test(bad_sweep_input_is_a_usage_error_with_exit_status_2),
-        cmocka_unit_test(options_that_draw_theta_0_are_refused_with_weights),
-        cmocka_unit_test(a_run_from_weights_draws_from_their_seed_and_records_it),
         cmocka_unit_test(sweep_from_weights_runs_under_their_seed),
-        cmocka_unit_test(train_and_flow_refuse_an_out_folder_that_holds_files),
         cmocka_unit_test(seeds_of_2_to_the_63_and_above_are_recorded_unsigned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,4 +1,5 @@
-// The curvature views and weight decay from the command line, on a tiny slice of
+// The curvature views (--adaptive, --per-layer, --density-*) and --weight-decay that
+// `train`, `sweep` and `sharpness` share, from the command line, on a tiny slice of
 // Fashion-MNIST: opt-in columns and files (the default outputs stay as they were), the
 // sweep's fingerprint refusing to mix weight decays, the report's figures of the views and
 // of SGD sweeps, the DLN norms, and bad options.

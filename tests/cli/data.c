@@ -1,4 +1,4 @@
-// test_data_cli.c — `normsharp data` end to end: strict options (exit 2, one sentence),
+// `normsharp data` end to end: strict options (exit 2, one sentence),
 // bad files (exit 1, the file and the fault named, no crash), and the JSON summary.
 #include "testutil.h"
 #include "data_fixtures.h"
