@@ -473,7 +473,7 @@ static int draw_theta0(ns_model *m) {
     return 0;
 }
 
-int ns_model_create(const ns_model_config *cfg, ns_model **out) {
+int ns_model_plan(const ns_model_config *cfg, ns_model **out) {
     if (!out) return ns_fail(NS_EINVAL, "ns_model_create needs somewhere to put the model");
     *out = NULL;
     if (!cfg) return ns_fail(NS_EINVAL, "ns_model_create needs a model configuration");
@@ -506,23 +506,28 @@ int ns_model_create(const ns_model_config *cfg, ns_model **out) {
         goto fail;
     }
     if ((rc = build(m))) goto fail;
-    m->theta = ns_malloc(sizeof *m->theta * m->nparams);
-    if (!m->theta) {
-        rc = NS_ENOMEM;
-        goto fail;
-    }
-    draw_theta0(m);
-    m->gout = ns_calloc((size_t)m->nlayers, sizeof *m->gout);
-    m->bn_stats = m->nbn_stats ? ns_calloc(m->nbn_stats, sizeof *m->bn_stats) : NULL;
-    if (!m->gout || (m->nbn_stats && !m->bn_stats)) {
-        rc = NS_ENOMEM;
-        goto fail;
-    }
-    m->cache.budget = hvp_cache_default;
     *out = m;
     return 0;
 fail:
     ns_model_free(m);
+    return rc;
+}
+
+int ns_model_realize(ns_model *m, int draw) {
+    m->theta = draw ? ns_malloc(sizeof *m->theta * m->nparams) : ns_calloc(m->nparams, sizeof *m->theta);
+    m->gout = ns_calloc((size_t)m->nlayers, sizeof *m->gout);
+    m->bn_stats = m->nbn_stats ? ns_calloc(m->nbn_stats, sizeof *m->bn_stats) : NULL;
+    if (!m->theta || !m->gout || (m->nbn_stats && !m->bn_stats)) return NS_ENOMEM;
+    if (draw) draw_theta0(m);
+    m->cache.budget = hvp_cache_default;
+    return 0;
+}
+
+int ns_model_create(const ns_model_config *cfg, ns_model **out) {
+    int rc = ns_model_plan(cfg, out);
+    if (rc || (rc = ns_model_realize(*out, 1)) == 0) return rc;
+    ns_model_free(*out);
+    *out = NULL;
     return rc;
 }
 
