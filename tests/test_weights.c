@@ -207,6 +207,37 @@ static void weights_load_checks_the_files_before_building_the_model(void **state
     assert_true(max_rss_kb() - before <= 40000);
 }
 
+// A loaded model computes what the saved one computes, in every parameterization (ntk and
+// mup scale each layer's weights by a multiplier the model sets up with theta_0: loading,
+// which reads theta instead of drawing it, must set it up too).
+static void loaded_models_give_the_saved_models_loss_and_gradient(void **state) {
+    (void)state;
+    const char *arch[] = {"fc-tanh-5-4", "resnet-relu-2"}, *param[] = {"standard", "ntk", "mup"};
+    real x[2 * 12], grad[2][4096];
+    int y[2] = {0, 2};
+    for (int i = 0; i < 24; i++) x[i] = (real)sin(0.7 * i);
+    ns_batch b = {.x = x, .y = y, .n = 2, .loss = NS_LOSS_CE};
+    for (int a = 0; a < 2; a++)
+        for (int p = 0; p < 3; p++) {
+            ns_model_config cfg = {.init_scale = 1.0, .seed = 5, .c = 1, .h = 4, .w = 3, .k = 3};
+            snprintf(cfg.arch, sizeof cfg.arch, "%s", arch[a]);
+            snprintf(cfg.param, sizeof cfg.param, "%s", param[p]);
+            ns_model *m[2] = {NULL, NULL};
+            assert_int_equal(ns_model_create(&cfg, &m[0]), 0);
+            char dir[600];
+            snprintf(dir, sizeof dir, "%s/%s-%s", tu_tmpdir(), arch[a], param[p]);
+            assert_int_equal(ns_weights_save(m[0], dir, NULL), 0);
+            assert_int_equal(ns_weights_load(dir, &m[1], NULL), 0);
+            assert_true(ns_model_nparams(m[0]) <= 4096);
+            double loss[2];
+            for (int k = 0; k < 2; k++) assert_int_equal(ns_model_grad(m[k], &b, grad[k], &loss[k], NULL), 0);
+            if (loss[0] != loss[1]) fail_msg("%s %s: loss %.17g saved, %.17g loaded", arch[a], param[p], loss[0], loss[1]);
+            assert_memory_equal(grad[0], grad[1], ns_model_nparams(m[0]) * sizeof(real));
+            ns_model_free(m[0]);
+            ns_model_free(m[1]);
+        }
+}
+
 // Without a "tensors" list in model.json the architecture string alone says what to build:
 // the planned model's files are checked before its parameters are allocated, for every
 // family (a hostile string may name a net of up to 2^31 parameters).
@@ -477,6 +508,7 @@ int main(void) {
         cmocka_unit_test(npy_refuses_nonfinite_values_naming_the_first_one),
         cmocka_unit_test(weights_load_checks_the_files_before_building_the_model),
         cmocka_unit_test(weights_load_without_a_tensor_list_checks_the_files_first),
+        cmocka_unit_test(loaded_models_give_the_saved_models_loss_and_gradient),
         cmocka_unit_test(npy_check_reads_a_long_header_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

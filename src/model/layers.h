@@ -238,8 +238,8 @@ int ns_arch_parse(const char *s, ns_arch *out);
 // parameters allocated (ns_model_theta is NULL); the same checks and errors as
 // ns_model_create. Free with ns_model_free.
 int ns_model_plan(const ns_model_config *cfg, ns_model **out);
-// Allocates a planned model's theta and buffers: theta_0 drawn as ns_model_create draws it
-// when draw, else zeros (for a caller that fills every tensor). 0 or NS_ENOMEM (m is then
-// still to be freed by the caller).
+// Allocates a planned model's theta and buffers and sets each layer's weight multiplier (ntk,
+// mup): theta_0 drawn as ns_model_create draws it when draw, else zeros (for a caller that
+// fills every tensor). 0 or NS_ENOMEM (m is then still to be freed by the caller).
 int ns_model_realize(ns_model *m, int draw);
 #endif
