@@ -117,9 +117,13 @@ test-mpi:
 # ---- fuzzing (tests/fuzz/, docs/FUZZING.md): libFuzzer harnesses built with clang, ASan and
 # UBSan (float-cast-overflow included) over the library in float precision.
 #   make fuzz        each harness for FUZZ_SECONDS (default 60), new inputs kept in build/fuzz/corpus/
+#   make fuzz FUZZ_RUNS=1000000 [FUZZ_ONLY="fuzz_idx fuzz_npy"]
+#                    each harness (or those named) for that many executions instead
 #   make test-fuzz   each harness briefly (FUZZ_SHORT seconds, default 12) on the committed corpus
 FUZZ_SECONDS ?= 60
 FUZZ_SHORT ?= 12
+FUZZ_RUNS ?=
+FUZZ_ONLY ?=
 FZ := build/fuzz
 FUZZ_CC := clang
 FUZZ_FLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
@@ -136,7 +140,7 @@ $(FZ)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FZ)/libfuzz.a
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FZ)/libfuzz.a $(LDLIBS)
 -include $(FUZZ_OBJ:.o=.d)
 fuzz: $(FUZZ_BIN)
-	@tests/fuzz/run.sh $(FZ) $(FUZZ_SECONDS) keep
+	@tests/fuzz/run.sh $(FZ) $(if $(FUZZ_RUNS),runs=$(FUZZ_RUNS),$(FUZZ_SECONDS)) keep $(FUZZ_ONLY)
 test-fuzz: $(FUZZ_BIN)
 	@tests/fuzz/run.sh $(FZ) $(FUZZ_SHORT)
 

@@ -3,6 +3,7 @@
 // command's tests (cli/report.c).
 #ifndef NORMSHARP_TESTS_REPORT_FIXTURES_H
 #define NORMSHARP_TESTS_REPORT_FIXTURES_H
+#include <ctype.h>
 #include "testutil.h"
 #include "normsharp/report.h"
 
@@ -220,10 +221,11 @@ static inline void make_two_seeds(const char *root) {
 static inline void hostile(char *out, size_t cap, const char *marks, int k, int json) {
     snprintf(out, cap,
              "x`touch %s/%d_bq` y'; system('touch %s/%d_sq'); z='%s!touch %s/%d_nl%s"
-             "system(%stouch %s/%d_dq%s)%s; set output '%s/%d_out' @PWN %s %s",
+             "system(%stouch %s/%d_dq%s)%s; set output '%s/%d_out' @PWN %s %s"
+             " <script>alert(%d)</script> &amp; <img src=x onerror=alert(1)>",
              marks, k, marks, k, json ? "\\n" : "\n", marks, k, json ? "\\n" : "\n", json ? "\\\"" : "\"", marks,
              k, json ? "\\\"" : "\"", json ? "\\\"" : "\"", marks, k, json ? "\\\\" : "\\",
-             json ? "\\u0001\\u001b\\r\\t\\u007f" : "\x01\x1b\r\t\x7f");
+             json ? "\\u0001\\u001b\\r\\t\\u007f" : "\x01\x1b\r\t\x7f", k);
 }
 
 static inline int count_entries(const char *dir) {

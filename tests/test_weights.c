@@ -207,6 +207,96 @@ static void weights_load_checks_the_files_before_building_the_model(void **state
     assert_true(max_rss_kb() - before <= 40000);
 }
 
+// A loaded model computes what the saved one computes, in every parameterization (ntk and
+// mup scale each layer's weights by a multiplier the model sets up with theta_0: loading,
+// which reads theta instead of drawing it, must set it up too).
+static void loaded_models_give_the_saved_models_loss_and_gradient(void **state) {
+    (void)state;
+    const char *arch[] = {"fc-tanh-5-4", "resnet-relu-2"}, *param[] = {"standard", "ntk", "mup"};
+    real x[2 * 12], grad[2][4096];
+    int y[2] = {0, 2};
+    for (int i = 0; i < 24; i++) x[i] = (real)sin(0.7 * i);
+    ns_batch b = {.x = x, .y = y, .n = 2, .loss = NS_LOSS_CE};
+    for (int a = 0; a < 2; a++)
+        for (int p = 0; p < 3; p++) {
+            ns_model_config cfg = {.init_scale = 1.0, .seed = 5, .c = 1, .h = 4, .w = 3, .k = 3};
+            snprintf(cfg.arch, sizeof cfg.arch, "%s", arch[a]);
+            snprintf(cfg.param, sizeof cfg.param, "%s", param[p]);
+            ns_model *m[2] = {NULL, NULL};
+            assert_int_equal(ns_model_create(&cfg, &m[0]), 0);
+            char dir[600];
+            snprintf(dir, sizeof dir, "%s/%s-%s", tu_tmpdir(), arch[a], param[p]);
+            assert_int_equal(ns_weights_save(m[0], dir, NULL), 0);
+            assert_int_equal(ns_weights_load(dir, &m[1], NULL), 0);
+            assert_true(ns_model_nparams(m[0]) <= 4096);
+            double loss[2];
+            for (int k = 0; k < 2; k++) assert_int_equal(ns_model_grad(m[k], &b, grad[k], &loss[k], NULL), 0);
+            if (loss[0] != loss[1]) fail_msg("%s %s: loss %.17g saved, %.17g loaded", arch[a], param[p], loss[0], loss[1]);
+            assert_memory_equal(grad[0], grad[1], ns_model_nparams(m[0]) * sizeof(real));
+            ns_model_free(m[0]);
+            ns_model_free(m[1]);
+        }
+}
+
+// Without a "tensors" list in model.json the architecture string alone says what to build:
+// the planned model's files are checked before its parameters are allocated, for every
+// family (a hostile string may name a net of up to 2^31 parameters).
+static void weights_load_without_a_tensor_list_checks_the_files_first(void **state) {
+    (void)state;
+    const char *arch[] = {"fc-relu-8192-8192", "resnet-relu-1024-b2", "vit-P4-D1024-L2-H4"};
+    for (int a = 0; a < 3; a++) {
+        char dir[600], path[700], json[512];
+        snprintf(dir, sizeof dir, "%s/w%d", tu_tmpdir(), a);
+        assert_int_equal(ns_mkdirs(dir), 0);
+        snprintf(json, sizeof json, "{\"arch\": \"%s\", \"seed\": 0, \"input_shape\": [3, 32, 32], "
+                 "\"classes\": 10}", arch[a]);
+        snprintf(path, sizeof path, "%s/model.json", dir);
+        tu_spit(path, json, strlen(json));
+        long before = max_rss_kb();
+        ns_model *m = (ns_model *)1;
+        assert_int_equal(ns_weights_load(dir, &m, NULL), NS_EIO);
+        assert_null(m);
+        if (!strstr(ns_errmsg(), "is missing")) fail_msg("%s: %s", arch[a], ns_errmsg());
+        long grown = max_rss_kb() - before;
+        if (grown > 40000) fail_msg("%s: loading grew the memory by %ld kB before finding a file missing", arch[a], grown);
+    }
+}
+
+// A .npy header longer than 64 KB (format 2) is read whole by the cheap check: its data
+// size is checked like any other (it was let through to the full read, after the model's
+// parameters were allocated).
+static void npy_check_reads_a_long_header_whole(void **state) {
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/long.npy", tu_tmpdir());
+    const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+    size_t hlen = 70016 - 12, dlen = strlen(dict);  // 12 + hlen is a multiple of 64
+    unsigned char *b = calloc(12 + hlen + 4, 1);
+    memcpy(b, "\x93NUMPY\x02\x00", 8);
+    for (int i = 0; i < 4; i++) b[8 + i] = (unsigned char)(hlen >> (8 * i));
+    memcpy(b + 12, dict, dlen);
+    memset(b + 12 + dlen, ' ', hlen - dlen - 1);
+    b[12 + hlen - 1] = '\n';
+    int shape[2] = {2, 3};
+    tu_spit(path, b, 12 + hlen + 4);  // one float where the shape needs six
+    assert_int_equal(ns_npy_check(path, 2, shape), NS_EFORMAT);
+    if (!strstr(ns_errmsg(), "truncated")) fail_msg("%s", ns_errmsg());
+    float six[6] = {1, 2, 3, 4, 5, 6};
+    memcpy(b + 12 + hlen, six, 4);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, 12 + hlen, f), 12 + hlen);
+    assert_int_equal(fwrite(six, sizeof six, 1, f), 1);
+    fclose(f);
+    assert_int_equal(ns_npy_check(path, 2, shape), 0);
+    real y[6];
+    assert_int_equal(ns_npy_read(path, y, 2, shape), 0);
+    assert_true(y[5] == 6);
+    int other[2] = {3, 2};
+    assert_int_equal(ns_npy_check(path, 2, other), NS_EFORMAT);
+    free(b);
+}
+
 // ---- weights directories -----------------------------------------------------------------
 static ns_model *small_model(const char *arch, uint64_t seed) {
     ns_model_config cfg = {.init_scale = 1.0, .seed = seed, .c = 1, .h = 4, .w = 3, .k = 3};
@@ -443,6 +533,9 @@ int main(void) {
         cmocka_unit_test(weights_match_torch_sequential_state_dict_shapes),
         cmocka_unit_test(npy_refuses_nonfinite_values_naming_the_first_one),
         cmocka_unit_test(weights_load_checks_the_files_before_building_the_model),
+        cmocka_unit_test(weights_load_without_a_tensor_list_checks_the_files_first),
+        cmocka_unit_test(loaded_models_give_the_saved_models_loss_and_gradient),
+        cmocka_unit_test(npy_check_reads_a_long_header_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

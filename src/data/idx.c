@@ -6,10 +6,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 #include "data_internal.h"
 
 #define GZ_CHUNK (1u << 20)
+#define GZ_BUFFER (256u * 1024u)  // zlib's input buffer for a file larger than this
 // the largest element count an IDX file may declare: it must fit in long and size_t
 #define IDX_MAX_COUNT ((uint64_t)LONG_MAX < (uint64_t)SIZE_MAX ? (uint64_t)LONG_MAX : (uint64_t)SIZE_MAX)
 
@@ -18,9 +20,13 @@ int ns_read_all_gz(const char *path, unsigned char **data, size_t *len, int *cut
     *data = NULL;
     *len = 0;
     *cut = 0;
+    struct stat st;
+    long on_disk = stat(path, &st) == 0 ? (long)st.st_size : -1;
     gzFile f = gzopen(path, "rb");
     if (!f) return ns_fail(NS_EIO, "cannot open %s: %s", path, errno ? strerror(errno) : "out of memory");
-    gzbuffer(f, 256u * 1024u);
+    // Large files read faster through large buffers; a small file keeps zlib's default
+    // (zlib allocates three times this size at the first read, whatever the file holds).
+    if (on_disk < 0 || on_disk > GZ_BUFFER) gzbuffer(f, GZ_BUFFER);
     size_t cap = 1u << 16, n = 0;  // small files stay small; large ones double their way up
     unsigned char *buf = ns_malloc(cap);
     if (!buf) {

@@ -20,6 +20,7 @@
 #include <cblas.h>
 #include "normsharp/common.h"
 #include "normsharp/data.h"
+#include "normsharp/model.h"
 
 #ifdef NS_DOUBLE
 #define NS_GEMM cblas_dgemm
@@ -232,4 +233,16 @@ typedef struct {
 } ns_arch;
 // Parse and validate; on failure return NS_EINVAL with a sentence naming the fault.
 int ns_arch_parse(const char *s, ns_arch *out);
+
+// ---- model.c: ns_model_create in two steps, for a caller that must check what a configuration
+// costs before paying for it (the weights loader: a model.json can name a net of 2^31
+// parameters; its .npy files are checked against the planned tensors first).
+// The layers and tensors of cfg's model (names, shapes, offsets, ns_model_nparams) with no
+// parameters allocated (ns_model_theta is NULL); the same checks and errors as
+// ns_model_create. Free with ns_model_free.
+int ns_model_plan(const ns_model_config *cfg, ns_model **out);
+// Allocates a planned model's theta and buffers and sets each layer's weight multiplier (ntk,
+// mup): theta_0 drawn as ns_model_create draws it when draw, else zeros (for a caller that
+// fills every tensor). 0 or NS_ENOMEM (m is then still to be freed by the caller).
+int ns_model_realize(ns_model *m, int draw);
 #endif

@@ -434,7 +434,8 @@ static void draw_biases(init_draw *g, real *b, size_t n, double fin) {
         b[i] = g->ntk ? 0 : (real)(g->scale * ns_rng_uniform_in(&g->rng, -bound, bound));
 }
 
-static int draw_theta0(ns_model *m) {
+// Sets each layer's weight multiplier (the parameterization's) and, when draw, theta_0.
+static int draw_theta0(ns_model *m, int draw) {
     const ns_model_config *cfg = &m->cfg;
     int mup = strcmp(cfg->param, "mup") == 0;
     init_draw g = {.scale = cfg->init_scale, .ntk = mup || strcmp(cfg->param, "ntk") == 0};
@@ -445,7 +446,7 @@ static int draw_theta0(ns_model *m) {
         layer *L = &m->layers[l];
         real *p = m->theta + L->woff;
         if (L->kind == L_NORM) {  // gain and shift
-            for (int i = 0; i < L->c; i++) p[i] = (real)cfg->init_scale, p[L->c + i] = 0;
+            for (int i = 0; draw && i < L->c; i++) p[i] = (real)cfg->init_scale, p[L->c + i] = 0;
             continue;
         }
         if (L->kind != L_DENSE && L->kind != L_CONV && L->kind != L_ATTN &&
@@ -453,6 +454,7 @@ static int draw_theta0(ns_model *m) {
             continue;
         double fin = (double)fan_in(L);
         L->wmul = (real)(!g.ntk ? 1.0 : mup && L == head ? 1.0 / fin : 1.0 / sqrt(fin));
+        if (!draw) continue;
         if (L->kind == L_ATTN) {  // in_proj weight and bias, out_proj weight and bias
             size_t d = (size_t)L->attn.d;
             draw_weights(&g, p, 3 * d * d, fin);
@@ -473,7 +475,7 @@ static int draw_theta0(ns_model *m) {
     return 0;
 }
 
-int ns_model_create(const ns_model_config *cfg, ns_model **out) {
+int ns_model_plan(const ns_model_config *cfg, ns_model **out) {
     if (!out) return ns_fail(NS_EINVAL, "ns_model_create needs somewhere to put the model");
     *out = NULL;
     if (!cfg) return ns_fail(NS_EINVAL, "ns_model_create needs a model configuration");
@@ -506,23 +508,28 @@ int ns_model_create(const ns_model_config *cfg, ns_model **out) {
         goto fail;
     }
     if ((rc = build(m))) goto fail;
-    m->theta = ns_malloc(sizeof *m->theta * m->nparams);
-    if (!m->theta) {
-        rc = NS_ENOMEM;
-        goto fail;
-    }
-    draw_theta0(m);
-    m->gout = ns_calloc((size_t)m->nlayers, sizeof *m->gout);
-    m->bn_stats = m->nbn_stats ? ns_calloc(m->nbn_stats, sizeof *m->bn_stats) : NULL;
-    if (!m->gout || (m->nbn_stats && !m->bn_stats)) {
-        rc = NS_ENOMEM;
-        goto fail;
-    }
-    m->cache.budget = hvp_cache_default;
     *out = m;
     return 0;
 fail:
     ns_model_free(m);
+    return rc;
+}
+
+int ns_model_realize(ns_model *m, int draw) {
+    m->theta = draw ? ns_malloc(sizeof *m->theta * m->nparams) : ns_calloc(m->nparams, sizeof *m->theta);
+    m->gout = ns_calloc((size_t)m->nlayers, sizeof *m->gout);
+    m->bn_stats = m->nbn_stats ? ns_calloc(m->nbn_stats, sizeof *m->bn_stats) : NULL;
+    if (!m->theta || !m->gout || (m->nbn_stats && !m->bn_stats)) return NS_ENOMEM;
+    draw_theta0(m, draw);
+    m->cache.budget = hvp_cache_default;
+    return 0;
+}
+
+int ns_model_create(const ns_model_config *cfg, ns_model **out) {
+    int rc = ns_model_plan(cfg, out);
+    if (rc || (rc = ns_model_realize(*out, 1)) == 0) return rc;
+    ns_model_free(*out);
+    *out = NULL;
     return rc;
 }
 

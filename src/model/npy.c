@@ -241,9 +241,16 @@ int ns_npy_check(const char *path, int ndim, const int *shape) {
     size_t hlen = len >= 12 && head[6] >= 2 ? (size_t)head[8] | (size_t)head[9] << 8 | (size_t)head[10] << 16 |
                                                   (size_t)head[11] << 24
                                             : 0;
-    if (hlen > sizeof head - 12) return NS_OK;  // a header this long: ns_npy_read checks it in full
     size_t off, item;
-    return check_header(path, head, len, (size_t)file_len, ndim, shape, &off, &item);
+    if (hlen <= sizeof head - 12 || hlen > (size_t)file_len - 12)  // (a truncated header is refused)
+        return check_header(path, head, len, (size_t)file_len, ndim, shape, &off, &item);
+    // A longer header (format 2 or 3): read it whole; it is no larger than the file.
+    char *data = NULL;
+    size_t all = 0;
+    int rc = ns_read_file(path, &data, &all);
+    if (!rc) rc = check_header(path, (const unsigned char *)data, all, all, ndim, shape, &off, &item);
+    free(data);
+    return rc;
 }
 
 // "(i, j, ...)": the C-order index of flat element k.

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "layers.h"
 #include "normsharp/model.h"
 
 // ---- saving ----------------------------------------------------------------------------
@@ -219,29 +220,20 @@ static int read_data(const ns_jval *root, const char *dir, const char *file, ns_
     return NS_OK;
 }
 
-// Before the model is built (theta_0 of a large architecture costs time and memory): every
-// tensor model.json lists has its .npy file, with that shape in its header and the size to
-// match. What the list says is checked against the model after it is built.
-static int check_files_first(const ns_jval *root, const char *dir, const char *file) {
-    const ns_jval *ts = ns_jget(root, "tensors");
-    if (!ts || ts->type != NS_JARR) return NS_OK;
-    for (int t = 0; t < ts->n; t++) {
-        const char *name = ns_jstr(&ts->items[t], "name", "");
-        const ns_jval *sh = ns_jget(&ts->items[t], "shape");
-        int shape[8], ndim = sh && sh->type == NS_JARR && sh->n <= 8 ? sh->n : -1;
-        for (int d = 0; d < ndim; d++) {
-            double v = sh->items[d].type == NS_JNUM ? sh->items[d].num : -1;
-            if (!(v >= 0 && v <= 1 << 30 && v == (int)v)) ndim = -1;
-            else shape[d] = (int)v;
-        }
-        if (!*name || strchr(name, '/') || ndim < 0)
-            return ns_fail(NS_EFORMAT, "%s: tensor %d of \"tensors\" needs a \"name\" (no '/') and a \"shape\" "
-                                       "of at most 8 whole numbers.", file, t + 1);
+// Every tensor of the planned model m has its .npy file in dir, with the tensor's shape in
+// its header and the size to match: checked before any parameter is allocated, so what a
+// model.json can cost is bounded by the bytes of the files that are there (a 2^31-parameter
+// architecture with its files missing costs nothing).
+static int check_files(const ns_model *m, const char *dir) {
+    for (int t = 0; t < ns_model_ntensors(m); t++) {
+        const ns_tensor_info *ti = ns_model_tensor(m, t);
         char path[4096];
-        int rc = ns_path(path, sizeof path, "%s/%s.npy", dir, name);
+        int rc = ns_path(path, sizeof path, "%s/%s.npy", dir, ti->name);
         if (rc) return rc;
-        if (!ns_exists(path)) return ns_fail(NS_EIO, "%s is missing: the weights of tensor %s.", path, name);
-        if ((rc = ns_npy_check(path, ndim, shape))) return rc;
+        if (!ns_exists(path))
+            return ns_fail(NS_EIO, "%s is missing: the weights of tensor %s (%s).", path, ti->name,
+                           ns_model_cfg(m)->arch);
+        if ((rc = ns_npy_check(path, ti->ndim, ti->shape))) return rc;
     }
     return NS_OK;
 }
@@ -269,19 +261,16 @@ int ns_weights_load(const char *dir, ns_model **out, ns_data_opts *data) {
     ns_model *m = NULL;
     if (root.type != NS_JOBJ) rc = ns_fail(NS_EFORMAT, "%s: expected a JSON object.", file);
     if (!rc) rc = read_config(&root, file, &cfg);
-    if (!rc) rc = check_files_first(&root, dir, file);
-    if (!rc && (rc = ns_model_create(&cfg, &m))) rc = prefix_error(rc, file);
+    // cheap things first: the architecture's tensors, then their files, then the parameters
+    if (!rc && (rc = ns_model_plan(&cfg, &m))) rc = prefix_error(rc, file);
     if (!rc) rc = check_tensors(&root, m, file);
+    if (!rc) rc = check_files(m, dir);
     if (!rc && data) rc = read_data(&root, dir, file, data);
-    real *theta = m ? ns_model_theta(m) : NULL;
+    if (!rc) rc = ns_model_realize(m, 0);  // every tensor is read below
     for (int t = 0; !rc && t < ns_model_ntensors(m); t++) {
         const ns_tensor_info *ti = ns_model_tensor(m, t);
-        if ((rc = ns_path(path, sizeof path, "%s/%s.npy", dir, ti->name))) break;
-        if (!ns_exists(path)) {
-            rc = ns_fail(NS_EIO, "%s is missing: the weights of tensor %s (%s).", path, ti->name, cfg.arch);
-            break;
-        }
-        rc = ns_npy_read(path, theta + ti->offset, ti->ndim, ti->shape);
+        if (!(rc = ns_path(path, sizeof path, "%s/%s.npy", dir, ti->name)))
+            rc = ns_npy_read(path, ns_model_theta(m) + ti->offset, ti->ndim, ti->shape);
     }
     ns_jval_free(&root);
     if (rc) {

@@ -364,6 +364,39 @@ static void empty_directory_is_a_clear_error_with_status_1(void **state) {
     assert_int_equal(tu_run(out, sizeof out, "report %s --coords 2,2", root), 2);
 }
 
+// Every '<' of index.html opens one of the tags the writer makes, every '&' an entity it
+// makes, and the text of each hostile string is there escaped: no string from a results
+// folder adds markup or leaves an attribute.
+static void html_is_only_the_writers_markup(const char *path) {
+    static const char *const tags[] = {"<!DOCTYPE html>", "<html>", "<head>", "<meta charset=\"utf-8\">",
+                                       "<title>", "<style>", "<body>", "<h1>", "<h2>", "<h3>", "<h4>", "<p>",
+                                       "<ul>", "<li>", "<table>", "<tr>", "<th>", "<td>", "<figure>",
+                                       "<figcaption>", "<a href=\"", "<img src=\"", "</"};
+    static const char *const entities[] = {"&amp;", "&lt;", "&gt;", "&quot;"};
+    char *html = tu_slurp(path, NULL);
+    for (const char *p = html; *p; p++) {
+        int ok = 1;
+        if (*p == '<') {
+            ok = 0;
+            for (size_t t = 0; t < sizeof tags / sizeof *tags; t++) ok |= !strncmp(p, tags[t], strlen(tags[t]));
+            // an attribute value holds only file-name characters up to its closing quote
+            if (!strncmp(p, "<a href=\"", 9) || !strncmp(p, "<img src=\"", 10)) {
+                const char *v = strchr(p, '"') + 1, *e = v;
+                while (isalnum((unsigned char)*e) || strchr("._-", *e)) e++;
+                ok = *e == '"' && e > v;
+            }
+        } else if (*p == '&') {
+            ok = 0;
+            for (size_t t = 0; t < sizeof entities / sizeof *entities; t++) ok |= !strncmp(p, entities[t], strlen(entities[t]));
+        }
+        if (!ok) fail_msg("index.html: markup the writer did not make at byte %ld: %.60s", (long)(p - html), p);
+    }
+    if (!strstr(html, "&lt;script&gt;alert(") || !strstr(html, "&amp;amp; &lt;img src=x onerror=alert(1)&gt;"))
+        fail_msg("index.html lacks the escaped hostile strings");
+    if (!strstr(html, "alt=\"")) fail_msg("index.html has no drawn figure: the alt attribute is untested");
+    free(html);
+}
+
 static void hostile_strings_in_a_results_folder_never_reach_a_shell(void **state) {
     (void)state;
     const char *root = tu_tmpdir();
@@ -426,6 +459,8 @@ static void hostile_strings_in_a_results_folder_never_reach_a_shell(void **state
     assert_true(scripts >= 4);  // the hostile strings are there, as inert titles
     snprintf(cmd, sizeof cmd, "%s/report/gnuplot.log", root);
     assert_false(file_contains(cmd, "rror"));
+    snprintf(cmd, sizeof cmd, "%s/report/index.html", root);
+    html_is_only_the_writers_markup(cmd);
 }
 
 int main(void) {

@@ -17,8 +17,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *part[NFILES];
     size_t len[NFILES];
     int n = fz_split(data, size, part, len, NFILES);
-    char root[4200];
+    char root[4200], out[4300];
     snprintf(root, sizeof root, "%s/r", fz_dir());
+    // the report of the previous input goes: each execution starts from the same folder
+    snprintf(out, sizeof out, "%s/report", root);
+    fz_rmtree(out);
     for (int i = 0; i < NFILES; i++) {
         char path[4300];
         snprintf(path, sizeof path, "%s/%s", fz_dir(), files[i]);
