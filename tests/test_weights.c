@@ -178,6 +178,22 @@ static long max_rss_kb(void) {
     return u.ru_maxrss;
 }
 
+// Writes DIR/model.json = json and loads DIR, whose .npy files are missing: NS_EIO naming
+// `missing`, no model, and the peak memory grown by at most 40 MB. Returns the peak before.
+static long expect_missing_within_40mb(const char *dir, const char *json, const char *missing) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    tu_spit(path, json, strlen(json));
+    long before = max_rss_kb();
+    ns_model *m = (ns_model *)1;
+    assert_int_equal(ns_weights_load(dir, &m, NULL), NS_EIO);
+    assert_null(m);
+    if (!strstr(ns_errmsg(), missing)) fail_msg("%s: %s", json, ns_errmsg());
+    long grown = max_rss_kb() - before;
+    if (grown > 40000) fail_msg("%s: loading grew the memory by %ld kB before finding a file missing", json, grown);
+    return before;
+}
+
 // The .npy files are checked before the model is built: a model.json naming a 30M-parameter
 // network whose files are missing fails without drawing its theta_0.
 static void weights_load_checks_the_files_before_building_the_model(void **state) {
@@ -188,17 +204,10 @@ static void weights_load_checks_the_files_before_building_the_model(void **state
         "\"tensors\": [{\"name\": \"fc1.weight\", \"shape\": [4096, 3072]}, {\"name\": \"fc1.bias\", \"shape\": [4096]}, "
         "{\"name\": \"fc2.weight\", \"shape\": [4096, 4096]}, {\"name\": \"fc2.bias\", \"shape\": [4096]}, "
         "{\"name\": \"fc3.weight\", \"shape\": [10, 4096]}, {\"name\": \"fc3.bias\", \"shape\": [10]}]}";
-    char path[512];
-    snprintf(path, sizeof path, "%s/model.json", dir);
-    tu_spit(path, json, strlen(json));
-    long before = max_rss_kb();
-    ns_model *m = (ns_model *)1;
-    assert_int_equal(ns_weights_load(dir, &m, NULL), NS_EIO);
-    assert_null(m);
-    assert_non_null(strstr(ns_errmsg(), "fc1.weight.npy is missing"));
-    long grown = max_rss_kb() - before;
-    if (grown > 40000) fail_msg("loading grew the memory by %ld kB before finding the file missing", grown);
+    long before = expect_missing_within_40mb(dir, json, "fc1.weight.npy is missing");
     // A header of the wrong shape is found the same way.
+    char path[512];
+    ns_model *m = NULL;
     float one = 1;
     snprintf(path, sizeof path, "%s/fc1.weight.npy", dir);
     write_npy(path, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", &one, sizeof one);
@@ -245,20 +254,12 @@ static void weights_load_without_a_tensor_list_checks_the_files_first(void **sta
     (void)state;
     const char *arch[] = {"fc-relu-8192-8192", "resnet-relu-1024-b2", "vit-P4-D1024-L2-H4"};
     for (int a = 0; a < 3; a++) {
-        char dir[600], path[700], json[512];
+        char dir[600], json[512];
         snprintf(dir, sizeof dir, "%s/w%d", tu_tmpdir(), a);
         assert_int_equal(ns_mkdirs(dir), 0);
         snprintf(json, sizeof json, "{\"arch\": \"%s\", \"seed\": 0, \"input_shape\": [3, 32, 32], "
                  "\"classes\": 10}", arch[a]);
-        snprintf(path, sizeof path, "%s/model.json", dir);
-        tu_spit(path, json, strlen(json));
-        long before = max_rss_kb();
-        ns_model *m = (ns_model *)1;
-        assert_int_equal(ns_weights_load(dir, &m, NULL), NS_EIO);
-        assert_null(m);
-        if (!strstr(ns_errmsg(), "is missing")) fail_msg("%s: %s", arch[a], ns_errmsg());
-        long grown = max_rss_kb() - before;
-        if (grown > 40000) fail_msg("%s: loading grew the memory by %ld kB before finding a file missing", arch[a], grown);
+        expect_missing_within_40mb(dir, json, "is missing");
     }
 }
 
