@@ -171,7 +171,6 @@ static void gradient_and_hvp_match_finite_differences_for_small_cnns(void **stat
     check_model("cnn-relu-4-3", "standard", 1, 6, 6, 3, 15);
 }
 
-// f = w x + b, MSE: L = mean 0.5 (w x_i + b - 1)^2, so H = mean [[x^2, x], [x, 1]].
 // ResNets (identity and 1x1 shortcuts, average-pool down-sampling, batch norm) and ViTs
 // (patch and position embedding, layer norm, attention, GELU MLP, mean over tokens).
 static void gradient_and_hvp_match_finite_differences_for_resnets(void **state) {
@@ -191,6 +190,7 @@ static void gradient_and_hvp_match_finite_differences_for_vits(void **state) {
     check_model("vit-P4-D4-L1-H1", "mup", 1, 4, 4, 3, 72);  // a single token, a single head
 }
 
+// f = w x + b, MSE: L = mean 0.5 (w x_i + b - 1)^2, so H = mean [[x^2, x], [x, 1]].
 static void linear_model_has_the_hand_computed_hessian(void **state) {
     (void)state;
     setup s = make("fc-linear", "standard", 1, 1, 1, 1, 3, NS_LOSS_MSE, 20);
