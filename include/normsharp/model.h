@@ -37,6 +37,9 @@ int ns_model_ntensors(const ns_model *m);
 const ns_tensor_info *ns_model_tensor(const ns_model *m, int i);
 // Validate an architecture string without building (for early option errors).
 int ns_arch_check(const char *arch);
+// Validate a parameterization name: "standard", "ntk" or "mup" (NULL or "" is not one).
+// Returns 0, or NS_EINVAL with one sentence in ns_errmsg(). ns_model_create runs the same check.
+int ns_param_check(const char *param);
 
 // A batch: x (n x d), labels y (n), one-hot targets t (n x k; MSE). Loss as docs/CONVENTIONS.md, losses.
 typedef struct {

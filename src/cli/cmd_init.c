@@ -66,8 +66,7 @@ int cmd_init(int argc, char **argv) {
     if (!arch) return ns_cli_usage_error("init needs --arch (e.g. --arch fc-tanh-200-200).");
     if (!out) return ns_cli_usage_error("init needs --out DIR, the weights directory to write.");
     if (ns_arch_check(arch)) return ns_cli_usage_error("--arch: %s", ns_errmsg());
-    if (strcmp(param, "standard") && strcmp(param, "ntk") && strcmp(param, "mup"))
-        return ns_cli_usage_error("--param must be standard, ntk or mup, got '%s'.", param);
+    if (ns_param_check(param)) return ns_cli_usage_error("--param: %s.", ns_errmsg());
     if (ns_data_shape(data.dataset, &cfg.c, &cfg.h, &cfg.w, &cfg.k)) return ns_cli_usage_error("--dataset: %s.", ns_errmsg());
     if (data.classes > cfg.k)
         return ns_cli_usage_error("--classes %d is more than the %d classes of %s.", data.classes, cfg.k, data.dataset);

@@ -128,8 +128,7 @@ int train_cli_check(train_cli *t, const ns_cli *c) {
     int rc = t->weights ? from_weights(t, c) : 0;
     if (rc) return rc;
     if (ns_arch_check(t->arch)) return ns_cli_usage_error("%s", ns_errmsg());
-    if (strcmp(t->param, "standard") && strcmp(t->param, "ntk") && strcmp(t->param, "mup"))
-        return ns_cli_usage_error("--param must be standard, ntk or mup, got '%s'.", t->param);
+    if (ns_param_check(t->param)) return ns_cli_usage_error("--param: %s.", ns_errmsg());
     if (!t->out) return ns_cli_usage_error("--out DIR is required (where the results go).");
     if ((rc = ns_cli_out_dir(t->out))) return rc;
     ns_cli_set_threads(t->threads);

@@ -487,11 +487,7 @@ int ns_model_plan(const ns_model_config *cfg, ns_model **out) {
     int rc = ns_arch_parse(m->cfg.arch, &m->arch);
     if (rc) goto fail;
     if (!m->cfg.param[0]) strcpy(m->cfg.param, "standard");
-    if (strcmp(m->cfg.param, "standard") && strcmp(m->cfg.param, "ntk") && strcmp(m->cfg.param, "mup")) {
-        rc = ns_fail(NS_EINVAL, "unknown parameterization '%s': expected standard, ntk or mup",
-                     m->cfg.param);
-        goto fail;
-    }
+    if ((rc = ns_param_check(m->cfg.param))) goto fail;
     if (!isfinite(cfg->init_scale) || cfg->init_scale < 0) {
         rc = ns_fail(NS_EINVAL, "the init scale must be a finite number >= 0, got %g",
                      cfg->init_scale);
@@ -523,6 +519,12 @@ int ns_model_realize(ns_model *m, int draw) {
     draw_theta0(m, draw);
     m->cache.budget = hvp_cache_default;
     return 0;
+}
+
+int ns_param_check(const char *param) {
+    if (param && (!strcmp(param, "standard") || !strcmp(param, "ntk") || !strcmp(param, "mup"))) return 0;
+    return ns_fail(NS_EINVAL, "unknown parameterization '%s': expected standard, ntk or mup",
+                   param ? param : "");
 }
 
 int ns_model_create(const ns_model_config *cfg, ns_model **out) {

@@ -156,6 +156,10 @@ static void usage_errors_exit_2_and_runtime_errors_exit_1(void **state) {
     assert_int_equal(tu_run(out, sizeof out, "init --arch fc-nope-4 --out %s/x", w), 2);
     assert_int_equal(tu_run(out, sizeof out, "init --arch fc-tanh-4 --dataset svhn --out %s/x", w), 2);
     assert_int_equal(tu_run(out, sizeof out, "init --arch fc-tanh-4 --param weird --out %s/x", w), 2);
+    assert_non_null(strstr(out, "expected standard, ntk or mup"));
+    // train, flow and sweep share the check (ns_param_check), before any data is read
+    assert_int_equal(tu_run(out, sizeof out, "train --arch fc-tanh-4 --param mu --lr 0.1 --out %s/x", w), 2);
+    assert_non_null(strstr(out, "unknown parameterization 'mu'"));
     // a model for 10 classes cannot be measured on 3
     assert_int_equal(tu_run(out, sizeof out, "sharpness --weights %s --classes 3 --n 10", w), 2);
     assert_non_null(strstr(out, "10 outputs"));
