@@ -98,7 +98,7 @@ $(B)/tests/test_headers: $(B)/tests/all_headers.h
 
 tests: $(TEST_BIN)
 # One variant's suite (used by `make test`).
-test-one: $(TEST_BIN)
+test-one: $(BIN) $(TEST_BIN)
 	@tests/run.sh $(B)
 
 deps:

@@ -4,6 +4,12 @@
 # (skipped: tests that need the double build, or data or Python packages not installed).
 B="$1"
 [ -d "$B/tests" ] || { echo "run.sh: no tests built in $B" >&2; exit 2; }
+# The command-line tests run $B/normsharp: one older than the sources would test old code.
+stale=$(find src include -newer "$B/normsharp" -name '*.[ch]' 2>/dev/null | head -1)
+if [ ! -x "$B/normsharp" ] || [ -n "$stale" ]; then
+  echo "run.sh: $B/normsharp is missing or older than ${stale:-the sources}; rebuild that variant first (make test builds and runs every variant)." >&2
+  exit 2
+fi
 export NS_BIN="$PWD/$B/normsharp"
 export NS_TEST_TMP="$(mktemp -d /tmp/normsharp-test.XXXXXX)"
 export NS_SRC="$PWD"
