@@ -68,7 +68,7 @@ int ns_model_hvp(ns_model *m, const ns_batch *b, const real *v, real *hv);
 // the chunks of examples that fit in `bytes` (its key, copies of theta and of the batch,
 // counted in); the rest are recomputed. The results are the same bits with and without it.
 // A change to theta or to the batch's contents is detected (by comparison) on the next
-// product. Default 512 MB (ns_hvp_cache_default); 0 turns it off. Clear frees its memory.
+// product. Default 1024 MB (ns_hvp_cache_default); 0 turns it off. Clear frees its memory.
 void ns_model_set_hvp_cache(ns_model *m, size_t bytes);
 void ns_model_hvp_cache_clear(ns_model *m);
 // Examples whose primal values the cache holds now (for tests and benchmarks).

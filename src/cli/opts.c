@@ -277,7 +277,7 @@ void ns_cli_add_hvp_cache(ns_cli *c, long *mb) {
     *mb = -1;
     ns_cli_add(c, "hvp-cache-mb", OPT_LONG, mb, 0, 1L << 30, "MB",
                "memory for the forward and backward values that Hessian-vector products at one "
-               "theta reuse (default 512; 0 recomputes them every time; the results are the same)");
+               "theta reuse (default 1024; 0 recomputes them every time; the results are the same)");
 }
 
 void ns_cli_set_hvp_cache(long mb) {
