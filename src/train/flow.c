@@ -103,7 +103,7 @@ typedef struct {
 // refreshing S (hence the step h = min(c / S, h_max) and s_GF) every eig_every steps.
 static int integrate(flow_run *f, ns_progress *p) {
     const ns_flow_opts *o = f->o;
-    double time = 0, loss0 = NAN, s_gf = NAN, sharp = NAN;
+    double time = 0, loss0 = NAN, s_gf = NAN, sharp = NAN, prev_loss = INFINITY;
     int rc = 0;
     long t;
     for (t = 0;; t++) {
@@ -115,7 +115,10 @@ static int integrate(flow_run *f, ns_progress *p) {
             break;
         }
         traj_row row = {.step = t, .time = time, .h = NAN, .train_loss = loss, .train_acc = acc};
-        if (is_due(t, o->eig_every)) {
+        // S is refreshed every eig_every steps, and at once after a step that raised the loss: a
+        // gradient flow's loss never rises, so h was too long for the sharpness there (S grows
+        // fast early on, e.g. with cross-entropy from a small S(0); EXPERIMENTS.md §4, the CNN).
+        if (is_due(t, o->eig_every) || loss > prev_loss) {
             if ((rc = row_eig(f->m, &f->train, &f->eig_opts, &f->warm, NULL, &row))) return rc;
             sharp = row.sharpness;
             if (!(s_gf >= sharp)) s_gf = sharp;  // s_GF: the largest S so far
@@ -142,6 +145,7 @@ static int integrate(flow_run *f, ns_progress *p) {
             if ((rc = traj_append(&f->traj, &row))) return rc;
         }
         if ((rc = rk4_step(f->m, &f->train, &f->w, h))) return rc;
+        prev_loss = loss;
         time = last ? o->max_time : time + h;
         ns_progress_info pi = {.step = t, .max_steps = o->max_steps, .time = time, .max_time = o->max_time,
                                .loss = loss, .loss_goal = o->loss_goal, .sharpness = sharp};

@@ -46,6 +46,42 @@ static void flow_prints_s_gf_and_eta_c(void **state) {
     ns_jval_free(&v);
 }
 
+// A gradient flow's loss never rises. A small CNN with cross-entropy starts with a small
+// S(0) (about 4) that grows fast: with S refreshed only every 10 steps, the step h = 1/S(0)
+// overshot and the loss rose at steps 4 and 8 (EXPERIMENTS.md §4, the CNN). A rise now
+// refreshes S at once, so it happens at most once and its row carries the new sharpness.
+static void flow_refreshes_the_sharpness_as_soon_as_its_loss_rises(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    assert_int_equal(tu_run(out, sizeof out, "flow --arch cnn-relu-8-8 --n 32 --n-test 16 --loss ce --rk-c 1 "
+                            "--eig-every 10 --max-steps 14 --top-k 1 --trace-probes 0 --threads 1 --out %s", d), 0);
+    char *traj = slurp("%s/trajectory.csv%s", d, "");
+    assert_non_null(traj);
+    // columns: step,time,h,train_loss,train_acc,l1,l2,test_loss,test_err,lambda_max,sharpness
+    int rows = 0, rises = 0;
+    double prev = INFINITY;
+    for (char *line = strchr(traj, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        char *f[11] = {0}, *p = line + 1;
+        for (int i = 0; i < 11 && p; i++) {
+            f[i] = p;
+            p = strpbrk(p, ",\n");
+            if (p) p++;
+        }
+        assert_non_null(f[10]);
+        double loss = strtod(f[3], NULL);
+        int has_sharpness = f[10][0] != '\n' && f[10][0] != '\0';
+        if (loss > prev) {
+            rises++;
+            if (!has_sharpness) fail_msg("the loss rose at row %d and S was not refreshed there", rows);
+        }
+        prev = loss;
+        rows++;
+    }
+    assert_true(rows >= 14);
+    assert_true(rises <= 1);
+    free(traj);
+}
+
 // A single run on a terminal: step, loss against the goal, the latest sharpness, an ETA.
 static void train_progress_line_shows_loss_against_goal_sharpness_and_eta(void **state) {
     (void)state;
@@ -175,6 +211,7 @@ int main(void) {
         cmocka_unit_test(train_twice_with_the_same_options_gives_identical_summaries),
         cmocka_unit_test(train_with_a_huge_eta_ends_diverged_with_its_step_and_exit_status_0),
         cmocka_unit_test(flow_prints_s_gf_and_eta_c),
+        cmocka_unit_test(flow_refreshes_the_sharpness_as_soon_as_its_loss_rises),
         cmocka_unit_test(train_progress_line_shows_loss_against_goal_sharpness_and_eta),
         cmocka_unit_test(final_measurement_defaults_are_top_5_and_300_lanczos_iterations),
         cmocka_unit_test(options_that_draw_theta_0_are_refused_with_weights),
