@@ -1,5 +1,6 @@
 // bench_model.c — times the network passes on random data and compares them with sgemm.
 //   bench_model [ARCH [N [REPS [mse|ce]]]]     defaults: fc-tanh-200-200 5000 20 mse
+//   NS_BENCH_CHUNKS=16,4,2 bench_model ...     chunk sizes compared instead (below)
 // Inputs are 1x28x28 (Fashion-MNIST's shape), 10 classes. Build against a float library,
 // with every sgemm timed by bench/gemm_clock.c:
 //   make TAG=-nn -j2
@@ -15,6 +16,11 @@
 // processes on a shared machine; the floor ratio, two clocks read in the same run, is the
 // figure least disturbed by them.
 // OpenBLAS threads: OPENBLAS_NUM_THREADS.
+// With NS_BENCH_CHUNKS (a list of chunk sizes, each applied as NS_MODEL_CHUNK, which caps the
+// examples per chunk), it instead times the gradient and H v (the primal cache filled) at each
+// size in turn within every repetition, and prints per size the median time and the median and
+// range of the per-repetition ratio to the first size: an A/B comparison that the load of the
+// machine shifts alike for all sizes.
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +71,57 @@ static double time_sgemm(int m, int n, int k, int reps) {
     return s;
 }
 
+#define MAX_CHUNKS 8
+
+// The NS_BENCH_CHUNKS comparison (top of this file). Returns the exit status.
+static int compare_chunks(const char *list, ns_model *m, const ns_batch *b, real *g, const real *v,
+                          real *hv, int reps) {
+    long sizes[MAX_CHUNKS];
+    int ns = 0;
+    for (const char *s = list; *s && ns < MAX_CHUNKS; s += strspn(s, ","))  {
+        char *end;
+        sizes[ns] = strtol(s, &end, 10);
+        if (end == s || sizes[ns] < 1) {
+            fprintf(stderr, "bench_model: NS_BENCH_CHUNKS must list positive sizes: %s\n", list);
+            return 2;
+        }
+        ns++, s = end;
+    }
+    double *t = calloc((size_t)(2 * ns * reps), sizeof *t), *u = calloc((size_t)reps, sizeof *u);
+    double loss_v, acc;
+    for (int r = -1; r < reps; r++)  // one warm-up round
+        for (int i = 0; i < ns; i++) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "%ld", sizes[i]);
+            setenv("NS_MODEL_CHUNK", buf, 1);
+            double t0 = clock_s();
+            int rc = ns_model_grad(m, b, g, &loss_v, &acc);
+            double t1 = clock_s();
+            rc = rc ? rc : ns_model_hvp(m, b, v, hv);  // fills the primal cache at this size
+            double t2 = clock_s();
+            rc = rc ? rc : ns_model_hvp(m, b, v, hv);
+            double t3 = clock_s();
+            if (rc) {
+                fprintf(stderr, "bench_model: %s\n", ns_errmsg());
+                return 1;
+            }
+            (void)t2;
+            if (r >= 0) t[(0 * ns + i) * reps + r] = t1 - t0, t[(1 * ns + i) * reps + r] = t3 - t2;
+        }
+    unsetenv("NS_MODEL_CHUNK");
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < ns; i++) {
+            const double *ti = t + (pass * ns + i) * reps, *t0 = t + (pass * ns) * reps;
+            for (int r = 0; r < reps; r++) u[r] = ti[r] / t0[r];
+            double mr = median(u, reps), lo = u[0], hi = u[reps - 1];
+            for (int r = 0; r < reps; r++) u[r] = ti[r];
+            printf("  %-8s chunk %4ld  median %8.2f ms  / chunk %ld: %.2f (%.2f-%.2f)\n",
+                   pass ? "hvp" : "gradient", sizes[i], median(u, reps) * 1e3, sizes[0], mr, lo, hi);
+        }
+    free(t), free(u);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *arch = argc > 1 ? argv[1] : "fc-tanh-200-200";
     long n = argc > 2 ? atol(argv[2]) : 5000;
@@ -95,6 +152,14 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < p; i++) v[i] = (real)ns_rng_normal(&rng);
     ns_batch b = {.x = x, .y = y, .t = t, .n = n, .loss = loss};
 
+    if (getenv("NS_BENCH_CHUNKS")) {
+        printf("%s, n=%ld, %s, loss %s, %d interleaved repetitions%s\n", arch, n, NS_REAL_NAME,
+               loss == NS_LOSS_CE ? "ce" : "mse", reps, getenv("NS_BENCH_CPU") ? ", CPU time" : "");
+        int rc = compare_chunks(getenv("NS_BENCH_CHUNKS"), m, &b, g, v, hv, reps);
+        free(x), free(t), free(y), free(g), free(v), free(hv), free(times), free(floors);
+        ns_model_free(m);
+        return rc;
+    }
     // Flops of the passes: a dense or conv layer of P weights costs 2 n P per product.
     // forward 1 product per layer; gradient: forward + weight gradient + input gradient
     // (none for the first layer); H v: forward, 2 tangent products (1 for the first layer),

@@ -59,10 +59,12 @@
 #define MAX_ACTIVATIONS (1L << 28)  // values of one layer's output, per example
 #define MAX_PARAMS ((size_t)1 << 31)
 #define WORKSPACE_BUDGET ((size_t)512 << 20)  // bytes of activation buffers per pass
-// Convolutional nets make many elementwise passes over large activations: in chunks of 16
-// examples these stay in cache, which makes a CNN gradient ~15% faster than in chunks of
-// hundreds (BENCHMARKS.md §3). MLPs keep whole-batch chunks, for the widest GEMMs.
-#define CONV_CHUNK 16
+// Convolutional nets make many elementwise passes over large activations and patch matrices:
+// in chunks of 4 examples these stay in cache between the gather that writes them and the
+// GEMM that reads them, which makes a CNN gradient and H v ~1.35x faster than in chunks of 16
+// (BENCHMARKS.md §5; `NS_BENCH_CHUNKS` in bench/bench_model.c measures it). MLPs keep
+// whole-batch chunks, for the widest GEMMs.
+#define CONV_CHUNK 4
 #define HVP_CACHE_DEFAULT ((size_t)1024 << 20)  // bytes; cnn-relu-32-32 needs 0.58 MB per example
 
 typedef enum {
