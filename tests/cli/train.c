@@ -46,6 +46,32 @@ static void flow_prints_s_gf_and_eta_c(void **state) {
     ns_jval_free(&v);
 }
 
+// The rows of a flow's trajectory.csv: loss and sharpness (NAN where S was not estimated).
+typedef struct {
+    int n;
+    double loss[64], sharpness[64];
+} flow_rows;
+
+static void read_flow_rows(const char *dir, flow_rows *r) {
+    char *traj = slurp("%s/trajectory.csv%s", dir, "");
+    assert_non_null(traj);
+    // columns: step,time,h,train_loss,train_acc,l1,l2,test_loss,test_err,lambda_max,sharpness
+    r->n = 0;
+    for (char *line = strchr(traj, '\n'); line && line[1] && r->n < 64; line = strchr(line + 1, '\n')) {
+        char *f[11] = {0}, *p = line + 1;
+        for (int i = 0; i < 11 && p; i++) {
+            f[i] = p;
+            p = strpbrk(p, ",\n");
+            if (p) p++;
+        }
+        assert_non_null(f[10]);
+        r->loss[r->n] = strtod(f[3], NULL);
+        r->sharpness[r->n] = f[10][0] != '\n' && f[10][0] != '\0' ? strtod(f[10], NULL) : NAN;
+        r->n++;
+    }
+    free(traj);
+}
+
 // A gradient flow's loss never rises. A small CNN with cross-entropy starts with a small
 // S(0) (about 4) that grows fast: with S refreshed only every 10 steps, the step h = 1/S(0)
 // overshot and the loss rose at steps 4 and 8 (EXPERIMENTS.md §4, the CNN). A rise now
@@ -55,31 +81,46 @@ static void flow_refreshes_the_sharpness_as_soon_as_its_loss_rises(void **state)
     const char *d = tu_tmpdir();
     assert_int_equal(tu_run(out, sizeof out, "flow --arch cnn-relu-8-8 --n 32 --n-test 16 --loss ce --rk-c 1 "
                             "--eig-every 10 --max-steps 14 --top-k 1 --trace-probes 0 --threads 1 --out %s", d), 0);
-    char *traj = slurp("%s/trajectory.csv%s", d, "");
-    assert_non_null(traj);
-    // columns: step,time,h,train_loss,train_acc,l1,l2,test_loss,test_err,lambda_max,sharpness
-    int rows = 0, rises = 0;
-    double prev = INFINITY;
-    for (char *line = strchr(traj, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
-        char *f[11] = {0}, *p = line + 1;
-        for (int i = 0; i < 11 && p; i++) {
-            f[i] = p;
-            p = strpbrk(p, ",\n");
-            if (p) p++;
-        }
-        assert_non_null(f[10]);
-        double loss = strtod(f[3], NULL);
-        int has_sharpness = f[10][0] != '\n' && f[10][0] != '\0';
-        if (loss > prev) {
+    flow_rows r;
+    read_flow_rows(d, &r);
+    int rises = 0;
+    for (int t = 1; t < r.n; t++)
+        if (r.loss[t] > r.loss[t - 1]) {
             rises++;
-            if (!has_sharpness) fail_msg("the loss rose at row %d and S was not refreshed there", rows);
+            if (isnan(r.sharpness[t])) fail_msg("the loss rose at row %d and S was not refreshed there", t);
         }
-        prev = loss;
-        rows++;
-    }
-    assert_true(rows >= 14);
+    assert_true(r.n >= 14);
     assert_true(rises <= 1);
-    free(traj);
+}
+
+// From the start and while S moves fast, the flow re-estimates it at every step, not every
+// --eig-every steps: on the same CNN, S grows from about 4 by more than 10 % per 10 steps, so
+// step 1 and every step after an estimate whose change from the one before exceeds 0.1 S per
+// 10 steps get one; once S settles the estimates thin out to every 10 steps again. (Before,
+// S was estimated at steps 0 and 4 and had tripled in between.)
+static void flow_refreshes_the_sharpness_at_every_step_while_it_moves_fast(void **state) {
+    (void)state;
+    const char *d = tu_tmpdir();
+    assert_int_equal(tu_run(out, sizeof out, "flow --arch cnn-relu-8-8 --n 32 --n-test 16 --loss ce --rk-c 1 "
+                            "--eig-every 10 --max-steps 40 --top-k 1 --trace-probes 0 --threads 1 --out %s", d), 0);
+    flow_rows r;
+    read_flow_rows(d, &r);
+    assert_true(r.n >= 40);
+    int prev = -1, fast = 0, estimates = 0;
+    for (int t = 0; t < r.n - 1; t++) {  // the last row is the final measurement
+        if (isnan(r.sharpness[t])) continue;
+        estimates++;
+        if (prev >= 0 && fabs(r.sharpness[t] - r.sharpness[prev]) / r.sharpness[prev] * 10.0 / (t - prev) > 0.1) {
+            fast++;
+            if (t + 1 < r.n - 1 && isnan(r.sharpness[t + 1]))
+                fail_msg("S moved from %g (row %d) to %g (row %d), yet was not re-estimated at row %d",
+                         r.sharpness[prev], prev, r.sharpness[t], t, t + 1);
+        }
+        prev = t;
+    }
+    assert_false(isnan(r.sharpness[1]));
+    assert_true(fast >= 1);
+    assert_true(estimates < r.n - 1);  // not every step: the schedule thins out again
 }
 
 // A single run on a terminal: step, loss against the goal, the latest sharpness, an ETA.
@@ -212,6 +253,7 @@ int main(void) {
         cmocka_unit_test(train_with_a_huge_eta_ends_diverged_with_its_step_and_exit_status_0),
         cmocka_unit_test(flow_prints_s_gf_and_eta_c),
         cmocka_unit_test(flow_refreshes_the_sharpness_as_soon_as_its_loss_rises),
+        cmocka_unit_test(flow_refreshes_the_sharpness_at_every_step_while_it_moves_fast),
         cmocka_unit_test(train_progress_line_shows_loss_against_goal_sharpness_and_eta),
         cmocka_unit_test(final_measurement_defaults_are_top_5_and_300_lanczos_iterations),
         cmocka_unit_test(options_that_draw_theta_0_are_refused_with_weights),
