@@ -61,12 +61,14 @@ void ns_train_config_json(ns_json *j, const ns_model *m, const ns_dataset *ds, c
 
 // ---- gradient flow ----------------------------------------------------------------------
 // theta' = -grad L(theta), integrated by classical RK4 at step h = min(c / S(theta), h_max),
-// S = max|lambda| by Lanczos (warm-started) every eig_every steps. s_GF is the largest S
-// measured until the loss first reaches loss_goal; eta_c = 2 / s_GF.
+// S = max|lambda| by Lanczos (warm-started) every eig_every steps while S is steady; at every
+// step from the start and while the last two estimates differ by more than 10 % of S per
+// eig_every steps; and after any step that raised the loss. s_GF is the largest S measured
+// until the loss first reaches loss_goal; eta_c = 2 / s_GF.
 typedef struct {
     double rk_c;            // c (default 0.5)
     double h_max;           // largest step (default 1)
-    long eig_every;         // re-estimate S every this many steps (default 5)
+    long eig_every;         // re-estimate a steady S every this many steps (default 5)
     double loss_goal;       // status "converged" when loss <= loss_goal (NaN: none)
     double max_time;        // status "max_time" at this flow time; the last step lands on it
     long max_steps;
