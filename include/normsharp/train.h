@@ -61,14 +61,14 @@ void ns_train_config_json(ns_json *j, const ns_model *m, const ns_dataset *ds, c
 
 // ---- gradient flow ----------------------------------------------------------------------
 // theta' = -grad L(theta), integrated by classical RK4 at step h = min(c / S(theta), h_max),
-// S = max|lambda| by Lanczos (warm-started) every eig_every steps while S is steady; at every
-// step from the start and while the last two estimates differ by more than 10 % of S per
-// eig_every steps; and after any step that raised the loss. s_GF is the largest S measured
-// until the loss first reaches loss_goal; eta_c = 2 / s_GF.
+// S = max|lambda| by Lanczos (warm-started) at steps 0 and 1, then when S, changing at the
+// relative rate r per step of its last two estimates, may have drifted by 10 %: floor(0.1/r)
+// steps later, at least 1 and at most eig_every; and after any step that raised the loss.
+// s_GF is the largest S measured until the loss first reaches loss_goal; eta_c = 2 / s_GF.
 typedef struct {
     double rk_c;            // c (default 0.5)
     double h_max;           // largest step (default 1)
-    long eig_every;         // re-estimate a steady S every this many steps (default 5)
+    long eig_every;         // the most steps between two estimates of S (default 5)
     double loss_goal;       // status "converged" when loss <= loss_goal (NaN: none)
     double max_time;        // status "max_time" at this flow time; the last step lands on it
     long max_steps;

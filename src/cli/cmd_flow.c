@@ -18,7 +18,7 @@ int cmd_flow(int argc, char **argv) {
     ns_cli_add(&c, "loss-goal", OPT_DOUBLE, &o.loss_goal, 0, INFINITY, "EPS", "stop when the training loss is <= EPS");
     ns_cli_add(&c, "rk-c", OPT_DOUBLE, &o.rk_c, 1e-9, 2.7, "C", "step h = min(C / S, h_max) (default 0.5)");
     ns_cli_add(&c, "h-max", OPT_DOUBLE, &o.h_max, 1e-12, INFINITY, "H", "largest step (default 1)");
-    ns_cli_add(&c, "eig-every", OPT_LONG, &o.eig_every, 1, 1e15, "K", "re-estimate S every K steps; every step from the start and while S moves by more than 10 percent per K steps, and after a step that raised the loss (default 5)");
+    ns_cli_add(&c, "eig-every", OPT_LONG, &o.eig_every, 1, 1e15, "K", "re-estimate S at steps 0 and 1, then when it may have drifted by 10 percent at the rate of its last two estimates, at most K steps later, and after a step that raised the loss (default 5)");
     ns_cli_add(&c, "max-time", OPT_DOUBLE, &o.max_time, 1e-300, INFINITY, "T", "stop at flow time T (the last step lands on it)");
     ns_cli_add(&c, "max-steps", OPT_LONG, &o.max_steps, 0, 1e15, "N", "stop after N RK4 steps (default 1000000)");
     ns_cli_add(&c, "diverge-factor", OPT_DOUBLE, &o.diverge_factor, 1.000001, INFINITY, "F", "diverged when the loss exceeds F x the initial loss (default 1000)");

@@ -78,7 +78,7 @@ static int parse_args(int argc, char **argv, sweep_args *a) {
                "--lr-around covers eta_c/F .. eta_c*F (default 8), or eta_c/LO .. eta_c*HI");
     ns_cli_add(&c, "rk-c", OPT_DOUBLE, &a->fl.rk_c, 1e-9, 2.7, "C", "flow step h = min(C / S, h_max) (default 0.5)");
     ns_cli_add(&c, "h-max", OPT_DOUBLE, &a->fl.h_max, 1e-12, INFINITY, "H", "largest flow step (default 1)");
-    ns_cli_add(&c, "flow-eig-every", OPT_LONG, &a->fl.eig_every, 1, 1e15, "K", "flow: re-estimate S every K steps; every step from the start and while S moves by more than 10 percent per K steps, and after a step that raised the loss (default 5)");
+    ns_cli_add(&c, "flow-eig-every", OPT_LONG, &a->fl.eig_every, 1, 1e15, "K", "flow: re-estimate S at steps 0 and 1, then when it may have drifted by 10 percent at the rate of its last two estimates, at most K steps later, and after a step that raised the loss (default 5)");
     ns_cli_add(&c, "flow-max-time", OPT_DOUBLE, &a->fl.max_time, 1e-300, INFINITY, "T", "flow: stop at time T");
     ns_cli_add(&c, "flow-max-steps", OPT_LONG, &a->fl.max_steps, 0, 1e15, "N", "flow: stop after N steps (default 1000000)");
     train_cli_add_model(&c, &a->t, 0);

@@ -99,18 +99,28 @@ typedef struct {
     double time, loss0, s_gf;
 } flow_run;
 
-// How fast S may move, as a fraction of itself per eig_every steps, before the flow
-// re-estimates it at every step: h = c/S then stays within 10 % of c over the stale S.
-#define FLOW_S_MOVE 0.1
+// How far S may drift between two estimates, as a fraction of itself: h = c/S then stays
+// within 10 % of c over the stale S.
+#define FLOW_S_DRIFT 0.1
+
+// Steps from an estimate s_new of S to the next one: as many as S, changing at the rate the
+// last two estimates show (s_old, dt steps before), takes to drift by FLOW_S_DRIFT of itself,
+// between 1 and eig_every; 1 when there is no rate yet (dt < 1: the start) or S is not positive.
+static long steps_to_next_estimate(double s_new, double s_old, long dt, long eig_every) {
+    if (dt < 1 || !(s_old > 0) || !(s_new > 0)) return 1;
+    double rate = fabs(s_new - s_old) / s_old / (double)dt;  // relative change per step
+    if (!(rate * (double)eig_every > FLOW_S_DRIFT)) return eig_every;
+    double k = floor(FLOW_S_DRIFT / rate);
+    return k < 1 ? 1 : (long)k;
+}
 
 // RK4 from theta_0 until the loss goal, max_time, max_steps or divergence, logging rows and
-// refreshing S (hence the step h = min(c / S, h_max) and s_GF) every eig_every steps, or
-// every step while S moves fast or after the loss rose.
+// refreshing S (hence the step h = min(c / S, h_max) and s_GF) as scheduled below.
 static int integrate(flow_run *f, ns_progress *p) {
     const ns_flow_opts *o = f->o;
     double time = 0, loss0 = NAN, s_gf = NAN, sharp = NAN, prev_loss = INFINITY;
-    int rc = 0, moving = 1;  // until two estimates show S steady, it is estimated every step
-    long t, t_sharp = -1;  // the step of the latest estimate of S
+    int rc = 0;
+    long t, t_sharp = -1, due = 0;  // the step of the latest estimate of S, and of the next
     for (t = 0;; t++) {
         double loss, acc;
         if ((rc = objective_grad(f->m, &f->train, f->w.wd, f->w.g, &loss, &acc))) return rc;  // k1
@@ -120,17 +130,15 @@ static int integrate(flow_run *f, ns_progress *p) {
             break;
         }
         traj_row row = {.step = t, .time = time, .h = NAN, .train_loss = loss, .train_acc = acc};
-        // S is refreshed every eig_every steps; at every step from the start and while it moves
-        // fast (the last two estimates differ by more than FLOW_S_MOVE of S per eig_every
-        // steps), since one long step with a stale S can send the flow off its path; at once after
-        // a step that raised the loss: a gradient flow's loss never rises, so h was too long for
-        // the sharpness there. S grows fast early on, e.g. with cross-entropy from a small S(0),
-        // where a stale S makes h = c/S too long (EXPERIMENTS.md §4, the CNN).
-        if (is_due(t, o->eig_every) || loss > prev_loss || moving) {
+        // S is estimated at steps 0 and 1, then when it may have drifted by FLOW_S_DRIFT of
+        // itself at the rate of its last two estimates (at most eig_every steps later): one
+        // long step with a stale S can send the flow off its path, and S grows fast early on,
+        // e.g. with cross-entropy from a small S(0) (EXPERIMENTS.md §4, the CNN). And at once
+        // after a step that raised the loss: a gradient flow's loss never rises, so h was too
+        // long for the sharpness there.
+        if (t >= due || loss > prev_loss) {
             if ((rc = row_eig(f->m, &f->train, &f->eig_opts, &f->warm, NULL, &row))) return rc;
-            moving = t_sharp < 0 || !(sharp > 0) ||
-                     fabs(row.sharpness - sharp) / sharp * (double)o->eig_every / (double)(t - t_sharp) >
-                         FLOW_S_MOVE;
+            due = t + steps_to_next_estimate(row.sharpness, sharp, t_sharp < 0 ? 0 : t - t_sharp, o->eig_every);
             sharp = row.sharpness;
             t_sharp = t;
             if (!(s_gf >= sharp)) s_gf = sharp;  // s_GF: the largest S so far

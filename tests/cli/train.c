@@ -72,45 +72,44 @@ static void read_flow_rows(const char *dir, flow_rows *r) {
     free(traj);
 }
 
-// The flow's sharpness schedule, on a small CNN with cross-entropy, whose S(0) (about 4)
-// grows fast. From the start and while S moves fast, the flow re-estimates it at every step,
-// not every --eig-every steps: S grows by more than 10 % per 10 steps, so step 1 and every
-// step after an estimate whose change from the one before exceeds 0.1 S per 10 steps get
-// one; once S settles the estimates thin out to every 10 steps again. (Before, S was
-// estimated at steps 0 and 4 and had tripled in between.) And a gradient flow's loss never
-// rises: a row whose loss rose must carry a new estimate (before either rule, with S
-// refreshed every 10 steps, h = 1/S(0) overshot and the loss rose at steps 4 and 8,
-// EXPERIMENTS.md §4, the CNN; the schedule now keeps it from rising at all here).
-static void flow_refreshes_the_sharpness_while_it_moves_fast_and_after_a_rise(void **state) {
+// The flow's sharpness schedule, on a small CNN with cross-entropy whose S(0) (about 4) grows
+// fast. S is estimated at steps 0 and 1; after that, the next estimate comes when S, changing
+// at the rate r (relative, per step) of its last two estimates, may have drifted by 10 %:
+// floor(0.1 / r) steps later, at least 1 and at most --eig-every (10); or at once after a step
+// that raised the loss. So estimates come every step while S grows fast and thin out as it
+// settles. (Before, S was estimated every 10 steps: at steps 0 and 4, the latter because the
+// loss rose, while S tripled; the test fails there at step 1.) Whether a rise brings an
+// estimate is checked too, but this flow's loss does not rise under the schedule, so the
+// rise rule is not exercised here.
+static void flow_schedules_its_sharpness_by_how_fast_it_moves(void **state) {
     (void)state;
     const char *d = tu_tmpdir();
     assert_int_equal(tu_run(out, sizeof out, "flow --arch cnn-relu-8-8 --n 32 --n-test 16 --loss ce --rk-c 1 "
                             "--eig-every 10 --max-steps 40 --top-k 1 --trace-probes 0 --threads 1 --out %s", d), 0);
-    flow_rows r;
+    flow_rows r = {0};
     read_flow_rows(d, &r);
     assert_true(r.n >= 40);
-    int rises = 0;
-    for (int t = 1; t < r.n; t++)
-        if (r.loss[t] > r.loss[t - 1]) {
-            rises++;
-            if (isnan(r.sharpness[t])) fail_msg("the loss rose at row %d and S was not refreshed there", t);
-        }
-    assert_true(rises <= 1);
-    int prev = -1, fast = 0, estimates = 0;
-    for (int t = 0; t < r.n - 1; t++) {  // the last row is the final measurement
+    int last = r.n - 1;  // the last row is the final measurement
+    for (int t = 1; t < last; t++)
+        if (r.loss[t] > r.loss[t - 1] && isnan(r.sharpness[t]))
+            fail_msg("the loss rose at row %d and S was not estimated there", t);
+    assert_false(isnan(r.sharpness[0]));
+    assert_false(isnan(r.sharpness[1]));
+    int prev = 0, longer = 0;
+    for (int t = 1; t < last; t++) {
         if (isnan(r.sharpness[t])) continue;
-        estimates++;
-        if (prev >= 0 && fabs(r.sharpness[t] - r.sharpness[prev]) / r.sharpness[prev] * 10.0 / (t - prev) > 0.1) {
-            fast++;
-            if (t + 1 < r.n - 1 && isnan(r.sharpness[t + 1]))
-                fail_msg("S moved from %g (row %d) to %g (row %d), yet was not re-estimated at row %d",
-                         r.sharpness[prev], prev, r.sharpness[t], t, t + 1);
-        }
+        double rate = fabs(r.sharpness[t] - r.sharpness[prev]) / r.sharpness[prev] / (t - prev);
+        int gap = rate * 10 > 0.1 ? (int)floor(0.1 / rate) : 10;
+        if (gap < 1) gap = 1;
+        int next = t + 1;
+        while (next < last && isnan(r.sharpness[next])) next++;
+        if (next < last && next != t + gap && !(next < t + gap && r.loss[next] > r.loss[next - 1]))
+            fail_msg("after the estimate at row %d (S %g, %g at row %d) the next was due at row %d, "
+                     "not %d", t, r.sharpness[t], r.sharpness[prev], prev, t + gap, next);
+        longer += gap > 1;
         prev = t;
     }
-    assert_false(isnan(r.sharpness[1]));
-    assert_true(fast >= 1);
-    assert_true(estimates < r.n - 1);  // not every step: the schedule thins out again
+    assert_true(longer >= 1);  // the schedule thins out as S settles
 }
 
 // A single run on a terminal: step, loss against the goal, the latest sharpness, an ETA.
@@ -242,7 +241,7 @@ int main(void) {
         cmocka_unit_test(train_twice_with_the_same_options_gives_identical_summaries),
         cmocka_unit_test(train_with_a_huge_eta_ends_diverged_with_its_step_and_exit_status_0),
         cmocka_unit_test(flow_prints_s_gf_and_eta_c),
-        cmocka_unit_test(flow_refreshes_the_sharpness_while_it_moves_fast_and_after_a_rise),
+        cmocka_unit_test(flow_schedules_its_sharpness_by_how_fast_it_moves),
         cmocka_unit_test(train_progress_line_shows_loss_against_goal_sharpness_and_eta),
         cmocka_unit_test(final_measurement_defaults_are_top_5_and_300_lanczos_iterations),
         cmocka_unit_test(options_that_draw_theta_0_are_refused_with_weights),
