@@ -78,14 +78,15 @@ static int compare_chunks(const char *list, ns_model *m, const ns_batch *b, real
                           real *hv, int reps) {
     long sizes[MAX_CHUNKS];
     int ns = 0;
-    for (const char *s = list; *s && ns < MAX_CHUNKS; s += strspn(s, ","))  {
+    for (const char *s = list; *s; s += strspn(s, ",")) {
         char *end;
-        sizes[ns] = strtol(s, &end, 10);
-        if (end == s || sizes[ns] < 1) {
-            fprintf(stderr, "bench_model: NS_BENCH_CHUNKS must list positive sizes: %s\n", list);
+        long size = strtol(s, &end, 10);
+        if (end == s || size < 1 || ns == MAX_CHUNKS) {
+            fprintf(stderr, "bench_model: NS_BENCH_CHUNKS must list 1 to %d positive sizes: %s\n",
+                    MAX_CHUNKS, list);
             return 2;
         }
-        ns++, s = end;
+        sizes[ns++] = size, s = end;
     }
     double *t = calloc((size_t)(2 * ns * reps), sizeof *t), *u = calloc((size_t)reps, sizeof *u);
     double loss_v, acc;
@@ -103,9 +104,9 @@ static int compare_chunks(const char *list, ns_model *m, const ns_batch *b, real
             double t3 = clock_s();
             if (rc) {
                 fprintf(stderr, "bench_model: %s\n", ns_errmsg());
+                free(t), free(u);
                 return 1;
             }
-            (void)t2;
             if (r >= 0) t[(0 * ns + i) * reps + r] = t1 - t0, t[(1 * ns + i) * reps + r] = t3 - t2;
         }
     unsetenv("NS_MODEL_CHUNK");

@@ -445,7 +445,8 @@ static void batch_norm_evaluates_the_test_set_with_the_training_statistics(void 
 }
 
 // On a real ResNet: the training batch in evaluation mode is the training loss (to rounding:
-// the training pass takes the batch in one chunk, the evaluation in chunks of up to 4), a test batch is evaluated the same in one chunk or in chunks of 3 (its examples no longer
+// the training pass takes the batch in one chunk, the evaluation in chunks of up to 4), a
+// test batch is evaluated the same in one chunk or in chunks of 3 (its examples no longer
 // interact), evaluation leaves the next gradient unchanged, and without the training batch a
 // model with batch norm is refused; a model without batch norm evaluates as ns_model_loss.
 static void evaluation_mode_is_consistent_with_training_and_chunks(void **state) {

@@ -104,10 +104,11 @@ typedef struct {
 #define FLOW_S_DRIFT 0.1
 
 // Steps from an estimate s_new of S to the next one: as many as S, changing at the rate the
-// last two estimates show (s_old, dt steps before), takes to drift by FLOW_S_DRIFT of itself,
-// between 1 and eig_every; 1 when there is no rate yet (dt < 1: the start) or S is not positive.
+// last two estimates show (s_old, dt >= 1 steps before), takes to drift by FLOW_S_DRIFT of
+// itself, between 1 and eig_every; 1 when there is no rate yet (s_old is NaN at the start) or
+// S is not positive.
 static long steps_to_next_estimate(double s_new, double s_old, long dt, long eig_every) {
-    if (dt < 1 || !(s_old > 0) || !(s_new > 0)) return 1;
+    if (!(s_old > 0) || !(s_new > 0)) return 1;
     double rate = fabs(s_new - s_old) / s_old / (double)dt;  // relative change per step
     if (!(rate * (double)eig_every > FLOW_S_DRIFT)) return eig_every;
     double k = floor(FLOW_S_DRIFT / rate);
@@ -138,7 +139,7 @@ static int integrate(flow_run *f, ns_progress *p) {
         // long for the sharpness there.
         if (t >= due || loss > prev_loss) {
             if ((rc = row_eig(f->m, &f->train, &f->eig_opts, &f->warm, NULL, &row))) return rc;
-            due = t + steps_to_next_estimate(row.sharpness, sharp, t_sharp < 0 ? 0 : t - t_sharp, o->eig_every);
+            due = t + steps_to_next_estimate(row.sharpness, sharp, t - t_sharp, o->eig_every);
             sharp = row.sharpness;
             t_sharp = t;
             if (!(s_gf >= sharp)) s_gf = sharp;  // s_GF: the largest S so far
