@@ -417,8 +417,8 @@ static void conv_rbwd(void *c, real *gx, real *rgx, real *hp, const real *gy, co
 }
 
 // Buffers sized exactly as the layer asks (so that ASan sees any overrun).
-static void check_conv(int c, int co, int nchw, uint64_t seed) {
-    conv_ctx k = {.n = 3, .s = {.c = c, .h = 4, .w = 5, .co = co, .nchw = nchw}};
+static void check_conv_hw(int c, int co, int nchw, int h, int w, uint64_t seed) {
+    conv_ctx k = {.n = 3, .s = {.c = c, .h = h, .w = w, .co = co, .nchw = nchw}};
     long patches = (long)ns_conv3x3_patch_size(&k.s, 1) * k.n;
     k.cols = zeros(patches), k.rcols = zeros(patches);
     k.ws = zeros((long)ns_conv3x3_workspace(&k.s));
@@ -428,6 +428,7 @@ static void check_conv(int c, int co, int nchw, uint64_t seed) {
     check_layer(&L, seed, 1);
     test_free(k.cols), test_free(k.rcols), test_free(k.ws);
 }
+static void check_conv(int c, int co, int nchw, uint64_t seed) { check_conv_hw(c, co, nchw, 4, 5, seed); }
 
 // Few input channels take the direct sums, many the patches and GEMMs; both layouts, and
 // more or fewer outputs than inputs (the input gradient's patches have co channels).
@@ -440,6 +441,59 @@ static void conv3x3_matches_finite_differences(void **state) {
         check_conv(5, 3, nchw, 24 + (uint64_t)nchw);   // patches, fewer outputs
         check_conv(4, 6, nchw, 26 + (uint64_t)nchw);   // patches, more outputs
     }
+    // channels in whole blocks, channels last: the implicit GEMM where the CPU has AVX2 and
+    // FMA (3 x 3 x 5 = 45 pixels and 32 outputs leave a short tile of each)
+    ns_conv_shape s = {.c = 16, .h = 3, .w = 5, .co = 32, .nchw = 0};
+    print_message("16 -> 32 channels: %s\n", ns_conv3x3_implicit(&s) ? "implicit GEMM" : "patches");
+    check_conv_hw(16, 32, 0, 3, 5, 28);
+}
+
+// The implicit GEMM gives what the patches and sgemm give, in every pass (the two sum in
+// different orders, so to rounding): a pixel count and an output count that leave short tiles.
+static void conv3x3_implicit_gemm_agrees_with_the_patches(void **state) {
+    (void)state;
+    conv_ctx k = {.n = 3, .s = {.c = 16, .h = 3, .w = 5, .co = 32, .nchw = 0}};
+    if (!ns_conv3x3_implicit(&k.s)) {
+        print_message("this CPU has no AVX2 and FMA: no implicit GEMM to test\n");
+        skip();
+    }
+    long patches = (long)ns_conv3x3_patch_size(&k.s, 1) * k.n;
+    k.cols = zeros(patches), k.rcols = zeros(patches);
+    k.ws = zeros((long)ns_conv3x3_workspace(&k.s));
+    long nx = k.n * 15 * 16, ny = k.n * 15 * 32, np = conv_nw(&k) + 32;
+    ns_rng r;
+    ns_rng_seed(&r, 30, NS_STREAM_TEST);
+    real *x = rnd(nx, &r, 1), *p = rnd(np, &r, 0.5), *gy = rnd(ny, &r, 1), *rx = rnd(nx, &r, 1);
+    real *v = rnd(np, &r, 1), *rgy = rnd(ny, &r, 1), *out[2][7];
+    long len[7] = {ny, nx, np, ny, nx, nx, np};
+    for (int path = 0; path < 2; path++) {  // 0: implicit, 1: patches
+        ns_conv3x3_no_implicit = path;
+        real **o = out[path];
+        for (int i = 0; i < 7; i++) o[i] = zeros(len[i]);
+        conv_fwd(&k, o[0], x, p);
+        conv_bwd(&k, o[1], o[2], gy, x, p);
+        conv_rfwd(&k, o[3], x, rx, p, v);
+        conv_rbwd(&k, o[4], o[5], o[6], gy, rgy, x, rx, p, v);
+    }
+    ns_conv3x3_no_implicit = 0;
+    // the largest difference relative to the largest value: sums of 144 or more terms of
+    // both signs differ by a few units in the last place of their terms
+    double tol = sizeof(real) == 4 ? 1e-5 : 1e-13;
+    const char *name[7] = {"y", "gx", "gW, gb", "Ry", "gx (rbackward)", "R{gx}", "hW, hb"};
+    for (int i = 0; i < 7; i++) {
+        double diff = 0, big = 0;
+        for (long j = 0; j < len[i]; j++) {
+            diff = fmax(diff, fabs((double)out[0][i][j] - out[1][i][j]));
+            big = fmax(big, fabs((double)out[1][i][j]));
+        }
+        print_message("%-15s implicit vs patches: %.2g of the largest value\n", name[i], diff / big);
+        if (!(diff <= tol * big))
+            fail_msg("%s: implicit vs patches differ by %.3g of the largest value > %.3g", name[i],
+                     diff / big, tol);
+        for (int path = 0; path < 2; path++) test_free(out[path][i]);
+    }
+    real *all[] = {x, p, gy, rx, v, rgy, k.cols, k.rcols, k.ws};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) test_free(all[i]);
 }
 
 // A 3x3 convolution with zero padding, against the textbook sum, PyTorch's layouts: direct
@@ -954,6 +1008,7 @@ int main(void) {
         cmocka_unit_test(tanh_is_accurate_to_a_few_ulp),
         cmocka_unit_test(conv3x3_matches_finite_differences),
         cmocka_unit_test(conv3x3_is_the_padded_cross_correlation),
+        cmocka_unit_test(conv3x3_implicit_gemm_agrees_with_the_patches),
         cmocka_unit_test(pooling_matches_finite_differences),
         cmocka_unit_test(maxpool_routes_through_the_first_maximum),
         cmocka_unit_test(flatten_uses_pytorch_channel_height_width_order),

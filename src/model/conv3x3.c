@@ -10,18 +10,35 @@
 //   channels-last input is one contiguous copy of c values;
 // * directly (c <= DIRECT_MAX_C: a first layer on grey or colour images), pixel by pixel with
 //   a vector of outputs in registers. As GEMMs these would have K = 9c, and such thin GEMMs
-//   run far below the sgemm rate (BENCHMARKS.md §5). No patches of x are formed.
+//   run far below the sgemm rate (BENCHMARKS.md §5). No patches of x are formed;
+// * as an implicit GEMM (the CPU has AVX2 and FMA, the input is channels last, and c and co
+//   are multiples of 2 vectors: 16 floats or 8 doubles): the same product as the patch path,
+//   cols W'^T, by our own register-blocked kernel that reads each patch row straight from a
+//   zero-padded copy of x, xpad (n, h+2, w+2, c), instead of from a patch matrix. The copy is
+//   1/9 of the patch matrix, and no operand is packed again (OpenBLAS packs the patch matrix
+//   it is given: the gather, the packing and the GEMM each read or write 9x the input). The
+//   kernel keeps a tile of 6 pixels x 2 vectors of outputs in 12 registers and sums over
+//   (tap, input channel) in that order with FMA; the weight gradient keeps 6 outputs x 2
+//   vectors of input channels and sums over the pixels of the pass in row-major order.
 // The input gradient is, both ways, the transposed convolution, itself a 3x3 convolution of
 // gy (off_{8-q} = -off_q):
 //   gx[p][ci] = wmul sum_{q, o} W[o][ci][q] gy[p - off_q][o] = wmul im2col(gy) Wf^T
 // with Wf (c, 3,3, co) W flipped in (ky, kx) and transposed: one gather of gy and one GEMM
 // that writes the small gx, rather than a GEMM that writes the 9x larger patch gradient and
 // a scatter-add of it back onto the image (which this file did before, BENCHMARKS.md §5).
-// The caller forms the patches of x and Rx once (ns_conv3x3_patches) and keeps them from the
-// forward pass to the backward pass, which then reuses their memory for the patches of gy and
-// R{gy}: one gather per input and pass, one GEMM per product over all the examples.
+// The caller forms the patches (or padded copies) of x and Rx once (ns_conv3x3_patches) and
+// keeps them from the forward pass to the backward pass, which then reuses their memory for
+// those of gy and R{gy}: one gather per input and pass, one product over all the examples.
 #include <string.h>
 #include "layers.h"
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_IMPLICIT 1
+#else
+#define HAVE_IMPLICIT 0
+#endif
+
+int ns_conv3x3_no_implicit = 0;
 
 // Input channels up to which a layer computes its sums directly.
 #define DIRECT_MAX_C 3
@@ -40,6 +57,26 @@ typedef real vreal __attribute__((vector_size(32)));
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 static int direct(const ns_conv_shape *s) { return s->c <= DIRECT_MAX_C; }
+
+// Values per block of outputs of the implicit kernel: two AVX registers.
+#define BLOCK (64 / (int)sizeof(real))
+
+static int cpu_has_fma(void) {
+#if HAVE_IMPLICIT
+    static int has = -1;
+    if (has < 0) has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return has;
+#else
+    return 0;
+#endif
+}
+
+static int implicit(const ns_conv_shape *s) {
+    return !direct(s) && !s->nchw && s->c % BLOCK == 0 && s->co % BLOCK == 0 &&
+           !ns_conv3x3_no_implicit && cpu_has_fma();
+}
+
+int ns_conv3x3_implicit(const ns_conv_shape *s) { return implicit(s); }
 
 // Strides (in values) of channel, row and column within one example.
 typedef struct {
@@ -94,8 +131,26 @@ static work split(real *ws, const ns_conv_shape *s) {
     return k;
 }
 
-// wp := w (co, c, 3,3) in the layout of the sums: (co, 3,3, c), or (c, 3,3, co padded with 0)
+// wk := w (co, c, 3,3) in the implicit kernel's layout (co/BLOCK, 3,3, c, BLOCK), flipped
+// in (ky, kx) and transposed (the transposed convolution's weights, (c/BLOCK, 3,3, co, BLOCK))
+// if `flip`.
+static void to_blocks(real *wk, const real *w, const ns_conv_shape *s, int flip) {
+    int nout = flip ? s->c : s->co, nin = flip ? s->co : s->c;
+    for (int o = 0; o < nout; o++)
+        for (int q = 0; q < 9; q++)
+            for (int i = 0; i < nin; i++) {
+                size_t src = flip ? ((size_t)i * s->c + o) * 9 + 8 - q : ((size_t)o * s->c + i) * 9 + q;
+                wk[(((size_t)(o / BLOCK) * 9 + q) * nin + i) * BLOCK + o % BLOCK] = w[src];
+            }
+}
+
+// wp := w (co, c, 3,3) in the layout of the sums: (co, 3,3, c), or (c, 3,3, co padded with 0),
+// or the implicit kernel's blocks
 static void to_taps(real *wp, const real *w, const ns_conv_shape *s) {
+    if (implicit(s)) {
+        to_blocks(wp, w, s, 0);
+        return;
+    }
     int dir = direct(s), co8 = padded_co(s);
     if (dir) memset(wp, 0, sizeof *wp * taps_size(s));
     for (int o = 0; o < s->co; o++)
@@ -118,7 +173,12 @@ static void add_from_taps(real *gw, const real *gp, real scale, const ns_conv_sh
 }
 
 // wf (c, 3,3, co) := w (co, c, 3,3) flipped in (ky, kx): the transposed convolution's W'
+// (in the implicit kernel's blocks on that path)
 static void to_flipped(real *wf, const real *w, const ns_conv_shape *s) {
+    if (implicit(s)) {
+        to_blocks(wf, w, s, 1);
+        return;
+    }
     for (int o = 0; o < s->co; o++)
         for (int ci = 0; ci < s->c; ci++)
             for (int q = 0; q < 9; q++)
@@ -170,9 +230,172 @@ static void im2col(real *cols, const real *x, long n, const ns_conv_shape *s) {
             }
 }
 
-void ns_conv3x3_patches(real *cols, const real *x, long n, const ns_conv_shape *s) {
-    if (!direct(s)) im2col(cols, x, n, s);
+// xpad (n, h+2, w+2, c) := the n examples at x (channels last) with a border of zeros.
+static void pad_images(real *xpad, const real *x, long n, const ns_conv_shape *s) {
+    size_t c = (size_t)s->c, pw = (size_t)s->w + 2, row = pw * c, ph = (size_t)s->h + 2;
+    for (long e = 0; e < n; e++) {
+        real *pe = xpad + (size_t)e * ph * row;
+        const real *xe = x + (size_t)e * s->h * s->w * c;
+        memset(pe, 0, sizeof *pe * (row + c));  // the top row, and the left of the first
+        for (int yy = 0; yy < s->h; yy++) {
+            real *r = pe + (size_t)(yy + 1) * row;
+            memcpy(r + c, xe + (size_t)yy * s->w * c, sizeof *r * (size_t)s->w * c);
+            memset(r + row - c, 0, sizeof *r * 2 * c);  // its right, the next row's left
+        }
+        memset(pe + (ph - 1) * row + c, 0, sizeof *pe * (row - c));  // the bottom row
+    }
 }
+
+void ns_conv3x3_patches(real *cols, const real *x, long n, const ns_conv_shape *s) {
+    if (implicit(s))
+        pad_images(cols, x, n, s);
+    else if (!direct(s))
+        im2col(cols, x, n, s);
+}
+
+// ---- the implicit GEMM -----------------------------------------------------------------------
+#if HAVE_IMPLICIT
+#ifdef NS_DOUBLE
+typedef __m256d vec;
+#define V_ZERO _mm256_setzero_pd
+#define V_LOAD _mm256_loadu_pd
+#define V_STORE _mm256_storeu_pd
+#define V_BCAST _mm256_broadcast_sd
+#define V_SET1 _mm256_set1_pd
+#define V_FMA _mm256_fmadd_pd
+#define V_MUL _mm256_mul_pd
+#define V_ADD _mm256_add_pd
+#else
+typedef __m256 vec;
+#define V_ZERO _mm256_setzero_ps
+#define V_LOAD _mm256_loadu_ps
+#define V_STORE _mm256_storeu_ps
+#define V_BCAST _mm256_broadcast_ss
+#define V_SET1 _mm256_set1_ps
+#define V_FMA _mm256_fmadd_ps
+#define V_MUL _mm256_mul_ps
+#define V_ADD _mm256_add_ps
+#endif
+#define HALF (BLOCK / 2)  // values per register
+#define TILE 6            // rows of a tile: pixels (convolution) or outputs (weight gradient)
+#define STRIP 2           // image rows per partial sum of the weight gradient
+// The tile's 12 accumulators as named variables, so that they stay in registers.
+#define ACC_ZERO                                                                             \
+    vec a00 = V_ZERO(), a01 = V_ZERO(), a10 = V_ZERO(), a11 = V_ZERO(), a20 = V_ZERO(),       \
+        a21 = V_ZERO(), a30 = V_ZERO(), a31 = V_ZERO(), a40 = V_ZERO(), a41 = V_ZERO(),       \
+        a50 = V_ZERO(), a51 = V_ZERO()
+#define ACC_ARRAY {a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51}
+#define FMA_ROW(r0, r1, a)            \
+    do {                              \
+        vec b_ = V_BCAST(a);          \
+        r0 = V_FMA(b_, w0, r0);       \
+        r1 = V_FMA(b_, w1, r1);       \
+    } while (0)
+#define FMA_TILE(p0, p1, p2, p3, p4, p5) \
+    do {                                 \
+        FMA_ROW(a00, a01, p0);           \
+        FMA_ROW(a10, a11, p1);           \
+        FMA_ROW(a20, a21, p2);           \
+        FMA_ROW(a30, a31, p3);           \
+        FMA_ROW(a40, a41, p4);           \
+        FMA_ROW(a50, a51, p5);           \
+    } while (0)
+
+// y (n, h, w, nout) := b + wmul conv, or if b is NULL, += wmul conv (add) or = wmul conv, where
+// conv[p][o] = sum_{q, i} wk[o / BLOCK][q][i][o % BLOCK] xpad[p + off_q][i]: the padded
+// input xpad (n, h+2, w+2, nin), wk as to_blocks makes it. Pixels in tiles of TILE in
+// row-major order over the n examples (a last short tile repeats its first pixel and
+// stores only its own).
+__attribute__((target("avx2,fma"))) static void implicit_conv(
+    real *y, const real *xpad, const real *wk, const real *b, int add, real wmul, long n, int h,
+    int w, int nin, int nout) {
+    long npx = n * h * w, pw = w + 2, plane = (long)(h + 2) * pw;
+    long off[9];
+    for (int q = 0; q < 9; q++) off[q] = ((q / 3) * pw + q % 3) * nin;
+    vec vm = V_SET1(wmul);
+    for (long p0 = 0; p0 < npx; p0 += TILE) {
+        int nt = npx - p0 < TILE ? (int)(npx - p0) : TILE;
+        const real *base[TILE];
+        for (int i = 0; i < TILE; i++) {
+            long p = p0 + (i < nt ? i : 0), e = p / ((long)h * w), r = p % ((long)h * w);
+            base[i] = xpad + (e * plane + (r / w) * pw + r % w) * nin;  // the window's top left
+        }
+        for (int ob = 0; ob < nout / BLOCK; ob++) {
+            ACC_ZERO;
+            const real *wq = wk + (size_t)ob * 9 * nin * BLOCK;
+            for (int q = 0; q < 9; q++) {
+                const real *c0 = base[0] + off[q], *c1 = base[1] + off[q], *c2 = base[2] + off[q];
+                const real *c3 = base[3] + off[q], *c4 = base[4] + off[q], *c5 = base[5] + off[q];
+                for (int i = 0; i < nin; i++, wq += BLOCK) {
+                    vec w0 = V_LOAD(wq), w1 = V_LOAD(wq + HALF);
+                    FMA_TILE(c0 + i, c1 + i, c2 + i, c3 + i, c4 + i, c5 + i);
+                }
+            }
+            vec acc[2 * TILE] = ACC_ARRAY;
+            for (int i = 0; i < nt; i++) {
+                real *py = y + (p0 + i) * nout + ob * BLOCK;
+                for (int k = 0; k < 2; k++) {
+                    vec out = V_MUL(vm, acc[2 * i + k]);
+                    if (b)
+                        out = V_ADD(V_LOAD(b + ob * BLOCK + k * HALF), out);
+                    else if (add)
+                        out = V_ADD(V_LOAD(py + k * HALF), out);
+                    V_STORE(py + k * HALF, out);
+                }
+            }
+        }
+    }
+}
+
+// gp (co, 3,3, c) += wmul sum_p gy[p][o] xpad[p + off_q][i]: the weight gradient, with gy
+// (n, h, w, co) and the padded input xpad (n, h+2, w+2, c). Outputs o in tiles of TILE (a
+// last short tile repeats its first output and stores only its own), inputs i in blocks;
+// each sum runs over the pixels in row-major order over the n examples.
+__attribute__((target("avx2,fma"))) static void implicit_weight_grad(
+    real *gp, const real *gy, const real *xpad, real wmul, long n, const ns_conv_shape *s) {
+    int h = s->h, w = s->w, c = s->c, co = s->co;
+    long pw = w + 2, plane = (long)(h + 2) * pw;
+    vec vm = V_SET1(wmul);
+    for (long e = 0; e < n; e++)
+        for (int y0 = 0; y0 < h; y0 += STRIP) {
+            int y1 = y0 + STRIP < h ? y0 + STRIP : h;
+            for (int q = 0; q < 9; q++)
+                for (int ib = 0; ib < c / BLOCK; ib++)
+                    for (int o0 = 0; o0 < co; o0 += TILE) {
+                        int nt = co - o0 < TILE ? co - o0 : TILE, oi[TILE];
+                        for (int k = 0; k < TILE; k++) oi[k] = o0 + (k < nt ? k : 0);
+                        ACC_ZERO;
+                        for (int yy = y0; yy < y1; yy++) {
+                            const real *xr = xpad + ((e * plane + (yy + q / 3) * pw + q % 3) * c) +
+                                             ib * BLOCK;
+                            const real *gr = gy + ((e * h + yy) * (long)w) * co;
+                            for (int xx = 0; xx < w; xx++, xr += c, gr += co) {
+                                vec w0 = V_LOAD(xr), w1 = V_LOAD(xr + HALF);
+                                FMA_TILE(gr + oi[0], gr + oi[1], gr + oi[2], gr + oi[3],
+                                         gr + oi[4], gr + oi[5]);
+                            }
+                        }
+                        vec acc[2 * TILE] = ACC_ARRAY;
+                        for (int k = 0; k < nt; k++) {
+                            real *g = gp + ((size_t)(o0 + k) * 9 + q) * c + ib * BLOCK;
+                            for (int j = 0; j < 2; j++)
+                                V_STORE(g + j * HALF,
+                                        V_FMA(vm, acc[2 * k + j], V_LOAD(g + j * HALF)));
+                        }
+                    }
+        }
+}
+#else
+static void implicit_conv(real *y, const real *xpad, const real *wk, const real *b, int add,
+                          real wmul, long n, int h, int w, int nin, int nout) {
+    (void)y, (void)xpad, (void)wk, (void)b, (void)add, (void)wmul, (void)n, (void)h, (void)w;
+    (void)nin, (void)nout;
+}
+static void implicit_weight_grad(real *gp, const real *gy, const real *xpad, real wmul, long n,
+                                 const ns_conv_shape *s) {
+    (void)gp, (void)gy, (void)xpad, (void)wmul, (void)n, (void)s;
+}
+#endif
 
 // ---- direct sums ---------------------------------------------------------------------------
 
@@ -289,6 +512,8 @@ static void conv_sums(real *y, const real *x, const real *cols, const real *wp, 
     long rows = n * s->h * s->w;
     if (direct(s))
         direct_forward(y, x, wp, b, wmul, n, s, pad);
+    else if (implicit(s))
+        implicit_conv(y, cols, wp, b, 1, wmul, n, s->h, s->w, s->c, s->co);
     else if (b)
         ns_dense_forward(y, cols, wp, b, wmul, rows, kk, s->co);
     else
@@ -302,6 +527,8 @@ static void weight_grad(real *gp, const real *gy, const real *x, const real *col
                         long n, const ns_conv_shape *s, real *pad) {
     if (direct(s))
         direct_weight_grad(gp, gy, x, n, s, pad);
+    else if (implicit(s))
+        implicit_weight_grad(gp, gy, cols, wmul, n, s);
     else
         ns_dense_backward(NULL, gp, NULL, gy, cols, NULL, wmul, n * s->h * s->w, s->c * 9, s->co);
 }
@@ -310,11 +537,25 @@ static void add_weight_grad(real *gw, const real *gp, real wmul, const ns_conv_s
     add_from_taps(gw, gp, direct(s) ? wmul : 1, s);
 }
 
+// cols := the patches (or, on the implicit path, the padded copy) of gy (n, h, w, co), the
+// input of the transposed convolution of s.
+static void gy_patches(real *cols, const real *gy, long n, const ns_conv_shape *s) {
+    ns_conv_shape g = transposed_shape(s);
+    if (implicit(s))
+        pad_images(cols, gy, n, &g);
+    else
+        im2col(cols, gy, n, &g);
+}
+
 // gx (x's layout) := wmul gcols Wf^T (beta 0) or += (beta 1): the transposed convolution,
 // with gcols = im2col(gy) (n*h*w, 9co) and wf (c, 9co).
 static void transposed_conv(real *gx, const real *gcols, const real *wf, real wmul, real beta,
                             long n, const ns_conv_shape *s) {
     int kk = 9 * s->co, hw = s->h * s->w;
+    if (implicit(s)) {
+        implicit_conv(gx, gcols, wf, NULL, beta != 0, wmul, n, s->h, s->w, s->co, s->c);
+        return;
+    }
     if (!s->nchw || s->c == 1) {  // (n*h*w, c)
         NS_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(n * hw), s->c, kk, wmul, gcols, kk,
                 wf, kk, beta, gx, s->c);
@@ -335,11 +576,10 @@ void ns_conv3x3_forward(real *y, const real *x, const real *cols, const real *w,
 }
 
 // gW += wmul gy^T im2col(x), gb += colsum gy, gx = wmul im2col(gy) Wf^T; cols then holds
-// im2col(gy).
+// gy's patches (or padded copy).
 void ns_conv3x3_backward(real *gx, real *gw, real *gb, const real *gy, const real *x, real *cols,
                          const real *w, real wmul, long n, const ns_conv_shape *s, real *ws) {
     work k = split(ws, s);
-    ns_conv_shape g = transposed_shape(s);
     if (gw) {
         memset(k.gp, 0, sizeof *k.gp * taps_size(s));
         weight_grad(k.gp, gy, x, cols, wmul, n, s, k.pad);
@@ -348,7 +588,7 @@ void ns_conv3x3_backward(real *gx, real *gw, real *gb, const real *gy, const rea
     if (gb) ns_colsum_add(gb, gy, n * s->h * s->w, s->co);
     if (gx) {
         to_flipped(k.wf, w, s);
-        im2col(cols, gy, n, &g);
+        gy_patches(cols, gy, n, s);
         transposed_conv(gx, cols, k.wf, wmul, 0, n, s);
     }
 }
@@ -373,7 +613,6 @@ void ns_conv3x3_rbackward(real *gx, real *rgx, real *hw, real *hb, const real *g
                           const real *w, const real *vw, real wmul, long n,
                           const ns_conv_shape *s, real *ws) {
     work k = split(ws, s);
-    ns_conv_shape g = transposed_shape(s);
     if (hw) {
         memset(k.gp, 0, sizeof *k.gp * taps_size(s));
         weight_grad(k.gp, rgy, x, cols, wmul, n, s, k.pad);
@@ -384,11 +623,11 @@ void ns_conv3x3_rbackward(real *gx, real *rgx, real *hw, real *hb, const real *g
     rgx = rx ? rgx : NULL;  // Rx is NULL only for the data, whose layer needs no Rgx
     if (!gx && !rgx) return;
     to_flipped(k.wf, w, s);
-    im2col(cols, gy, n, &g);
+    gy_patches(cols, gy, n, s);
     if (gx) transposed_conv(gx, cols, k.wf, wmul, 0, n, s);
     if (rgx) {
         to_flipped(k.vf, vw, s);
-        im2col(rcols, rgy, n, &g);
+        gy_patches(rcols, rgy, n, s);
         transposed_conv(rgx, rcols, k.wf, wmul, 0, n, s);
         transposed_conv(rgx, cols, k.vf, wmul, 1, n, s);
     }

@@ -80,6 +80,11 @@ typedef struct {
     int c, h, w, co;
     int nchw;
 } ns_conv_shape;
+// The implicit GEMM (conv3x3.c) is used where it applies unless this is set: tests and
+// bench/bench_model.c compare it with the patches and sgemm. Set it only between passes.
+extern int ns_conv3x3_no_implicit;
+// 1 if the passes of s take the implicit GEMM (on this CPU, with ns_conv3x3_no_implicit unset).
+int ns_conv3x3_implicit(const ns_conv_shape *s);
 size_t ns_conv3x3_patch_size(const ns_conv_shape *s, int with_gx);
 size_t ns_conv3x3_workspace(const ns_conv_shape *s);
 void ns_conv3x3_patches(real *cols, const real *x, long n, const ns_conv_shape *s);
