@@ -1,6 +1,7 @@
 // bench_model.c — times the network passes on random data and compares them with sgemm.
 //   bench_model [ARCH [N [REPS [mse|ce]]]]     defaults: fc-tanh-200-200 5000 20 mse
 //   NS_BENCH_CHUNKS=16,4,2 bench_model ...     chunk sizes compared instead (below)
+//   NS_BENCH_PATHS=1 bench_model ...           convolutions' implicit GEMM against patches
 // Inputs are 1x28x28 (Fashion-MNIST's shape), 10 classes. Build against a float library,
 // with every sgemm timed by bench/gemm_clock.c:
 //   make TAG=-nn -j2
@@ -9,7 +10,8 @@
 //      -Wl,--wrap=cblas_sgemm
 //      $(pkg-config --libs openblas lapacke zlib) -lglpk -ldsdp -lm -lpthread -o bench_model
 // Prints the median and best time of each pass, its GEMM-only floor ratio (the pass's time
-// over the time of the sgemm calls inside it, per run: median and range), its
+// over the time of its matrix products run alone by OpenBLAS, the same calls as the pass makes
+// with every convolution on its patch path: bench/gemm_clock.c; per run: median and range), its
 // GFLOP/s at the best time counted two ways (the flops the passes do, and the customary 3x
 // forward flops for a gradient), and the rate of an sgemm of the workload's largest shape,
 // measured the same way. The best of several runs is the estimate least disturbed by other
@@ -20,7 +22,8 @@
 // examples per chunk), it instead times the gradient and H v (the primal cache filled) at each
 // size in turn within every repetition, and prints per size the median time and the median and
 // range of the per-repetition ratio to the first size: an A/B comparison that the load of the
-// machine shifts alike for all sizes.
+// machine shifts alike for all sizes. NS_BENCH_PATHS does the same for the implicit GEMM of
+// src/model/conv3x3.c against the patch path (im2col and sgemm), at the library's chunk size.
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +32,26 @@
 #include "normsharp/model.h"
 #include "normsharp/rng.h"
 
-double bench_gemm_seconds(void);  // bench/gemm_clock.c
+int bench_gemm_record(int slot, int (*pass)(void *), void *arg);  // bench/gemm_clock.c
+double bench_gemm_replay(int slot);
+long bench_gemm_calls(int slot);
+
+// One pass of the model, for bench_gemm_record.
+typedef struct {
+    int pass;  // 0 loss, 1 gradient, 2 H v
+    ns_model *m;
+    const ns_batch *b;
+    real *g, *hv;
+    const real *v;
+} pass_arg;
+
+static int run_pass(void *arg) {
+    pass_arg *a = arg;
+    double loss_v, acc;
+    return a->pass == 0   ? ns_model_loss(a->m, a->b, &loss_v, &acc)
+           : a->pass == 1 ? ns_model_grad(a->m, a->b, a->g, &loss_v, &acc)
+                          : ns_model_hvp(a->m, a->b, a->v, a->hv);
+}
 
 // Seconds: wall clock, or this process's CPU time if NS_BENCH_CPU is set (one thread only:
 // on a machine shared with other jobs the CPU time of a single-threaded pass is what it
@@ -73,28 +95,30 @@ static double time_sgemm(int m, int n, int k, int reps) {
 
 #define MAX_CHUNKS 8
 
-// The NS_BENCH_CHUNKS comparison (top of this file). Returns the exit status.
-static int compare_chunks(const char *list, ns_model *m, const ns_batch *b, real *g, const real *v,
-                          real *hv, int reps) {
-    long sizes[MAX_CHUNKS];
-    int ns = 0;
-    for (const char *s = list; *s; s += strspn(s, ",")) {
-        char *end;
-        long size = strtol(s, &end, 10);
-        if (end == s || size < 1 || ns == MAX_CHUNKS) {
-            fprintf(stderr, "bench_model: NS_BENCH_CHUNKS must list 1 to %d positive sizes: %s\n",
-                    MAX_CHUNKS, list);
-            return 2;
-        }
-        sizes[ns++] = size, s = end;
-    }
+extern int ns_conv3x3_no_implicit;  // src/model/conv3x3.c
+
+// The NS_BENCH_CHUNKS and NS_BENCH_PATHS comparisons (top of this file): setting i applies
+// chunk size sizes[i] (0: the library's own) and, if patches[i], every convolution's patch
+// path. Returns the exit status.
+static int compare(int ns, const long *sizes, const int *patches, ns_model *m, const ns_batch *b,
+                   real *g, const real *v, real *hv, int reps) {
     double *t = calloc((size_t)(2 * ns * reps), sizeof *t), *u = calloc((size_t)reps, sizeof *u);
     double loss_v, acc;
+    char label[8][32];
+    for (int i = 0; i < ns; i++)
+        if (sizes[i])
+            snprintf(label[i], sizeof label[i], "chunk %ld", sizes[i]);
+        else
+            snprintf(label[i], sizeof label[i], "%s", patches[i] ? "patches" : "implicit");
     for (int r = -1; r < reps; r++)  // one warm-up round
         for (int i = 0; i < ns; i++) {
             char buf[32];
             snprintf(buf, sizeof buf, "%ld", sizes[i]);
-            setenv("NS_MODEL_CHUNK", buf, 1);
+            if (sizes[i])
+                setenv("NS_MODEL_CHUNK", buf, 1);
+            else
+                unsetenv("NS_MODEL_CHUNK");
+            ns_conv3x3_no_implicit = patches[i];
             double t0 = clock_s();
             int rc = ns_model_grad(m, b, g, &loss_v, &acc);
             double t1 = clock_s();
@@ -110,17 +134,38 @@ static int compare_chunks(const char *list, ns_model *m, const ns_batch *b, real
             if (r >= 0) t[(0 * ns + i) * reps + r] = t1 - t0, t[(1 * ns + i) * reps + r] = t3 - t2;
         }
     unsetenv("NS_MODEL_CHUNK");
+    ns_conv3x3_no_implicit = 0;
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < ns; i++) {
             const double *ti = t + (pass * ns + i) * reps, *t0 = t + (pass * ns) * reps;
             for (int r = 0; r < reps; r++) u[r] = ti[r] / t0[r];
             double mr = median(u, reps), lo = u[0], hi = u[reps - 1];
             for (int r = 0; r < reps; r++) u[r] = ti[r];
-            printf("  %-8s chunk %4ld  median %8.2f ms  / chunk %ld: %.2f (%.2f-%.2f)\n",
-                   pass ? "hvp" : "gradient", sizes[i], median(u, reps) * 1e3, sizes[0], mr, lo, hi);
+            printf("  %-8s %-10s  median %8.2f ms  / %s: %.2f (%.2f-%.2f)\n",
+                   pass ? "hvp" : "gradient", label[i], median(u, reps) * 1e3, label[0], mr, lo, hi);
         }
     free(t), free(u);
     return 0;
+}
+
+#define MAX_CHUNKS 8
+
+// NS_BENCH_CHUNKS's list of sizes compared. Returns the exit status.
+static int compare_chunks(const char *list, ns_model *m, const ns_batch *b, real *g, const real *v,
+                          real *hv, int reps) {
+    long sizes[MAX_CHUNKS];
+    int ns = 0, patches[MAX_CHUNKS] = {0};
+    for (const char *s = list; *s; s += strspn(s, ",")) {
+        char *end;
+        long size = strtol(s, &end, 10);
+        if (end == s || size < 1 || ns == MAX_CHUNKS) {
+            fprintf(stderr, "bench_model: NS_BENCH_CHUNKS must list 1 to %d positive sizes: %s\n",
+                    MAX_CHUNKS, list);
+            return 2;
+        }
+        sizes[ns++] = size, s = end;
+    }
+    return compare(ns, sizes, patches, m, b, g, v, hv, reps);
 }
 
 int main(int argc, char **argv) {
@@ -153,10 +198,14 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < p; i++) v[i] = (real)ns_rng_normal(&rng);
     ns_batch b = {.x = x, .y = y, .t = t, .n = n, .loss = loss};
 
-    if (getenv("NS_BENCH_CHUNKS")) {
+    if (getenv("NS_BENCH_CHUNKS") || getenv("NS_BENCH_PATHS")) {
         printf("%s, n=%ld, %s, loss %s, %d interleaved repetitions%s\n", arch, n, NS_REAL_NAME,
                loss == NS_LOSS_CE ? "ce" : "mse", reps, getenv("NS_BENCH_CPU") ? ", CPU time" : "");
-        int rc = compare_chunks(getenv("NS_BENCH_CHUNKS"), m, &b, g, v, hv, reps);
+        long sizes[2] = {0, 0};
+        int patches[2] = {0, 1};
+        int rc = getenv("NS_BENCH_CHUNKS")
+                     ? compare_chunks(getenv("NS_BENCH_CHUNKS"), m, &b, g, v, hv, reps)
+                     : compare(2, sizes, patches, m, &b, g, v, hv, reps);
         free(x), free(t), free(y), free(g), free(v), free(hv), free(times), free(floors);
         ns_model_free(m);
         return rc;
@@ -179,21 +228,20 @@ int main(int argc, char **argv) {
     }
     int conv = strncmp(arch, "fc", 2) != 0;  // flops are counted for fully connected nets only
 
-    double loss_v, acc;
     const char *names[3] = {"loss (forward)", "gradient", "hvp"};
     double med[3], best[3], floor_med[3], floor_lo[3], floor_hi[3];
     for (int pass = 0; pass < 3; pass++) {
-        for (int r = -2; r < reps; r++) {  // two warm-up runs
-            double g0 = bench_gemm_seconds(), t0 = clock_s();
-            int rc = pass == 0   ? ns_model_loss(m, &b, &loss_v, &acc)
-                     : pass == 1 ? ns_model_grad(m, &b, g, &loss_v, &acc)
-                                 : ns_model_hvp(m, &b, v, hv);
+        pass_arg pa = {pass, m, &b, g, hv, v};
+        for (int r = -3; r < reps; r++) {  // two warm-up runs, then the GEMMs recorded
+            int rc = r == -1 ? bench_gemm_record(pass, run_pass, &pa) : 0;
+            double t0 = clock_s();
+            rc = rc ? rc : run_pass(&pa);
+            double t1 = clock_s(), gemm = r >= 0 ? bench_gemm_replay(pass) : 0;
             if (rc) {
                 fprintf(stderr, "bench_model: %s\n", ns_errmsg());
                 return 1;
             }
-            double t1 = clock_s(), g1 = bench_gemm_seconds();
-            if (r >= 0) times[r] = t1 - t0, floors[r] = (t1 - t0) / (g1 - g0);
+            if (r >= 0) times[r] = t1 - t0, floors[r] = (t1 - t0) / gemm;
         }
         med[pass] = median(times, reps);
         best[pass] = times[0];

@@ -620,6 +620,35 @@ static void maxpool_routes_through_the_first_maximum(void **state) {
     }
 }
 
+// ReLU then max pooling in one backward pass gives, to the bit, what ReLU's backward after
+// the pool's gives: zeros of both signs, ties, NaN, an odd edge (5 x 3 images, 3 channels).
+static void relu_and_maxpool_backward_at_once_equal_the_two_passes(void **state) {
+    (void)state;
+    enum { N = 2, H = 5, W = 3, C = 3, IN = N * H * W * C, OUT = N * (H / 2) * (W / 2) * C };
+    ns_rng r;
+    ns_rng_seed(&r, 31, NS_STREAM_TEST);
+    real z[IN], a[IN], y[OUT], gy[OUT], two[IN], one[IN];
+    unsigned char arg[OUT];
+    const real special[] = {0, -0.0, NAN, 1, -1, 0.25};
+    // the first example: every 4th value special, a tie of 0.5 and -0 in its first row; the
+    // second: no value above 0, so that its windows route a gradient to z <= 0 (-g * 0 = -0)
+    for (int i = 0; i < IN; i++) {
+        z[i] = i < 9 ? (real)(i % 2 ? 0.5 : -0.0) : i % 4 ? (real)ns_rng_normal(&r) : special[i / 4 % 6];
+        if (i >= IN / 2) z[i] = i % 7 ? -(real)fabs(ns_rng_normal(&r)) : (real)-0.0;
+    }
+    for (int i = 0; i < OUT; i++) gy[i] = (real)ns_rng_normal(&r);
+    ns_act_forward(NS_ACT_RELU, a, z, IN);
+    ns_pool_forward(NS_POOL_MAX, y, arg, a, N, H, W, C);
+    ns_pool_backward(NS_POOL_MAX, two, gy, arg, N, H, W, C);
+    ns_act_backward(NS_ACT_RELU, two, two, z, a, IN);
+    memset(one, 0x7f, sizeof one);  // the odd edge must be overwritten too
+    ns_pool_relu_backward(one, gy, arg, y, N, H, W, C);
+    for (int i = 0; i < IN; i++)
+        if (memcmp(&one[i], &two[i], sizeof one[i]) != 0)
+            fail_msg("input %d (z = %g): %g at once, %g in two passes", i, (double)z[i],
+                     (double)one[i], (double)two[i]);
+}
+
 static void flatten_uses_pytorch_channel_height_width_order(void **state) {
     (void)state;
     // channels-last (h=2, w=3, c=2): value = 100 c + 10 y + x
@@ -1011,6 +1040,7 @@ int main(void) {
         cmocka_unit_test(conv3x3_implicit_gemm_agrees_with_the_patches),
         cmocka_unit_test(pooling_matches_finite_differences),
         cmocka_unit_test(maxpool_routes_through_the_first_maximum),
+        cmocka_unit_test(relu_and_maxpool_backward_at_once_equal_the_two_passes),
         cmocka_unit_test(flatten_uses_pytorch_channel_height_width_order),
         cmocka_unit_test(residual_matches_finite_differences),
         cmocka_unit_test(batch_and_layer_norm_match_finite_differences),

@@ -421,7 +421,10 @@ ALWAYS_INLINE void load_part(vreal *v, const real *p, int nv) {
     memcpy(v, p, sizeof *p * (size_t)nv);
 }
 ALWAYS_INLINE void store_part(real *p, const vreal *v, int nv) {
-    memcpy(p, v, sizeof *p * (size_t)(nv == VLEN ? VLEN : nv));
+    if (nv == VLEN)
+        memcpy(p, v, sizeof *v);  // a constant size: one vector store, not a call
+    else
+        memcpy(p, v, sizeof *p * (size_t)nv);
 }
 
 // y (n, h,w, co) := b + wmul conv(x, W), or += wmul conv(x, W) if b is NULL; wp (9c, co8)

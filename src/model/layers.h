@@ -113,6 +113,10 @@ void ns_pool_rforward(ns_pool_kind k, real *ry, const real *rx, const unsigned c
                       long n, int h, int w, int c);
 void ns_pool_rbackward(ns_pool_kind k, real *gx, real *rgx, const real *gy, const real *rgy,
                        const unsigned char *arg, long n, int h, int w, int c);
+// The backward pass of ReLU then max pooling at once: gz (n,h,w,c), the gradient at the
+// ReLU's input, from gy and the pool's output y = maxpool(relu(z)) and routing arg.
+void ns_pool_relu_backward(real *gz, const real *gy, const unsigned char *arg, const real *y,
+                           long n, int h, int w, int c);
 
 // ---- flatten.c: channels-last (n,h,w,c) -> PyTorch's flatten order (n, c*h*w) ------------
 void ns_flatten_forward(real *y, const real *x, long n, int h, int w, int c);

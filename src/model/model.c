@@ -904,6 +904,14 @@ static void add_shortcut_gradient(const ns_model *m, int l, long nb, real *g, re
         for (size_t i = 0; i < len; i++) rg[i] += rgs[i];
 }
 
+// Layer l is a max pool right after a ReLU whose output nothing else reads: the backward pass
+// takes both at once (ns_pool_relu_backward), which saves a pass over the ReLU's activations.
+static int pool_after_relu(const ns_model *m, int l) {
+    const layer *L = &m->layers[l], *A = l > 1 ? &m->layers[l - 1] : NULL;
+    return L->kind == L_POOL && L->pool == NS_POOL_MAX && A && A->kind == L_ACT &&
+           A->act == NS_ACT_RELU && A->skip_by < 0;
+}
+
 // Backward from g[0] = dL/df: grad += dL/dtheta for this chunk.
 static void backward(ns_model *m, const real *x, long nb, real *grad) {
     const real *th = m->theta;
@@ -926,6 +934,11 @@ static void backward(ns_model *m, const real *x, long nb, real *grad) {
             ns_act_backward(L->act, cur, cur, in, L->y, (size_t)L->dout * (size_t)nb);
             continue;
         case L_POOL:
+            if (pool_after_relu(m, l)) {  // the ReLU's too: gx is the gradient at its input
+                ns_pool_relu_backward(gx, cur, L->arg, L->y, nb, L->h, L->w, L->c);
+                l--;
+                break;
+            }
             ns_pool_backward(L->pool, gx, cur, L->arg, nb, L->h, L->w, L->c);
             break;
         case L_FLATTEN:

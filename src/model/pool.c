@@ -86,6 +86,24 @@ void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned c
     });
 }
 
+// ReLU followed by max pooling, a = relu(z) (n,h,w,c) -> y (n,h/2,w/2,c), in one backward
+// pass: gz = [z > 0] (P^T gy), elementwise, as act.c's ReLU after ns_pool_backward would give
+// it, to the bit. Only the input a window routes to gets a gradient, and there z > 0 exactly
+// when y > 0 (y is that input's relu, which keeps NaN), so z itself is never read.
+void ns_pool_relu_backward(real *gz, const real *gy, const unsigned char *arg, const real *y,
+                           long n, int h, int w, int c) {
+    if (h % 2 || w % 2) memset(gz, 0, sizeof *gz * (size_t)n * h * w * c);
+    long d01 = window_offset(1, w, c), d10 = window_offset(2, w, c), d11 = window_offset(3, w, c);
+    FOR_EACH_WINDOW(n, h, w, c, {
+        real g = (y[o] > 0 ? 1 : 0) * gy[o];  // act.c's [z > 0] * g: the same signed zeros
+        unsigned char a = arg[o];
+        gz[i] = a == 0 ? g : 0;
+        gz[i + d01] = a == 1 ? g : 0;
+        gz[i + d10] = a == 2 ? g : 0;
+        gz[i + d11] = a == 3 ? g : 0;
+    });
+}
+
 void ns_pool_rbackward(ns_pool_kind k, real *gx, real *rgx, const real *gy, const real *rgy,
                        const unsigned char *arg, long n, int h, int w, int c) {
     if (gx) ns_pool_backward(k, gx, gy, arg, n, h, w, c);
