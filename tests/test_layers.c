@@ -446,27 +446,25 @@ static void conv3x3_matches_finite_differences(void **state) {
     ns_conv_shape s = {.c = 16, .h = 3, .w = 5, .co = 32, .nchw = 0};
     print_message("16 -> 32 channels: %s\n", ns_conv3x3_implicit(&s) ? "implicit GEMM" : "patches");
     check_conv_hw(16, 32, 0, 3, 5, 28);
+    check_conv_hw(1, 32, 1, 3, 5, 29);  // a grey image: its forward sums by the same kernel
 }
 
 // The implicit GEMM gives what the patches and sgemm give, in every pass (the two sum in
 // different orders, so to rounding): a pixel count and an output count that leave short tiles.
-static void conv3x3_implicit_gemm_agrees_with_the_patches(void **state) {
-    (void)state;
-    conv_ctx k = {.n = 3, .s = {.c = 16, .h = 3, .w = 5, .co = 32, .nchw = 0}};
-    if (!ns_conv3x3_implicit(&k.s)) {
-        print_message("this CPU has no AVX2 and FMA: no implicit GEMM to test\n");
-        skip();
-    }
+// A grey image's layer (1 -> 32 channels) takes the kernel for its forward sums only, and is
+// compared with the direct sums.
+static void check_implicit(int c, int nchw) {
+    conv_ctx k = {.n = 3, .s = {.c = c, .h = 3, .w = 5, .co = 32, .nchw = nchw}};
     long patches = (long)ns_conv3x3_patch_size(&k.s, 1) * k.n;
     k.cols = zeros(patches), k.rcols = zeros(patches);
     k.ws = zeros((long)ns_conv3x3_workspace(&k.s));
-    long nx = k.n * 15 * 16, ny = k.n * 15 * 32, np = conv_nw(&k) + 32;
+    long nx = k.n * 15 * c, ny = k.n * 15 * 32, np = conv_nw(&k) + 32;
     ns_rng r;
     ns_rng_seed(&r, 30, NS_STREAM_TEST);
     real *x = rnd(nx, &r, 1), *p = rnd(np, &r, 0.5), *gy = rnd(ny, &r, 1), *rx = rnd(nx, &r, 1);
     real *v = rnd(np, &r, 1), *rgy = rnd(ny, &r, 1), *out[2][7];
     long len[7] = {ny, nx, np, ny, nx, nx, np};
-    for (int path = 0; path < 2; path++) {  // 0: implicit, 1: patches
+    for (int path = 0; path < 2; path++) {  // 0: implicit, 1: patches (or direct sums)
         ns_conv3x3_no_implicit = path;
         real **o = out[path];
         for (int i = 0; i < 7; i++) o[i] = zeros(len[i]);
@@ -486,14 +484,26 @@ static void conv3x3_implicit_gemm_agrees_with_the_patches(void **state) {
             diff = fmax(diff, fabs((double)out[0][i][j] - out[1][i][j]));
             big = fmax(big, fabs((double)out[1][i][j]));
         }
-        print_message("%-15s implicit vs patches: %.2g of the largest value\n", name[i], diff / big);
+        print_message("%2d channels, %-15s implicit vs patches: %.2g of the largest value\n", c,
+                      name[i], diff / big);
         if (!(diff <= tol * big))
-            fail_msg("%s: implicit vs patches differ by %.3g of the largest value > %.3g", name[i],
-                     diff / big, tol);
+            fail_msg("%d channels, %s: implicit vs patches differ by %.3g of the largest value "
+                     "> %.3g", c, name[i], diff / big, tol);
         for (int path = 0; path < 2; path++) test_free(out[path][i]);
     }
     real *all[] = {x, p, gy, rx, v, rgy, k.cols, k.rcols, k.ws};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) test_free(all[i]);
+}
+
+static void conv3x3_implicit_gemm_agrees_with_the_patches(void **state) {
+    (void)state;
+    ns_conv_shape s = {.c = 16, .h = 3, .w = 5, .co = 32, .nchw = 0};
+    if (!ns_conv3x3_implicit(&s)) {
+        print_message("this CPU has no AVX2 and FMA: no implicit GEMM to test\n");
+        skip();
+    }
+    check_implicit(16, 0);
+    check_implicit(1, 1);
 }
 
 // A 3x3 convolution with zero padding, against the textbook sum, PyTorch's layouts: direct
@@ -620,9 +630,10 @@ static void maxpool_routes_through_the_first_maximum(void **state) {
     }
 }
 
-// ReLU then max pooling in one backward pass gives, to the bit, what ReLU's backward after
-// the pool's gives: zeros of both signs, ties, NaN, an odd edge (5 x 3 images, 3 channels).
-static void relu_and_maxpool_backward_at_once_equal_the_two_passes(void **state) {
+// ReLU then pooling (max and average) in one backward pass gives, to the bit, what ReLU's
+// backward after the pool's gives: zeros of both signs, ties, NaN, an odd edge (5 x 3 images,
+// 3 channels).
+static void relu_and_pool_backward_at_once_equal_the_two_passes(void **state) {
     (void)state;
     enum { N = 2, H = 5, W = 3, C = 3, IN = N * H * W * C, OUT = N * (H / 2) * (W / 2) * C };
     ns_rng r;
@@ -638,15 +649,18 @@ static void relu_and_maxpool_backward_at_once_equal_the_two_passes(void **state)
     }
     for (int i = 0; i < OUT; i++) gy[i] = (real)ns_rng_normal(&r);
     ns_act_forward(NS_ACT_RELU, a, z, IN);
-    ns_pool_forward(NS_POOL_MAX, y, arg, a, N, H, W, C);
-    ns_pool_backward(NS_POOL_MAX, two, gy, arg, N, H, W, C);
-    ns_act_backward(NS_ACT_RELU, two, two, z, a, IN);
-    memset(one, 0x7f, sizeof one);  // the odd edge must be overwritten too
-    ns_pool_relu_backward(one, gy, arg, y, N, H, W, C);
-    for (int i = 0; i < IN; i++)
-        if (memcmp(&one[i], &two[i], sizeof one[i]) != 0)
-            fail_msg("input %d (z = %g): %g at once, %g in two passes", i, (double)z[i],
-                     (double)one[i], (double)two[i]);
+    for (int k = 0; k < 2; k++) {
+        ns_pool_kind kind = k ? NS_POOL_AVG : NS_POOL_MAX;
+        ns_pool_forward(kind, y, arg, a, N, H, W, C);
+        ns_pool_backward(kind, two, gy, arg, N, H, W, C);
+        ns_act_backward(NS_ACT_RELU, two, two, z, a, IN);
+        memset(one, 0x7f, sizeof one);  // the odd edge must be overwritten too
+        ns_pool_relu_backward(kind, one, gy, arg, k ? NULL : y, k ? z : NULL, N, H, W, C);
+        for (int i = 0; i < IN; i++)
+            if (memcmp(&one[i], &two[i], sizeof one[i]) != 0)
+                fail_msg("%s pool, input %d (z = %g): %g at once, %g in two passes",
+                         k ? "average" : "max", i, (double)z[i], (double)one[i], (double)two[i]);
+    }
 }
 
 static void flatten_uses_pytorch_channel_height_width_order(void **state) {
@@ -1040,7 +1054,7 @@ int main(void) {
         cmocka_unit_test(conv3x3_implicit_gemm_agrees_with_the_patches),
         cmocka_unit_test(pooling_matches_finite_differences),
         cmocka_unit_test(maxpool_routes_through_the_first_maximum),
-        cmocka_unit_test(relu_and_maxpool_backward_at_once_equal_the_two_passes),
+        cmocka_unit_test(relu_and_pool_backward_at_once_equal_the_two_passes),
         cmocka_unit_test(flatten_uses_pytorch_channel_height_width_order),
         cmocka_unit_test(residual_matches_finite_differences),
         cmocka_unit_test(batch_and_layer_norm_match_finite_differences),

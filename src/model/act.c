@@ -136,13 +136,6 @@ ALWAYS_INLINE void forward_loop(ns_act_kind k, real *a, const real *z, size_t le
 // this one pass took 16 % of an HVP. Explicit vectors (GCC extensions) load a block before
 // storing it, which is right in place too, and compute sigma' v = [z > 0] * v exactly as the
 // scalar loop does (0 * v, not a mask, so signed zeros and NaN come out the same).
-typedef real vreal __attribute__((vector_size(32)));
-#ifdef NS_DOUBLE
-typedef int64_t vmask __attribute__((vector_size(32)));
-#else
-typedef int32_t vmask __attribute__((vector_size(32)));
-#endif
-#define VLEN (sizeof(vreal) / sizeof(real))
 
 // out = [z > 0] * v, elementwise; out may be v.
 static void relu_scale(real *out, const real *v, const real *z, size_t len) {

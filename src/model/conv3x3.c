@@ -43,17 +43,9 @@ int ns_conv3x3_no_implicit = 0;
 // Input channels up to which a layer computes its sums directly.
 #define DIRECT_MAX_C 3
 
-// A vector of outputs (GCC's vector extensions; AVX2 registers where the CPU has them).
-typedef real vreal __attribute__((vector_size(32)));
-#define VLEN ((int)(sizeof(vreal) / sizeof(real)))
-
-// The direct loops are also compiled for AVX2 (one register per vector) and the better
-// version is picked when the program loads. Neither uses FMA, so both give the same bits.
-#if defined(__x86_64__) && defined(__GNUC__)
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
+// The direct loops are also compiled for AVX2 (NS_VECTOR_CLONES, layers.h): neither version
+// uses FMA, so both give the same bits.
+#define VECTOR_CLONES NS_VECTOR_CLONES
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 static int direct(const ns_conv_shape *s) { return s->c <= DIRECT_MAX_C; }
@@ -76,7 +68,8 @@ static int implicit(const ns_conv_shape *s) {
            !ns_conv3x3_no_implicit && cpu_has_fma();
 }
 
-int ns_conv3x3_implicit(const ns_conv_shape *s) { return implicit(s); }
+static int grey_tiles(const ns_conv_shape *s);
+int ns_conv3x3_implicit(const ns_conv_shape *s) { return implicit(s) || grey_tiles(s); }
 
 // Strides (in values) of channel, row and column within one example.
 typedef struct {
@@ -303,12 +296,14 @@ typedef __m256 vec;
 
 // y (n, h, w, nout) := b + wmul conv, or if b is NULL, += wmul conv (add) or = wmul conv, where
 // conv[p][o] = sum_{q, i} wk[o / BLOCK][q][i][o % BLOCK] xpad[p + off_q][i]: the padded
-// input xpad (n, h+2, w+2, nin), wk as to_blocks makes it. Pixels in tiles of TILE in
+// input xpad (n, h+2, w+2, nin), wk as to_blocks makes it (wblock = 9 nin BLOCK values per
+// block of outputs, wstep = BLOCK per (tap, input); the direct layout of a grey layer has
+// BLOCK and co rounded up to vectors). Pixels in tiles of TILE in
 // row-major order over the n examples (a last short tile repeats its first pixel and
 // stores only its own).
 __attribute__((target("avx2,fma"))) static void implicit_conv(
-    real *y, const real *xpad, const real *wk, const real *b, int add, real wmul, long n, int h,
-    int w, int nin, int nout) {
+    real *y, const real *xpad, const real *wk, long wblock, long wstep, const real *b, int add,
+    real wmul, long n, int h, int w, int nin, int nout) {
     long npx = n * h * w, pw = w + 2, plane = (long)(h + 2) * pw;
     long off[9];
     for (int q = 0; q < 9; q++) off[q] = ((q / 3) * pw + q % 3) * nin;
@@ -322,11 +317,11 @@ __attribute__((target("avx2,fma"))) static void implicit_conv(
         }
         for (int ob = 0; ob < nout / BLOCK; ob++) {
             ACC_ZERO;
-            const real *wq = wk + (size_t)ob * 9 * nin * BLOCK;
+            const real *wq = wk + ob * wblock;
             for (int q = 0; q < 9; q++) {
                 const real *c0 = base[0] + off[q], *c1 = base[1] + off[q], *c2 = base[2] + off[q];
                 const real *c3 = base[3] + off[q], *c4 = base[4] + off[q], *c5 = base[5] + off[q];
-                for (int i = 0; i < nin; i++, wq += BLOCK) {
+                for (int i = 0; i < nin; i++, wq += wstep) {
                     vec w0 = V_LOAD(wq), w1 = V_LOAD(wq + HALF);
                     FMA_TILE(c0 + i, c1 + i, c2 + i, c3 + i, c4 + i, c5 + i);
                 }
@@ -386,10 +381,11 @@ __attribute__((target("avx2,fma"))) static void implicit_weight_grad(
         }
 }
 #else
-static void implicit_conv(real *y, const real *xpad, const real *wk, const real *b, int add,
-                          real wmul, long n, int h, int w, int nin, int nout) {
-    (void)y, (void)xpad, (void)wk, (void)b, (void)add, (void)wmul, (void)n, (void)h, (void)w;
-    (void)nin, (void)nout;
+static void implicit_conv(real *y, const real *xpad, const real *wk, long wblock, long wstep,
+                          const real *b, int add, real wmul, long n, int h, int w, int nin,
+                          int nout) {
+    (void)y, (void)xpad, (void)wk, (void)wblock, (void)wstep, (void)b, (void)add, (void)wmul;
+    (void)n, (void)h, (void)w, (void)nin, (void)nout;
 }
 static void implicit_weight_grad(real *gp, const real *gy, const real *xpad, real wmul, long n,
                                  const ns_conv_shape *s) {
@@ -508,15 +504,37 @@ VECTOR_CLONES static void direct_weight_grad(real *gp, const real *gy, const rea
 
 // ---- the sums, either way ----------------------------------------------------------------
 
+// A grey first layer (c = 1) whose outputs fill whole blocks computes its forward sums with the
+// implicit GEMM's kernel, example by example from the zero-padded image of the direct path
+// (for c = 1 channels first and last are one layout), on the direct layout of W: the kernel
+// keeps 12 accumulators where the direct loop keeps one. Its weight gradient stays direct.
+static int grey_tiles(const ns_conv_shape *s) {
+    return s->c == 1 && s->co % BLOCK == 0 && !ns_conv3x3_no_implicit && cpu_has_fma();
+}
+
+static void grey_forward(real *y, const real *x, const real *wp, const real *b, real wmul, long n,
+                         const ns_conv_shape *s, real *pad) {
+    size_t hw = (size_t)s->h * s->w;
+    memset(pad, 0, sizeof *pad * plane_size(s));
+    for (long e = 0; e < n; e++) {
+        pad_example(pad, x + (size_t)e * hw, s);
+        implicit_conv(y + (size_t)e * hw * s->co, pad, wp, BLOCK, padded_co(s), b, 1, wmul, 1,
+                      s->h, s->w, 1, s->co);
+    }
+}
+
 // y := b + wmul conv(x, W), or += wmul conv(x, W) if b is NULL; cols = im2col(x) (patches).
 static void conv_sums(real *y, const real *x, const real *cols, const real *wp, const real *b,
                       real wmul, long n, const ns_conv_shape *s, real *pad) {
     int kk = s->c * 9;
     long rows = n * s->h * s->w;
-    if (direct(s))
+    if (grey_tiles(s))
+        grey_forward(y, x, wp, b, wmul, n, s, pad);
+    else if (direct(s))
         direct_forward(y, x, wp, b, wmul, n, s, pad);
     else if (implicit(s))
-        implicit_conv(y, cols, wp, b, 1, wmul, n, s->h, s->w, s->c, s->co);
+        implicit_conv(y, cols, wp, 9L * s->c * BLOCK, BLOCK, b, 1, wmul, n, s->h, s->w, s->c,
+                      s->co);
     else if (b)
         ns_dense_forward(y, cols, wp, b, wmul, rows, kk, s->co);
     else
@@ -556,7 +574,8 @@ static void transposed_conv(real *gx, const real *gcols, const real *wf, real wm
                             long n, const ns_conv_shape *s) {
     int kk = 9 * s->co, hw = s->h * s->w;
     if (implicit(s)) {
-        implicit_conv(gx, gcols, wf, NULL, beta != 0, wmul, n, s->h, s->w, s->co, s->c);
+        implicit_conv(gx, gcols, wf, 9L * s->co * BLOCK, BLOCK, NULL, beta != 0, wmul, n, s->h,
+                      s->w, s->co, s->c);
         return;
     }
     if (!s->nchw || s->c == 1) {  // (n*h*w, c)

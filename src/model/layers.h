@@ -18,6 +18,7 @@
 #ifndef NORMSHARP_LAYERS_H
 #define NORMSHARP_LAYERS_H
 #include <cblas.h>
+#include <stdint.h>
 #include "normsharp/common.h"
 #include "normsharp/data.h"
 #include "normsharp/model.h"
@@ -26,6 +27,23 @@
 #define NS_GEMM cblas_dgemm
 #else
 #define NS_GEMM cblas_sgemm
+#endif
+
+// A vector of values (GCC's vector extensions; AVX2 registers where the CPU has them), a mask
+// of the same width, and values per vector.
+typedef real vreal __attribute__((vector_size(32)));
+#ifdef NS_DOUBLE
+typedef int64_t vmask __attribute__((vector_size(32)));
+#else
+typedef int32_t vmask __attribute__((vector_size(32)));
+#endif
+#define VLEN ((int)(sizeof(vreal) / sizeof(real)))
+// A function of vector loops is also compiled for AVX2 (one register per vector), and the
+// better version is picked when the program loads: without FMA both give the same bits.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define NS_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NS_VECTOR_CLONES
 #endif
 
 // gb[j] += sum_i g[i][j] for g (n, width), summed in double.
@@ -83,7 +101,8 @@ typedef struct {
 // The implicit GEMM (conv3x3.c) is used where it applies unless this is set: tests and
 // bench/bench_model.c compare it with the patches and sgemm. Set it only between passes.
 extern int ns_conv3x3_no_implicit;
-// 1 if the passes of s take the implicit GEMM (on this CPU, with ns_conv3x3_no_implicit unset).
+// 1 if the passes of s take the implicit GEMM, or its kernel for a grey layer's forward sums
+// (on this CPU, with ns_conv3x3_no_implicit unset).
 int ns_conv3x3_implicit(const ns_conv_shape *s);
 size_t ns_conv3x3_patch_size(const ns_conv_shape *s, int with_gx);
 size_t ns_conv3x3_workspace(const ns_conv_shape *s);
@@ -113,10 +132,11 @@ void ns_pool_rforward(ns_pool_kind k, real *ry, const real *rx, const unsigned c
                       long n, int h, int w, int c);
 void ns_pool_rbackward(ns_pool_kind k, real *gx, real *rgx, const real *gy, const real *rgy,
                        const unsigned char *arg, long n, int h, int w, int c);
-// The backward pass of ReLU then max pooling at once: gz (n,h,w,c), the gradient at the
-// ReLU's input, from gy and the pool's output y = maxpool(relu(z)) and routing arg.
-void ns_pool_relu_backward(real *gz, const real *gy, const unsigned char *arg, const real *y,
-                           long n, int h, int w, int c);
+// The backward pass of ReLU then pooling at once: gz (n,h,w,c), the gradient at the ReLU's
+// input, from gy and, for max pooling, the pool's output y = maxpool(relu(z)) and routing
+// arg (z unused), for average pooling z (y and arg unused).
+void ns_pool_relu_backward(ns_pool_kind k, real *gz, const real *gy, const unsigned char *arg,
+                           const real *y, const real *z, long n, int h, int w, int c);
 
 // ---- flatten.c: channels-last (n,h,w,c) -> PyTorch's flatten order (n, c*h*w) ------------
 void ns_flatten_forward(real *y, const real *x, long n, int h, int w, int c);

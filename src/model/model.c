@@ -904,12 +904,13 @@ static void add_shortcut_gradient(const ns_model *m, int l, long nb, real *g, re
         for (size_t i = 0; i < len; i++) rg[i] += rgs[i];
 }
 
-// Layer l is a max pool right after a ReLU whose output nothing else reads: the backward pass
-// takes both at once (ns_pool_relu_backward), which saves a pass over the ReLU's activations.
+// Layer l is a pool right after a ReLU whose output nothing else reads: the backward pass,
+// and the tangent of a replayed one (rbackward from the cache), take both layers at once
+// (ns_pool_relu_backward), which saves a pass over the ReLU's activations. ReLU's second
+// derivative is 0, so its tangent is the same map: R{gz} = [z > 0] R{ga}.
 static int pool_after_relu(const ns_model *m, int l) {
     const layer *L = &m->layers[l], *A = l > 1 ? &m->layers[l - 1] : NULL;
-    return L->kind == L_POOL && L->pool == NS_POOL_MAX && A && A->kind == L_ACT &&
-           A->act == NS_ACT_RELU && A->skip_by < 0;
+    return L->kind == L_POOL && A && A->kind == L_ACT && A->act == NS_ACT_RELU && A->skip_by < 0;
 }
 
 // Backward from g[0] = dL/df: grad += dL/dtheta for this chunk.
@@ -935,7 +936,8 @@ static void backward(ns_model *m, const real *x, long nb, real *grad) {
             continue;
         case L_POOL:
             if (pool_after_relu(m, l)) {  // the ReLU's too: gx is the gradient at its input
-                ns_pool_relu_backward(gx, cur, L->arg, L->y, nb, L->h, L->w, L->c);
+                ns_pool_relu_backward(L->pool, gx, cur, L->arg, L->y, m->layers[l - 2].y, nb,
+                                      L->h, L->w, L->c);
                 l--;
                 break;
             }
@@ -999,6 +1001,12 @@ static void rbackward(ns_model *m, const real *x, long nb, const real *v, real *
                              (size_t)L->dout * (size_t)nb);
             continue;
         case L_POOL:
+            if (g_known && pool_after_relu(m, l)) {  // only the tangent: through the ReLU too
+                ns_pool_relu_backward(L->pool, rgx, rcur, L->arg, L->y, m->layers[l - 2].y, nb,
+                                      L->h, L->w, L->c);
+                l--;
+                break;
+            }
             ns_pool_rbackward(L->pool, gx, rgx, cur, rcur, L->arg, nb, L->h, L->w, L->c);
             break;
         case L_FLATTEN:

@@ -86,14 +86,49 @@ void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned c
     });
 }
 
-// ReLU followed by max pooling, a = relu(z) (n,h,w,c) -> y (n,h/2,w/2,c), in one backward
-// pass: gz = [z > 0] (P^T gy), elementwise, as act.c's ReLU after ns_pool_backward would give
-// it, to the bit. Only the input a window routes to gets a gradient, and there z > 0 exactly
-// when y > 0 (y is that input's relu, which keeps NaN), so z itself is never read.
-void ns_pool_relu_backward(real *gz, const real *gy, const unsigned char *arg, const real *y,
-                           long n, int h, int w, int c) {
+// ns_pool_relu_backward for average pooling: [z > 0] * g for each input, g = gy / 4, a vector
+// of channels at a time (a branch on z's sign would mispredict half the time).
+NS_VECTOR_CLONES static void relu_avg_backward(real *gz, const real *gy, const real *z, long n,
+                                               int h, int w, int c) {
+    int h2 = h / 2, w2 = w / 2;
+    const long d[4] = {0, window_offset(1, w, c), window_offset(2, w, c), window_offset(3, w, c)};
+    const vreal zero = {0}, one = zero + 1;
+    for (long e = 0; e < n; e++)
+        for (int oy = 0; oy < h2; oy++)
+            for (int ox = 0; ox < w2; ox++) {
+                long o0 = ((e * h2 + oy) * w2 + ox) * c, i0 = ((e * h + 2 * oy) * w + 2 * ox) * (long)c;
+                int ch = 0;
+                for (; ch + VLEN <= c; ch += VLEN) {
+                    vreal q, vz;
+                    memcpy(&q, gy + o0 + ch, sizeof q);
+                    q *= (real)0.25;
+                    for (int p = 0; p < 4; p++) {
+                        memcpy(&vz, z + i0 + d[p] + ch, sizeof vz);
+                        vreal out = (vreal)((vmask)(vz > zero) & (vmask)one) * q;
+                        memcpy(gz + i0 + d[p] + ch, &out, sizeof out);
+                    }
+                }
+                for (; ch < c; ch++) {
+                    real q = (real)0.25 * gy[o0 + ch];
+                    for (int p = 0; p < 4; p++)
+                        gz[i0 + d[p] + ch] = (z[i0 + d[p] + ch] > 0 ? 1 : 0) * q;
+                }
+            }
+}
+
+// ReLU followed by pooling, a = relu(z) (n,h,w,c) -> y (n,h/2,w/2,c), in one backward pass:
+// gz = [z > 0] (P^T gy), elementwise, as act.c's ReLU after ns_pool_backward would give it,
+// to the bit. Max pooling: only the input a window routes to gets a gradient, and there z > 0
+// exactly when y > 0 (y is that input's relu, which keeps NaN), so z is not read (it may be
+// NULL). Average pooling reads z.
+void ns_pool_relu_backward(ns_pool_kind k, real *gz, const real *gy, const unsigned char *arg,
+                           const real *y, const real *z, long n, int h, int w, int c) {
     if (h % 2 || w % 2) memset(gz, 0, sizeof *gz * (size_t)n * h * w * c);
     long d01 = window_offset(1, w, c), d10 = window_offset(2, w, c), d11 = window_offset(3, w, c);
+    if (k == NS_POOL_AVG) {
+        relu_avg_backward(gz, gy, z, n, h, w, c);
+        return;
+    }
     FOR_EACH_WINDOW(n, h, w, c, {
         real g = (y[o] > 0 ? 1 : 0) * gy[o];  // act.c's [z > 0] * g: the same signed zeros
         unsigned char a = arg[o];
