@@ -5,8 +5,8 @@
         [--loss mse|ce] [--reps R] [--threads 1,2] --out FILE.json
     /usr/bin/python3 bench/compare.py --summarize FILE.json ...   (prints Markdown)
 
-normsharp (a shared library built by bench/run.sh from the float sources, with every sgemm
-call timed: bench/gemm_clock.c) is loaded into the PyTorch process with ctypes, so both
+normsharp (a shared library built by bench/run.sh from the float sources, with its sgemm
+calls recorded: bench/gemm_clock.c) is loaded into the PyTorch process with ctypes, so both
 use the same OpenBLAS, the same data (the first N Fashion-MNIST training images,
 preprocessed as normsharp does) and the same theta_0 (normsharp's, copied into the PyTorch
 module). Each repetition times every candidate once, back to back, so that the load of a
@@ -22,7 +22,9 @@ OpenMP/OpenBLAS threads: each count in --threads, set for both (torch.set_num_th
 openblas_set_num_threads). glibc's malloc tunables act on the whole process: bench/run.sh
 runs this script with and without them and --summarize keeps the better, per operation.
 normsharp runs with its defaults (the H v primal cache on: a Lanczos run's products all
-share theta, as here).
+share theta, as here). Its GEMM floor: each repetition also replays, alone, the sgemm calls
+that the pass makes with every convolution on its patch path (recorded once, after the
+warm-up; bench/gemm_clock.c), and the ratio pass / replay is reported per repetition.
 Networks: fc-... and cnn-... as torch.nn.Sequential; resnet-... and vit-... as the modules
 of docs/ARCHITECTURES.md (bench/torch_arch.py runs them from that file). Image networks
 (cnn, resnet, vit) also try chunks of --chunk examples; batch norm (-bn) does not, since its
@@ -67,12 +69,16 @@ class Batch(C.Structure):
                 ("loss", C.c_int)]
 
 
+PASS_FN = C.CFUNCTYPE(C.c_int, C.c_void_p)  # bench_gemm_record's pass
+
+
 class Normsharp:
     def __init__(self, lib, arch, x, y, t, loss):
         self.lib = L = C.CDLL(lib)
         L.ns_model_theta.restype = C.POINTER(C.c_float)
         L.ns_model_nparams.restype = C.c_size_t
-        L.bench_gemm_seconds.restype = C.c_double
+        L.bench_gemm_replay.restype = C.c_double
+        L.bench_gemm_record.argtypes = [C.c_int, PASS_FN, C.c_void_p]
         L.bench_sgemm_gflops.restype = C.c_double
         L.ns_errmsg.restype = C.c_char_p
         L.bench_blas_core.restype = C.c_char_p
@@ -237,14 +243,19 @@ def main():
                     result["unsupported"][k] = str(e).splitlines()[0]
                     del cands[op][k]
             rec["ops"][op] = {"normsharp": [], "normsharp_gemm": [], **{k: [] for k in cands[op]}}
+        slot = {"grad": 1, "hvp": 2}
+        for op in ("grad", "hvp"):  # the GEMMs of each pass, for its floor
+            def one_pass(_, f=run_ns[op]):
+                f()
+                return 0
+            ns.lib.bench_gemm_record(slot[op], PASS_FN(one_pass), None)
         for r in range(a.reps):  # one repetition: each pass of each candidate once
             for op in ("grad", "hvp"):
                 times = rec["ops"][op]
-                g0 = ns.lib.bench_gemm_seconds()
                 t0 = clock()
                 run_ns[op]()
                 times["normsharp"].append(clock() - t0)
-                times["normsharp_gemm"].append(ns.lib.bench_gemm_seconds() - g0)
+                times["normsharp_gemm"].append(ns.lib.bench_gemm_replay(slot[op]))
                 for k, f in cands[op].items():
                     t0 = clock()
                     f()

@@ -1,14 +1,15 @@
 // gemm_clock.c — the benchmark's window into normsharp's GEMMs, built into build/bench's
 // shared library (bench/run.sh), never into normsharp itself.
 // Linked with -Wl,--wrap=cblas_sgemm, every sgemm that normsharp's passes call goes through
-// __wrap_cblas_sgemm, which adds its wall time to a clock and, while a recording is on,
-// appends the call's shape to a list.
+// __wrap_cblas_sgemm, which, while a recording is on, appends the call's shape to a list.
 // The GEMM floor of a pass is the time OpenBLAS takes for the matrix products of the pass
 // alone: bench_gemm_record runs the pass once with every convolution on its patch path
 // (im2col and sgemm: the implicit GEMM of src/model/conv3x3.c calls no sgemm), recording its
 // sgemm calls; bench_gemm_replay then runs the same calls (operations, shapes, leading
-// dimensions, alpha, beta) on buffers of its own, with nothing in between. Layers that form no
-// GEMM (the direct first convolution, activations, pooling) have no share in the floor.
+// dimensions, alpha, beta) on buffers of its own, with nothing in between. What forms no GEMM
+// on the patch path has no share in the floor: a first convolution on 1-3 channels (direct
+// sums there; on the implicit path the forward sums of a grey layer use the implicit
+// kernel), activations, pooling, the loss.
 // bench_sgemm_gflops times a plain sgemm of one shape.
 // The clock is wall time, or this process's CPU time when NS_BENCH_CPU is set (as
 // bench/compare.py's and bench/bench_model.c's, so that both sides of a ratio read the same
@@ -21,8 +22,6 @@
 void __real_cblas_sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m,
                         blasint n, blasint k, float alpha, const float *a, blasint lda,
                         const float *b, blasint ldb, float beta, float *c, blasint ldc);
-
-static double gemm_seconds;
 
 // A recorded sgemm call.
 typedef struct {
@@ -54,9 +53,7 @@ static double now(void) {
 void __wrap_cblas_sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m,
                         blasint n, blasint k, float alpha, const float *a, blasint lda,
                         const float *b, blasint ldb, float beta, float *c, blasint ldc) {
-    double t0 = now();
     __real_cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    gemm_seconds += now() - t0;
     if (recording >= 0) {
         __typeof__(slots[0]) *sl = &slots[recording];
         if (sl->n == sl->cap) {
@@ -119,9 +116,6 @@ double bench_gemm_replay(int slot) {
 
 // sgemm calls recorded in slot.
 long bench_gemm_calls(int slot) { return slot >= 0 && slot < SLOTS ? (long)slots[slot].n : 0; }
-
-// Seconds spent in normsharp's sgemm calls since the library was loaded.
-double bench_gemm_seconds(void) { return gemm_seconds; }
 
 // The OpenBLAS kernel in use (e.g. "Haswell", "Zen").
 const char *bench_blas_core(void) { return openblas_get_corename(); }

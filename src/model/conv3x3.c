@@ -19,7 +19,11 @@
 //   it is given: the gather, the packing and the GEMM each read or write 9x the input). The
 //   kernel keeps a tile of 6 pixels x 2 vectors of outputs in 12 registers and sums over
 //   (tap, input channel) in that order with FMA; the weight gradient keeps 6 outputs x 2
-//   vectors of input channels and sums over the pixels of the pass in row-major order.
+//   vectors of input channels, sums over the pixels of 2 image rows (so that they stay in
+//   the L1 cache) and adds each such partial sum to the gradient, example by example. The
+//   results differ from the patch path's in their last bits (another order of the sums),
+//   and from a CPU without FMA's, which takes the patch path; on one machine they are
+//   deterministic. BENCHMARKS.md §5 has the measurements.
 // The input gradient is, both ways, the transposed convolution, itself a 3x3 convolution of
 // gy (off_{8-q} = -off_q):
 //   gx[p][ci] = wmul sum_{q, o} W[o][ci][q] gy[p - off_q][o] = wmul im2col(gy) Wf^T
@@ -345,7 +349,8 @@ __attribute__((target("avx2,fma"))) static void implicit_conv(
 // gp (co, 3,3, c) += wmul sum_p gy[p][o] xpad[p + off_q][i]: the weight gradient, with gy
 // (n, h, w, co) and the padded input xpad (n, h+2, w+2, c). Outputs o in tiles of TILE (a
 // last short tile repeats its first output and stores only its own), inputs i in blocks;
-// each sum runs over the pixels in row-major order over the n examples.
+// the sum over pixels is taken STRIP image rows at a time, each strip's sum (row-major)
+// added to gp in turn, example by example.
 __attribute__((target("avx2,fma"))) static void implicit_weight_grad(
     real *gp, const real *gy, const real *xpad, real wmul, long n, const ns_conv_shape *s) {
     int h = s->h, w = s->w, c = s->c, co = s->co;

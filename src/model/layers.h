@@ -88,11 +88,12 @@ void ns_act_rbackward(ns_act_kind k, real *gz, real *rgz, const real *ga, const 
 // Input (n, c, h, w) if nchw (the dataset's layout) else (n, h, w, c); output always
 // (n, h, w, co) ("channels last", so that the GEMM writes it directly). W is
 // (co, c, 3, 3) as PyTorch's Conv2d. The passes read x (and Rx) and the patches that
-// ns_conv3x3_patches formed of them in cols (and rcols): im2col(x) for layers with many input
-// channels, nothing for the few-channel layers that compute directly from x. The buffers
-// hold ns_conv3x3_patch_size(s, with_gx) values per example, with_gx if gx or R{gx} will be
-// asked for; the backward passes then overwrite them (cols with gy's patches if gx or R{gx}
-// is asked for, rcols with R{gy}'s if R{gx} is). Rx NULL (the data): rcols is not read and
+// ns_conv3x3_patches formed of them in cols (and rcols): a zero-padded copy of x for layers on
+// the implicit GEMM, im2col(x) for other layers with many input channels, nothing for the
+// few-channel layers that compute directly from x. The buffers hold
+// ns_conv3x3_patch_size(s, with_gx) values per example (enough for either path), with_gx if
+// gx or R{gx} will be asked for; the backward passes then overwrite them (cols with gy's
+// patches or copy if gx or R{gx} is asked for, rcols with R{gy}'s if R{gx} is). Rx NULL (the data): rcols is not read and
 // R{gx} is not formed. `ws` holds ns_conv3x3_workspace values.
 typedef struct {
     int c, h, w, co;
