@@ -169,6 +169,10 @@ static void gradient_and_hvp_match_finite_differences_for_small_cnns(void **stat
     // ReLU and average pooling; conv2 has 4 input channels: patches and GEMMs (seed 14
     // puts a pre-activation within the finite differences' step of the ReLU's kink)
     check_model("cnn-relu-4-3", "standard", 1, 6, 6, 3, 15);
+    // 8 channels: in the double build a whole block, so the implicit GEMM (and, for the grey
+    // first layer, its kernel) where the CPU has FMA, with ReLU's backward inside the pool's
+    check_model("cnn-relu-8-8", "standard", 1, 6, 6, 3, 16);
+    check_model("cnn-relu-8-8-maxpool", "standard", 1, 6, 6, 3, 17);
 }
 
 // ResNets (identity and 1x1 shortcuts, average-pool down-sampling, batch norm) and ViTs
@@ -378,11 +382,12 @@ static void results_do_not_depend_on_the_chunk_size(void **state) {
 static void hvp_is_the_same_bits_with_and_without_the_primal_cache(void **state) {
     (void)state;
     const char *archs[] = {"fc-tanh-6-5",     "cnn-relu-2-3-maxpool", "cnn-elu-2",
-                           "resnet-tanh-2-3", "resnet-relu-2-3-bn",   "vit-P2-D4-L1-H2"};
+                           "resnet-tanh-2-3", "resnet-relu-2-3-bn",   "vit-P2-D4-L1-H2",
+                           "cnn-relu-16-16"};  // the implicit GEMM where the CPU has FMA
     const size_t budgets[] = {0, 2000, 6000, 20000, (size_t)1 << 30};
     int partial = 0;
     setenv("NS_MODEL_CHUNK", "3", 1);
-    for (int a = 0; a < 6; a++)
+    for (int a = 0; a < 7; a++)
         for (int li = 0; li < 2; li++) {
             ns_loss_kind loss = li ? NS_LOSS_CE : NS_LOSS_MSE;
             setup ref = make(archs[a], "standard", 1, 4, 4, 3, 11, loss, 60);

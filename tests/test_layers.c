@@ -451,14 +451,15 @@ static void conv3x3_matches_finite_differences(void **state) {
 
 // The implicit GEMM gives what the patches and sgemm give, in every pass (the two sum in
 // different orders, so to rounding): a pixel count and an output count that leave short tiles.
+// c -> co channels, on a 3 x 5 image (odd: the weight gradient's strips of 2 rows leave one).
 // A grey image's layer (1 -> 32 channels) takes the kernel for its forward sums only, and is
 // compared with the direct sums.
-static void check_implicit(int c, int nchw) {
-    conv_ctx k = {.n = 3, .s = {.c = c, .h = 3, .w = 5, .co = 32, .nchw = nchw}};
+static void check_implicit(int c, int co, int nchw) {
+    conv_ctx k = {.n = 3, .s = {.c = c, .h = 3, .w = 5, .co = co, .nchw = nchw}};
     long patches = (long)ns_conv3x3_patch_size(&k.s, 1) * k.n;
     k.cols = zeros(patches), k.rcols = zeros(patches);
     k.ws = zeros((long)ns_conv3x3_workspace(&k.s));
-    long nx = k.n * 15 * c, ny = k.n * 15 * 32, np = conv_nw(&k) + 32;
+    long nx = k.n * 15 * c, ny = k.n * 15 * co, np = conv_nw(&k) + co;
     ns_rng r;
     ns_rng_seed(&r, 30, NS_STREAM_TEST);
     real *x = rnd(nx, &r, 1), *p = rnd(np, &r, 0.5), *gy = rnd(ny, &r, 1), *rx = rnd(nx, &r, 1);
@@ -502,8 +503,9 @@ static void conv3x3_implicit_gemm_agrees_with_the_patches(void **state) {
         print_message("this CPU has no AVX2 and FMA: no implicit GEMM to test\n");
         skip();
     }
-    check_implicit(16, 0);
-    check_implicit(1, 1);
+    check_implicit(16, 32, 0);
+    check_implicit(32, 16, 0);  // fewer outputs: gy's padded copy is the smaller
+    check_implicit(1, 32, 1);
 }
 
 // A 3x3 convolution with zero padding, against the textbook sum, PyTorch's layouts: direct
@@ -632,10 +634,10 @@ static void maxpool_routes_through_the_first_maximum(void **state) {
 
 // ReLU then pooling (max and average) in one backward pass gives, to the bit, what ReLU's
 // backward after the pool's gives: zeros of both signs, ties, NaN, an odd edge (5 x 3 images,
-// 3 channels).
+// 9 channels: whole vectors and a tail).
 static void relu_and_pool_backward_at_once_equal_the_two_passes(void **state) {
     (void)state;
-    enum { N = 2, H = 5, W = 3, C = 3, IN = N * H * W * C, OUT = N * (H / 2) * (W / 2) * C };
+    enum { N = 2, H = 5, W = 3, C = 9, IN = N * H * W * C, OUT = N * (H / 2) * (W / 2) * C };
     ns_rng r;
     ns_rng_seed(&r, 31, NS_STREAM_TEST);
     real z[IN], a[IN], y[OUT], gy[OUT], two[IN], one[IN];

@@ -137,8 +137,8 @@ ALWAYS_INLINE void forward_loop(ns_act_kind k, real *a, const real *z, size_t le
 // storing it, which is right in place too, and compute sigma' v = [z > 0] * v exactly as the
 // scalar loop does (0 * v, not a mask, so signed zeros and NaN come out the same).
 
-// out = [z > 0] * v, elementwise; out may be v.
-static void relu_scale(real *out, const real *v, const real *z, size_t len) {
+// out = [z > 0] * v, elementwise; out may be v. Also compiled for AVX2.
+NS_VECTOR_CLONES static void relu_scale(real *out, const real *v, const real *z, size_t len) {
     const vreal zero = {0}, one = zero + 1;
     size_t i = 0;
     for (; i + VLEN <= len; i += VLEN) {
@@ -243,10 +243,7 @@ static inline __attribute__((always_inline)) void v8_tanh(float *out, const floa
 
 // On x86-64 the loop is also compiled for AVX2 (8 lanes in one register) and the better
 // version is picked when the program loads; elsewhere GCC lowers the vectors as it can.
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-static void tanh_forward_float(float *a, const float *z, size_t len) {
+NS_VECTOR_CLONES static void tanh_forward_float(float *a, const float *z, size_t len) {
     size_t i = 0;
     for (; i + 8 <= len; i += 8) v8_tanh(a + i, z + i);
     if (i < len) {  // the tail, through a zero-padded block
@@ -258,7 +255,16 @@ static void tanh_forward_float(float *a, const float *z, size_t len) {
 }
 #endif
 
+// ReLU's forward pass, also compiled for AVX2 (GCC vectorizes relu's bit masks).
+NS_VECTOR_CLONES static void relu_forward(real *a, const real *z, size_t len) {
+    for (size_t i = 0; i < len; i++) a[i] = relu(z[i]);
+}
+
 void ns_act_forward(ns_act_kind k, real *a, const real *z, size_t len) {
+    if (k == NS_ACT_RELU) {
+        relu_forward(a, z, len);
+        return;
+    }
 #ifndef NS_DOUBLE
     if (k == NS_ACT_TANH) {
         tanh_forward_float(a, z, len);

@@ -2,7 +2,7 @@
 // padding=1)):
 //   y[p][o] = b[o] + wmul sum_{ci, q} W[o][ci][q] x[p + off_q][ci]
 // over the 9 taps q = (ky, kx) of pixel p, off_q = (ky - 1, kx - 1), x = 0 outside the image.
-// The sums over taps are formed in one of two ways, by the input's channel count c:
+// The sums over taps are formed in one of three ways:
 // * as a dense layer on image patches (c > DIRECT_MAX_C):
 //     cols = im2col(x)             rows (example, y, x), columns (ky, kx, ci): (n*h*w, 9c)
 //     y    = wmul cols W'^T + b,   gW' += wmul gy^T cols,
@@ -49,7 +49,6 @@ int ns_conv3x3_no_implicit = 0;
 
 // The direct loops are also compiled for AVX2 (NS_VECTOR_CLONES, layers.h): neither version
 // uses FMA, so both give the same bits.
-#define VECTOR_CLONES NS_VECTOR_CLONES
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 static int direct(const ns_conv_shape *s) { return s->c <= DIRECT_MAX_C; }
@@ -57,19 +56,19 @@ static int direct(const ns_conv_shape *s) { return s->c <= DIRECT_MAX_C; }
 // Values per block of outputs of the implicit kernel: two AVX registers.
 #define BLOCK (64 / (int)sizeof(real))
 
-static int cpu_has_fma(void) {
+// The implicit kernel may run: the CPU has AVX2 and FMA (a read of what the loader found, no
+// state of ours), and the patch path is not asked for.
+static int kernel_allowed(void) {
 #if HAVE_IMPLICIT
-    static int has = -1;
-    if (has < 0) has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return has;
+    return !ns_conv3x3_no_implicit && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");
 #else
     return 0;
 #endif
 }
 
 static int implicit(const ns_conv_shape *s) {
-    return !direct(s) && !s->nchw && s->c % BLOCK == 0 && s->co % BLOCK == 0 &&
-           !ns_conv3x3_no_implicit && cpu_has_fma();
+    return !direct(s) && !s->nchw && s->c % BLOCK == 0 && s->co % BLOCK == 0 && kernel_allowed();
 }
 
 static int grey_tiles(const ns_conv_shape *s);
@@ -465,7 +464,7 @@ ALWAYS_INLINE void direct_forward_c(real *y, const real *x, const real *wp, cons
     }
 }
 
-VECTOR_CLONES static void direct_forward(real *y, const real *x, const real *wp, const real *b,
+NS_VECTOR_CLONES static void direct_forward(real *y, const real *x, const real *wp, const real *b,
                                          real wmul, long n, const ns_conv_shape *s, real *pad) {
     if (s->c == 1)
         direct_forward_c(y, x, wp, b, wmul, n, s, pad, 1);
@@ -475,7 +474,7 @@ VECTOR_CLONES static void direct_forward(real *y, const real *x, const real *wp,
 
 // gp (9c, co8) += sum over the pixels of the n examples of tap_k(x) gy[p][o]: per example a
 // sum over its pixels in row-major order, then added to gp.
-VECTOR_CLONES static void direct_weight_grad(real *gp, const real *gy, const real *x, long n,
+NS_VECTOR_CLONES static void direct_weight_grad(real *gp, const real *gy, const real *x, long n,
                                              const ns_conv_shape *s, real *pad) {
     int pw = s->w + 2, co = s->co, co8 = padded_co(s);
     size_t plane = plane_size(s), hw = (size_t)s->h * s->w;
@@ -510,19 +509,19 @@ VECTOR_CLONES static void direct_weight_grad(real *gp, const real *gy, const rea
 // ---- the sums, either way ----------------------------------------------------------------
 
 // A grey first layer (c = 1) whose outputs fill whole blocks computes its forward sums with the
-// implicit GEMM's kernel, example by example from the zero-padded image of the direct path
-// (for c = 1 channels first and last are one layout), on the direct layout of W: the kernel
+// implicit GEMM's kernel, example by example from a zero-padded copy of the image in the
+// direct path's buffer (for c = 1 channels first and last are one layout), on the direct
+// layout of W: the kernel
 // keeps 12 accumulators where the direct loop keeps one. Its weight gradient stays direct.
 static int grey_tiles(const ns_conv_shape *s) {
-    return s->c == 1 && s->co % BLOCK == 0 && !ns_conv3x3_no_implicit && cpu_has_fma();
+    return s->c == 1 && s->co % BLOCK == 0 && kernel_allowed();
 }
 
 static void grey_forward(real *y, const real *x, const real *wp, const real *b, real wmul, long n,
                          const ns_conv_shape *s, real *pad) {
     size_t hw = (size_t)s->h * s->w;
-    memset(pad, 0, sizeof *pad * plane_size(s));
     for (long e = 0; e < n; e++) {
-        pad_example(pad, x + (size_t)e * hw, s);
+        pad_images(pad, x + (size_t)e * hw, 1, s);
         implicit_conv(y + (size_t)e * hw * s->co, pad, wp, BLOCK, padded_co(s), b, 1, wmul, 1,
                       s->h, s->w, 1, s->co);
     }
@@ -574,7 +573,8 @@ static void gy_patches(real *cols, const real *gy, long n, const ns_conv_shape *
 }
 
 // gx (x's layout) := wmul gcols Wf^T (beta 0) or += (beta 1): the transposed convolution,
-// with gcols = im2col(gy) (n*h*w, 9co) and wf (c, 9co).
+// with gcols = im2col(gy) (n*h*w, 9co) and wf (c, 9co); on the implicit path gcols is gy's
+// padded copy and wf in the kernel's blocks (to_flipped).
 static void transposed_conv(real *gx, const real *gcols, const real *wf, real wmul, real beta,
                             long n, const ns_conv_shape *s) {
     int kk = 9 * s->co, hw = s->h * s->w;
@@ -602,8 +602,8 @@ void ns_conv3x3_forward(real *y, const real *x, const real *cols, const real *w,
     conv_sums(y, x, cols, k.wp, b, wmul, n, s, k.pad);
 }
 
-// gW += wmul gy^T im2col(x), gb += colsum gy, gx = wmul im2col(gy) Wf^T; cols then holds
-// gy's patches (or padded copy).
+// gW += wmul gy^T im2col(x), gb += colsum gy, gx = wmul im2col(gy) Wf^T (each by the path's
+// own sums: patches, padded copies or direct); cols then holds gy's patches (or padded copy).
 void ns_conv3x3_backward(real *gx, real *gw, real *gb, const real *gy, const real *x, real *cols,
                          const real *w, real wmul, long n, const ns_conv_shape *s, real *ws) {
     work k = split(ws, s);

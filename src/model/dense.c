@@ -2,7 +2,8 @@
 // All products are single row-major GEMMs over the n examples of the pass.
 #include "layers.h"
 
-void ns_colsum_add(real *gb, const real *g, long n, int width) {
+// Also compiled for AVX2: the columns' sums are independent, so the vectors change no order.
+NS_VECTOR_CLONES void ns_colsum_add(real *gb, const real *g, long n, int width) {
     // Columns in blocks, so the double accumulators stay on the stack.
     enum { BLOCK = 256 };
     double acc[BLOCK];

@@ -93,8 +93,8 @@ void ns_act_rbackward(ns_act_kind k, real *gz, real *rgz, const real *ga, const 
 // few-channel layers that compute directly from x. The buffers hold
 // ns_conv3x3_patch_size(s, with_gx) values per example (enough for either path), with_gx if
 // gx or R{gx} will be asked for; the backward passes then overwrite them (cols with gy's
-// patches or copy if gx or R{gx} is asked for, rcols with R{gy}'s if R{gx} is). Rx NULL (the data): rcols is not read and
-// R{gx} is not formed. `ws` holds ns_conv3x3_workspace values.
+// patches or copy if gx or R{gx} is asked for, rcols with R{gy}'s if R{gx} is). Rx NULL (the
+// data): rcols is not read and R{gx} is not formed. `ws` holds ns_conv3x3_workspace values.
 typedef struct {
     int c, h, w, co;
     int nchw;
