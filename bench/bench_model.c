@@ -2,6 +2,7 @@
 //   bench_model [ARCH [N [REPS [mse|ce]]]]     defaults: fc-tanh-200-200 5000 20 mse
 //   NS_BENCH_CHUNKS=16,4,2 bench_model ...     chunk sizes compared instead (below)
 //   NS_BENCH_PATHS=1 bench_model ...           convolutions' implicit GEMM against patches
+//   NS_BENCH_PASS=gradient bench_model ...     one pass only (loss, gradient or hvp): for perf
 // Inputs are 1x28x28 (Fashion-MNIST's shape), 10 classes. Build against a float library,
 // with every sgemm timed by bench/gemm_clock.c:
 //   make TAG=-nn -j2
@@ -93,9 +94,9 @@ static double time_sgemm(int m, int n, int k, int reps) {
     return s;
 }
 
-#define MAX_CHUNKS 8
-
 extern int ns_conv3x3_no_implicit;  // src/model/conv3x3.c
+
+#define MAX_CHUNKS 8  // settings compared at most
 
 // The NS_BENCH_CHUNKS and NS_BENCH_PATHS comparisons (top of this file): setting i applies
 // chunk size sizes[i] (0: the library's own) and, if patches[i], every convolution's patch
@@ -104,7 +105,7 @@ static int compare(int ns, const long *sizes, const int *patches, ns_model *m, c
                    real *g, const real *v, real *hv, int reps) {
     double *t = calloc((size_t)(2 * ns * reps), sizeof *t), *u = calloc((size_t)reps, sizeof *u);
     double loss_v, acc;
-    char label[8][32];
+    char label[MAX_CHUNKS][32];
     for (int i = 0; i < ns; i++)
         if (sizes[i])
             snprintf(label[i], sizeof label[i], "chunk %ld", sizes[i]);
@@ -147,8 +148,6 @@ static int compare(int ns, const long *sizes, const int *patches, ns_model *m, c
     free(t), free(u);
     return 0;
 }
-
-#define MAX_CHUNKS 8
 
 // NS_BENCH_CHUNKS's list of sizes compared. Returns the exit status.
 static int compare_chunks(const char *list, ns_model *m, const ns_batch *b, real *g, const real *v,
@@ -230,7 +229,18 @@ int main(int argc, char **argv) {
 
     const char *names[3] = {"loss (forward)", "gradient", "hvp"};
     double med[3], best[3], floor_med[3], floor_lo[3], floor_hi[3];
+    const char *only = getenv("NS_BENCH_PASS");
+    int run[3] = {1, 1, 1};
+    if (only) {
+        for (int pass = 0; pass < 3; pass++)
+            run[pass] = strcmp(only, pass == 0 ? "loss" : pass == 1 ? "gradient" : "hvp") == 0;
+        if (!run[0] && !run[1] && !run[2]) {
+            fprintf(stderr, "bench_model: NS_BENCH_PASS must be loss, gradient or hvp: %s\n", only);
+            return 2;
+        }
+    }
     for (int pass = 0; pass < 3; pass++) {
+        if (!run[pass]) continue;
         pass_arg pa = {pass, m, &b, g, hv, v};
         for (int r = -3; r < reps; r++) {  // two warm-up runs, then the GEMMs recorded
             int rc = r == -1 ? bench_gemm_record(pass, run_pass, &pa) : 0;
@@ -253,6 +263,7 @@ int main(int argc, char **argv) {
            loss == NS_LOSS_CE ? "ce" : "mse", reps, getenv("NS_BENCH_CPU") ? ", CPU time" : "");
     double flops[3] = {f_fwd, f_grad, f_hvp};
     for (int pass = 0; pass < 3; pass++) {
+        if (!run[pass]) continue;
         printf("  %-15s median %8.2f ms  best %8.2f ms  / GEMM floor %.2f (%.2f-%.2f)",
                names[pass], med[pass] * 1e3, best[pass] * 1e3, floor_med[pass], floor_lo[pass],
                floor_hi[pass]);
@@ -260,8 +271,9 @@ int main(int argc, char **argv) {
         if (!conv && pass == 1) printf("  %6.1f GFLOP/s as 3x forward", 3 * f_fwd / best[pass] * 1e-9);
         printf("\n");
     }
-    printf("  hvp / gradient time: %.2f (medians), %.2f (best)\n", med[2] / med[1],
-           best[2] / best[1]);
+    if (run[1] && run[2])
+        printf("  hvp / gradient time: %.2f (medians), %.2f (best)\n", med[2] / med[1],
+               best[2] / best[1]);
     // The reference: an sgemm of the first layer's forward shape (n x d) (d x W1).
     const ns_tensor_info *w1 = ns_model_tensor(m, 0);
     int out1 = w1->shape[0], in1 = (int)(w1->size / (size_t)out1);

@@ -281,7 +281,7 @@ def summarize(files):
         print("OpenBLAS kernel: %s. Load average during the runs: %s. Times: %s.\n" % (rs[0]["blas_core"], ", ".join(
             "%s -> %s" % (r["load_start"][0], r["load_end"][0]) for r in rs),
             "process CPU time" if rs[0].get("clock") == "cpu" else "wall clock"))
-        print("| threads | pass | normsharp median (range) | its GEMMs alone | normsharp / GEMM floor | "
+        print("| threads | pass | normsharp median (range) | its GEMMs as sgemm, replayed | normsharp / GEMM floor | "
               "PyTorch best: configuration | its median | **PyTorch / normsharp**, median (range) | sgemm 5000x200x784 |")
         print("|---|---|---|---|---|---|---|---|---|")
         ths = sorted(rs[0]["threads"], key=int)

@@ -81,9 +81,10 @@ static size_t span(CBLAS_ORDER o, blasint rows, blasint cols, blasint ld) {
 int bench_gemm_record(int slot, int (*pass)(void *), void *arg) {
     if (slot < 0 || slot >= SLOTS) return -1;
     slots[slot].n = 0;
+    int was = ns_conv3x3_no_implicit;
     recording = slot, ns_conv3x3_no_implicit = 1;
     int rc = pass(arg);
-    recording = -1, ns_conv3x3_no_implicit = 0;
+    recording = -1, ns_conv3x3_no_implicit = was;
     for (size_t i = 0; i < slots[slot].n; i++) {  // room for the largest operands
         gemm_call *c = &slots[slot].calls[i];
         int ta = c->ta != CblasNoTrans, tb = c->tb != CblasNoTrans;
