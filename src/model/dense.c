@@ -3,7 +3,8 @@
 #include "layers.h"
 
 // Also compiled for AVX2: the columns' sums are independent, so the vectors change no order.
-NS_VECTOR_CLONES void ns_colsum_add(real *gb, const real *g, long n, int width) {
+// (A static function: clang makes no ifunc of an exported one with target_clones.)
+NS_VECTOR_CLONES static void colsum_add(real *gb, const real *g, long n, int width) {
     // Columns in blocks, so the double accumulators stay on the stack.
     enum { BLOCK = 256 };
     double acc[BLOCK];
@@ -17,6 +18,8 @@ NS_VECTOR_CLONES void ns_colsum_add(real *gb, const real *g, long n, int width) 
         for (int j = 0; j < nj; j++) gb[j0 + j] += (real)acc[j];
     }
 }
+
+void ns_colsum_add(real *gb, const real *g, long n, int width) { colsum_add(gb, g, n, width); }
 
 // y (n,m) := 1 b^T, the bias broadcast over rows (then GEMMs add into it with beta = 1).
 static void fill_rows(real *y, const real *b, long n, int m) {
