@@ -384,7 +384,53 @@ __attribute__((target("avx2,fma"))) static void implicit_weight_grad(
                     }
         }
 }
+
+// gp (9, co rounded up to vectors) += sum_p xpad[p + off_q] gy[p][o], unscaled: the weight
+// gradient of a grey layer (c = 1) in the direct path's layout, from gy (n, h, w, co) and the
+// padded image xpad (h+2, w+2) of each example in turn (pad_images into `pad`). Taps in tiles
+// of TILE (the last, short tile repeats its first tap and stores only its own), outputs in
+// blocks; per example and strip of STRIP image rows a sum over its pixels, added to gp.
+__attribute__((target("avx2,fma"))) static void grey_weight_grad(
+    real *gp, const real *gy, const real *x, long n, const ns_conv_shape *s, real *pad) {
+    int h = s->h, w = s->w, co = s->co, co8 = padded_co(s);
+    long pw = w + 2;
+    for (long e = 0; e < n; e++) {
+        pad_images(pad, x + (size_t)e * h * w, 1, s);
+        for (int y0 = 0; y0 < h; y0 += STRIP) {
+            int y1 = y0 + STRIP < h ? y0 + STRIP : h;
+            for (int ob = 0; ob < co / BLOCK; ob++)
+                for (int q0 = 0; q0 < 9; q0 += TILE) {
+                    int nt = 9 - q0 < TILE ? 9 - q0 : TILE;
+                    long off[TILE];
+                    for (int k = 0; k < TILE; k++) {
+                        int q = q0 + (k < nt ? k : 0);
+                        off[k] = (q / 3) * pw + q % 3;
+                    }
+                    ACC_ZERO;
+                    for (int yy = y0; yy < y1; yy++) {
+                        const real *xr = pad + yy * pw;
+                        const real *gr = gy + ((e * h + yy) * (long)w) * co + ob * BLOCK;
+                        for (int xx = 0; xx < w; xx++, xr++, gr += co) {
+                            vec w0 = V_LOAD(gr), w1 = V_LOAD(gr + HALF);
+                            FMA_TILE(xr + off[0], xr + off[1], xr + off[2], xr + off[3],
+                                     xr + off[4], xr + off[5]);
+                        }
+                    }
+                    vec acc[2 * TILE] = ACC_ARRAY;
+                    for (int k = 0; k < nt; k++) {
+                        real *g = gp + (size_t)(q0 + k) * co8 + ob * BLOCK;
+                        for (int j = 0; j < 2; j++)
+                            V_STORE(g + j * HALF, V_ADD(V_LOAD(g + j * HALF), acc[2 * k + j]));
+                    }
+                }
+        }
+    }
+}
 #else
+static void grey_weight_grad(real *gp, const real *gy, const real *x, long n,
+                             const ns_conv_shape *s, real *pad) {
+    (void)gp, (void)gy, (void)x, (void)n, (void)s, (void)pad;
+}
 static void implicit_conv(real *y, const real *xpad, const real *wk, long wblock, long wstep,
                           const real *b, int add, real wmul, long n, int h, int w, int nin,
                           int nout) {
@@ -511,8 +557,8 @@ NS_VECTOR_CLONES static void direct_weight_grad(real *gp, const real *gy, const 
 // A grey first layer (c = 1) whose outputs fill whole blocks computes its forward sums with the
 // implicit GEMM's kernel, example by example from a zero-padded copy of the image in the
 // direct path's buffer (for c = 1 channels first and last are one layout), on the direct
-// layout of W: the kernel
-// keeps 12 accumulators where the direct loop keeps one. Its weight gradient stays direct.
+// layout of W: the kernel keeps 12 accumulators where the direct loop keeps one. Its weight
+// gradient likewise (grey_weight_grad: 6 taps x 2 vectors of outputs).
 static int grey_tiles(const ns_conv_shape *s) {
     return s->c == 1 && s->co % BLOCK == 0 && kernel_allowed();
 }
@@ -550,7 +596,9 @@ static void conv_sums(real *y, const real *x, const real *cols, const real *wp, 
 // wmul on the patch path, unscaled on the direct path (add_weight_grad scales it there).
 static void weight_grad(real *gp, const real *gy, const real *x, const real *cols, real wmul,
                         long n, const ns_conv_shape *s, real *pad) {
-    if (direct(s))
+    if (grey_tiles(s))
+        grey_weight_grad(gp, gy, x, n, s, pad);
+    else if (direct(s))
         direct_weight_grad(gp, gy, x, n, s, pad);
     else if (implicit(s))
         implicit_weight_grad(gp, gy, cols, wmul, n, s);
