@@ -662,6 +662,16 @@ static void relu_and_pool_backward_at_once_equal_the_two_passes(void **state) {
             if (memcmp(&one[i], &two[i], sizeof one[i]) != 0)
                 fail_msg("%s pool, input %d (z = %g): %g at once, %g in two passes",
                          k ? "average" : "max", i, (double)z[i], (double)one[i], (double)two[i]);
+        // the R-forward pass: P([z > 0] Rz) for a tangent Rz of both signs
+        real rz[IN], ra[IN], ry1[OUT], ry2[OUT];
+        for (int i = 0; i < IN; i++) rz[i] = (real)ns_rng_normal(&r);
+        ns_act_rforward(NS_ACT_RELU, ra, rz, z, a, IN);
+        ns_pool_rforward(kind, ry2, ra, arg, N, H, W, C);
+        ns_pool_relu_rforward(kind, ry1, rz, z, arg, N, H, W, C);
+        for (int i = 0; i < OUT; i++)
+            if (memcmp(&ry1[i], &ry2[i], sizeof ry1[i]) != 0)
+                fail_msg("%s pool, R-forward output %d: %g at once, %g in two passes",
+                         k ? "average" : "max", i, (double)ry1[i], (double)ry2[i]);
     }
 }
 

@@ -138,6 +138,10 @@ void ns_pool_rbackward(ns_pool_kind k, real *gx, real *rgx, const real *gy, cons
 // arg (z unused), for average pooling z (y and arg unused).
 void ns_pool_relu_backward(ns_pool_kind k, real *gz, const real *gy, const unsigned char *arg,
                            const real *y, const real *z, long n, int h, int w, int c);
+// The R-forward pass of ReLU then pooling at once: ry (n,h/2,w/2,c) = P([z > 0] Rz), from the
+// ReLU's input z and its tangent rz (n,h,w,c) and the pool's routing arg (max pooling).
+void ns_pool_relu_rforward(ns_pool_kind k, real *ry, const real *rz, const real *z,
+                           const unsigned char *arg, long n, int h, int w, int c);
 
 // ---- flatten.c: channels-last (n,h,w,c) -> PyTorch's flatten order (n, c*h*w) ------------
 void ns_flatten_forward(real *y, const real *x, long n, int h, int w, int c);

@@ -805,6 +805,16 @@ static long cache_prepare(ns_model *m, const ns_batch *b, long chunk, int *repla
 
 // ---- passes over one chunk of nb examples ------------------------------------------------
 
+// Layer l is a pool right after a ReLU whose output nothing else reads: the R-forward pass,
+// the backward pass and the tangent of a replayed one (rbackward from the cache) take both
+// layers at once (ns_pool_relu_rforward, ns_pool_relu_backward), which saves a pass over the
+// ReLU's activations; the ReLU's own tangent (its ry) is then not formed. ReLU's second
+// derivative is 0, so its tangent is the same map: R{gz} = [z > 0] R{ga}.
+static int pool_after_relu(const ns_model *m, int l) {
+    const layer *L = &m->layers[l], *A = l > 1 ? &m->layers[l - 1] : NULL;
+    return L->kind == L_POOL && A && A->kind == L_ACT && A->act == NS_ACT_RELU && A->skip_by < 0;
+}
+
 // Forward through every layer; with v != NULL also the tangent pass along v. primal = 0
 // skips the primal pass (the layers' outputs are already there, from the cache).
 static void forward(ns_model *m, const real *x, long nb, const real *v, int primal) {
@@ -835,11 +845,16 @@ static void forward(ns_model *m, const real *x, long nb, const real *v, int prim
             break;
         case L_ACT:
             if (primal) ns_act_forward(L->act, L->y, in, len);
-            if (v) ns_act_rforward(L->act, L->ry, rin, in, L->y, len);
+            if (v && !(l + 1 < m->nlayers && pool_after_relu(m, l + 1)))  // else in the pool's
+                ns_act_rforward(L->act, L->ry, rin, in, L->y, len);
             break;
         case L_POOL:
             if (primal) ns_pool_forward(L->pool, L->y, L->arg, in, nb, L->h, L->w, L->c);
-            if (v) ns_pool_rforward(L->pool, L->ry, rin, L->arg, nb, L->h, L->w, L->c);
+            if (v && pool_after_relu(m, l))  // the ReLU's tangent too, from its input's
+                ns_pool_relu_rforward(L->pool, L->ry, m->layers[l - 2].ry, m->layers[l - 2].y,
+                                      L->arg, nb, L->h, L->w, L->c);
+            else if (v)
+                ns_pool_rforward(L->pool, L->ry, rin, L->arg, nb, L->h, L->w, L->c);
             break;
         case L_FLATTEN:
             if (primal) ns_flatten_forward(L->y, in, nb, L->h, L->w, L->c);
@@ -904,14 +919,6 @@ static void add_shortcut_gradient(const ns_model *m, int l, long nb, real *g, re
         for (size_t i = 0; i < len; i++) rg[i] += rgs[i];
 }
 
-// Layer l is a pool right after a ReLU whose output nothing else reads: the backward pass,
-// and the tangent of a replayed one (rbackward from the cache), take both layers at once
-// (ns_pool_relu_backward), which saves a pass over the ReLU's activations. ReLU's second
-// derivative is 0, so its tangent is the same map: R{gz} = [z > 0] R{ga}.
-static int pool_after_relu(const ns_model *m, int l) {
-    const layer *L = &m->layers[l], *A = l > 1 ? &m->layers[l - 1] : NULL;
-    return L->kind == L_POOL && A && A->kind == L_ACT && A->act == NS_ACT_RELU && A->skip_by < 0;
-}
 
 // Backward from g[0] = dL/df: grad += dL/dtheta for this chunk.
 static void backward(ns_model *m, const real *x, long nb, real *grad) {

@@ -116,6 +116,51 @@ NS_VECTOR_CLONES static void relu_avg_backward(real *gz, const real *gy, const r
             }
 }
 
+// ns_pool_relu_rforward for average pooling: 0.25 ([z > 0] Rz summed over the window, in
+// ns_pool_forward's order), a vector of channels at a time.
+NS_VECTOR_CLONES static void relu_avg_rforward(real *ry, const real *rz, const real *z, long n,
+                                               int h, int w, int c) {
+    int h2 = h / 2, w2 = w / 2;
+    const long d[4] = {0, window_offset(1, w, c), window_offset(2, w, c), window_offset(3, w, c)};
+    const vreal zero = {0}, one = zero + 1;
+    for (long e = 0; e < n; e++)
+        for (int oy = 0; oy < h2; oy++)
+            for (int ox = 0; ox < w2; ox++) {
+                long o0 = ((e * h2 + oy) * w2 + ox) * c, i0 = ((e * h + 2 * oy) * w + 2 * ox) * (long)c;
+                int ch = 0;
+                for (; ch + VLEN <= c; ch += VLEN) {
+                    vreal a[4], vz, vr;
+                    for (int p = 0; p < 4; p++) {
+                        memcpy(&vz, z + i0 + d[p] + ch, sizeof vz);
+                        memcpy(&vr, rz + i0 + d[p] + ch, sizeof vr);
+                        a[p] = (vreal)((vmask)(vz > zero) & (vmask)one) * vr;
+                    }
+                    vreal out = (real)0.25 * (a[0] + a[1] + a[2] + a[3]);
+                    memcpy(ry + o0 + ch, &out, sizeof out);
+                }
+                for (; ch < c; ch++) {
+                    real a[4];
+                    for (int p = 0; p < 4; p++)
+                        a[p] = (z[i0 + d[p] + ch] > 0 ? 1 : 0) * rz[i0 + d[p] + ch];
+                    ry[o0 + ch] = (real)0.25 * (a[0] + a[1] + a[2] + a[3]);
+                }
+            }
+}
+
+// ReLU followed by pooling, in one R-forward pass: ry = P([z > 0] Rz), to the bit what act.c's
+// ReLU tangent and then ns_pool_rforward give, without forming the ReLU's tangent.
+void ns_pool_relu_rforward(ns_pool_kind k, real *ry, const real *rz, const real *z,
+                           const unsigned char *arg, long n, int h, int w, int c) {
+    if (k == NS_POOL_AVG) {
+        relu_avg_rforward(ry, rz, z, n, h, w, c);
+        return;
+    }
+    FOR_EACH_WINDOW(n, h, w, c, {
+        long j = i + window_offset(arg[o], w, c);
+        ry[o] = (z[j] > 0 ? 1 : 0) * rz[j];
+    });
+}
+
 // ReLU followed by pooling, a = relu(z) (n,h,w,c) -> y (n,h/2,w/2,c), in one backward pass:
 // gz = [z > 0] (P^T gy), elementwise, as act.c's ReLU after ns_pool_backward would give it,
 // to the bit. Max pooling: only the input a window routes to gets a gradient, and there z > 0
