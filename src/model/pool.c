@@ -16,22 +16,33 @@ static inline long window_offset(int q, int w, int c) {
     return (long)(q >> 1) * w * c + (long)(q & 1) * c;
 }
 
-// Runs the statement (...) for every output value: o = its index in y, i = index of the window's
-// top-left input in x, with ch the channel.
-#define FOR_EACH_WINDOW(n, h, w, c, ...)                                               \
+// Runs the statement (...) for every window: o0 = the index in y of its first channel, i0 =
+// the index in x of its top-left input's first channel.
+#define FOR_EACH_WINDOW_START(n, h, w, c, ...)                                         \
     do {                                                                                \
         int h2_ = (h) / 2, w2_ = (w) / 2;                                               \
         for (long e_ = 0; e_ < (n); e_++)                                               \
             for (int oy_ = 0; oy_ < h2_; oy_++)                                         \
                 for (int ox_ = 0; ox_ < w2_; ox_++) {                                   \
-                    long o0_ = ((e_ * h2_ + oy_) * w2_ + ox_) * (c);                    \
-                    long i0_ = ((e_ * (h) + 2 * oy_) * (w) + 2 * ox_) * (long)(c);      \
-                    for (int ch = 0; ch < (c); ch++) {                                  \
-                        long o = o0_ + ch, i = i0_ + ch;                                \
-                        __VA_ARGS__;                                                    \
-                    }                                                                   \
+                    long o0 = ((e_ * h2_ + oy_) * w2_ + ox_) * (c);                     \
+                    long i0 = ((e_ * (h) + 2 * oy_) * (w) + 2 * ox_) * (long)(c);       \
+                    __VA_ARGS__;                                                        \
                 }                                                                       \
     } while (0)
+
+// Runs the statement (...) for every output value: o = its index in y, i = index of the window's
+// top-left input in x, with ch the channel.
+#define FOR_EACH_WINDOW(n, h, w, c, ...)                                               \
+    FOR_EACH_WINDOW_START(n, h, w, c, {                                                 \
+        for (int ch = 0; ch < (c); ch++) {                                              \
+            long o = o0 + ch, i = i0 + ch;                                              \
+            __VA_ARGS__;                                                                \
+        }                                                                               \
+    })
+
+// The window's four inputs as offsets from its top-left (0, d01, d10, d11).
+#define WINDOW_OFFSETS(w, c) \
+    {0, window_offset(1, w, c), window_offset(2, w, c), window_offset(3, w, c)}
 
 void ns_pool_forward(ns_pool_kind k, real *y, unsigned char *arg, const real *x, long n,
                      int h, int w, int c) {
@@ -90,61 +101,51 @@ void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned c
 // of channels at a time (a branch on z's sign would mispredict half the time).
 NS_VECTOR_CLONES static void relu_avg_backward(real *gz, const real *gy, const real *z, long n,
                                                int h, int w, int c) {
-    int h2 = h / 2, w2 = w / 2;
-    const long d[4] = {0, window_offset(1, w, c), window_offset(2, w, c), window_offset(3, w, c)};
+    const long d[4] = WINDOW_OFFSETS(w, c);
     const vreal zero = {0}, one = zero + 1;
-    for (long e = 0; e < n; e++)
-        for (int oy = 0; oy < h2; oy++)
-            for (int ox = 0; ox < w2; ox++) {
-                long o0 = ((e * h2 + oy) * w2 + ox) * c, i0 = ((e * h + 2 * oy) * w + 2 * ox) * (long)c;
-                int ch = 0;
-                for (; ch + VLEN <= c; ch += VLEN) {
-                    vreal q, vz;
-                    memcpy(&q, gy + o0 + ch, sizeof q);
-                    q *= (real)0.25;
-                    for (int p = 0; p < 4; p++) {
-                        memcpy(&vz, z + i0 + d[p] + ch, sizeof vz);
-                        vreal out = (vreal)((vmask)(vz > zero) & (vmask)one) * q;
-                        memcpy(gz + i0 + d[p] + ch, &out, sizeof out);
-                    }
-                }
-                for (; ch < c; ch++) {
-                    real q = (real)0.25 * gy[o0 + ch];
-                    for (int p = 0; p < 4; p++)
-                        gz[i0 + d[p] + ch] = (z[i0 + d[p] + ch] > 0 ? 1 : 0) * q;
-                }
+    FOR_EACH_WINDOW_START(n, h, w, c, {
+        int ch = 0;
+        for (; ch + VLEN <= c; ch += VLEN) {
+            vreal q, vz;
+            memcpy(&q, gy + o0 + ch, sizeof q);
+            q *= (real)0.25;
+            for (int p = 0; p < 4; p++) {
+                memcpy(&vz, z + i0 + d[p] + ch, sizeof vz);
+                vreal out = (vreal)((vmask)(vz > zero) & (vmask)one) * q;
+                memcpy(gz + i0 + d[p] + ch, &out, sizeof out);
             }
+        }
+        for (; ch < c; ch++) {
+            real q = (real)0.25 * gy[o0 + ch];
+            for (int p = 0; p < 4; p++) gz[i0 + d[p] + ch] = (z[i0 + d[p] + ch] > 0 ? 1 : 0) * q;
+        }
+    });
 }
 
 // ns_pool_relu_rforward for average pooling: 0.25 ([z > 0] Rz summed over the window, in
 // ns_pool_forward's order), a vector of channels at a time.
 NS_VECTOR_CLONES static void relu_avg_rforward(real *ry, const real *rz, const real *z, long n,
                                                int h, int w, int c) {
-    int h2 = h / 2, w2 = w / 2;
-    const long d[4] = {0, window_offset(1, w, c), window_offset(2, w, c), window_offset(3, w, c)};
+    const long d[4] = WINDOW_OFFSETS(w, c);
     const vreal zero = {0}, one = zero + 1;
-    for (long e = 0; e < n; e++)
-        for (int oy = 0; oy < h2; oy++)
-            for (int ox = 0; ox < w2; ox++) {
-                long o0 = ((e * h2 + oy) * w2 + ox) * c, i0 = ((e * h + 2 * oy) * w + 2 * ox) * (long)c;
-                int ch = 0;
-                for (; ch + VLEN <= c; ch += VLEN) {
-                    vreal a[4], vz, vr;
-                    for (int p = 0; p < 4; p++) {
-                        memcpy(&vz, z + i0 + d[p] + ch, sizeof vz);
-                        memcpy(&vr, rz + i0 + d[p] + ch, sizeof vr);
-                        a[p] = (vreal)((vmask)(vz > zero) & (vmask)one) * vr;
-                    }
-                    vreal out = (real)0.25 * (a[0] + a[1] + a[2] + a[3]);
-                    memcpy(ry + o0 + ch, &out, sizeof out);
-                }
-                for (; ch < c; ch++) {
-                    real a[4];
-                    for (int p = 0; p < 4; p++)
-                        a[p] = (z[i0 + d[p] + ch] > 0 ? 1 : 0) * rz[i0 + d[p] + ch];
-                    ry[o0 + ch] = (real)0.25 * (a[0] + a[1] + a[2] + a[3]);
-                }
+    FOR_EACH_WINDOW_START(n, h, w, c, {
+        int ch = 0;
+        for (; ch + VLEN <= c; ch += VLEN) {
+            vreal a[4], vz, vr;
+            for (int p = 0; p < 4; p++) {
+                memcpy(&vz, z + i0 + d[p] + ch, sizeof vz);
+                memcpy(&vr, rz + i0 + d[p] + ch, sizeof vr);
+                a[p] = (vreal)((vmask)(vz > zero) & (vmask)one) * vr;
             }
+            vreal out = (real)0.25 * (a[0] + a[1] + a[2] + a[3]);
+            memcpy(ry + o0 + ch, &out, sizeof out);
+        }
+        for (; ch < c; ch++) {
+            real a[4];
+            for (int p = 0; p < 4; p++) a[p] = (z[i0 + d[p] + ch] > 0 ? 1 : 0) * rz[i0 + d[p] + ch];
+            ry[o0 + ch] = (real)0.25 * (a[0] + a[1] + a[2] + a[3]);
+        }
+    });
 }
 
 // ReLU followed by pooling, in one R-forward pass: ry = P([z > 0] Rz), to the bit what act.c's
