@@ -10,7 +10,10 @@
 //   channels-last input is one contiguous copy of c values;
 // * directly (c <= DIRECT_MAX_C: a first layer on grey or colour images), pixel by pixel with
 //   a vector of outputs in registers. As GEMMs these would have K = 9c, and such thin GEMMs
-//   run far below the sgemm rate (BENCHMARKS.md §5). No patches of x are formed;
+//   run far below the sgemm rate (BENCHMARKS.md §5). No patches of x are formed. A grey
+//   layer (c = 1) whose outputs fill whole blocks, on a CPU with AVX2 and FMA, computes these
+//   sums with FMA kernels of the implicit GEMM's shape instead (grey_forward,
+//   grey_weight_grad);
 // * as an implicit GEMM (the CPU has AVX2 and FMA, the input is channels last, and c and co
 //   are multiples of 2 vectors: 16 floats or 8 doubles): the same product as the patch path,
 //   cols W'^T, by our own register-blocked kernel that reads each patch row straight from a

@@ -919,7 +919,6 @@ static void add_shortcut_gradient(const ns_model *m, int l, long nb, real *g, re
         for (size_t i = 0; i < len; i++) rg[i] += rgs[i];
 }
 
-
 // Backward from g[0] = dL/df: grad += dL/dtheta for this chunk.
 static void backward(ns_model *m, const real *x, long nb, real *grad) {
     const real *th = m->theta;
