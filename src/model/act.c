@@ -139,17 +139,15 @@ ALWAYS_INLINE void forward_loop(ns_act_kind k, real *a, const real *z, size_t le
 
 // out = [z > 0] * v, elementwise; out may be v. Also compiled for AVX2.
 NS_VECTOR_CLONES static void relu_scale(real *out, const real *v, const real *z, size_t len) {
-    const vreal zero = {0}, one = zero + 1;
     size_t i = 0;
     for (; i + VLEN <= len; i += VLEN) {
         vreal vz, vv;
         memcpy(&vz, z + i, sizeof vz);
         memcpy(&vv, v + i, sizeof vv);
-        vreal d1 = (vreal)((vmask)(vz > zero) & (vmask)one);
-        vv = d1 * vv;
+        vv = NS_RELU_TIMES_V(vz, vv);
         memcpy(out + i, &vv, sizeof vv);
     }
-    for (; i < len; i++) out[i] = (z[i] > 0 ? 1 : 0) * v[i];
+    for (; i < len; i++) out[i] = ns_relu_times(z[i], v[i]);
 }
 
 ALWAYS_INLINE void backward_loop(ns_act_kind k, real *gz, const real *ga, const real *z,

@@ -46,6 +46,14 @@ typedef int32_t vmask __attribute__((vector_size(32)));
 #define NS_VECTOR_CLONES
 #endif
 
+// ReLU's derivative times v, [z > 0] * v: a product with 1 or 0, not a mask, so that signed
+// zeros and NaN come out the same in every pass that applies it (act.c, pool.c); for a value,
+// and (a macro: a vector passed by value would change the ABI between a loop's clones) for
+// vectors.
+static inline real ns_relu_times(real z, real v) { return (z > 0 ? 1 : 0) * v; }
+#define NS_RELU_TIMES_V(z, v) \
+    ((vreal)((vmask)((z) > (vreal){0}) & (vmask)((vreal){0} + 1)) * (v))
+
 // gb[j] += sum_i g[i][j] for g (n, width), summed in double.
 void ns_colsum_add(real *gb, const real *g, long n, int width);
 

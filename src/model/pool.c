@@ -102,7 +102,6 @@ void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned c
 NS_VECTOR_CLONES static void relu_avg_backward(real *gz, const real *gy, const real *z, long n,
                                                int h, int w, int c) {
     const long d[4] = WINDOW_OFFSETS(w, c);
-    const vreal zero = {0}, one = zero + 1;
     FOR_EACH_WINDOW_START(n, h, w, c, {
         int ch = 0;
         for (; ch + VLEN <= c; ch += VLEN) {
@@ -111,13 +110,13 @@ NS_VECTOR_CLONES static void relu_avg_backward(real *gz, const real *gy, const r
             q *= (real)0.25;
             for (int p = 0; p < 4; p++) {
                 memcpy(&vz, z + i0 + d[p] + ch, sizeof vz);
-                vreal out = (vreal)((vmask)(vz > zero) & (vmask)one) * q;
+                vreal out = NS_RELU_TIMES_V(vz, q);
                 memcpy(gz + i0 + d[p] + ch, &out, sizeof out);
             }
         }
         for (; ch < c; ch++) {
             real q = (real)0.25 * gy[o0 + ch];
-            for (int p = 0; p < 4; p++) gz[i0 + d[p] + ch] = (z[i0 + d[p] + ch] > 0 ? 1 : 0) * q;
+            for (int p = 0; p < 4; p++) gz[i0 + d[p] + ch] = ns_relu_times(z[i0 + d[p] + ch], q);
         }
     });
 }
@@ -127,7 +126,6 @@ NS_VECTOR_CLONES static void relu_avg_backward(real *gz, const real *gy, const r
 NS_VECTOR_CLONES static void relu_avg_rforward(real *ry, const real *rz, const real *z, long n,
                                                int h, int w, int c) {
     const long d[4] = WINDOW_OFFSETS(w, c);
-    const vreal zero = {0}, one = zero + 1;
     FOR_EACH_WINDOW_START(n, h, w, c, {
         int ch = 0;
         for (; ch + VLEN <= c; ch += VLEN) {
@@ -135,14 +133,14 @@ NS_VECTOR_CLONES static void relu_avg_rforward(real *ry, const real *rz, const r
             for (int p = 0; p < 4; p++) {
                 memcpy(&vz, z + i0 + d[p] + ch, sizeof vz);
                 memcpy(&vr, rz + i0 + d[p] + ch, sizeof vr);
-                a[p] = (vreal)((vmask)(vz > zero) & (vmask)one) * vr;
+                a[p] = NS_RELU_TIMES_V(vz, vr);
             }
             vreal out = (real)0.25 * (a[0] + a[1] + a[2] + a[3]);
             memcpy(ry + o0 + ch, &out, sizeof out);
         }
         for (; ch < c; ch++) {
             real a[4];
-            for (int p = 0; p < 4; p++) a[p] = (z[i0 + d[p] + ch] > 0 ? 1 : 0) * rz[i0 + d[p] + ch];
+            for (int p = 0; p < 4; p++) a[p] = ns_relu_times(z[i0 + d[p] + ch], rz[i0 + d[p] + ch]);
             ry[o0 + ch] = (real)0.25 * (a[0] + a[1] + a[2] + a[3]);
         }
     });
@@ -158,7 +156,7 @@ void ns_pool_relu_rforward(ns_pool_kind k, real *ry, const real *rz, const real 
     }
     FOR_EACH_WINDOW(n, h, w, c, {
         long j = i + window_offset(arg[o], w, c);
-        ry[o] = (z[j] > 0 ? 1 : 0) * rz[j];
+        ry[o] = ns_relu_times(z[j], rz[j]);
     });
 }
 
@@ -176,7 +174,7 @@ void ns_pool_relu_backward(ns_pool_kind k, real *gz, const real *gy, const unsig
         return;
     }
     FOR_EACH_WINDOW(n, h, w, c, {
-        real g = (y[o] > 0 ? 1 : 0) * gy[o];  // act.c's [z > 0] * g: the same signed zeros
+        real g = ns_relu_times(y[o], gy[o]);  // y > 0 exactly where the routed z > 0
         unsigned char a = arg[o];
         gz[i] = a == 0 ? g : 0;
         gz[i + d01] = a == 1 ? g : 0;
