@@ -2,6 +2,7 @@
 //   bench_model [ARCH [N [REPS [mse|ce]]]]     defaults: fc-tanh-200-200 5000 20 mse
 //   NS_BENCH_CHUNKS=16,4,2 bench_model ...     chunk sizes compared instead (below)
 //   NS_BENCH_PATHS=1 bench_model ...           convolutions' implicit GEMM against patches
+//   NS_BENCH_THREADS=1,2 bench_model ...       thread counts compared instead
 //   NS_BENCH_PASS=gradient bench_model ...     one pass only (loss, gradient or hvp): for perf
 // Inputs are 1x28x28 (Fashion-MNIST's shape), 10 classes. Build against a float library,
 // with every sgemm timed by bench/gemm_clock.c:
@@ -24,7 +25,9 @@
 // size in turn within every repetition, and prints per size the median time and the median and
 // range of the per-repetition ratio to the first size: an A/B comparison that the load of the
 // machine shifts alike for all sizes. NS_BENCH_PATHS does the same for the implicit GEMM of
-// src/model/conv3x3.c against the patch path (im2col and sgemm), at the library's chunk size.
+// src/model/conv3x3.c against the patch path (im2col and sgemm), at the library's chunk size,
+// and NS_BENCH_THREADS for thread counts (each set by openblas_set_num_threads, which sets the
+// library's own threads too: src/model/parallel.c).
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,17 +101,20 @@ extern int ns_conv3x3_no_implicit;  // src/model/conv3x3.c
 
 #define MAX_CHUNKS 8  // settings compared at most
 
-// The NS_BENCH_CHUNKS and NS_BENCH_PATHS comparisons (top of this file): setting i applies
-// chunk size sizes[i] (0: the library's own) and, if patches[i], every convolution's patch
-// path. Returns the exit status.
-static int compare(int ns, const long *sizes, const int *patches, ns_model *m, const ns_batch *b,
-                   real *g, const real *v, real *hv, int reps) {
+// The NS_BENCH_CHUNKS, NS_BENCH_PATHS and NS_BENCH_THREADS comparisons (top of this file):
+// setting i applies chunk size sizes[i] (0: the library's own), if patches[i] every
+// convolution's patch path, and threads[i] threads (0: as set). Returns the exit status.
+static int compare(int ns, const long *sizes, const int *patches, const int *threads, ns_model *m,
+                   const ns_batch *b, real *g, const real *v, real *hv, int reps) {
+    int threads_before = openblas_get_num_threads();
     double *t = calloc((size_t)(2 * ns * reps), sizeof *t), *u = calloc((size_t)reps, sizeof *u);
     double loss_v, acc;
     char label[MAX_CHUNKS][32];
     for (int i = 0; i < ns; i++)
         if (sizes[i])
             snprintf(label[i], sizeof label[i], "chunk %ld", sizes[i]);
+        else if (threads[i])
+            snprintf(label[i], sizeof label[i], "%d thread%s", threads[i], threads[i] > 1 ? "s" : "");
         else
             snprintf(label[i], sizeof label[i], "%s", patches[i] ? "patches" : "implicit");
     for (int r = -1; r < reps; r++)  // one warm-up round
@@ -120,6 +126,7 @@ static int compare(int ns, const long *sizes, const int *patches, ns_model *m, c
             else
                 unsetenv("NS_MODEL_CHUNK");
             ns_conv3x3_no_implicit = patches[i];
+            openblas_set_num_threads(threads[i] ? threads[i] : threads_before);
             double t0 = clock_s();
             int rc = ns_model_grad(m, b, g, &loss_v, &acc);
             double t1 = clock_s();
@@ -136,6 +143,7 @@ static int compare(int ns, const long *sizes, const int *patches, ns_model *m, c
         }
     unsetenv("NS_MODEL_CHUNK");
     ns_conv3x3_no_implicit = 0;
+    openblas_set_num_threads(threads_before);
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < ns; i++) {
             const double *ti = t + (pass * ns + i) * reps, *t0 = t + (pass * ns) * reps;
@@ -149,22 +157,27 @@ static int compare(int ns, const long *sizes, const int *patches, ns_model *m, c
     return 0;
 }
 
-// NS_BENCH_CHUNKS's list of sizes compared. Returns the exit status.
-static int compare_chunks(const char *list, ns_model *m, const ns_batch *b, real *g, const real *v,
-                          real *hv, int reps) {
-    long sizes[MAX_CHUNKS];
-    int ns = 0, patches[MAX_CHUNKS] = {0};
+// NS_BENCH_CHUNKS's list of sizes, or NS_BENCH_THREADS's of thread counts (`of_threads`),
+// compared. Returns the exit status.
+static int compare_list(const char *list, int of_threads, ns_model *m, const ns_batch *b, real *g,
+                        const real *v, real *hv, int reps) {
+    long sizes[MAX_CHUNKS] = {0}, size;
+    int ns = 0, patches[MAX_CHUNKS] = {0}, threads[MAX_CHUNKS] = {0};
     for (const char *s = list; *s; s += strspn(s, ",")) {
         char *end;
-        long size = strtol(s, &end, 10);
-        if (end == s || size < 1 || ns == MAX_CHUNKS) {
-            fprintf(stderr, "bench_model: NS_BENCH_CHUNKS must list 1 to %d positive sizes: %s\n",
-                    MAX_CHUNKS, list);
+        size = strtol(s, &end, 10);
+        if (end == s || size < 1 || size > 1024 || ns == MAX_CHUNKS) {
+            fprintf(stderr, "bench_model: %s must list 1 to %d numbers from 1 to 1024: %s\n",
+                    of_threads ? "NS_BENCH_THREADS" : "NS_BENCH_CHUNKS", MAX_CHUNKS, list);
             return 2;
         }
-        sizes[ns++] = size, s = end;
+        if (of_threads)
+            threads[ns++] = (int)size;
+        else
+            sizes[ns++] = size;
+        s = end;
     }
-    return compare(ns, sizes, patches, m, b, g, v, hv, reps);
+    return compare(ns, sizes, patches, threads, m, b, g, v, hv, reps);
 }
 
 int main(int argc, char **argv) {
@@ -197,14 +210,15 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < p; i++) v[i] = (real)ns_rng_normal(&rng);
     ns_batch b = {.x = x, .y = y, .t = t, .n = n, .loss = loss};
 
-    if (getenv("NS_BENCH_CHUNKS") || getenv("NS_BENCH_PATHS")) {
+    const char *chunks = getenv("NS_BENCH_CHUNKS"), *threads = getenv("NS_BENCH_THREADS");
+    if (chunks || threads || getenv("NS_BENCH_PATHS")) {
         printf("%s, n=%ld, %s, loss %s, %d interleaved repetitions%s\n", arch, n, NS_REAL_NAME,
                loss == NS_LOSS_CE ? "ce" : "mse", reps, getenv("NS_BENCH_CPU") ? ", CPU time" : "");
         long sizes[2] = {0, 0};
-        int patches[2] = {0, 1};
-        int rc = getenv("NS_BENCH_CHUNKS")
-                     ? compare_chunks(getenv("NS_BENCH_CHUNKS"), m, &b, g, v, hv, reps)
-                     : compare(2, sizes, patches, m, &b, g, v, hv, reps);
+        int patches[2] = {0, 1}, same[2] = {0, 0};
+        int rc = chunks    ? compare_list(chunks, 0, m, &b, g, v, hv, reps)
+                 : threads ? compare_list(threads, 1, m, &b, g, v, hv, reps)
+                           : compare(2, sizes, patches, same, m, &b, g, v, hv, reps);
         free(x), free(t), free(y), free(g), free(v), free(hv), free(times), free(floors);
         ns_model_free(m);
         return rc;

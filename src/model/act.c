@@ -258,7 +258,7 @@ NS_VECTOR_CLONES static void relu_forward(real *a, const real *z, size_t len) {
     for (size_t i = 0; i < len; i++) a[i] = relu(z[i]);
 }
 
-void ns_act_forward(ns_act_kind k, real *a, const real *z, size_t len) {
+static void act_forward(ns_act_kind k, real *a, const real *z, size_t len) {
     if (k == NS_ACT_RELU) {
         relu_forward(a, z, len);
         return;
@@ -272,17 +272,62 @@ void ns_act_forward(ns_act_kind k, real *a, const real *z, size_t len) {
     ACT_DISPATCH(k, forward_loop, a, z, len)
 }
 
-void ns_act_backward(ns_act_kind k, real *gz, const real *ga, const real *z, const real *a,
-                     size_t len) {
+static void act_backward(ns_act_kind k, real *gz, const real *ga, const real *z, const real *a,
+                         size_t len) {
     ACT_DISPATCH(k, backward_loop, gz, ga, z, a, len)
 }
 
-void ns_act_rforward(ns_act_kind k, real *ra, const real *rz, const real *z, const real *a,
+static void act_rbackward(ns_act_kind k, real *gz, real *rgz, const real *ga, const real *rga,
+                          const real *z, const real *rz, const real *a, size_t len) {
+    ACT_DISPATCH(k, rbackward_loop, gz, rgz, ga, rga, z, rz, a, len)
+}
+
+// ---- the passes, split over threads (ns_parallel_for) -----------------------------------------
+// Every pass is elementwise, so a range of values is computed as the whole pass would compute
+// it: the same bits for any split. Ranges are whole cache lines (LINE values).
+#define LINE (64 / (long)sizeof(real))
+typedef struct {
+    int pass;  // 0 forward, 1 backward (and R-forward, the same map), 2 R-backward
+    ns_act_kind k;
+    real *out, *out2;
+    const real *in, *in2, *z, *rz, *a;
+    size_t len;
+} act_job;
+
+static void act_range(void *arg, long lo, long hi) {
+    const act_job *j = arg;
+    size_t i = (size_t)lo * LINE, end = (size_t)hi * LINE < j->len ? (size_t)hi * LINE : j->len;
+    if (j->pass == 0)
+        act_forward(j->k, j->out + i, j->in + i, end - i);
+    else if (j->pass == 1)
+        act_backward(j->k, j->out + i, j->in + i, ns_offset(j->z, i), ns_offset(j->a, i),
+                     end - i);
+    else
+        act_rbackward(j->k, j->out ? j->out + i : NULL, j->out2 + i, j->in + i, j->in2 + i,
+                      ns_offset(j->z, i), ns_offset(j->rz, i), ns_offset(j->a, i), end - i);
+}
+
+static void act_run(act_job j) {
+    ns_parallel_for(act_range, &j, (long)((j.len + LINE - 1) / LINE),
+                    NS_ELEMENTWISE_GRAIN / LINE);
+}
+
+void ns_act_forward(ns_act_kind k, real *a, const real *z, size_t len) {
+    act_run((act_job){.pass = 0, .k = k, .out = a, .in = z, .len = len});
+}
+
+void ns_act_backward(ns_act_kind k, real *gz, const real *ga, const real *z, const real *a,
                      size_t len) {
-    ACT_DISPATCH(k, backward_loop, ra, rz, z, a, len)  // the same map: Ra = sigma' Rz
+    act_run((act_job){.pass = 1, .k = k, .out = gz, .in = ga, .z = z, .a = a, .len = len});
+}
+
+void ns_act_rforward(ns_act_kind k, real *ra, const real *rz, const real *z, const real *a,
+                     size_t len) {  // the same map as the backward pass: Ra = sigma' Rz
+    act_run((act_job){.pass = 1, .k = k, .out = ra, .in = rz, .z = z, .a = a, .len = len});
 }
 
 void ns_act_rbackward(ns_act_kind k, real *gz, real *rgz, const real *ga, const real *rga,
                       const real *z, const real *rz, const real *a, size_t len) {
-    ACT_DISPATCH(k, rbackward_loop, gz, rgz, ga, rga, z, rz, a, len)
+    act_run((act_job){.pass = 2, .k = k, .out = gz, .out2 = rgz, .in = ga, .in2 = rga, .z = z,
+                      .rz = rz, .a = a, .len = len});
 }

@@ -112,12 +112,18 @@ size_t ns_conv3x3_patch_size(const ns_conv_shape *s, int with_gx) {
     return of_x > of_gy ? of_x : of_gy;
 }
 
+// Zero-padded planes for the direct sums: one per channel, or for a grey layer one per part.
+static size_t pad_planes(const ns_conv_shape *s) {
+    return (size_t)(s->c == 1 ? NS_MAX_PARTS : s->c);
+}
+
 size_t ns_conv3x3_workspace(const ns_conv_shape *s) {
-    return 3 * taps_size(s) + 2 * weight_size(s) + (direct(s) ? (size_t)s->c * plane_size(s) : 0);
+    return 3 * taps_size(s) + 2 * weight_size(s) + (direct(s) ? pad_planes(s) * plane_size(s) : 0);
 }
 
 // The workspace: W and V in the layout of the sums, a gradient accumulator in that layout,
-// W and V flipped for the transposed convolution, and (direct sums) one zero-padded example.
+// W and V flipped for the transposed convolution, and (direct sums) zero-padded planes
+// (pad_planes).
 typedef struct {
     real *wp, *vp, *gp, *wf, *vf, *pad;
 } work;
@@ -229,10 +235,21 @@ static void im2col(real *cols, const real *x, long n, const ns_conv_shape *s) {
             }
 }
 
-// xpad (n, h+2, w+2, c) := the n examples at x (channels last) with a border of zeros.
-static void pad_images(real *xpad, const real *x, long n, const ns_conv_shape *s) {
+// xpad (n, h+2, w+2, c) := the n examples at x (channels last) with a border of zeros;
+// examples [e0, e1) of them.
+typedef struct {
+    real *xpad;
+    const real *x;
+    const ns_conv_shape *s;
+} pad_job;
+
+static void pad_range(void *ctx, long e0, long e1) {
+    const pad_job *j = ctx;
+    const ns_conv_shape *s = j->s;
+    real *xpad = j->xpad;
+    const real *x = j->x;
     size_t c = (size_t)s->c, pw = (size_t)s->w + 2, row = pw * c, ph = (size_t)s->h + 2;
-    for (long e = 0; e < n; e++) {
+    for (long e = e0; e < e1; e++) {
         real *pe = xpad + (size_t)e * ph * row;
         const real *xe = x + (size_t)e * s->h * s->w * c;
         memset(pe, 0, sizeof *pe * (row + c));  // the top row, and the left of the first
@@ -245,6 +262,12 @@ static void pad_images(real *xpad, const real *x, long n, const ns_conv_shape *s
     }
 }
 
+static void pad_images(real *xpad, const real *x, long n, const ns_conv_shape *s) {
+    pad_job j = {xpad, x, s};
+    long per = (long)s->h * s->w * s->c;
+    ns_parallel_for(pad_range, &j, n, (NS_ELEMENTWISE_GRAIN + per - 1) / per);
+}
+
 void ns_conv3x3_patches(real *cols, const real *x, long n, const ns_conv_shape *s) {
     if (implicit(s))
         pad_images(cols, x, n, s);
@@ -253,6 +276,35 @@ void ns_conv3x3_patches(real *cols, const real *x, long n, const ns_conv_shape *
 }
 
 // ---- the implicit GEMM -----------------------------------------------------------------------
+#define TILE 6   // rows of a tile: pixels (convolution), outputs or taps (weight gradient)
+#define STRIP 2  // image rows per partial sum of the weight gradient
+#define GREY_TAP_TILES ((9 + TILE - 1) / TILE)
+
+// The sums y (n, h, w, nout) := b + wmul conv, or if b is NULL, += wmul conv (add) or
+// = wmul conv, where conv[p][o] = sum_{q, i} wk[o / BLOCK][q][i][o % BLOCK] xpad[p + off_q][i]:
+// the padded input xpad (n, h+2, w+2, nin), wk as to_blocks makes it (wblock = 9 nin BLOCK
+// values per block of outputs, wstep = BLOCK per (tap, input); the direct layout of a grey
+// layer has BLOCK and co rounded up to vectors). run_conv splits them over threads.
+typedef struct {
+    real *y;
+    const real *xpad, *wk, *b;
+    long wblock, wstep, n;
+    real wmul;
+    int add, h, w, nin, nout;
+} conv_job;
+
+// The weight gradient gp += wmul gy^T patches(x) of gy (n, h, w, co), in the layout of the
+// sums: from the padded input xpad (n, h+2, w+2, c) (implicit_weight_grad), or for a grey
+// layer from the images x (n, h, w) with a zero-padded plane per part in pad (NS_MAX_PARTS
+// planes). run_wgrad splits it over threads.
+typedef struct {
+    real *gp;
+    const real *gy, *xpad, *x;
+    real wmul, *pad;
+    long n;
+    const ns_conv_shape *s;
+} wgrad_job;
+
 #if HAVE_IMPLICIT
 #ifdef NS_DOUBLE
 typedef __m256d vec;
@@ -276,8 +328,6 @@ typedef __m256 vec;
 #define V_ADD _mm256_add_ps
 #endif
 #define HALF (BLOCK / 2)  // values per register
-#define TILE 6            // rows of a tile: pixels (convolution) or outputs (weight gradient)
-#define STRIP 2           // image rows per partial sum of the weight gradient
 // The tile's 12 accumulators as named variables, so that they stay in registers.
 #define ACC_ZERO                                                                             \
     vec a00 = V_ZERO(), a01 = V_ZERO(), a10 = V_ZERO(), a11 = V_ZERO(), a20 = V_ZERO(),       \
@@ -300,21 +350,20 @@ typedef __m256 vec;
         FMA_ROW(a50, a51, p5);           \
     } while (0)
 
-// y (n, h, w, nout) := b + wmul conv, or if b is NULL, += wmul conv (add) or = wmul conv, where
-// conv[p][o] = sum_{q, i} wk[o / BLOCK][q][i][o % BLOCK] xpad[p + off_q][i]: the padded
-// input xpad (n, h+2, w+2, nin), wk as to_blocks makes it (wblock = 9 nin BLOCK values per
-// block of outputs, wstep = BLOCK per (tap, input); the direct layout of a grey layer has
-// BLOCK and co rounded up to vectors). Pixels in tiles of TILE in
-// row-major order over the n examples (a last short tile repeats its first pixel and
-// stores only its own).
-__attribute__((target("avx2,fma"))) static void implicit_conv(
-    real *y, const real *xpad, const real *wk, long wblock, long wstep, const real *b, int add,
-    real wmul, long n, int h, int w, int nin, int nout) {
+// Tiles [t0, t1) of the sums of a conv_job (below). Pixels in tiles of TILE in row-major
+// order over the n examples (a last short tile repeats its first pixel and stores only its
+// own); each output is one tile's sum, whichever part of a job computes it.
+__attribute__((target("avx2,fma"))) static void implicit_conv(const conv_job *j, long t0,
+                                                              long t1) {
+    real *y = j->y;
+    const real *xpad = j->xpad, *wk = j->wk, *b = j->b;
+    long wblock = j->wblock, wstep = j->wstep, n = j->n;
+    int h = j->h, w = j->w, nin = j->nin, nout = j->nout, add = j->add;
     long npx = n * h * w, pw = w + 2, plane = (long)(h + 2) * pw;
     long off[9];
     for (int q = 0; q < 9; q++) off[q] = ((q / 3) * pw + q % 3) * nin;
-    vec vm = V_SET1(wmul);
-    for (long p0 = 0; p0 < npx; p0 += TILE) {
+    vec vm = V_SET1(j->wmul);
+    for (long p0 = t0 * TILE; p0 < npx && p0 < t1 * TILE; p0 += TILE) {
         int nt = npx - p0 < TILE ? (int)(npx - p0) : TILE;
         const real *base[TILE];
         for (int i = 0; i < TILE; i++) {
@@ -348,103 +397,151 @@ __attribute__((target("avx2,fma"))) static void implicit_conv(
     }
 }
 
-// gp (co, 3,3, c) += wmul sum_p gy[p][o] xpad[p + off_q][i]: the weight gradient, with gy
-// (n, h, w, co) and the padded input xpad (n, h+2, w+2, c). Outputs o in tiles of TILE (a
-// last short tile repeats its first output and stores only its own), inputs i in blocks;
-// the sum over pixels is taken STRIP image rows at a time, each strip's sum (row-major)
-// added to gp in turn, example by example.
-__attribute__((target("avx2,fma"))) static void implicit_weight_grad(
-    real *gp, const real *gy, const real *xpad, real wmul, long n, const ns_conv_shape *s) {
-    int h = s->h, w = s->w, c = s->c, co = s->co;
+// Items [i0, i1) of a wgrad_job (below): gp (co, 3,3, c) += wmul sum_p gy[p][o] xpad[p +
+// off_q][i]. An item is (tap q, block of inputs ib, tile of TILE outputs o0) in that order;
+// a last short tile repeats its first output and stores only its own. The sum over pixels is
+// taken STRIP image rows at a time, each strip's sum (row-major) added to gp in turn, example
+// by example, whichever part of a job computes the item.
+__attribute__((target("avx2,fma"))) static void implicit_weight_grad(const wgrad_job *job,
+                                                                     long i0, long i1) {
+    const ns_conv_shape *s = job->s;
+    real *gp = job->gp;
+    const real *gy = job->gy, *xpad = job->xpad;
+    int h = s->h, w = s->w, c = s->c, co = s->co, otiles = (co + TILE - 1) / TILE;
     long pw = w + 2, plane = (long)(h + 2) * pw;
-    vec vm = V_SET1(wmul);
-    for (long e = 0; e < n; e++)
+    vec vm = V_SET1(job->wmul);
+    for (long e = 0; e < job->n; e++)
         for (int y0 = 0; y0 < h; y0 += STRIP) {
             int y1 = y0 + STRIP < h ? y0 + STRIP : h;
-            for (int q = 0; q < 9; q++)
-                for (int ib = 0; ib < c / BLOCK; ib++)
-                    for (int o0 = 0; o0 < co; o0 += TILE) {
-                        int nt = co - o0 < TILE ? co - o0 : TILE, oi[TILE];
-                        for (int k = 0; k < TILE; k++) oi[k] = o0 + (k < nt ? k : 0);
-                        ACC_ZERO;
-                        for (int yy = y0; yy < y1; yy++) {
-                            const real *xr = xpad + ((e * plane + (yy + q / 3) * pw + q % 3) * c) +
-                                             ib * BLOCK;
-                            const real *gr = gy + ((e * h + yy) * (long)w) * co;
-                            for (int xx = 0; xx < w; xx++, xr += c, gr += co) {
-                                vec w0 = V_LOAD(xr), w1 = V_LOAD(xr + HALF);
-                                FMA_TILE(gr + oi[0], gr + oi[1], gr + oi[2], gr + oi[3],
-                                         gr + oi[4], gr + oi[5]);
-                            }
-                        }
-                        vec acc[2 * TILE] = ACC_ARRAY;
-                        for (int k = 0; k < nt; k++) {
-                            real *g = gp + ((size_t)(o0 + k) * 9 + q) * c + ib * BLOCK;
-                            for (int j = 0; j < 2; j++)
-                                V_STORE(g + j * HALF,
-                                        V_FMA(vm, acc[2 * k + j], V_LOAD(g + j * HALF)));
-                        }
+            for (long it = i0; it < i1; it++) {
+                int q = (int)(it / otiles / (c / BLOCK)), ib = (int)(it / otiles % (c / BLOCK));
+                int o0 = (int)(it % otiles) * TILE, nt = co - o0 < TILE ? co - o0 : TILE, oi[TILE];
+                for (int k = 0; k < TILE; k++) oi[k] = o0 + (k < nt ? k : 0);
+                ACC_ZERO;
+                for (int yy = y0; yy < y1; yy++) {
+                    const real *xr =
+                        xpad + ((e * plane + (yy + q / 3) * pw + q % 3) * c) + ib * BLOCK;
+                    const real *gr = gy + ((e * h + yy) * (long)w) * co;
+                    for (int xx = 0; xx < w; xx++, xr += c, gr += co) {
+                        vec w0 = V_LOAD(xr), w1 = V_LOAD(xr + HALF);
+                        FMA_TILE(gr + oi[0], gr + oi[1], gr + oi[2], gr + oi[3], gr + oi[4],
+                                 gr + oi[5]);
                     }
+                }
+                vec acc[2 * TILE] = ACC_ARRAY;
+                for (int k = 0; k < nt; k++) {
+                    real *g = gp + ((size_t)(o0 + k) * 9 + q) * c + ib * BLOCK;
+                    for (int j = 0; j < 2; j++)
+                        V_STORE(g + j * HALF, V_FMA(vm, acc[2 * k + j], V_LOAD(g + j * HALF)));
+                }
+            }
         }
 }
 
-// gp (9, co rounded up to vectors) += sum_p xpad[p + off_q] gy[p][o], unscaled: the weight
-// gradient of a grey layer (c = 1) in the direct path's layout, from gy (n, h, w, co) and the
-// padded image xpad (h+2, w+2) of each example in turn (pad_images into `pad`). Taps in tiles
-// of TILE (the last, short tile repeats its first tap and stores only its own), outputs in
-// blocks; per example and strip of STRIP image rows a sum over its pixels, added to gp.
-__attribute__((target("avx2,fma"))) static void grey_weight_grad(
-    real *gp, const real *gy, const real *x, long n, const ns_conv_shape *s, real *pad) {
+// Items [i0, i1) of a wgrad_job of a grey layer (c = 1; x the images, not padded): gp (9, co
+// rounded up to vectors) += sum_p xpad[p + off_q] gy[p][o], unscaled, the weight gradient in
+// the direct path's layout, from gy (n, h, w, co) and the padded image (h+2, w+2) of each
+// example in turn (pad_images into `pad`, this part's own). An item is (block of outputs ob,
+// tile of TILE taps), in that order; the last, short tile repeats its first tap and stores
+// only its own. Per example and strip of STRIP image rows a sum over its pixels, added to gp.
+__attribute__((target("avx2,fma"))) static void grey_weight_grad(const wgrad_job *job, long i0,
+                                                                 long i1, real *pad) {
+    const ns_conv_shape *s = job->s;
+    real *gp = job->gp;
+    const real *gy = job->gy;
     int h = s->h, w = s->w, co = s->co, co8 = padded_co(s);
     long pw = w + 2;
-    for (long e = 0; e < n; e++) {
-        pad_images(pad, x + (size_t)e * h * w, 1, s);
+    for (long e = 0; e < job->n; e++) {
+        pad_images(pad, job->x + (size_t)e * h * w, 1, s);
         for (int y0 = 0; y0 < h; y0 += STRIP) {
             int y1 = y0 + STRIP < h ? y0 + STRIP : h;
-            for (int ob = 0; ob < co / BLOCK; ob++)
-                for (int q0 = 0; q0 < 9; q0 += TILE) {
-                    int nt = 9 - q0 < TILE ? 9 - q0 : TILE;
-                    long off[TILE];
-                    for (int k = 0; k < TILE; k++) {
-                        int q = q0 + (k < nt ? k : 0);
-                        off[k] = (q / 3) * pw + q % 3;
-                    }
-                    ACC_ZERO;
-                    for (int yy = y0; yy < y1; yy++) {
-                        const real *xr = pad + yy * pw;
-                        const real *gr = gy + ((e * h + yy) * (long)w) * co + ob * BLOCK;
-                        for (int xx = 0; xx < w; xx++, xr++, gr += co) {
-                            vec w0 = V_LOAD(gr), w1 = V_LOAD(gr + HALF);
-                            FMA_TILE(xr + off[0], xr + off[1], xr + off[2], xr + off[3],
-                                     xr + off[4], xr + off[5]);
-                        }
-                    }
-                    vec acc[2 * TILE] = ACC_ARRAY;
-                    for (int k = 0; k < nt; k++) {
-                        real *g = gp + (size_t)(q0 + k) * co8 + ob * BLOCK;
-                        for (int j = 0; j < 2; j++)
-                            V_STORE(g + j * HALF, V_ADD(V_LOAD(g + j * HALF), acc[2 * k + j]));
+            for (long it = i0; it < i1; it++) {
+                int ob = (int)(it / GREY_TAP_TILES), q0 = (int)(it % GREY_TAP_TILES) * TILE;
+                int nt = 9 - q0 < TILE ? 9 - q0 : TILE;
+                long off[TILE];
+                for (int k = 0; k < TILE; k++) {
+                    int q = q0 + (k < nt ? k : 0);
+                    off[k] = (q / 3) * pw + q % 3;
+                }
+                ACC_ZERO;
+                for (int yy = y0; yy < y1; yy++) {
+                    const real *xr = pad + yy * pw;
+                    const real *gr = gy + ((e * h + yy) * (long)w) * co + ob * BLOCK;
+                    for (int xx = 0; xx < w; xx++, xr++, gr += co) {
+                        vec w0 = V_LOAD(gr), w1 = V_LOAD(gr + HALF);
+                        FMA_TILE(xr + off[0], xr + off[1], xr + off[2], xr + off[3], xr + off[4],
+                                 xr + off[5]);
                     }
                 }
+                vec acc[2 * TILE] = ACC_ARRAY;
+                for (int k = 0; k < nt; k++) {
+                    real *g = gp + (size_t)(q0 + k) * co8 + ob * BLOCK;
+                    for (int j = 0; j < 2; j++)
+                        V_STORE(g + j * HALF, V_ADD(V_LOAD(g + j * HALF), acc[2 * k + j]));
+                }
+            }
         }
     }
 }
 #else
-static void grey_weight_grad(real *gp, const real *gy, const real *x, long n,
-                             const ns_conv_shape *s, real *pad) {
-    (void)gp, (void)gy, (void)x, (void)n, (void)s, (void)pad;
+static void grey_weight_grad(const wgrad_job *job, long i0, long i1, real *pad) {
+    (void)job, (void)i0, (void)i1, (void)pad;
 }
-static void implicit_conv(real *y, const real *xpad, const real *wk, long wblock, long wstep,
-                          const real *b, int add, real wmul, long n, int h, int w, int nin,
-                          int nout) {
-    (void)y, (void)xpad, (void)wk, (void)wblock, (void)wstep, (void)b, (void)add, (void)wmul;
-    (void)n, (void)h, (void)w, (void)nin, (void)nout;
-}
-static void implicit_weight_grad(real *gp, const real *gy, const real *xpad, real wmul, long n,
-                                 const ns_conv_shape *s) {
-    (void)gp, (void)gy, (void)xpad, (void)wmul, (void)n, (void)s;
+static void implicit_conv(const conv_job *j, long t0, long t1) { (void)j, (void)t0, (void)t1; }
+static void implicit_weight_grad(const wgrad_job *job, long i0, long i1) {
+    (void)job, (void)i0, (void)i1;
 }
 #endif
+
+// ---- the implicit GEMM's sums, split over threads (ns_parallel, parallel.c) ----------------
+
+// Parts of a job of `macs` multiply-adds in `items` items: at most one per MIN_PART_MACS, so
+// that a thread's share outweighs waking it (a few us).
+#define MIN_PART_MACS (1L << 18)
+static long parts_for(double macs, long items) {
+    double most = macs / MIN_PART_MACS;
+    return most < items ? (long)most : items;
+}
+
+static long conv_tiles(const conv_job *j) { return (j->n * j->h * j->w + TILE - 1) / TILE; }
+
+static void conv_part(void *arg, int part, int parts) {
+    long lo, hi;
+    ns_part_range(conv_tiles(arg), part, parts, &lo, &hi);
+    implicit_conv(arg, lo, hi);
+}
+
+static void run_conv(conv_job j) {
+    double macs = (double)j.n * j.h * j.w * j.nin * 9 * j.nout;
+    ns_parallel(conv_part, &j, parts_for(macs, conv_tiles(&j)));
+}
+
+static long wgrad_items(const ns_conv_shape *s) {
+    return 9L * (s->c / BLOCK) * ((s->co + TILE - 1) / TILE);
+}
+
+static void wgrad_part(void *arg, int part, int parts) {
+    const wgrad_job *j = arg;
+    long lo, hi;
+    ns_part_range(wgrad_items(j->s), part, parts, &lo, &hi);
+    implicit_weight_grad(j, lo, hi);
+}
+
+static void grey_wgrad_part(void *arg, int part, int parts) {
+    const wgrad_job *j = arg;
+    long lo, hi;
+    ns_part_range(j->s->co / BLOCK * GREY_TAP_TILES, part, parts, &lo, &hi);
+    grey_weight_grad(j, lo, hi, j->pad + part * plane_size(j->s));
+}
+
+static void run_wgrad(wgrad_job j) {
+    const ns_conv_shape *s = j.s;
+    double macs = (double)j.n * s->h * s->w * s->c * 9 * s->co;
+    if (s->c == 1)
+        ns_parallel(grey_wgrad_part, &j, parts_for(macs, s->co / BLOCK * GREY_TAP_TILES));
+    else
+        ns_parallel(wgrad_part, &j, parts_for(macs, wgrad_items(s)));
+}
 
 // ---- direct sums ---------------------------------------------------------------------------
 
@@ -566,14 +663,36 @@ static int grey_tiles(const ns_conv_shape *s) {
     return s->c == 1 && s->co % BLOCK == 0 && kernel_allowed();
 }
 
+// The examples split over threads, each part padding its images into its own plane of pad.
+typedef struct {
+    conv_job one;  // the sums of one example: y, xpad and n filled in per example
+    const real *x;
+    real *pad;
+    long n;
+    const ns_conv_shape *s;
+} grey_job;
+
+static void grey_forward_part(void *arg, int part, int parts) {
+    const grey_job *g = arg;
+    size_t hw = (size_t)g->s->h * g->s->w;
+    conv_job one = g->one;
+    one.xpad = g->pad + part * plane_size(g->s);
+    long lo, hi;
+    ns_part_range(g->n, part, parts, &lo, &hi);
+    for (long e = lo; e < hi; e++) {
+        pad_images((real *)one.xpad, g->x + e * hw, 1, g->s);
+        one.y = g->one.y + e * hw * g->s->co;
+        implicit_conv(&one, 0, conv_tiles(&one));
+    }
+}
+
 static void grey_forward(real *y, const real *x, const real *wp, const real *b, real wmul, long n,
                          const ns_conv_shape *s, real *pad) {
-    size_t hw = (size_t)s->h * s->w;
-    for (long e = 0; e < n; e++) {
-        pad_images(pad, x + (size_t)e * hw, 1, s);
-        implicit_conv(y + (size_t)e * hw * s->co, pad, wp, BLOCK, padded_co(s), b, 1, wmul, 1,
-                      s->h, s->w, 1, s->co);
-    }
+    grey_job g = {.one = {.y = y, .wk = wp, .b = b, .wblock = BLOCK, .wstep = padded_co(s),
+                          .n = 1, .wmul = wmul, .add = 1, .h = s->h, .w = s->w, .nin = 1,
+                          .nout = s->co},
+                  .x = x, .pad = pad, .n = n, .s = s};
+    ns_parallel(grey_forward_part, &g, parts_for((double)n * s->h * s->w * 9 * s->co, n));
 }
 
 // y := b + wmul conv(x, W), or += wmul conv(x, W) if b is NULL; cols = im2col(x) (patches).
@@ -586,8 +705,9 @@ static void conv_sums(real *y, const real *x, const real *cols, const real *wp, 
     else if (direct(s))
         direct_forward(y, x, wp, b, wmul, n, s, pad);
     else if (implicit(s))
-        implicit_conv(y, cols, wp, 9L * s->c * BLOCK, BLOCK, b, 1, wmul, n, s->h, s->w, s->c,
-                      s->co);
+        run_conv((conv_job){.y = y, .xpad = cols, .wk = wp, .b = b, .wblock = 9L * s->c * BLOCK,
+                            .wstep = BLOCK, .n = n, .wmul = wmul, .add = 1, .h = s->h, .w = s->w,
+                            .nin = s->c, .nout = s->co});
     else if (b)
         ns_dense_forward(y, cols, wp, b, wmul, rows, kk, s->co);
     else
@@ -600,11 +720,11 @@ static void conv_sums(real *y, const real *x, const real *cols, const real *wp, 
 static void weight_grad(real *gp, const real *gy, const real *x, const real *cols, real wmul,
                         long n, const ns_conv_shape *s, real *pad) {
     if (grey_tiles(s))
-        grey_weight_grad(gp, gy, x, n, s, pad);
+        run_wgrad((wgrad_job){.gp = gp, .gy = gy, .x = x, .pad = pad, .n = n, .s = s});
     else if (direct(s))
         direct_weight_grad(gp, gy, x, n, s, pad);
     else if (implicit(s))
-        implicit_weight_grad(gp, gy, cols, wmul, n, s);
+        run_wgrad((wgrad_job){.gp = gp, .gy = gy, .xpad = cols, .wmul = wmul, .n = n, .s = s});
     else
         ns_dense_backward(NULL, gp, NULL, gy, cols, NULL, wmul, n * s->h * s->w, s->c * 9, s->co);
 }
@@ -630,8 +750,9 @@ static void transposed_conv(real *gx, const real *gcols, const real *wf, real wm
                             long n, const ns_conv_shape *s) {
     int kk = 9 * s->co, hw = s->h * s->w;
     if (implicit(s)) {
-        implicit_conv(gx, gcols, wf, 9L * s->co * BLOCK, BLOCK, NULL, beta != 0, wmul, n, s->h,
-                      s->w, s->co, s->c);
+        run_conv((conv_job){.y = gx, .xpad = gcols, .wk = wf, .wblock = 9L * s->co * BLOCK,
+                            .wstep = BLOCK, .n = n, .wmul = wmul, .add = beta != 0, .h = s->h,
+                            .w = s->w, .nin = s->co, .nout = s->c});
         return;
     }
     if (!s->nchw || s->c == 1) {  // (n*h*w, c)

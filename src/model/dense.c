@@ -4,12 +4,14 @@
 
 // Also compiled for AVX2: the columns' sums are independent, so the vectors change no order.
 // (A static function: clang makes no ifunc of an exported one with target_clones.)
-NS_VECTOR_CLONES static void colsum_add(real *gb, const real *g, long n, int width) {
+// Columns [j_lo, j_hi) of it.
+NS_VECTOR_CLONES static void colsum_add(real *gb, const real *g, long n, int width, int j_lo,
+                                        int j_hi) {
     // Columns in blocks, so the double accumulators stay on the stack.
     enum { BLOCK = 256 };
     double acc[BLOCK];
-    for (int j0 = 0; j0 < width; j0 += BLOCK) {
-        int nj = width - j0 < BLOCK ? width - j0 : BLOCK;
+    for (int j0 = j_lo; j0 < j_hi; j0 += BLOCK) {
+        int nj = j_hi - j0 < BLOCK ? j_hi - j0 : BLOCK;
         for (int j = 0; j < nj; j++) acc[j] = 0.0;
         for (long i = 0; i < n; i++) {
             const real *row = g + i * (long)width + j0;
@@ -19,7 +21,26 @@ NS_VECTOR_CLONES static void colsum_add(real *gb, const real *g, long n, int wid
     }
 }
 
-void ns_colsum_add(real *gb, const real *g, long n, int width) { colsum_add(gb, g, n, width); }
+// Each column's sum is the same whichever range holds it: columns split over threads in
+// ranges of whole vectors.
+typedef struct {
+    real *gb;
+    const real *g;
+    long n;
+    int width;
+} colsum_job;
+
+static void colsum_range(void *ctx, long lo, long hi) {
+    const colsum_job *j = ctx;
+    int j_hi = (int)hi * VLEN < j->width ? (int)hi * VLEN : j->width;
+    colsum_add(j->gb, j->g, j->n, j->width, (int)lo * VLEN, j_hi);
+}
+
+void ns_colsum_add(real *gb, const real *g, long n, int width) {
+    colsum_job j = {gb, g, n, width};
+    long vectors = (width + VLEN - 1) / VLEN, per = n * VLEN;
+    ns_parallel_for(colsum_range, &j, vectors, (NS_ELEMENTWISE_GRAIN + per - 1) / per);
+}
 
 // y (n,m) := 1 b^T, the bias broadcast over rows (then GEMMs add into it with beta = 1).
 static void fill_rows(real *y, const real *b, long n, int m) {

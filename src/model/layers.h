@@ -54,6 +54,33 @@ static inline real ns_relu_times(real z, real v) { return (z > 0 ? 1 : 0) * v; }
 #define NS_RELU_TIMES_V(z, v) \
     ((vreal)((vmask)((z) > (vreal){0}) & (vmask)((vreal){0} + 1)) * (v))
 
+// ---- parallel.c: the threads of one layer's sums -------------------------------------------
+// ns_parallel(fn, ctx, most) calls fn(ctx, part, parts) for part = 0 .. parts-1 at once, part 0
+// on the calling thread and the others on a pool of worker threads, and returns when all have
+// returned. parts = min(most, ns_parallel_threads()), or 1 while another thread's job runs.
+// Contract: every output is written by one part, and summed in an order that does not depend on
+// parts (ns_part_range splits items into contiguous ranges), so results are the same bits for
+// any number of threads. A call from within fn runs alone, on its own thread (parts = 1).
+#define NS_MAX_PARTS 16
+typedef void ns_part_fn(void *ctx, int part, int parts);
+void ns_parallel(ns_part_fn *fn, void *ctx, long most);
+// Threads a job may use: OpenBLAS's thread count (OPENBLAS_NUM_THREADS, --threads), at most
+// NS_MAX_PARTS.
+int ns_parallel_threads(void);
+// [*lo, *hi): part `part` of `parts` of the items 0 .. n-1, in contiguous ranges.
+static inline void ns_part_range(long n, int part, int parts, long *lo, long *hi) {
+    *lo = n * part / parts, *hi = n * (part + 1) / parts;
+}
+// fn(ctx, lo, hi) over contiguous ranges [lo, hi) that cover the items 0 .. n-1 once, at once
+// on up to ns_parallel_threads() threads, each range at least `grain` items (so one range, on
+// the calling thread, if n < 2 grain). The contract of ns_parallel holds.
+typedef void ns_range_fn(void *ctx, long lo, long hi);
+void ns_parallel_for(ns_range_fn *fn, void *ctx, long n, long grain);
+// p + i, or NULL for a NULL p (an input a pass does not read), for a range's pointers.
+static inline const real *ns_offset(const real *p, size_t i) { return p ? p + i : NULL; }
+// Items per range of an elementwise pass: enough that a range outweighs waking a thread.
+#define NS_ELEMENTWISE_GRAIN (1L << 12)
+
 // gb[j] += sum_i g[i][j] for g (n, width), summed in double.
 void ns_colsum_add(real *gb, const real *g, long n, int width);
 

@@ -44,8 +44,8 @@ static inline long window_offset(int q, int w, int c) {
 #define WINDOW_OFFSETS(w, c) \
     {0, window_offset(1, w, c), window_offset(2, w, c), window_offset(3, w, c)}
 
-void ns_pool_forward(ns_pool_kind k, real *y, unsigned char *arg, const real *x, long n,
-                     int h, int w, int c) {
+static void serial_forward(ns_pool_kind k, real *y, unsigned char *arg, const real *x, long n,
+                           int h, int w, int c) {
     long d01 = window_offset(1, w, c), d10 = window_offset(2, w, c), d11 = window_offset(3, w, c);
     if (k == NS_POOL_AVG) {
         FOR_EACH_WINDOW(n, h, w, c, y[o] = (real)0.25 * (x[i] + x[i + d01] + x[i + d10] + x[i + d11]));
@@ -62,10 +62,10 @@ void ns_pool_forward(ns_pool_kind k, real *y, unsigned char *arg, const real *x,
     });
 }
 
-void ns_pool_rforward(ns_pool_kind k, real *ry, const real *rx, const unsigned char *arg,
-                      long n, int h, int w, int c) {
+static void serial_rforward(ns_pool_kind k, real *ry, const real *rx, const unsigned char *arg,
+                            long n, int h, int w, int c) {
     if (k == NS_POOL_AVG) {
-        ns_pool_forward(k, ry, NULL, rx, n, h, w, c);
+        serial_forward(k, ry, NULL, rx, n, h, w, c);
         return;
     }
     FOR_EACH_WINDOW(n, h, w, c, ry[o] = rx[i + window_offset(arg[o], w, c)]);
@@ -73,8 +73,8 @@ void ns_pool_rforward(ns_pool_kind k, real *ry, const real *rx, const unsigned c
 
 // gx (n,h,w,c) is overwritten; inputs outside every window (odd edges) get 0. Every window
 // writes all four of its inputs, so only those edges need clearing first.
-void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned char *arg,
-                      long n, int h, int w, int c) {
+static void serial_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned char *arg,
+                            long n, int h, int w, int c) {
     if (h % 2 || w % 2) memset(gx, 0, sizeof *gx * (size_t)n * h * w * c);
     long d01 = window_offset(1, w, c), d10 = window_offset(2, w, c), d11 = window_offset(3, w, c);
     if (k == NS_POOL_AVG) {
@@ -148,8 +148,8 @@ NS_VECTOR_CLONES static void relu_avg_rforward(real *ry, const real *rz, const r
 
 // ReLU followed by pooling, in one R-forward pass: ry = P([z > 0] Rz), to the bit what act.c's
 // ReLU tangent and then ns_pool_rforward give, without forming the ReLU's tangent.
-void ns_pool_relu_rforward(ns_pool_kind k, real *ry, const real *rz, const real *z,
-                           const unsigned char *arg, long n, int h, int w, int c) {
+static void serial_relu_rforward(ns_pool_kind k, real *ry, const real *rz, const real *z,
+                                 const unsigned char *arg, long n, int h, int w, int c) {
     if (k == NS_POOL_AVG) {
         relu_avg_rforward(ry, rz, z, n, h, w, c);
         return;
@@ -165,8 +165,9 @@ void ns_pool_relu_rforward(ns_pool_kind k, real *ry, const real *rz, const real 
 // to the bit. Max pooling: only the input a window routes to gets a gradient, and there z > 0
 // exactly when y > 0 (y is that input's relu, which keeps NaN), so z is not read (it may be
 // NULL). Average pooling reads z.
-void ns_pool_relu_backward(ns_pool_kind k, real *gz, const real *gy, const unsigned char *arg,
-                           const real *y, const real *z, long n, int h, int w, int c) {
+static void serial_relu_backward(ns_pool_kind k, real *gz, const real *gy,
+                                 const unsigned char *arg, const real *y, const real *z, long n,
+                                 int h, int w, int c) {
     if (h % 2 || w % 2) memset(gz, 0, sizeof *gz * (size_t)n * h * w * c);
     long d01 = window_offset(1, w, c), d10 = window_offset(2, w, c), d11 = window_offset(3, w, c);
     if (k == NS_POOL_AVG) {
@@ -181,6 +182,80 @@ void ns_pool_relu_backward(ns_pool_kind k, real *gz, const real *gy, const unsig
         gz[i + d10] = a == 2 ? g : 0;
         gz[i + d11] = a == 3 ? g : 0;
     });
+}
+
+// ---- the passes, split over threads by examples (ns_parallel_for) ------------------------------
+// Each example's outputs are computed as the whole pass computes them: the same bits for any
+// split.
+typedef enum { FORWARD, RFORWARD, BACKWARD, RELU_RFORWARD, RELU_BACKWARD } pool_pass;
+typedef struct {
+    pool_pass pass;
+    ns_pool_kind k;
+    real *out;
+    unsigned char *arg_out;
+    const real *in, *y, *z;  // in: x, Rx, gy or Rz
+    const unsigned char *arg;
+    long n;
+    int h, w, c;
+} pool_job;
+
+
+static void pool_range(void *ctx, long lo, long hi) {
+    const pool_job *j = ctx;
+    size_t in = (size_t)j->h * j->w * j->c, out = (size_t)(j->h / 2) * (j->w / 2) * j->c;
+    size_t i = (size_t)lo * in, o = (size_t)lo * out;
+    long n = hi - lo;
+    int h = j->h, w = j->w, c = j->c;
+    const unsigned char *arg = j->arg ? j->arg + o : NULL;
+    switch (j->pass) {
+    case FORWARD:
+        serial_forward(j->k, j->out + o, j->arg_out ? j->arg_out + o : NULL, j->in + i, n, h, w, c);
+        break;
+    case RFORWARD: serial_rforward(j->k, j->out + o, j->in + i, arg, n, h, w, c); break;
+    case BACKWARD: serial_backward(j->k, j->out + i, j->in + o, arg, n, h, w, c); break;
+    case RELU_RFORWARD:
+        serial_relu_rforward(j->k, j->out + o, j->in + i, j->z + i, arg, n, h, w, c);
+        break;
+    case RELU_BACKWARD:
+        serial_relu_backward(j->k, j->out + i, j->in + o, arg, ns_offset(j->y, o),
+                             ns_offset(j->z, i), n, h, w, c);
+        break;
+    }
+}
+
+static void pool_run(pool_job j) {
+    long per = (long)j.h * j.w * j.c;
+    ns_parallel_for(pool_range, &j, j.n, per > 0 ? (NS_ELEMENTWISE_GRAIN + per - 1) / per : j.n);
+}
+
+void ns_pool_forward(ns_pool_kind k, real *y, unsigned char *arg, const real *x, long n, int h,
+                     int w, int c) {
+    pool_run((pool_job){.pass = FORWARD, .k = k, .out = y, .arg_out = arg, .in = x, .n = n, .h = h,
+                        .w = w, .c = c});
+}
+
+void ns_pool_rforward(ns_pool_kind k, real *ry, const real *rx, const unsigned char *arg, long n,
+                      int h, int w, int c) {
+    pool_run((pool_job){.pass = RFORWARD, .k = k, .out = ry, .in = rx, .arg = arg, .n = n, .h = h,
+                        .w = w, .c = c});
+}
+
+void ns_pool_backward(ns_pool_kind k, real *gx, const real *gy, const unsigned char *arg, long n,
+                      int h, int w, int c) {
+    pool_run((pool_job){.pass = BACKWARD, .k = k, .out = gx, .in = gy, .arg = arg, .n = n, .h = h,
+                        .w = w, .c = c});
+}
+
+void ns_pool_relu_rforward(ns_pool_kind k, real *ry, const real *rz, const real *z,
+                           const unsigned char *arg, long n, int h, int w, int c) {
+    pool_run((pool_job){.pass = RELU_RFORWARD, .k = k, .out = ry, .in = rz, .z = z, .arg = arg,
+                        .n = n, .h = h, .w = w, .c = c});
+}
+
+void ns_pool_relu_backward(ns_pool_kind k, real *gz, const real *gy, const unsigned char *arg,
+                           const real *y, const real *z, long n, int h, int w, int c) {
+    pool_run((pool_job){.pass = RELU_BACKWARD, .k = k, .out = gz, .in = gy, .arg = arg, .y = y,
+                        .z = z, .n = n, .h = h, .w = w, .c = c});
 }
 
 void ns_pool_rbackward(ns_pool_kind k, real *gx, real *rgx, const real *gy, const real *rgy,
