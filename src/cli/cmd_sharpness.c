@@ -62,7 +62,7 @@ int cmd_sharpness(int argc, char **argv) {
                "as the sharpness max|lambda| needs)");
     ns_cli_add(&c, "seed", OPT_U64, &mo.eig.seed, 0, 0, "S", "seed of the start vector and the probes (default 0)");
     ns_cli_add(&c, "method", OPT_STR, &method, 0, 0, "M", "lanczos (default) or power");
-    ns_cli_add(&c, "threads", OPT_INT, &threads, 0, 4096, "T", "BLAS threads (default: all cores)");
+    ns_cli_add(&c, "threads", OPT_INT, &threads, 0, 4096, "T", "threads, OpenBLAS's and normsharp's own (default: all cores)");
     const char *density_out = NULL;
     train_cli_add_views(&c, &mo.weight_decay, &mo.views);
     ns_cli_add(&c, "density-out", OPT_STR, &density_out, 0, 0, "FILE",

@@ -83,7 +83,7 @@ void train_cli_add_output(ns_cli *c, train_cli *t, int with_threads) {
     ns_cli_add(c, "save-weights", OPT_FLAG, &t->save_weights, 0, 0, NULL, "write the final weights into the run directory's weights/");
     if (with_threads)
         ns_cli_add(c, "threads", OPT_INT, &t->threads, 1, 1024, "N",
-                   "OpenBLAS threads (default: all cores; a sweep run uses 1, so --threads 1 reproduces it)");
+                   "threads, OpenBLAS's and normsharp's own (default: all cores; a sweep run uses 1, so --threads 1 reproduces it)");
 }
 
 void train_cli_add_gd(ns_cli *c, ns_train_opts *o) {

@@ -495,9 +495,15 @@ static void implicit_weight_grad(const wgrad_job *job, long i0, long i1) {
 
 // ---- the implicit GEMM's sums, split over threads (ns_parallel, parallel.c) ----------------
 
-// Parts of a job of `macs` multiply-adds in `items` items: at most one per MIN_PART_MACS, so
-// that a thread's share outweighs waking it (a few us).
+// Items per range of a job of `macs` multiply-adds in `items` items: a range of at least
+// MIN_PART_MACS outweighs waking a thread (a few us).
 #define MIN_PART_MACS (1L << 18)
+static long grain_for(double macs, long items) {
+    double per_item = macs / items;
+    return per_item >= MIN_PART_MACS ? 1 : (long)(MIN_PART_MACS / per_item) + 1;
+}
+
+// Parts (ns_parallel) of a job of `macs` multiply-adds in `items` items, one per MIN_PART_MACS.
 static long parts_for(double macs, long items) {
     double most = macs / MIN_PART_MACS;
     return most < items ? (long)most : items;
@@ -505,27 +511,18 @@ static long parts_for(double macs, long items) {
 
 static long conv_tiles(const conv_job *j) { return (j->n * j->h * j->w + TILE - 1) / TILE; }
 
-static void conv_part(void *arg, int part, int parts) {
-    long lo, hi;
-    ns_part_range(conv_tiles(arg), part, parts, &lo, &hi);
-    implicit_conv(arg, lo, hi);
-}
+static void conv_range(void *arg, long lo, long hi) { implicit_conv(arg, lo, hi); }
 
 static void run_conv(conv_job j) {
     double macs = (double)j.n * j.h * j.w * j.nin * 9 * j.nout;
-    ns_parallel(conv_part, &j, parts_for(macs, conv_tiles(&j)));
+    ns_parallel_for(conv_range, &j, conv_tiles(&j), grain_for(macs, conv_tiles(&j)));
 }
 
 static long wgrad_items(const ns_conv_shape *s) {
     return 9L * (s->c / BLOCK) * ((s->co + TILE - 1) / TILE);
 }
 
-static void wgrad_part(void *arg, int part, int parts) {
-    const wgrad_job *j = arg;
-    long lo, hi;
-    ns_part_range(wgrad_items(j->s), part, parts, &lo, &hi);
-    implicit_weight_grad(j, lo, hi);
-}
+static void wgrad_range(void *arg, long lo, long hi) { implicit_weight_grad(arg, lo, hi); }
 
 static void grey_wgrad_part(void *arg, int part, int parts) {
     const wgrad_job *j = arg;
@@ -540,7 +537,7 @@ static void run_wgrad(wgrad_job j) {
     if (s->c == 1)
         ns_parallel(grey_wgrad_part, &j, parts_for(macs, s->co / BLOCK * GREY_TAP_TILES));
     else
-        ns_parallel(wgrad_part, &j, parts_for(macs, wgrad_items(s)));
+        ns_parallel_for(wgrad_range, &j, wgrad_items(s), grain_for(macs, wgrad_items(s)));
 }
 
 // ---- direct sums ---------------------------------------------------------------------------

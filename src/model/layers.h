@@ -73,7 +73,9 @@ static inline void ns_part_range(long n, int part, int parts, long *lo, long *hi
 }
 // fn(ctx, lo, hi) over contiguous ranges [lo, hi) that cover the items 0 .. n-1 once, at once
 // on up to ns_parallel_threads() threads, each range at least `grain` items (so one range, on
-// the calling thread, if n < 2 grain). The contract of ns_parallel holds.
+// the calling thread, if n < 2 grain). Which thread takes a range varies from call to call;
+// the contract of ns_parallel (each output within one range, summed in an order that does not
+// depend on the ranges) keeps the bits the same.
 typedef void ns_range_fn(void *ctx, long lo, long hi);
 void ns_parallel_for(ns_range_fn *fn, void *ctx, long n, long grain);
 // p + i, or NULL for a NULL p (an input a pass does not read), for a range's pointers.

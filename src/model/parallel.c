@@ -13,6 +13,7 @@
 // the parent's workers: an atfork handler forgets them and the child starts its own.
 #include <cblas.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@
 #include "layers.h"
 
 #define SPIN_NS 100000L  // how long an idle worker, or the waiting caller, spins (100 us)
+#define CLAIMS 4         // ranges per thread of an ns_parallel_for, about
 
 static struct {
     pthread_mutex_t busy;     // held by the thread whose job the pool runs
@@ -46,10 +48,17 @@ static long now_ns(void) {
     return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
-static inline void pause_cpu(void) {
+// One round of a spin: a pause at first, then a yield of the CPU, so that a thread waited for
+// that shares this CPU (with us, or with an OpenBLAS thread spinning after its last call) runs.
+#define PAUSES 64
+static inline void spin_round(int i) {
+    if (i < PAUSES) {
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
+        __builtin_ia32_pause();
 #endif
+    } else {
+        sched_yield();
+    }
 }
 
 // Spins up to SPIN_NS until *a != unlike; 1 if it changed.
@@ -57,8 +66,8 @@ static int spin_until_changed(atomic_uint *a, unsigned unlike) {
     long t0 = now_ns();
     for (int i = 1;; i++) {
         if (atomic_load_explicit(a, memory_order_acquire) != unlike) return 1;
-        pause_cpu();
-        if (i % 256 == 0 && now_ns() - t0 > SPIN_NS) return 0;
+        spin_round(i);
+        if (i % 16 == 0 && now_ns() - t0 > SPIN_NS) return 0;
     }
 }
 
@@ -129,8 +138,8 @@ void ns_parallel(ns_part_fn *fn, void *ctx, long most) {
     fn(ctx, 0, parts);
     long t0 = now_ns();
     for (int i = 1; atomic_load_explicit(&pool.pending, memory_order_acquire); i++) {
-        pause_cpu();
-        if (i % 256 == 0 && now_ns() - t0 > SPIN_NS) {
+        spin_round(i);
+        if (i % 16 == 0 && now_ns() - t0 > SPIN_NS) {
             pthread_mutex_lock(&pool.m);
             while (atomic_load(&pool.pending)) pthread_cond_wait(&pool.done, &pool.m);
             pthread_mutex_unlock(&pool.m);
@@ -140,26 +149,35 @@ void ns_parallel(ns_part_fn *fn, void *ctx, long most) {
     pthread_mutex_unlock(&pool.busy);
 }
 
+// ns_parallel_for: the threads claim ranges of `step` items in turn from a shared counter, so
+// that a thread slowed down (by a colder cache, or another process on its core) takes fewer.
 typedef struct {
     ns_range_fn *fn;
     void *ctx;
-    long n;
+    long n, step;
+    atomic_long next;  // the first item not yet claimed
 } range_job;
 
 static void range_part(void *arg, int part, int parts) {
-    const range_job *j = arg;
-    long lo, hi;
-    ns_part_range(j->n, part, parts, &lo, &hi);
-    if (hi > lo) j->fn(j->ctx, lo, hi);
+    (void)part, (void)parts;
+    range_job *j = arg;
+    for (;;) {
+        long lo = atomic_fetch_add(&j->next, j->step);
+        if (lo >= j->n) return;
+        j->fn(j->ctx, lo, j->n - lo < j->step ? j->n : lo + j->step);
+    }
 }
 
 void ns_parallel_for(ns_range_fn *fn, void *ctx, long n, long grain) {
     if (n <= 0) return;
-    long most = grain > 0 ? n / grain : n;
-    if (most < 2) {
+    if (grain < 1) grain = 1;
+    long most = n / grain, threads = ns_parallel_threads();
+    if (most < 2 || threads < 2) {
         fn(ctx, 0, n);
         return;
     }
-    range_job j = {fn, ctx, n};
-    ns_parallel(range_part, &j, most);
+    long parts = most < threads ? most : threads;
+    long step = (n + CLAIMS * parts - 1) / (CLAIMS * parts);  // about CLAIMS ranges per thread
+    range_job j = {fn, ctx, n, step > grain ? step : grain, 0};
+    ns_parallel(range_part, &j, parts);
 }
