@@ -9,7 +9,8 @@
 //   cc -O3 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc/model $(pkg-config --cflags openblas)
 //      bench/conv_kernels.c build/float-nn/libnormsharp.a
 //      $(pkg-config --libs openblas lapacke zlib) -lglpk -ldsdp -lm -lpthread -o conv_kernels
-// Run with OPENBLAS_NUM_THREADS=1 for the one-thread figures of BENCHMARKS.md §5 item 8.
+// Run with OPENBLAS_NUM_THREADS=1 for the one-thread figures of BENCHMARKS.md §5 item 8 (the
+// kernels' threads, like OpenBLAS's, follow that setting: src/model/parallel.c).
 #include "conv3x3.c"
 #include <math.h>
 #include <stdio.h>
@@ -56,9 +57,11 @@ int main(int argc, char **argv) {
         double t3 = ns_now();
         pad_images(pad, x, n, &s);
         double t4 = ns_now();
-        implicit_conv(y2, pad, wk, 9L * s.c * BLOCK, BLOCK, NULL, 0, 1, n, s.h, s.w, s.c, s.co);
+        run_conv((conv_job){.y = y2, .xpad = pad, .wk = wk, .wblock = 9L * s.c * BLOCK,
+                            .wstep = BLOCK, .n = n, .wmul = 1, .h = s.h, .w = s.w, .nin = s.c,
+                            .nout = s.co});
         double t5 = ns_now();
-        implicit_weight_grad(g2, gy, pad, 1, n, &s);
+        run_wgrad((wgrad_job){.gp = g2, .gy = gy, .xpad = pad, .wmul = 1, .n = n, .s = &s});
         double t6 = ns_now();
         t_im2col = best(t1 - t0, t_im2col), t_sgemm = best(t2 - t1, t_sgemm);
         t_wsgemm = best(t3 - t2, t_wsgemm), t_pad = best(t4 - t3, t_pad);

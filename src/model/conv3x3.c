@@ -413,9 +413,10 @@ __attribute__((target("avx2,fma"))) static void implicit_weight_grad(const wgrad
     for (long e = 0; e < job->n; e++)
         for (int y0 = 0; y0 < h; y0 += STRIP) {
             int y1 = y0 + STRIP < h ? y0 + STRIP : h;
+            int cb = c / BLOCK, q = (int)(i0 / otiles / cb), ib = (int)(i0 / otiles % cb);
+            int ot = (int)(i0 % otiles);  // item i0, then counted on (no division per item)
             for (long it = i0; it < i1; it++) {
-                int q = (int)(it / otiles / (c / BLOCK)), ib = (int)(it / otiles % (c / BLOCK));
-                int o0 = (int)(it % otiles) * TILE, nt = co - o0 < TILE ? co - o0 : TILE, oi[TILE];
+                int o0 = ot * TILE, nt = co - o0 < TILE ? co - o0 : TILE, oi[TILE];
                 for (int k = 0; k < TILE; k++) oi[k] = o0 + (k < nt ? k : 0);
                 ACC_ZERO;
                 for (int yy = y0; yy < y1; yy++) {
@@ -433,6 +434,10 @@ __attribute__((target("avx2,fma"))) static void implicit_weight_grad(const wgrad
                     real *g = gp + ((size_t)(o0 + k) * 9 + q) * c + ib * BLOCK;
                     for (int j = 0; j < 2; j++)
                         V_STORE(g + j * HALF, V_FMA(vm, acc[2 * k + j], V_LOAD(g + j * HALF)));
+                }
+                if (++ot == otiles) {  // the next item
+                    ot = 0;
+                    if (++ib == cb) ib = 0, q++;
                 }
             }
         }

@@ -81,7 +81,7 @@ void ns_parallel_for(ns_range_fn *fn, void *ctx, long n, long grain);
 // p + i, or NULL for a NULL p (an input a pass does not read), for a range's pointers.
 static inline const real *ns_offset(const real *p, size_t i) { return p ? p + i : NULL; }
 // Items per range of an elementwise pass: enough that a range outweighs waking a thread.
-#define NS_ELEMENTWISE_GRAIN (1L << 12)
+#define NS_ELEMENTWISE_GRAIN (1L << 14)
 
 // gb[j] += sum_i g[i][j] for g (n, width), summed in double.
 void ns_colsum_add(real *gb, const real *g, long n, int width);
