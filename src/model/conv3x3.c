@@ -350,7 +350,7 @@ typedef __m256 vec;
         FMA_ROW(a50, a51, p5);           \
     } while (0)
 
-// Tiles [t0, t1) of the sums of a conv_job (below). Pixels in tiles of TILE in row-major
+// Tiles [t0, t1) of the sums of a conv_job (above). Pixels in tiles of TILE in row-major
 // order over the n examples (a last short tile repeats its first pixel and stores only its
 // own); each output is one tile's sum, whichever part of a job computes it.
 __attribute__((target("avx2,fma"))) static void implicit_conv(const conv_job *j, long t0,
@@ -397,7 +397,7 @@ __attribute__((target("avx2,fma"))) static void implicit_conv(const conv_job *j,
     }
 }
 
-// Items [i0, i1) of a wgrad_job (below): gp (co, 3,3, c) += wmul sum_p gy[p][o] xpad[p +
+// Items [i0, i1) of a wgrad_job (above): gp (co, 3,3, c) += wmul sum_p gy[p][o] xpad[p +
 // off_q][i]. An item is (tap q, block of inputs ib, tile of TILE outputs o0) in that order;
 // a last short tile repeats its first output and stores only its own. The sum over pixels is
 // taken STRIP image rows at a time, each strip's sum (row-major) added to gp in turn, example
