@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "testutil.h"
+#include "../src/model/layers.h"
 #include "normsharp/curvature.h"
 #include "normsharp/measure.h"
 #include "normsharp/model.h"
@@ -445,6 +446,7 @@ static void passes_at(setup *s, int threads, const real *v, real *g, real *hv, d
 
 // The library splits a layer's sums and elementwise passes over threads so that each value is
 // computed by one thread in one order (src/model/parallel.c): the same bits at any thread count.
+// Every part of a split job takes at least one range itself, so each split crosses threads.
 // Sizes that split: the convolutions' 28 x 28 and 14 x 14 maps in chunks of 4 examples (grey
 // first layer, implicit GEMM, pools, ReLU and tanh), a ResNet's 16-channel blocks. (Not MLPs:
 // OpenBLAS's threaded GEMMs, which do their products, give other last bits at other thread
@@ -487,18 +489,25 @@ static void threads_work_in_a_forked_child(void **state) {
     real *v = random_vec(s.p, 73), *g1 = vec(s.p), *h1 = vec(s.p), *g = vec(s.p), *h = vec(s.p);
     double l1, l;
     passes_at(&s, 2, v, g1, h1, &l1);  // the parent's pool exists from here
+    assert_true(ns_parallel_workers() > 0);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         alarm(60);  // a child waiting on its parent's workers would hang: end it
+        if (ns_parallel_workers() != 0) _exit(4);
         passes_at(&s, 2, v, g, h, &l);
+        if (ns_parallel_workers() == 0) _exit(5);  // it split its jobs over workers of its own
         _exit(memcmp(g, g1, sizeof *g * s.p) || memcmp(h, h1, sizeof *h * s.p) ? 3 : 0);
     }
     assert_true(pid > 0);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
+    const char *why[] = {"", "", "", "got other bits", "kept its parent's workers",
+                         "started no workers"};
     if (!WIFEXITED(status) || WEXITSTATUS(status))
-        fail_msg("the forked child %s", WIFEXITED(status) ? "got other bits" : "hung or crashed");
+        fail_msg("the forked child %s",
+                 WIFEXITED(status) && WEXITSTATUS(status) <= 5 ? why[WEXITSTATUS(status)]
+                                                               : "hung or crashed");
     test_free(v), test_free(g1), test_free(h1), test_free(g), test_free(h);
     release(&s);
 }

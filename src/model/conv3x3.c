@@ -235,21 +235,11 @@ static void im2col(real *cols, const real *x, long n, const ns_conv_shape *s) {
             }
 }
 
-// xpad (n, h+2, w+2, c) := the n examples at x (channels last) with a border of zeros;
-// examples [e0, e1) of them.
-typedef struct {
-    real *xpad;
-    const real *x;
-    const ns_conv_shape *s;
-} pad_job;
-
-static void pad_range(void *ctx, long e0, long e1) {
-    const pad_job *j = ctx;
-    const ns_conv_shape *s = j->s;
-    real *xpad = j->xpad;
-    const real *x = j->x;
+// xpad (n, h+2, w+2, c) := the n examples at x (channels last) with a border of zeros. (One
+// thread: a chunk's copy takes a few us, less than handing half of it to another thread.)
+static void pad_images(real *xpad, const real *x, long n, const ns_conv_shape *s) {
     size_t c = (size_t)s->c, pw = (size_t)s->w + 2, row = pw * c, ph = (size_t)s->h + 2;
-    for (long e = e0; e < e1; e++) {
+    for (long e = 0; e < n; e++) {
         real *pe = xpad + (size_t)e * ph * row;
         const real *xe = x + (size_t)e * s->h * s->w * c;
         memset(pe, 0, sizeof *pe * (row + c));  // the top row, and the left of the first
@@ -260,12 +250,6 @@ static void pad_range(void *ctx, long e0, long e1) {
         }
         memset(pe + (ph - 1) * row + c, 0, sizeof *pe * (row - c));  // the bottom row
     }
-}
-
-static void pad_images(real *xpad, const real *x, long n, const ns_conv_shape *s) {
-    pad_job j = {xpad, x, s};
-    long per = (long)s->h * s->w * s->c;
-    ns_parallel_for(pad_range, &j, n, (NS_ELEMENTWISE_GRAIN + per - 1) / per);
 }
 
 void ns_conv3x3_patches(real *cols, const real *x, long n, const ns_conv_shape *s) {
@@ -504,6 +488,7 @@ static void implicit_weight_grad(const wgrad_job *job, long i0, long i1) {
 // MIN_PART_MACS outweighs waking a thread (a few us).
 #define MIN_PART_MACS (1L << 18)
 static long grain_for(double macs, long items) {
+    if (items <= 0 || macs <= 0) return 1;
     double per_item = macs / items;
     return per_item >= MIN_PART_MACS ? 1 : (long)(MIN_PART_MACS / per_item) + 1;
 }

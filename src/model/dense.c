@@ -37,6 +37,7 @@ static void colsum_range(void *ctx, long lo, long hi) {
 }
 
 void ns_colsum_add(real *gb, const real *g, long n, int width) {
+    if (n <= 0 || width <= 0) return;
     colsum_job j = {gb, g, n, width};
     long vectors = (width + VLEN - 1) / VLEN, per = n * VLEN;
     ns_parallel_for(colsum_range, &j, vectors, (NS_ELEMENTWISE_GRAIN + per - 1) / per);

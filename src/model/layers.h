@@ -60,13 +60,16 @@ static inline real ns_relu_times(real z, real v) { return (z > 0 ? 1 : 0) * v; }
 // returned. parts = min(most, ns_parallel_threads()), or 1 while another thread's job runs.
 // Contract: every output is written by one part, and summed in an order that does not depend on
 // parts (ns_part_range splits items into contiguous ranges), so results are the same bits for
-// any number of threads. A call from within fn runs alone, on its own thread (parts = 1).
+// any number of threads. A call from within fn may run alone or take the pool; it cannot
+// deadlock, and by the contract it gives the same bits either way.
 #define NS_MAX_PARTS 16
 typedef void ns_part_fn(void *ctx, int part, int parts);
 void ns_parallel(ns_part_fn *fn, void *ctx, long most);
 // Threads a job may use: OpenBLAS's thread count (OPENBLAS_NUM_THREADS, --threads), at most
 // NS_MAX_PARTS.
 int ns_parallel_threads(void);
+// Worker threads this process has started (0 before any job split; 0 again in a forked child).
+int ns_parallel_workers(void);
 // [*lo, *hi): part `part` of `parts` of the items 0 .. n-1, in contiguous ranges.
 static inline void ns_part_range(long n, int part, int parts, long *lo, long *hi) {
     *lo = n * part / parts, *hi = n * (part + 1) / parts;

@@ -101,13 +101,18 @@ static void forget_pool(void) {
 }
 
 // Starts workers up to `want` (with pool.busy held); returns how many there are. Workers run
-// with every signal blocked, so that the program's handlers run on its own threads.
+// with the asynchronous signals blocked, so that the program's handlers (SIGINT, SIGTERM, ...)
+// run on its own threads; a fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS) still
+// reaches its handler on the worker that raised it (a sanitizer's report, say).
 static int start_workers(int want) {
     static int atfork_set;
+    if (pool.nworkers >= want) return pool.nworkers;
     if (!atfork_set) atfork_set = pthread_atfork(NULL, NULL, forget_pool) == 0;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    sigset_t mask, old;
+    sigfillset(&mask);
+    const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) sigdelset(&mask, faults[i]);
+    pthread_sigmask(SIG_SETMASK, &mask, &old);
     while (pool.nworkers < want) {
         int part = pool.nworkers + 1;
         pthread_t t;
@@ -119,6 +124,8 @@ static int start_workers(int want) {
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return pool.nworkers;
 }
+
+int ns_parallel_workers(void) { return pool.nworkers; }
 
 void ns_parallel(ns_part_fn *fn, void *ctx, long most) {
     int parts = ns_parallel_threads();
@@ -149,23 +156,26 @@ void ns_parallel(ns_part_fn *fn, void *ctx, long most) {
     pthread_mutex_unlock(&pool.busy);
 }
 
-// ns_parallel_for: the threads claim ranges of `step` items in turn from a shared counter, so
-// that a thread slowed down (by a colder cache, or another process on its core) takes fewer.
+// ns_parallel_for: part p takes range p first (so that every thread of the job gets work, even
+// one that wakes late), then the parts claim the next ranges from a shared counter, so that a
+// thread slowed down (by a colder cache, or another process on its core) takes fewer.
 typedef struct {
     ns_range_fn *fn;
     void *ctx;
     long n, step;
-    atomic_long next;  // the first item not yet claimed
+    atomic_long claimed;  // ranges claimed from the counter (after the parts' first ones)
 } range_job;
 
+static void run_range(const range_job *j, long r) {
+    long lo = r * j->step;
+    if (lo < j->n) j->fn(j->ctx, lo, j->n - lo < j->step ? j->n : lo + j->step);
+}
+
 static void range_part(void *arg, int part, int parts) {
-    (void)part, (void)parts;
     range_job *j = arg;
-    for (;;) {
-        long lo = atomic_fetch_add(&j->next, j->step);
-        if (lo >= j->n) return;
-        j->fn(j->ctx, lo, j->n - lo < j->step ? j->n : lo + j->step);
-    }
+    long ranges = (j->n + j->step - 1) / j->step;
+    run_range(j, part);
+    for (long r; (r = parts + atomic_fetch_add(&j->claimed, 1)) < ranges;) run_range(j, r);
 }
 
 void ns_parallel_for(ns_range_fn *fn, void *ctx, long n, long grain) {
