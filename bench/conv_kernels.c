@@ -36,7 +36,9 @@ int main(int argc, char **argv) {
     float *w = malloc(sizeof *w * s.co * kk), *wp = malloc(sizeof *wp * s.co * kk);
     float *wk = malloc(sizeof *wk * s.co * kk), *y1 = malloc(sizeof *y1 * px * s.co);
     float *y2 = malloc(sizeof *y2 * px * s.co), *g1 = calloc((size_t)s.co * kk, sizeof *g1);
-    float *g2 = calloc((size_t)s.co * kk, sizeof *g2);
+    // the kernel's accumulator on a cache line, as in the library's workspace (split)
+    float *g2 = aligned_alloc(64, sizeof *g2 * lines((size_t)s.co * kk));
+    memset(g2, 0, sizeof *g2 * s.co * kk);
     for (long i = 0; i < px * s.c; i++) x[i] = (float)((i * 7) % 13) * 0.1f - 0.5f;
     for (long i = 0; i < px * s.co; i++) gy[i] = (float)((i * 3) % 17) * 0.1f - 0.8f;
     for (long i = 0; i < s.co * kk; i++) w[i] = (float)((i * 5) % 11) * 0.01f - 0.05f;

@@ -112,24 +112,38 @@ size_t ns_conv3x3_patch_size(const ns_conv_shape *s, int with_gx) {
     return of_x > of_gy ? of_x : of_gy;
 }
 
-// Zero-padded planes for the direct sums: one per channel, or for a grey layer one per part.
+// Zero-padded planes for the direct sums: one per channel, or for a grey layer one per part
+// (each on its own lines: grey_plane).
 static size_t pad_planes(const ns_conv_shape *s) {
     return (size_t)(s->c == 1 ? NS_MAX_PARTS : s->c);
 }
 
+// Values per cache line (64 bytes): each piece of the workspace starts on a line (split).
+// The threads of a weight gradient add into disjoint blocks of BLOCK values of gp; a block
+// that straddles two lines shares one with a block of another thread. With gp 16 bytes off a
+// line, a two-thread weight gradient of cnn-relu-32-32's second layer took 1.16-1.55x as long
+// (one thread: 1.04-1.05x; bench/conv_kernels.c, BENCHMARKS.md §5).
+#define LINE (64 / (int)sizeof(real))
+static size_t lines(size_t values) { return (values + LINE - 1) / LINE * LINE; }
+
+// The stride of a grey layer's per-part planes: parts pad their examples side by side.
+static size_t grey_plane(const ns_conv_shape *s) { return lines(plane_size(s)); }
+
 size_t ns_conv3x3_workspace(const ns_conv_shape *s) {
-    return 3 * taps_size(s) + 2 * weight_size(s) + (direct(s) ? pad_planes(s) * plane_size(s) : 0);
+    return LINE + 3 * lines(taps_size(s)) + 2 * lines(weight_size(s)) +
+           (direct(s) ? pad_planes(s) * lines(plane_size(s)) : 0);
 }
 
 // The workspace: W and V in the layout of the sums, a gradient accumulator in that layout,
 // W and V flipped for the transposed convolution, and (direct sums) zero-padded planes
-// (pad_planes).
+// (pad_planes); each on a cache line, from the first line boundary in ws.
 typedef struct {
     real *wp, *vp, *gp, *wf, *vf, *pad;
 } work;
 
 static work split(real *ws, const ns_conv_shape *s) {
-    size_t tsz = taps_size(s), wsz = weight_size(s);
+    size_t tsz = lines(taps_size(s)), wsz = lines(weight_size(s));
+    ws += (size_t)(-(uintptr_t)ws % 64) / sizeof *ws;  // ws holds whole reals: exact
     work k = {.wp = ws, .vp = ws + tsz, .gp = ws + 2 * tsz};
     k.wf = k.gp + tsz, k.vf = k.wf + wsz;
     k.pad = direct(s) ? k.vf + wsz : NULL;
@@ -518,7 +532,7 @@ static void grey_wgrad_part(void *arg, int part, int parts) {
     const wgrad_job *j = arg;
     long lo, hi;
     ns_part_range(j->s->co / BLOCK * GREY_TAP_TILES, part, parts, &lo, &hi);
-    grey_weight_grad(j, lo, hi, j->pad + part * plane_size(j->s));
+    grey_weight_grad(j, lo, hi, j->pad + part * grey_plane(j->s));
 }
 
 static void run_wgrad(wgrad_job j) {
@@ -663,7 +677,7 @@ static void grey_forward_part(void *arg, int part, int parts) {
     const grey_job *g = arg;
     size_t hw = (size_t)g->s->h * g->s->w;
     conv_job one = g->one;
-    one.xpad = g->pad + part * plane_size(g->s);
+    one.xpad = g->pad + part * grey_plane(g->s);
     long lo, hi;
     ns_part_range(g->n, part, parts, &lo, &hi);
     for (long e = lo; e < hi; e++) {
