@@ -300,16 +300,15 @@ static void act_range(void *arg, long lo, long hi) {
     if (j->pass == 0)
         act_forward(j->k, j->out + i, j->in + i, end - i);
     else if (j->pass == 1)
-        act_backward(j->k, j->out + i, j->in + i, ns_offset(j->z, i), ns_offset(j->a, i),
+        act_backward(j->k, j->out + i, j->in + i, NS_OFFSET(j->z, i), NS_OFFSET(j->a, i),
                      end - i);
     else
-        act_rbackward(j->k, j->out ? j->out + i : NULL, j->out2 + i, j->in + i, j->in2 + i,
-                      ns_offset(j->z, i), ns_offset(j->rz, i), ns_offset(j->a, i), end - i);
+        act_rbackward(j->k, NS_OFFSET(j->out, i), j->out2 + i, j->in + i, j->in2 + i,
+                      NS_OFFSET(j->z, i), NS_OFFSET(j->rz, i), NS_OFFSET(j->a, i), end - i);
 }
 
 static void act_run(act_job j) {
-    ns_parallel_for(act_range, &j, (long)((j.len + LINE - 1) / LINE),
-                    NS_ELEMENTWISE_GRAIN / LINE);
+    ns_parallel_for(act_range, &j, (long)((j.len + LINE - 1) / LINE), ns_elementwise_grain(LINE));
 }
 
 void ns_act_forward(ns_act_kind k, real *a, const real *z, size_t len) {

@@ -40,7 +40,7 @@ void ns_colsum_add(real *gb, const real *g, long n, int width) {
     if (n <= 0 || width <= 0) return;
     colsum_job j = {gb, g, n, width};
     long vectors = (width + VLEN - 1) / VLEN, per = n * VLEN;
-    ns_parallel_for(colsum_range, &j, vectors, (NS_ELEMENTWISE_GRAIN + per - 1) / per);
+    ns_parallel_for(colsum_range, &j, vectors, ns_elementwise_grain(per));
 }
 
 // y (n,m) := 1 b^T, the bias broadcast over rows (then GEMMs add into it with beta = 1).

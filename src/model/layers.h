@@ -18,6 +18,7 @@
 #ifndef NORMSHARP_LAYERS_H
 #define NORMSHARP_LAYERS_H
 #include <cblas.h>
+#include <limits.h>
 #include <stdint.h>
 #include "normsharp/common.h"
 #include "normsharp/data.h"
@@ -81,10 +82,16 @@ static inline void ns_part_range(long n, int part, int parts, long *lo, long *hi
 // depend on the ranges) keeps the bits the same.
 typedef void ns_range_fn(void *ctx, long lo, long hi);
 void ns_parallel_for(ns_range_fn *fn, void *ctx, long n, long grain);
-// p + i, or NULL for a NULL p (an input a pass does not read), for a range's pointers.
-static inline const real *ns_offset(const real *p, size_t i) { return p ? p + i : NULL; }
-// Items per range of an elementwise pass: enough that a range outweighs waking a thread.
+// p + i, or NULL for a NULL p (a buffer a pass does not read or write), for a range's
+// pointers, of any type. p is evaluated twice.
+#define NS_OFFSET(p, i) ((p) ? (p) + (i) : NULL)
+// Values per range of an elementwise pass: enough that a range outweighs waking a thread.
 #define NS_ELEMENTWISE_GRAIN (1L << 14)
+// The grain (ns_parallel_for) of an elementwise pass over items of `per` values each: items
+// enough for NS_ELEMENTWISE_GRAIN values; for per <= 0 (nothing to do) one range.
+static inline long ns_elementwise_grain(long per) {
+    return per > 0 ? (NS_ELEMENTWISE_GRAIN + per - 1) / per : LONG_MAX;
+}
 
 // gb[j] += sum_i g[i][j] for g (n, width), summed in double.
 void ns_colsum_add(real *gb, const real *g, long n, int width);

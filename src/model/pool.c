@@ -206,10 +206,10 @@ static void pool_range(void *ctx, long lo, long hi) {
     size_t i = (size_t)lo * in, o = (size_t)lo * out;
     long n = hi - lo;
     int h = j->h, w = j->w, c = j->c;
-    const unsigned char *arg = j->arg ? j->arg + o : NULL;
+    const unsigned char *arg = NS_OFFSET(j->arg, o);
     switch (j->pass) {
     case FORWARD:
-        serial_forward(j->k, j->out + o, j->arg_out ? j->arg_out + o : NULL, j->in + i, n, h, w, c);
+        serial_forward(j->k, j->out + o, NS_OFFSET(j->arg_out, o), j->in + i, n, h, w, c);
         break;
     case RFORWARD: serial_rforward(j->k, j->out + o, j->in + i, arg, n, h, w, c); break;
     case BACKWARD: serial_backward(j->k, j->out + i, j->in + o, arg, n, h, w, c); break;
@@ -217,15 +217,15 @@ static void pool_range(void *ctx, long lo, long hi) {
         serial_relu_rforward(j->k, j->out + o, j->in + i, j->z + i, arg, n, h, w, c);
         break;
     case RELU_BACKWARD:
-        serial_relu_backward(j->k, j->out + i, j->in + o, arg, ns_offset(j->y, o),
-                             ns_offset(j->z, i), n, h, w, c);
+        serial_relu_backward(j->k, j->out + i, j->in + o, arg, NS_OFFSET(j->y, o),
+                             NS_OFFSET(j->z, i), n, h, w, c);
         break;
     }
 }
 
 static void pool_run(pool_job j) {
     long per = (long)j.h * j.w * j.c;
-    ns_parallel_for(pool_range, &j, j.n, per > 0 ? (NS_ELEMENTWISE_GRAIN + per - 1) / per : j.n);
+    ns_parallel_for(pool_range, &j, j.n, ns_elementwise_grain(per));
 }
 
 void ns_pool_forward(ns_pool_kind k, real *y, unsigned char *arg, const real *x, long n, int h,
