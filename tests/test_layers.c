@@ -451,15 +451,14 @@ static void conv3x3_matches_finite_differences(void **state) {
 
 // The implicit GEMM gives what the patches and sgemm give, in every pass (the two sum in
 // different orders, so to rounding): a pixel count and an output count that leave short tiles.
-// c -> co channels, on a 3 x 5 image (odd: the weight gradient's strips of 2 rows leave one).
-// A grey image's layer (1 -> 32 channels) takes the kernel for its forward sums only, and is
-// compared with the direct sums.
-static void check_implicit(int c, int co, int nchw) {
-    conv_ctx k = {.n = 3, .s = {.c = c, .h = 3, .w = 5, .co = co, .nchw = nchw}};
+// c -> co channels on an h x w image. A grey image's layer (1 -> 32 channels) takes the
+// kernels for its forward sums and weight gradient, and is compared with the direct sums.
+static void check_implicit(int c, int co, int nchw, int h, int w) {
+    conv_ctx k = {.n = 3, .s = {.c = c, .h = h, .w = w, .co = co, .nchw = nchw}};
     long patches = (long)ns_conv3x3_patch_size(&k.s, 1) * k.n;
     k.cols = zeros(patches), k.rcols = zeros(patches);
     k.ws = zeros((long)ns_conv3x3_workspace(&k.s));
-    long nx = k.n * 15 * c, ny = k.n * 15 * co, np = conv_nw(&k) + co;
+    long nx = k.n * h * w * c, ny = k.n * h * w * co, np = conv_nw(&k) + co;
     ns_rng r;
     ns_rng_seed(&r, 30, NS_STREAM_TEST);
     real *x = rnd(nx, &r, 1), *p = rnd(np, &r, 0.5), *gy = rnd(ny, &r, 1), *rx = rnd(nx, &r, 1);
@@ -503,9 +502,15 @@ static void conv3x3_implicit_gemm_agrees_with_the_patches(void **state) {
         print_message("this CPU has no AVX2 and FMA: no implicit GEMM to test\n");
         skip();
     }
-    check_implicit(16, 32, 0);
-    check_implicit(32, 16, 0);  // fewer outputs: gy's padded copy is the smaller
-    check_implicit(1, 32, 1);
+    check_implicit(16, 32, 0, 3, 5);
+    check_implicit(32, 16, 0, 3, 5);  // fewer outputs: gy's padded copy is the smaller
+    check_implicit(1, 32, 1, 3, 5);
+    // Wider images: the weight gradient sums over pixels in strips of rows that fit in L1
+    // (conv3x3.c's strip_rows), so that each image takes several strips and a short last one
+    // in both builds: 16 -> 32 channels on 7 x 16 in strips of 6 rows (float) or 3 (double),
+    // 1 -> 32 on 5 x 40 in strips of 4 or 2.
+    check_implicit(16, 32, 0, 7, 16);
+    check_implicit(1, 32, 1, 5, 40);
 }
 
 // A 3x3 convolution with zero padding, against the textbook sum, PyTorch's layouts: direct

@@ -275,7 +275,8 @@ void ns_conv3x3_patches(real *cols, const real *x, long n, const ns_conv_shape *
 
 // ---- the implicit GEMM -----------------------------------------------------------------------
 #define TILE 6   // rows of a tile: pixels (convolution), outputs or taps (weight gradient)
-#define STRIP 2  // image rows per partial sum of the weight gradient
+// The weight gradient sums over pixels a strip of image rows at a time (strip_rows).
+#define STRIP_BYTES (24 * 1024)
 #define GREY_TAP_TILES ((9 + TILE - 1) / TILE)
 
 // The sums y (n, h, w, nout) := b + wmul conv, or if b is NULL, += wmul conv (add) or
@@ -301,7 +302,22 @@ typedef struct {
     real wmul, *pad;
     long n;
     const ns_conv_shape *s;
+    int strip;  // image rows per partial sum: strip_rows(s), set by run_wgrad
 } wgrad_job;
+
+// Image rows per partial sum of the weight gradient: the most (at least 1) whose inputs and
+// output gradients, (rows + 2) (w + 2) c + rows w co values, fit in STRIP_BYTES, so that the
+// items of a strip find them in L1. It depends on the shape alone, so the bits do not depend
+// on the thread count. A fixed strip of 2 rows took 204 us for cnn-relu-32-32's second layer
+// (32 -> 32 channels, 14 x 14, 4 examples) where 5 rows take 181 us and the whole image
+// (57 KB) 204-220 us (bench/conv_kernels.c, one thread, 2026-11-30).
+static int strip_rows(const ns_conv_shape *s) {
+    int rows = s->h;
+    while (rows > 1 && ((size_t)(rows + 2) * (s->w + 2) * s->c + (size_t)rows * s->w * s->co) *
+                               sizeof(real) > STRIP_BYTES)
+        rows--;
+    return rows;
+}
 
 #if HAVE_IMPLICIT
 #ifdef NS_DOUBLE
@@ -398,8 +414,8 @@ __attribute__((target("avx2,fma"))) static void implicit_conv(const conv_job *j,
 // Items [i0, i1) of a wgrad_job (above): gp (co, 3,3, c) += wmul sum_p gy[p][o] xpad[p +
 // off_q][i]. An item is (tap q, block of inputs ib, tile of TILE outputs o0) in that order;
 // a last short tile repeats its first output and stores only its own. The sum over pixels is
-// taken STRIP image rows at a time, each strip's sum (row-major) added to gp in turn, example
-// by example, whichever part of a job computes the item.
+// taken job->strip image rows at a time, each strip's sum (row-major) added to gp in turn,
+// example by example, whichever part of a job computes the item.
 __attribute__((target("avx2,fma"))) static void implicit_weight_grad(const wgrad_job *job,
                                                                      long i0, long i1) {
     const ns_conv_shape *s = job->s;
@@ -409,8 +425,8 @@ __attribute__((target("avx2,fma"))) static void implicit_weight_grad(const wgrad
     long pw = w + 2, plane = (long)(h + 2) * pw;
     vec vm = V_SET1(job->wmul);
     for (long e = 0; e < job->n; e++)
-        for (int y0 = 0; y0 < h; y0 += STRIP) {
-            int y1 = y0 + STRIP < h ? y0 + STRIP : h;
+        for (int y0 = 0; y0 < h; y0 += job->strip) {
+            int y1 = y0 + job->strip < h ? y0 + job->strip : h;
             int cb = c / BLOCK, q = (int)(i0 / otiles / cb), ib = (int)(i0 / otiles % cb);
             int ot = (int)(i0 % otiles);  // item i0, then counted on (no division per item)
             for (long it = i0; it < i1; it++) {
@@ -446,7 +462,8 @@ __attribute__((target("avx2,fma"))) static void implicit_weight_grad(const wgrad
 // the direct path's layout, from gy (n, h, w, co) and the padded image (h+2, w+2) of each
 // example in turn (pad_images into `pad`, this part's own). An item is (block of outputs ob,
 // tile of TILE taps), in that order; the last, short tile repeats its first tap and stores
-// only its own. Per example and strip of STRIP image rows a sum over its pixels, added to gp.
+// only its own. Per example and strip of job->strip image rows a sum over its pixels, added
+// to gp.
 __attribute__((target("avx2,fma"))) static void grey_weight_grad(const wgrad_job *job, long i0,
                                                                  long i1, real *pad) {
     const ns_conv_shape *s = job->s;
@@ -456,8 +473,8 @@ __attribute__((target("avx2,fma"))) static void grey_weight_grad(const wgrad_job
     long pw = w + 2;
     for (long e = 0; e < job->n; e++) {
         pad_images(pad, job->x + (size_t)e * h * w, 1, s);
-        for (int y0 = 0; y0 < h; y0 += STRIP) {
-            int y1 = y0 + STRIP < h ? y0 + STRIP : h;
+        for (int y0 = 0; y0 < h; y0 += job->strip) {
+            int y1 = y0 + job->strip < h ? y0 + job->strip : h;
             for (long it = i0; it < i1; it++) {
                 int ob = (int)(it / GREY_TAP_TILES), q0 = (int)(it % GREY_TAP_TILES) * TILE;
                 int nt = 9 - q0 < TILE ? 9 - q0 : TILE;
@@ -537,6 +554,7 @@ static void grey_wgrad_part(void *arg, int part, int parts) {
 
 static void run_wgrad(wgrad_job j) {
     const ns_conv_shape *s = j.s;
+    j.strip = strip_rows(s);
     double macs = (double)j.n * s->h * s->w * s->c * 9 * s->co;
     if (s->c == 1)
         ns_parallel(grey_wgrad_part, &j, parts_for(macs, s->co / BLOCK * GREY_TAP_TILES));
