@@ -38,6 +38,10 @@ int main(int argc, char **argv) {
     float *y2 = malloc(sizeof *y2 * px * s.co), *g1 = calloc((size_t)s.co * kk, sizeof *g1);
     // the kernel's accumulator on a cache line, as in the library's workspace (split)
     float *g2 = aligned_alloc(64, sizeof *g2 * lines((size_t)s.co * kk));
+    if (!g2) {
+        fprintf(stderr, "conv_kernels: out of memory\n");
+        return 1;
+    }
     memset(g2, 0, sizeof *g2 * s.co * kk);
     for (long i = 0; i < px * s.c; i++) x[i] = (float)((i * 7) % 13) * 0.1f - 0.5f;
     for (long i = 0; i < px * s.co; i++) gy[i] = (float)((i * 3) % 17) * 0.1f - 0.8f;

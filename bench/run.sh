@@ -35,7 +35,13 @@ cc -shared -fPIC -O2 -std=c11 -D_GNU_SOURCE $(pkg-config --cflags openblas) -o "
    bench/gemm_clock.c -Wl,--whole-archive build/float-pic/libnormsharp.a -Wl,--no-whole-archive \
    -Wl,--wrap=cblas_sgemm $(pkg-config --libs openblas lapacke zlib) -lglpk -ldsdp -lm -lpthread
 
-echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)${NS_BENCH_CPU:+, CPU time}"
+# the commit measured, and + if the tree differs from it (not a git clone: "no commit")
+if rev=$(git rev-parse --short HEAD 2>/dev/null); then
+  git diff --quiet HEAD || rev="$rev+"
+else
+  rev="no commit"
+fi
+echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $rev, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)${NS_BENCH_CPU:+, CPU time}"
 files=""
 for spec in $ARCHS; do
   arch=${spec%%:*} n=${spec##*:}

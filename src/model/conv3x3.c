@@ -22,11 +22,11 @@
 //   it is given: the gather, the packing and the GEMM each read or write 9x the input). The
 //   kernel keeps a tile of 6 pixels x 2 vectors of outputs in 12 registers and sums over
 //   (tap, input channel) in that order with FMA; the weight gradient keeps 6 outputs x 2
-//   vectors of input channels, sums over the pixels of 2 image rows (so that they stay in
-//   the L1 cache) and adds each such partial sum to the gradient, example by example. The
-//   results differ from the patch path's in their last bits (another order of the sums),
-//   and from a CPU without FMA's, which takes the patch path; on one machine they are
-//   deterministic. BENCHMARKS.md §5 has the measurements.
+//   vectors of input channels, sums over the pixels of a strip of image rows (as many as
+//   stay in the L1 cache: strip_rows) and adds each such partial sum to the gradient,
+//   example by example. The results differ from the patch path's in their last bits
+//   (another order of the sums), and from a CPU without FMA's, which takes the patch path;
+//   on one machine they are deterministic. BENCHMARKS.md §5 has the measurements.
 // The input gradient is, both ways, the transposed convolution, itself a 3x3 convolution of
 // gy (off_{8-q} = -off_q):
 //   gx[p][ci] = wmul sum_{q, o} W[o][ci][q] gy[p - off_q][o] = wmul im2col(gy) Wf^T
