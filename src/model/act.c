@@ -284,8 +284,7 @@ static void act_rbackward(ns_act_kind k, real *gz, real *rgz, const real *ga, co
 
 // ---- the passes, split over threads (ns_parallel_for) -----------------------------------------
 // Every pass is elementwise, so a range of values is computed as the whole pass would compute
-// it: the same bits for any split. Ranges are whole cache lines (LINE values).
-#define LINE (64 / (long)sizeof(real))
+// it: the same bits for any split. Ranges are whole cache lines (NS_LINE values).
 typedef struct {
     int pass;  // 0 forward, 1 backward (and R-forward, the same map), 2 R-backward
     ns_act_kind k;
@@ -296,7 +295,8 @@ typedef struct {
 
 static void act_range(void *arg, long lo, long hi) {
     const act_job *j = arg;
-    size_t i = (size_t)lo * LINE, end = (size_t)hi * LINE < j->len ? (size_t)hi * LINE : j->len;
+    size_t i = (size_t)lo * NS_LINE, end = (size_t)hi * NS_LINE;
+    if (end > j->len) end = j->len;
     if (j->pass == 0)
         act_forward(j->k, j->out + i, j->in + i, end - i);
     else if (j->pass == 1)
@@ -308,7 +308,8 @@ static void act_range(void *arg, long lo, long hi) {
 }
 
 static void act_run(act_job j) {
-    ns_parallel_for(act_range, &j, (long)((j.len + LINE - 1) / LINE), ns_elementwise_grain(LINE));
+    ns_parallel_for(act_range, &j, (long)((j.len + NS_LINE - 1) / NS_LINE),
+                    ns_elementwise_grain(NS_LINE));
 }
 
 void ns_act_forward(ns_act_kind k, real *a, const real *z, size_t len) {

@@ -118,19 +118,18 @@ static size_t pad_planes(const ns_conv_shape *s) {
     return (size_t)(s->c == 1 ? NS_MAX_PARTS : s->c);
 }
 
-// Values per cache line (64 bytes): each piece of the workspace starts on a line (split).
-// The threads of a weight gradient add into disjoint blocks of BLOCK values of gp; a block
-// that straddles two lines shares one with a block of another thread. With gp 16 bytes off a
-// line, a two-thread weight gradient of cnn-relu-32-32's second layer took 1.16-1.55x as long
-// (one thread: 1.04-1.05x; bench/conv_kernels.c, BENCHMARKS.md §5).
-#define LINE (64 / (int)sizeof(real))
-static size_t lines(size_t values) { return (values + LINE - 1) / LINE * LINE; }
+// Each piece of the workspace starts on a cache line of NS_LINE values (split). The threads
+// of a weight gradient add into disjoint blocks of BLOCK values of gp; a block that straddles
+// two lines shares one with a block of another thread. With gp 16 bytes off a line, a
+// two-thread weight gradient of cnn-relu-32-32's second layer took 1.16-1.55x as long (one
+// thread: 1.04-1.05x; bench/conv_kernels.c, BENCHMARKS.md §5 item 13).
+static size_t lines(size_t values) { return (values + NS_LINE - 1) / NS_LINE * NS_LINE; }
 
 // The stride of a grey layer's per-part planes: parts pad their examples side by side.
 static size_t grey_plane(const ns_conv_shape *s) { return lines(plane_size(s)); }
 
 size_t ns_conv3x3_workspace(const ns_conv_shape *s) {
-    return LINE + 3 * lines(taps_size(s)) + 2 * lines(weight_size(s)) +
+    return NS_LINE + 3 * lines(taps_size(s)) + 2 * lines(weight_size(s)) +
            (direct(s) ? pad_planes(s) * lines(plane_size(s)) : 0);
 }
 

@@ -39,6 +39,9 @@ typedef int64_t vmask __attribute__((vector_size(32)));
 typedef int32_t vmask __attribute__((vector_size(32)));
 #endif
 #define VLEN ((int)(sizeof(vreal) / sizeof(real)))
+// Values per 64-byte cache line: the unit of the threads' ranges and of the aligned pieces
+// of a workspace, so that two threads never write to one line.
+#define NS_LINE ((int)(64 / sizeof(real)))
 // A function of vector loops is also compiled for AVX2 (one register per vector), and the
 // better version is picked when the program loads: without FMA both give the same bits.
 #if defined(__x86_64__) && defined(__GNUC__)
