@@ -538,8 +538,11 @@ static void run_conv(conv_job j) {
     ns_parallel_for(conv_range, &j, conv_tiles(&j), grain_for(macs, conv_tiles(&j)));
 }
 
+// Items of a weight gradient: (tap, input block, output tile) on the implicit path
+// (implicit_weight_grad), (output block, tap tile) for a grey layer (grey_weight_grad).
 static long wgrad_items(const ns_conv_shape *s) {
-    return 9L * (s->c / BLOCK) * ((s->co + TILE - 1) / TILE);
+    return s->c == 1 ? (long)(s->co / BLOCK) * GREY_TAP_TILES
+                     : 9L * (s->c / BLOCK) * ((s->co + TILE - 1) / TILE);
 }
 
 static void wgrad_range(void *arg, long lo, long hi) { implicit_weight_grad(arg, lo, hi); }
@@ -547,7 +550,7 @@ static void wgrad_range(void *arg, long lo, long hi) { implicit_weight_grad(arg,
 static void grey_wgrad_part(void *arg, int part, int parts) {
     const wgrad_job *j = arg;
     long lo, hi;
-    ns_part_range(j->s->co / BLOCK * GREY_TAP_TILES, part, parts, &lo, &hi);
+    ns_part_range(wgrad_items(j->s), part, parts, &lo, &hi);
     grey_weight_grad(j, lo, hi, j->pad + part * grey_plane(j->s));
 }
 
@@ -556,7 +559,7 @@ static void run_wgrad(wgrad_job j) {
     j.strip = strip_rows(s);
     double macs = (double)j.n * s->h * s->w * s->c * 9 * s->co;
     if (s->c == 1)
-        ns_parallel(grey_wgrad_part, &j, parts_for(macs, s->co / BLOCK * GREY_TAP_TILES));
+        ns_parallel(grey_wgrad_part, &j, parts_for(macs, wgrad_items(s)));
     else
         ns_parallel_for(wgrad_range, &j, wgrad_items(s), grain_for(macs, wgrad_items(s)));
 }
