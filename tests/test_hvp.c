@@ -434,23 +434,33 @@ static void hvp_is_the_same_bits_with_and_without_the_primal_cache(void **state)
 }
 
 // The loss, gradient and H v of one (theta, batch), at `threads` threads (OpenBLAS's setting,
-// which the library's own threads follow).
+// which the library's own threads follow). H v twice: the second from the primal cache, the
+// same bits.
 static void passes_at(setup *s, int threads, const real *v, real *g, real *hv, double *loss) {
     int before = openblas_get_num_threads();
     openblas_set_num_threads(threads);
     double acc;
+    real *again = vec(s->p);
     assert_int_equal(ns_model_grad(s->m, &s->b, g, loss, &acc), 0);
     assert_int_equal(ns_model_hvp(s->m, &s->b, v, hv), 0);
+    assert_int_equal(ns_model_hvp(s->m, &s->b, v, again), 0);
+    if (memcmp(again, hv, sizeof *hv * s->p))
+        fail_msg("at %d threads, H v from the primal cache is not the same bits", threads);
+    test_free(again);
     openblas_set_num_threads(before);
 }
 
 // The library splits a layer's sums and elementwise passes over threads so that each value is
-// computed by one thread in one order (src/model/parallel.c): the same bits at any thread count.
-// Every part of a split job takes at least one range itself, so each split crosses threads.
-// Sizes that split: the convolutions' 28 x 28 and 14 x 14 maps in chunks of 4 examples (grey
-// first layer, implicit GEMM, pools, ReLU and tanh), a ResNet's 16-channel blocks. (Not MLPs:
-// OpenBLAS's threaded GEMMs, which do their products, give other last bits at other thread
-// counts. A CNN's head is too small for OpenBLAS to thread.)
+// computed by one thread in one order (src/model/parallel.c), and gives a convolutional net's
+// threads whole groups of chunks whose sums it adds in order (src/model/model.c): the same
+// bits at any thread count. Every part of a split job takes at least one range itself, so
+// each split crosses threads. Sizes that split: the convolutions' 28 x 28 and 14 x 14 maps in
+// chunks of 4 examples (grey first layer, implicit GEMM, pools, ReLU and tanh), a ResNet's
+// 16-channel blocks, in batches of one group. Groups over threads: the same nets in chunks of
+// 1 example (groups of 4), and batches of 3 and of 10 groups (37 examples, with the groups'
+// slots reused; chunks of 4 and of 1). (Not MLPs: OpenBLAS's threaded GEMMs, which do their
+// products, give other last bits at other thread counts. A CNN's head is too small for
+// OpenBLAS to thread.)
 static void gradient_and_hvp_are_the_same_bits_at_any_thread_count(void **state) {
     (void)state;
     const struct {
@@ -460,25 +470,53 @@ static void gradient_and_hvp_are_the_same_bits_at_any_thread_count(void **state)
     } nets[] = {{"cnn-relu-32-32", 1, 28, 9},
                 {"cnn-relu-32-32-maxpool", 1, 28, 5},
                 {"resnet-relu-16-32", 3, 16, 4},
-                {"cnn-tanh-16-16", 1, 28, 6}};
+                {"cnn-tanh-16-16", 1, 28, 6},
+                {"cnn-relu-16-16-maxpool", 1, 28, 37}};
     const int threads[] = {2, 3, 5};
-    for (size_t a = 0; a < sizeof nets / sizeof *nets; a++) {
-        setup s = make(nets[a].arch, "standard", nets[a].c, nets[a].hw, nets[a].hw, 10,
-                       nets[a].n, NS_LOSS_CE, 70);
-        real *v = random_vec(s.p, 71), *g1 = vec(s.p), *h1 = vec(s.p), *g = vec(s.p),
-             *h = vec(s.p);
-        double l1, l;
-        passes_at(&s, 1, v, g1, h1, &l1);
-        for (int t = 0; t < 3; t++) {
-            passes_at(&s, threads[t], v, g, h, &l);
-            if (memcmp(&l, &l1, sizeof l) || memcmp(g, g1, sizeof *g * s.p) ||
-                memcmp(h, h1, sizeof *h * s.p))
-                fail_msg("%s at %d threads: not the same bits as at 1 (loss %.17g vs %.17g)",
-                         nets[a].arch, threads[t], l, l1);
+    const char *chunks[] = {NULL, "1"};
+    for (int ci = 0; ci < 2; ci++)
+        for (size_t a = 0; a < sizeof nets / sizeof *nets; a++) {
+            if (chunks[ci]) setenv("NS_MODEL_CHUNK", chunks[ci], 1);
+            setup s = make(nets[a].arch, "standard", nets[a].c, nets[a].hw, nets[a].hw, 10,
+                           nets[a].n, NS_LOSS_CE, 70);
+            real *v = random_vec(s.p, 71), *g1 = vec(s.p), *h1 = vec(s.p), *g = vec(s.p),
+                 *h = vec(s.p);
+            double l1, l;
+            passes_at(&s, 1, v, g1, h1, &l1);
+            for (int t = 0; t < 3; t++) {
+                passes_at(&s, threads[t], v, g, h, &l);
+                if (memcmp(&l, &l1, sizeof l) || memcmp(g, g1, sizeof *g * s.p) ||
+                    memcmp(h, h1, sizeof *h * s.p))
+                    fail_msg("%s (n = %ld, chunks of %s) at %d threads: not the same bits as at 1 "
+                             "(loss %.17g vs %.17g)", nets[a].arch, nets[a].n,
+                             chunks[ci] ? chunks[ci] : "4", threads[t], l, l1);
+            }
+            unsetenv("NS_MODEL_CHUNK");
+            test_free(v), test_free(g1), test_free(h1), test_free(g), test_free(h);
+            release(&s);
         }
-        test_free(v), test_free(g1), test_free(h1), test_free(g), test_free(h);
-        release(&s);
+}
+
+// A pass whose threads take groups of chunks reports the error of the first group that fails,
+// whichever thread computed it: labels out of range in groups 1 and 2 (of 16 examples each),
+// at 1, 2 and 3 threads. (The error's sentence is kept per thread: the caller's must say it.)
+static void an_error_in_another_threads_group_reaches_the_caller(void **state) {
+    (void)state;
+    setup s = make("cnn-relu-16-16", "standard", 1, 28, 28, 10, 37, NS_LOSS_CE, 74);
+    s.y[20] = 11, s.y[34] = 12;
+    real *g = vec(s.p);
+    int before = openblas_get_num_threads();
+    for (int t = 1; t <= 3; t++) {
+        openblas_set_num_threads(t);
+        ns_clear_error();
+        double loss, acc;
+        assert_int_equal(ns_model_grad(s.m, &s.b, g, &loss, &acc), NS_EINVAL);
+        if (!strstr(ns_errmsg(), "label (11)"))
+            fail_msg("at %d threads the error reads \"%s\"", t, ns_errmsg());
     }
+    openblas_set_num_threads(before);
+    test_free(g);
+    release(&s);
 }
 
 // A child of fork() has none of its parent's worker threads: it starts its own and computes
@@ -548,6 +586,7 @@ int main(void) {
         cmocka_unit_test(hvp_is_linear_in_v),
         cmocka_unit_test(hvp_is_the_same_bits_with_and_without_the_primal_cache),
         cmocka_unit_test(gradient_and_hvp_are_the_same_bits_at_any_thread_count),
+        cmocka_unit_test(an_error_in_another_threads_group_reaches_the_caller),
         cmocka_unit_test(threads_work_in_a_forked_child),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -59,6 +59,10 @@ int ns_model_loss(ns_model *m, const ns_batch *b, double *loss, double *acc);
 // the bit. Without batch norm this is ns_model_loss(m, b) (train is not read and may be NULL).
 int ns_model_eval_loss(ns_model *m, const ns_batch *train, const ns_batch *b, double *loss,
                        double *acc);
+// The passes sum over the batch in groups of examples, each group from zero, the groups in
+// order; a convolutional net's threads (OpenBLAS's setting, openblas_set_num_threads) take
+// whole groups. The results are the same bits at any thread count. One model is one pass at a
+// time: a model is not to be shared by threads that call it at once.
 // grad := dL/dtheta (overwritten), plus loss and accuracy.
 int ns_model_grad(ns_model *m, const ns_batch *b, real *grad, double *loss, double *acc);
 // hv := H v, H the Hessian of the loss over the batch at theta. Exact (R-operator).

@@ -30,7 +30,7 @@
 //
 // Passes run over the batch in chunks of examples whose buffers fit in a memory budget
 // (all of the batch at once for the usual MLPs); the loss, gradient and H v are sums over
-// examples, so chunks just accumulate. NS_MODEL_CHUNK (environment) caps the chunk size,
+// examples, so chunks just accumulate, in groups (GROUP_CHUNKS, and run below). NS_MODEL_CHUNK (environment) caps the chunk size,
 // for tests and small machines.
 //
 // The primal cache of H v. Within one Lanczos run theta and the batch are fixed, yet each
@@ -49,6 +49,8 @@
 // gradient from the cached gradient of its output on every product, and the cached gradient
 // of the block's input already includes it, so a replay adds only the tangent's share.
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "layers.h"
@@ -65,6 +67,12 @@
 // (BENCHMARKS.md §5; `NS_BENCH_CHUNKS` in bench/bench_model.c measures it). MLPs keep
 // whole-batch chunks, for the widest GEMMs.
 #define CONV_CHUNK 4
+// The loss, gradient and H v are summed over groups of GROUP_CHUNKS consecutive chunks: each
+// group from zero, then the groups in order (run, below). Convolutional nets give each thread
+// whole groups; the bits depend on the group, never on the thread count. 4 chunks of 4
+// examples: about 3 ms of a cnn-relu-32-32 gradient per group, so that the last groups of a
+// pass leave little idle, while adding the groups costs one pass over theta per 16 examples.
+#define GROUP_CHUNKS 4
 #define HVP_CACHE_DEFAULT ((size_t)1024 << 20)  // bytes; cnn-relu-32-32 needs 0.58 MB per example
 
 typedef enum {
@@ -135,6 +143,13 @@ struct ns_model {
     real *scratch;          // attention, patch embedding
     real **gout;            // per layer: dL/d(its output) for the current chunk
     hvp_cache cache;        // the primal cache of H v (see the top of this file)
+    // data parallelism over groups of chunks (run, below): the models of the other threads,
+    // each with a workspace of its own and everything else shared with this one, and the
+    // groups' gradient slots
+    struct ns_model **helpers;
+    int nhelpers;
+    real *slots;
+    size_t slots_cap;       // values
     // batch norm's evaluation mode: the training batch's statistics (mu, then r = 1/sqrt(var
     // + eps), per channel of each batch-norm layer), and how passes use them
     double *bn_stats;
@@ -537,8 +552,11 @@ int ns_model_create(const ns_model_config *cfg, ns_model **out) {
     return rc;
 }
 
+static void free_helpers(ns_model *m);  // with the passes, below
+
 void ns_model_free(ns_model *m) {
     if (!m) return;
+    free_helpers(m);
     ns_model_hvp_cache_clear(m);
     free(m->gout);
     free(m->bn_stats);
@@ -587,6 +605,14 @@ static size_t scratch_size(const ns_model *m, long nb) {
 // Batch norm couples the examples of a pass: its models pass over the batch in one chunk.
 static int batch_statistics(const ns_model *m) { return m->nbn_stats > 0; }
 
+// A model with a convolution passes over the batch in small chunks (CONV_CHUNK), and its
+// threads take whole groups of them (run, below).
+static int conv_net(const ns_model *m) {
+    for (int l = 0; l < m->nlayers; l++)
+        if (m->layers[l].kind == L_CONV) return 1;
+    return 0;
+}
+
 // Values of workspace per example (activations, their tangents, kept values, gradient
 // buffers, patches).
 static size_t per_example(const ns_model *m, int with_r) {
@@ -606,8 +632,7 @@ static long chunk_size(const ns_model *m, long n, int with_r) {
     if (batch_statistics(m) && m->bn_mode != BN_FIXED) return n;
     size_t bytes = per_example(m, with_r) * sizeof(real) + (size_t)m->maxd;
     long most = (long)(WORKSPACE_BUDGET / bytes);
-    for (int l = 0; l < m->nlayers; l++)
-        if (m->layers[l].kind == L_CONV && most > CONV_CHUNK) most = CONV_CHUNK;
+    if (conv_net(m) && most > CONV_CHUNK) most = CONV_CHUNK;
     const char *env = getenv("NS_MODEL_CHUNK");
     if (env && atol(env) > 0 && atol(env) < most) most = atol(env);
     if (most > 1L << 24) most = 1L << 24;  // keeps every GEMM dimension an int
@@ -1065,40 +1090,218 @@ static int check_batch(const ns_model *m, const ns_batch *b) {
     return 0;
 }
 
+// ---- a pass over the batch: chunks, in groups, over threads ---------------------------------
+//
+// A pass sums over the chunks of the batch. Chunk c belongs to group c / GROUP_CHUNKS; each
+// group sums its chunks from zero, and the groups are added in order: group 0 into the output
+// itself, every later one into a slot that is added to the output (and its loss and count to
+// the pass's) once all groups before it have been. Those sums are the same whichever thread
+// computes a group and whenever, so the bits depend on the group size alone. A convolutional
+// net's threads take whole groups, each with a model of its own (a helper: the same layers
+// and theta, a workspace of its own), from a shared counter; the layers' own splits
+// (ns_parallel) then run on one thread each. Other models, whose chunks are large, keep one
+// thread for the chunks and split each layer's work instead. A group waits for a slot only
+// when the SLOTS_PER_THREAD groups before it that use the same slot are not all added yet.
+#define SLOTS_PER_THREAD 2
+
+typedef struct {
+    ns_model *m;
+    const ns_batch *b;
+    int pass, with_r, replay;
+    const real *v;
+    real *out;
+    long chunk, nchunks, ngroups, cached;
+    ns_model *models[NS_MAX_PARTS];  // per part
+    int nslots;
+    atomic_long claimed;    // groups claimed
+    pthread_mutex_t lock;   // guards the rest, and the adding into out
+    pthread_cond_t added;   // another group was added
+    long next_add;          // the first group not yet added
+    int first_done;         // group 0 is complete
+    unsigned char *done;    // per slot: its group is complete
+    double *sums;           // per slot: the group's loss sum (times 1/n)
+    long *counts;           // per slot: the group's correct predictions
+    double sum;
+    long correct;
+    int rc;                 // the error of the first failing group, and its message
+    long rc_group;
+    char msg[512];
+} pass_job;
+
+// The chunks of group g, on model w: gradients (or H v) into grad, loss into *sum, *correct.
+static int run_group(const pass_job *j, ns_model *w, long g, real *grad, double *sum,
+                     long *correct) {
+    const ns_batch *b = j->b;
+    long d = (long)w->cfg.c * w->cfg.h * w->cfg.w, k = w->cfg.k;
+    const layer *head = &w->layers[w->nlayers - 1];
+    long c1 = (g + 1) * GROUP_CHUNKS < j->nchunks ? (g + 1) * GROUP_CHUNKS : j->nchunks;
+    for (long c = g * GROUP_CHUNKS; c < c1; c++) {
+        long e0 = c * j->chunk, nb = b->n - e0 < j->chunk ? b->n - e0 : j->chunk;
+        const real *x = b->x + e0 * d;
+        int known = j->replay && c < j->cached;
+        place_chunk(w, c < j->cached ? c : -1);
+        forward(w, x, nb, j->with_r ? j->v : NULL, !known);
+        real *gy = j->pass == PASS_LOSS || known ? NULL : w->gout[w->nlayers - 1];
+        int rc = ns_loss_eval(b->loss, gy, j->with_r ? w->rg[0] : NULL, head->y, head->ry,
+                              b->y ? b->y + e0 : NULL, b->t ? b->t + e0 * k : NULL, nb, (int)k,
+                              1.0 / (double)b->n, sum, correct);
+        if (rc) return rc;
+        if (j->pass == PASS_GRAD) backward(w, x, nb, grad);
+        if (j->pass == PASS_HVP) rbackward(w, x, nb, j->v, grad, known);
+    }
+    return 0;
+}
+
+// Adds the complete groups that are next in order (with j->lock held).
+static void add_groups(pass_job *j) {
+    size_t p = j->m->nparams;
+    for (long g; (g = j->next_add) < j->ngroups; j->next_add = g + 1) {
+        if (!g) {  // group 0 summed into the output itself
+            if (!j->first_done) return;
+            continue;
+        }
+        int s = (int)((g - 1) % j->nslots);
+        if (!j->done[s]) return;
+        j->sum += j->sums[s];
+        j->correct += j->counts[s];
+        if (j->out) {
+            const real *from = j->m->slots + (size_t)s * p;
+            for (size_t i = 0; i < p; i++) j->out[i] += from[i];
+        }
+        j->done[s] = 0;
+    }
+}
+
+static void group_part(void *arg, int part, int parts) {
+    (void)parts;
+    pass_job *j = arg;
+    ns_model *w = j->models[part];
+    size_t p = j->m->nparams;
+    for (long g; (g = atomic_fetch_add(&j->claimed, 1)) < j->ngroups;) {
+        int s = g ? (int)((g - 1) % j->nslots) : 0;
+        real *grad = j->out;
+        double sum = 0, *sp = &j->sum;
+        long correct = 0, *cp = &j->correct;
+        if (g) {  // a slot, once the group that used it before is added
+            pthread_mutex_lock(&j->lock);
+            while (g - j->nslots >= 1 && j->next_add <= g - j->nslots)
+                pthread_cond_wait(&j->added, &j->lock);
+            pthread_mutex_unlock(&j->lock);
+            grad = j->out ? j->m->slots + (size_t)s * p : NULL;
+            if (grad) memset(grad, 0, sizeof *grad * p);
+            sp = &sum, cp = &correct;
+        }
+        int rc = run_group(j, w, g, grad, sp, cp);
+        pthread_mutex_lock(&j->lock);
+        if (rc && (!j->rc || g < j->rc_group)) {
+            j->rc = rc, j->rc_group = g;
+            snprintf(j->msg, sizeof j->msg, "%s", ns_errmsg());
+        }
+        if (g) j->sums[s] = sum, j->counts[s] = correct, j->done[s] = 1;
+        else j->first_done = 1;
+        add_groups(j);
+        pthread_cond_broadcast(&j->added);
+        pthread_mutex_unlock(&j->lock);
+    }
+}
+
+// The model of another thread: a shallow copy of m with layers and a workspace of its own.
+static ns_model *new_helper(const ns_model *m) {
+    ns_model *w = ns_malloc(sizeof *w);
+    if (!w) return NULL;
+    *w = *m;
+    w->layers = ns_malloc(sizeof *w->layers * (size_t)m->nlayers);
+    w->gout = ns_calloc((size_t)m->nlayers, sizeof *w->gout);
+    w->ws = NULL, w->args = NULL, w->cap = 0, w->cap_r = 0;
+    w->helpers = NULL, w->nhelpers = 0, w->slots = NULL, w->slots_cap = 0;
+    if (!w->layers || !w->gout) {
+        free(w->layers), free(w->gout), free(w);
+        return NULL;
+    }
+    memcpy(w->layers, m->layers, sizeof *w->layers * (size_t)m->nlayers);
+    return w;
+}
+
+static void free_helpers(ns_model *m) {
+    for (int i = 0; i < m->nhelpers; i++) {
+        ns_model *w = m->helpers[i];
+        free(w->ws), free(w->args), free(w->layers), free(w->gout), free(w);
+    }
+    free(m->helpers);
+    m->helpers = NULL;
+    m->nhelpers = 0;
+    free(m->slots);
+    m->slots = NULL;
+    m->slots_cap = 0;
+}
+
+// Readies `parts` - 1 helpers for chunks of `chunk` and the slots of `nslots` groups; the
+// helpers take m's theta, primal cache and batch-norm mode as they are now.
+static int ready_helpers(ns_model *m, int parts, long chunk, int with_r, int nslots, int out) {
+    if (parts - 1 > m->nhelpers) {
+        ns_model **h = realloc(m->helpers, sizeof *h * (size_t)(parts - 1));
+        if (!h) return ns_fail(NS_ENOMEM, "out of memory for the threads of a pass");
+        m->helpers = h;
+        for (; m->nhelpers < parts - 1; m->nhelpers++)
+            if (!(h[m->nhelpers] = new_helper(m)))
+                return ns_fail(NS_ENOMEM, "out of memory for the threads of a pass");
+    }
+    for (int i = 0; i < parts - 1; i++) {
+        ns_model *w = m->helpers[i];
+        w->theta = m->theta, w->cache = m->cache;
+        w->bn_stats = m->bn_stats, w->bn_mode = m->bn_mode;
+        int rc = ensure_workspace(w, chunk, with_r);
+        if (rc) return rc;
+    }
+    size_t want = out ? m->nparams * (size_t)nslots : 0;
+    if (want > m->slots_cap) {
+        free(m->slots);
+        m->slots_cap = 0;
+        if (!(m->slots = ns_malloc(sizeof *m->slots * want)))
+            return ns_fail(NS_ENOMEM, "out of memory for the gradients of %d groups of a pass "
+                           "(%zu MB)", nslots, sizeof *m->slots * want >> 20);
+        m->slots_cap = want;
+    }
+    return 0;
+}
+
 static int run(ns_model *m, const ns_batch *b, int pass, const real *v, real *out,
                double *loss, double *acc) {
     int rc = check_batch(m, b);
     if (rc) return rc;
-    int with_r = pass == PASS_HVP;
-    long chunk = chunk_size(m, b->n, with_r);
-    if ((rc = ensure_workspace(m, chunk, with_r))) return rc;
-    int replay = 0;  // the cached chunks hold this theta and batch
-    long cached = with_r ? cache_prepare(m, b, chunk, &replay) : 0;
+    pass_job j = {.m = m, .b = b, .pass = pass, .with_r = pass == PASS_HVP, .v = v, .out = out};
+    j.chunk = chunk_size(m, b->n, j.with_r);
+    if ((rc = ensure_workspace(m, j.chunk, j.with_r))) return rc;
+    j.cached = j.with_r ? cache_prepare(m, b, j.chunk, &j.replay) : 0;
     if (out) memset(out, 0, sizeof *out * m->nparams);
-    long d = (long)m->cfg.c * m->cfg.h * m->cfg.w, k = m->cfg.k;
-    const layer *head = &m->layers[m->nlayers - 1];
-    double sum = 0;
-    long correct = 0;
-    for (long c = 0, e0 = 0; e0 < b->n; c++, e0 += chunk) {
-        long nb = b->n - e0 < chunk ? b->n - e0 : chunk;
-        const real *x = b->x + e0 * d;
-        int known = replay && c < cached;
-        place_chunk(m, c < cached ? c : -1);
-        forward(m, x, nb, with_r ? v : NULL, !known);
-        real *g = pass == PASS_LOSS || known ? NULL : m->gout[m->nlayers - 1];
-        rc = ns_loss_eval(b->loss, g, with_r ? m->rg[0] : NULL, head->y, head->ry,
-                          b->y ? b->y + e0 : NULL, b->t ? b->t + e0 * k : NULL, nb, (int)k,
-                          1.0 / (double)b->n, &sum, &correct);
-        if (rc) {
-            m->cache.valid = 0;
-            return rc;
-        }
-        if (pass == PASS_GRAD) backward(m, x, nb, out);
-        if (pass == PASS_HVP) rbackward(m, x, nb, v, out, known);
+    j.nchunks = (b->n + j.chunk - 1) / j.chunk;
+    j.ngroups = (j.nchunks + GROUP_CHUNKS - 1) / GROUP_CHUNKS;
+    long parts = conv_net(m) ? ns_parallel_threads() : 1;
+    if (parts > j.ngroups) parts = j.ngroups;
+    j.nslots = (int)(j.ngroups - 1 < SLOTS_PER_THREAD * parts ? j.ngroups - 1 : SLOTS_PER_THREAD * parts);
+    unsigned char done[SLOTS_PER_THREAD * NS_MAX_PARTS] = {0};
+    double sums[SLOTS_PER_THREAD * NS_MAX_PARTS];
+    long counts[SLOTS_PER_THREAD * NS_MAX_PARTS];
+    j.done = done, j.sums = sums, j.counts = counts;
+    if (j.nslots && (rc = ready_helpers(m, (int)parts, j.chunk, j.with_r, j.nslots, out != NULL))) {
+        m->cache.valid = 0;
+        return rc;
     }
-    if (cached) m->cache.valid = 1;
-    if (loss) *loss = sum / (double)b->n;
-    if (acc) *acc = (double)correct / (double)b->n;
+    j.models[0] = m;
+    for (int i = 1; i < parts; i++) j.models[i] = m->helpers[i - 1];
+    pthread_mutex_init(&j.lock, NULL);
+    pthread_cond_init(&j.added, NULL);
+    if (parts > 1) ns_parallel(group_part, &j, parts);
+    else group_part(&j, 0, 1);
+    pthread_mutex_destroy(&j.lock);
+    pthread_cond_destroy(&j.added);
+    if (j.rc) {
+        m->cache.valid = 0;
+        return ns_fail(j.rc, "%s", j.msg);
+    }
+    if (j.cached) m->cache.valid = 1;
+    if (loss) *loss = j.sum / (double)b->n;
+    if (acc) *acc = (double)j.correct / (double)b->n;
     return 0;
 }
 
