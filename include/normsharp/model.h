@@ -61,8 +61,10 @@ int ns_model_eval_loss(ns_model *m, const ns_batch *train, const ns_batch *b, do
                        double *acc);
 // The passes sum over the batch in groups of examples, each group from zero, the groups in
 // order; a convolutional net's threads (OpenBLAS's setting, openblas_set_num_threads) take
-// whole groups. The results are the same bits at any thread count. One model is one pass at a
-// time: a model is not to be shared by threads that call it at once.
+// whole groups, and while they do, OpenBLAS's setting is 1 (each group's products on its own
+// thread; set back before the pass returns: no other thread should call OpenBLAS meanwhile).
+// The results are the same bits at any thread count. One model is one pass at a time: a
+// model is not to be shared by threads that call it at once.
 // grad := dL/dtheta (overwritten), plus loss and accuracy.
 int ns_model_grad(ns_model *m, const ns_batch *b, real *grad, double *loss, double *acc);
 // hv := H v, H the Hessian of the loss over the batch at theta. Exact (R-operator).

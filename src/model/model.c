@@ -1291,8 +1291,14 @@ static int run(ns_model *m, const ns_batch *b, int pass, const real *v, real *ou
     for (int i = 1; i < parts; i++) j.models[i] = m->helpers[i - 1];
     pthread_mutex_init(&j.lock, NULL);
     pthread_cond_init(&j.added, NULL);
-    if (parts > 1) ns_parallel(group_part, &j, parts);
-    else group_part(&j, 0, 1);
+    if (parts > 1) {  // OpenBLAS's products within a group on that group's thread alone
+        int blas = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        ns_parallel_parts(group_part, &j, (int)parts);
+        openblas_set_num_threads(blas);
+    } else {
+        group_part(&j, 0, 1);
+    }
     pthread_mutex_destroy(&j.lock);
     pthread_cond_destroy(&j.added);
     if (j.rc) {

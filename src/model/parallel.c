@@ -129,8 +129,12 @@ int ns_parallel_workers(void) { return pool.nworkers; }
 
 void ns_parallel(ns_part_fn *fn, void *ctx, long most) {
     int parts = ns_parallel_threads();
-    if (most < parts) parts = most < 1 ? 1 : (int)most;
-    if (parts == 1 || pthread_mutex_trylock(&pool.busy)) {
+    ns_parallel_parts(fn, ctx, most < parts ? (most < 1 ? 1 : (int)most) : parts);
+}
+
+void ns_parallel_parts(ns_part_fn *fn, void *ctx, int parts) {
+    if (parts > NS_MAX_PARTS) parts = NS_MAX_PARTS;
+    if (parts <= 1 || pthread_mutex_trylock(&pool.busy)) {
         fn(ctx, 0, 1);
         return;
     }
