@@ -1,7 +1,8 @@
 // gemm_clock.c — the benchmark's window into normsharp's GEMMs, built into build/bench's
 // shared library (bench/run.sh), never into normsharp itself.
 // Linked with -Wl,--wrap=cblas_sgemm, every sgemm that normsharp's passes call goes through
-// __wrap_cblas_sgemm, which, while a recording is on, appends the call's shape to a list.
+// __wrap_cblas_sgemm, which, while a recording is on, appends the call's shape to a list
+// (under a lock: a convolutional net's threads call sgemm at once, src/model/model.c).
 // The GEMM floor of a pass is the time OpenBLAS takes for the matrix products of the pass
 // alone: bench_gemm_record runs the pass once with every convolution on its patch path
 // (im2col and sgemm: the implicit GEMM of src/model/conv3x3.c calls no sgemm), recording its
@@ -16,6 +17,7 @@
 // clock; for one thread only: on a shared machine the GEMMs' CPU time is what they would take
 // alone).
 #include <cblas.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -37,6 +39,7 @@ static struct {
     size_t n, cap;
 } slots[SLOTS];
 static int recording = -1;  // the slot being recorded, or -1
+static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
 static float *replay_buf[3];
 static size_t replay_len[3];
 
@@ -54,7 +57,8 @@ void __wrap_cblas_sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, b
                         blasint n, blasint k, float alpha, const float *a, blasint lda,
                         const float *b, blasint ldb, float beta, float *c, blasint ldc) {
     __real_cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    if (recording >= 0) {
+    if (recording >= 0) {  // the threads of a pass (model.c's groups) may call at once
+        pthread_mutex_lock(&record_lock);
         __typeof__(slots[0]) *sl = &slots[recording];
         if (sl->n == sl->cap) {
             size_t cap = sl->cap ? 2 * sl->cap : 256;
@@ -63,6 +67,7 @@ void __wrap_cblas_sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, b
             sl->calls = p, sl->cap = cap;
         }
         sl->calls[sl->n++] = (gemm_call){o, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta};
+        pthread_mutex_unlock(&record_lock);
     }
 }
 
