@@ -2,7 +2,7 @@
 """normsharp against PyTorch at its best, in one process, interleaved.
 
     /usr/bin/python3 bench/compare.py --lib build/bench/libns_bench.so --arch ARCH --n N
-        [--loss mse|ce] [--reps R] [--threads 1,2] [--quiesce S] --out FILE.json
+        [--loss mse|ce] [--reps R] [--threads 1,2] --out FILE.json
     /usr/bin/python3 bench/compare.py --summarize FILE.json ...   (prints Markdown)
 
 normsharp (a shared library built by bench/run.sh from the float sources, with its sgemm
@@ -29,9 +29,6 @@ Networks: fc-... and cnn-... as torch.nn.Sequential; resnet-... and vit-... as t
 of docs/ARCHITECTURES.md (bench/torch_arch.py runs them from that file). Image networks
 (cnn, resnet, vit) also try chunks of --chunk examples; batch norm (-bn) does not, since its
 statistics couple the examples.
---quiesce S sleeps S seconds before every timed call (normsharp's passes, their replays, each
-PyTorch candidate), so that no thread of the call before (OpenMP's or OpenBLAS's, which spin
-for a while after their work) still runs when the next is timed; all candidates alike.
 Clock: wall time, or with NS_BENCH_CPU set in the environment this process's CPU time
 (for normsharp's GEMM clock too: bench/gemm_clock.c reads the same variable). On a machine
 shared with other jobs, one thread timed in CPU time is what a pass would take alone.
@@ -143,7 +140,6 @@ def main():
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--chunk", type=int, default=250)
-    ap.add_argument("--quiesce", type=float, default=0.0)
     ap.add_argument("--out")
     ap.add_argument("--summarize", nargs="+")
     a = ap.parse_args()
@@ -228,7 +224,7 @@ def main():
     cpu = bool(os.environ.get("NS_BENCH_CPU"))
     clock = time.process_time if cpu else time.perf_counter
     result = {"arch": a.arch, "n": n, "loss": a.loss, "params": ns.p, "torch": torch.__version__,
-              "clock": "cpu" if cpu else "wall", "quiesce": a.quiesce,
+              "clock": "cpu" if cpu else "wall",
               "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""), "check": check,
               "blas_core": ns.lib.bench_blas_core().decode(),
               "load_start": open("/proc/loadavg").read().split()[:3], "threads": {}, "unsupported": {}}
@@ -254,20 +250,14 @@ def main():
                 return 0
             ns.lib.bench_gemm_record(slot[op], PASS_FN(one_pass), None)
             rec.setdefault("gemm_calls", {})[op] = ns.lib.bench_gemm_calls(slot[op])
-        def quiet():  # the threads of the call before idle (--quiesce)
-            if a.quiesce > 0:
-                time.sleep(a.quiesce)
         for r in range(a.reps):  # one repetition: each pass of each candidate once
             for op in ("grad", "hvp"):
                 times = rec["ops"][op]
-                quiet()
                 t0 = clock()
                 run_ns[op]()
                 times["normsharp"].append(clock() - t0)
-                quiet()
                 times["normsharp_gemm"].append(ns.lib.bench_gemm_replay(slot[op]))
                 for k, f in cands[op].items():
-                    quiet()
                     t0 = clock()
                     f()
                     times[k].append(clock() - t0)
@@ -291,8 +281,7 @@ def summarize(files):
               % (rs[0]["check"]["grad"], rs[0]["check"]["hvp"]))
         print("OpenBLAS kernel: %s. Load average during the runs: %s. Times: %s.\n" % (rs[0]["blas_core"], ", ".join(
             "%s -> %s" % (r["load_start"][0], r["load_end"][0]) for r in rs),
-            ("process CPU time" if rs[0].get("clock") == "cpu" else "wall clock") +
-            ("; a pause of %g s before each timed call" % rs[0]["quiesce"] if rs[0].get("quiesce") else "")))
+            "process CPU time" if rs[0].get("clock") == "cpu" else "wall clock"))
         print("| threads | pass | normsharp median (range) | its GEMMs as sgemm, replayed | normsharp / GEMM floor | "
               "PyTorch best: configuration | its median | **PyTorch / normsharp**, median (range) | sgemm 5000x200x784 |")
         print("|---|---|---|---|---|---|---|---|---|")

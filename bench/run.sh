@@ -5,8 +5,7 @@
 # Environment: REPS (default 7), ARCHS ("fc-tanh-200-200:5000 cnn-relu-32-32:1000"),
 # THREADS ("1,2"), OUT (build/bench), MALLOC (both, default or tuned: which glibc malloc
 # settings PyTorch is tried with), NS_BENCH_CPU (set: time process CPU time instead of wall
-# clock; meaningful with THREADS=1), QUIESCE (seconds of pause before each timed call,
-# bench/compare.py --quiesce; default 0). Needs python3-torch and python3-scipy
+# clock; meaningful with THREADS=1). Needs python3-torch and python3-scipy
 # (scripts/install-deps --bench).
 # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which this machine may set for old OpenBLAS
 # builds, are unset for these commands alone (the kernel then in use is printed); tests and
@@ -18,7 +17,6 @@ REPS=${REPS:-7}
 THREADS=${THREADS:-1,2}
 ARCHS=${ARCHS:-"fc-tanh-200-200:5000 cnn-relu-32-32:1000"}
 MALLOC=${MALLOC:-both}
-QUIESCE=${QUIESCE:-0}
 TUNE=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295
 case $MALLOC in
   both) TUNES="default $TUNE" ;;
@@ -52,7 +50,7 @@ for spec in $ARCHS; do
     f="$OUT/compare-$arch-$n${tune:+-tuned}.json"
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ${tune:+GLIBC_TUNABLES=$tune} \
       /usr/bin/python3 bench/compare.py --lib "$OUT/libns_bench.so" --arch "$arch" --n "$n" \
-      --reps "$REPS" --threads "$THREADS" --quiesce "$QUIESCE" --out "$f"
+      --reps "$REPS" --threads "$THREADS" --out "$f"
     files="$files $f"
   done
 done
