@@ -502,6 +502,31 @@ static void gradient_and_hvp_are_the_same_bits_at_any_thread_count(void **state)
         }
 }
 
+// A batch-norm net's loss in evaluation mode passes over the test batch in chunks (with the
+// training batch's statistics), so its threads take groups: the same bits at 1, 2, 3 and 5
+// threads, on a test batch of 3 groups. (A net small enough that OpenBLAS threads none of its
+// products: the training batch's pass, one chunk, keeps OpenBLAS's setting, and a threaded
+// 1x1 shortcut of a larger net gives its statistics other last bits at other counts.)
+static void evaluation_loss_of_a_batch_norm_net_is_the_same_bits_at_any_thread_count(void **state) {
+    (void)state;
+    setup s = make("resnet-relu-4-8-bn", "standard", 3, 8, 8, 10, 20, NS_LOSS_CE, 75);
+    setup t = make("resnet-relu-4-8-bn", "standard", 3, 8, 8, 10, 37, NS_LOSS_CE, 76);
+    int before = openblas_get_num_threads();
+    const int threads[] = {1, 2, 3, 5};
+    double l1 = 0, a1 = 0;
+    for (int i = 0; i < 4; i++) {
+        openblas_set_num_threads(threads[i]);
+        double l, a;
+        assert_int_equal(ns_model_eval_loss(s.m, &s.b, &t.b, &l, &a), 0);
+        if (i == 0) l1 = l, a1 = a;
+        if (memcmp(&l, &l1, sizeof l) || a != a1)
+            fail_msg("at %d threads the evaluation loss is %.17g, at 1 %.17g", threads[i], l, l1);
+    }
+    openblas_set_num_threads(before);
+    release(&s);
+    release(&t);
+}
+
 // A pass whose threads take groups of chunks reports the error of the first group that fails,
 // whichever thread computed it: labels out of range in groups 1 and 2 (of 16 examples each),
 // at 1, 2 and 3 threads. (The error's sentence is kept per thread: the caller's must say it.)
@@ -591,6 +616,7 @@ int main(void) {
         cmocka_unit_test(hvp_is_linear_in_v),
         cmocka_unit_test(hvp_is_the_same_bits_with_and_without_the_primal_cache),
         cmocka_unit_test(gradient_and_hvp_are_the_same_bits_at_any_thread_count),
+        cmocka_unit_test(evaluation_loss_of_a_batch_norm_net_is_the_same_bits_at_any_thread_count),
         cmocka_unit_test(an_error_in_another_threads_group_reaches_the_caller),
         cmocka_unit_test(threads_work_in_a_forked_child),
     };

@@ -59,12 +59,15 @@ int ns_model_loss(ns_model *m, const ns_batch *b, double *loss, double *acc);
 // the bit. Without batch norm this is ns_model_loss(m, b) (train is not read and may be NULL).
 int ns_model_eval_loss(ns_model *m, const ns_batch *train, const ns_batch *b, double *loss,
                        double *acc);
-// The passes sum over the batch in groups of examples, each group from zero, the groups in
-// order; a convolutional net's threads (OpenBLAS's setting, openblas_set_num_threads) take
-// whole groups, and while they do, OpenBLAS's setting is 1 (each group's products on its own
-// thread; set back before the pass returns: no other thread should call OpenBLAS meanwhile).
-// The results are the same bits at any thread count. One model is one pass at a time: a
-// model is not to be shared by threads that call it at once.
+// The passes sum over the batch in chunks of examples (4 for a convolutional net, else as
+// many as fit in 512 MB of workspace), the chunks in groups of 4: each group from zero, then
+// the groups in order. A convolutional net's threads (OpenBLAS's setting,
+// openblas_set_num_threads) take whole groups, and while they do, OpenBLAS's setting is 1 (set
+// back before the pass returns; another thread calling OpenBLAS meanwhile gets one thread):
+// on a batch of more than one group its results are the same bits at any thread count. On
+// one group, and for other models, normsharp's own splits give the same bits at any count,
+// and OpenBLAS's threaded products (an MLP's, a large dense head's) may not. One model is one
+// pass at a time: a model is not to be shared by threads that call it at once.
 // grad := dL/dtheta (overwritten), plus loss and accuracy.
 int ns_model_grad(ns_model *m, const ns_batch *b, real *grad, double *loss, double *acc);
 // hv := H v, H the Hessian of the loss over the batch at theta. Exact (R-operator).

@@ -69,9 +69,11 @@ static inline real ns_relu_times(real z, real v) { return (z > 0 ? 1 : 0) * v; }
 #define NS_MAX_PARTS 16
 typedef void ns_part_fn(void *ctx, int part, int parts);
 void ns_parallel(ns_part_fn *fn, void *ctx, long most);
-// The same with `parts` parts (at most NS_MAX_PARTS) whatever ns_parallel_threads() says: for
-// a caller that sets OpenBLAS's thread count to 1 while its parts run (model.c).
-void ns_parallel_parts(ns_part_fn *fn, void *ctx, int parts);
+// The same with `parts` parts (at most NS_MAX_PARTS), and OpenBLAS's setting 1 while they run
+// and set back before it returns: for parts that each call OpenBLAS (model.c's groups). Run
+// alone (parts = 1, or the pool busy with another thread's job), it leaves OpenBLAS's setting
+// as it is.
+void ns_parallel_blas_one(ns_part_fn *fn, void *ctx, int parts);
 // Threads a job may use: OpenBLAS's thread count (OPENBLAS_NUM_THREADS, --threads), at most
 // NS_MAX_PARTS.
 int ns_parallel_threads(void);

@@ -1100,8 +1100,12 @@ static int check_batch(const ns_model *m, const ns_batch *b) {
 // net's threads take whole groups, each with a model of its own (a helper: the same layers
 // and theta, a workspace of its own), from a shared counter; the layers' own splits
 // (ns_parallel) then run on one thread each. Other models, whose chunks are large, keep one
-// thread for the chunks and split each layer's work instead. A group waits for a slot only
-// when the SLOTS_PER_THREAD groups before it that use the same slot are not all added yet.
+// thread for the chunks and split each layer's work instead. There are SLOTS_PER_THREAD
+// slots per thread (fewer if they would not fit in WORKSPACE_BUDGET), used in turn: a group
+// waits only while the group that used its slot before is not yet added. OpenBLAS's setting
+// is 1 while the threads run groups (ns_parallel_blas_one), so that each group's products run
+// on its own thread, the same way at any thread count; a thread whose pass finds the pool
+// busy runs all groups itself, in order, with OpenBLAS's setting as it is.
 #define SLOTS_PER_THREAD 2
 
 typedef struct {
@@ -1114,6 +1118,7 @@ typedef struct {
     ns_model *models[NS_MAX_PARTS];  // per part
     int nslots;
     atomic_long claimed;    // groups claimed
+    atomic_int failed;      // a group has failed
     pthread_mutex_t lock;   // guards the rest, and the adding into out
     pthread_cond_t added;   // another group was added
     long next_add;          // the first group not yet added
@@ -1125,7 +1130,7 @@ typedef struct {
     long correct;
     int rc;                 // the error of the first failing group, and its message
     long rc_group;
-    char msg[512];
+    char msg[1024];
 } pass_job;
 
 // The chunks of group g, on model w: gradients (or H v) into grad, loss into *sum, *correct.
@@ -1191,7 +1196,9 @@ static void group_part(void *arg, int part, int parts) {
             if (grad) memset(grad, 0, sizeof *grad * p);
             sp = &sum, cp = &correct;
         }
-        int rc = run_group(j, w, g, grad, sp, cp);
+        int rc = atomic_load(&j->failed) ? 0 : run_group(j, w, g, grad, sp, cp);  // after a
+        // failure the pass's sums are not returned: later groups are only marked done
+        if (rc) atomic_store(&j->failed, 1);
         pthread_mutex_lock(&j->lock);
         if (rc && (!j->rc || g < j->rc_group)) {
             j->rc = rc, j->rc_group = g;
@@ -1239,7 +1246,7 @@ static void free_helpers(ns_model *m) {
 // helpers take m's theta, primal cache and batch-norm mode as they are now.
 static int ready_helpers(ns_model *m, int parts, long chunk, int with_r, int nslots, int out) {
     if (parts - 1 > m->nhelpers) {
-        ns_model **h = realloc(m->helpers, sizeof *h * (size_t)(parts - 1));
+        ns_model **h = ns_realloc(m->helpers, sizeof *h * (size_t)(parts - 1));
         if (!h) return ns_fail(NS_ENOMEM, "out of memory for the threads of a pass");
         m->helpers = h;
         for (; m->nhelpers < parts - 1; m->nhelpers++)
@@ -1279,6 +1286,8 @@ static int run(ns_model *m, const ns_batch *b, int pass, const real *v, real *ou
     long parts = conv_net(m) ? ns_parallel_threads() : 1;
     if (parts > j.ngroups) parts = j.ngroups;
     j.nslots = (int)(j.ngroups - 1 < SLOTS_PER_THREAD * parts ? j.ngroups - 1 : SLOTS_PER_THREAD * parts);
+    size_t fit = WORKSPACE_BUDGET / (sizeof(real) * m->nparams);  // slots within the budget
+    if (out && j.nslots > 1 && (size_t)j.nslots > fit) j.nslots = fit > 1 ? (int)fit : 1;
     unsigned char done[SLOTS_PER_THREAD * NS_MAX_PARTS] = {0};
     double sums[SLOTS_PER_THREAD * NS_MAX_PARTS];
     long counts[SLOTS_PER_THREAD * NS_MAX_PARTS];
@@ -1291,14 +1300,10 @@ static int run(ns_model *m, const ns_batch *b, int pass, const real *v, real *ou
     for (int i = 1; i < parts; i++) j.models[i] = m->helpers[i - 1];
     pthread_mutex_init(&j.lock, NULL);
     pthread_cond_init(&j.added, NULL);
-    if (parts > 1) {  // OpenBLAS's products within a group on that group's thread alone
-        int blas = openblas_get_num_threads();
-        openblas_set_num_threads(1);
-        ns_parallel_parts(group_part, &j, (int)parts);
-        openblas_set_num_threads(blas);
-    } else {
+    if (parts > 1)  // OpenBLAS's products within a group on that group's thread alone
+        ns_parallel_blas_one(group_part, &j, (int)parts);
+    else
         group_part(&j, 0, 1);
-    }
     pthread_mutex_destroy(&j.lock);
     pthread_cond_destroy(&j.added);
     if (j.rc) {

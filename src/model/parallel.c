@@ -6,6 +6,8 @@
 // after each job (SPIN_NS) and then sleeps on a condition variable. The calling thread takes
 // part 0 itself. One job runs at a time; a second thread that calls while a job runs computes
 // its own job alone (parts = 1), which gives the same bits by the contract of ns_parallel.
+// (model.c's groups of examples are such jobs too: run alone, one thread adds the groups in
+// the same order.)
 //
 // How many threads: OpenBLAS's setting (openblas_get_num_threads: OPENBLAS_NUM_THREADS, or
 // --threads through openblas_set_num_threads), so that one knob sets both and a sweep's
@@ -127,17 +129,25 @@ static int start_workers(int want) {
 
 int ns_parallel_workers(void) { return pool.nworkers; }
 
+static void run_parts(ns_part_fn *fn, void *ctx, int parts, int blas_one);
+
 void ns_parallel(ns_part_fn *fn, void *ctx, long most) {
     int parts = ns_parallel_threads();
-    ns_parallel_parts(fn, ctx, most < parts ? (most < 1 ? 1 : (int)most) : parts);
+    run_parts(fn, ctx, most < parts ? (most < 1 ? 1 : (int)most) : parts, 0);
 }
 
-void ns_parallel_parts(ns_part_fn *fn, void *ctx, int parts) {
+void ns_parallel_blas_one(ns_part_fn *fn, void *ctx, int parts) { run_parts(fn, ctx, parts, 1); }
+
+// With blas_one, OpenBLAS's setting is 1 from when the pool is taken until it is given back,
+// so that only the holder of the pool changes it (and sets it back).
+static void run_parts(ns_part_fn *fn, void *ctx, int parts, int blas_one) {
     if (parts > NS_MAX_PARTS) parts = NS_MAX_PARTS;
     if (parts <= 1 || pthread_mutex_trylock(&pool.busy)) {
         fn(ctx, 0, 1);
         return;
     }
+    int blas = openblas_get_num_threads();
+    if (blas_one) openblas_set_num_threads(1);
     int workers = start_workers(parts - 1);
     if (parts > workers + 1) parts = workers + 1;
     pool.fn = fn, pool.ctx = ctx, pool.parts = parts;
@@ -157,6 +167,7 @@ void ns_parallel_parts(ns_part_fn *fn, void *ctx, int parts) {
             break;
         }
     }
+    if (blas_one) openblas_set_num_threads(blas);
     pthread_mutex_unlock(&pool.busy);
 }
 
