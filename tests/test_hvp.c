@@ -462,9 +462,9 @@ static void passes_at(setup *s, int threads, const real *v, real *g, real *hv, d
 // 16-channel blocks, in batches of one group. Groups over threads: the same nets in chunks of
 // 1 example (groups of 4), and batches of 3 and of 10 groups (37 examples, with the groups'
 // slots reused; chunks of 4 and of 1), among them a ResNet's, whose 1x1 shortcuts are
-// OpenBLAS's products (run on one OpenBLAS thread within a group). (Not MLPs: OpenBLAS's threaded GEMMs, which do their
-// products, give other last bits at other thread counts. A CNN's head is too small for
-// OpenBLAS to thread.)
+// OpenBLAS's products (run on one OpenBLAS thread within a group). (Not MLPs: OpenBLAS's
+// threaded GEMMs, which do their products, give other last bits at other thread counts. A
+// CNN's head is too small for OpenBLAS to thread.)
 static void gradient_and_hvp_are_the_same_bits_at_any_thread_count(void **state) {
     (void)state;
     const struct {

@@ -30,8 +30,8 @@
 //
 // Passes run over the batch in chunks of examples whose buffers fit in a memory budget
 // (all of the batch at once for the usual MLPs); the loss, gradient and H v are sums over
-// examples, so chunks just accumulate, in groups (GROUP_CHUNKS, and run below). NS_MODEL_CHUNK (environment) caps the chunk size,
-// for tests and small machines.
+// examples, so chunks just accumulate, in groups (GROUP_CHUNKS, and run below).
+// NS_MODEL_CHUNK (environment) caps the chunk size, for tests and small machines.
 //
 // The primal cache of H v. Within one Lanczos run theta and the batch are fixed, yet each
 // H v needs the forward pass (every layer's output) and the backward pass (the gradient at
@@ -1285,7 +1285,8 @@ static int run(ns_model *m, const ns_batch *b, int pass, const real *v, real *ou
     j.ngroups = (j.nchunks + GROUP_CHUNKS - 1) / GROUP_CHUNKS;
     long parts = conv_net(m) ? ns_parallel_threads() : 1;
     if (parts > j.ngroups) parts = j.ngroups;
-    j.nslots = (int)(j.ngroups - 1 < SLOTS_PER_THREAD * parts ? j.ngroups - 1 : SLOTS_PER_THREAD * parts);
+    long most = SLOTS_PER_THREAD * parts;
+    j.nslots = (int)(j.ngroups - 1 < most ? j.ngroups - 1 : most);
     size_t fit = WORKSPACE_BUDGET / (sizeof(real) * m->nparams);  // slots within the budget
     if (out && j.nslots > 1 && (size_t)j.nslots > fit) j.nslots = fit > 1 ? (int)fit : 1;
     unsigned char done[SLOTS_PER_THREAD * NS_MAX_PARTS] = {0};
