@@ -149,7 +149,7 @@ struct ns_model {
     struct ns_model **helpers;
     int nhelpers;
     real *slots;
-    size_t slots_cap;       // values
+    size_t slots_cap;       // bytes
     // batch norm's evaluation mode: the training batch's statistics (mu, then r = 1/sqrt(var
     // + eps), per channel of each batch-norm layer), and how passes use them
     double *bn_stats;
@@ -1260,15 +1260,10 @@ static int ready_helpers(ns_model *m, int parts, long chunk, int with_r, int nsl
         int rc = ensure_workspace(w, chunk, with_r);
         if (rc) return rc;
     }
-    size_t want = out ? m->nparams * (size_t)nslots : 0;
-    if (want > m->slots_cap) {
-        free(m->slots);
-        m->slots_cap = 0;
-        if (!(m->slots = ns_malloc(sizeof *m->slots * want)))
-            return ns_fail(NS_ENOMEM, "out of memory for the gradients of %d groups of a pass "
-                           "(%zu MB)", nslots, sizeof *m->slots * want >> 20);
-        m->slots_cap = want;
-    }
+    size_t want = out ? sizeof *m->slots * m->nparams * (size_t)nslots : 0;
+    if (grow((void **)&m->slots, &m->slots_cap, want))
+        return ns_fail(NS_ENOMEM, "out of memory for the gradients of %d groups of a pass "
+                       "(%zu MB)", nslots, want >> 20);
     return 0;
 }
 
